@@ -1,0 +1,64 @@
+"""The exact cost model: parameters and MACs as posynomials of group widths.
+
+A layer's cost is a sum of terms ``c · Π_g w_g^e`` with integer ``c`` and integer widths ``w``,
+so evaluating it at any integer width vector is exact (no floating point), and dividing each
+width by its base width gives the posynomial in multipliers ``x_g`` that the geometric program
+(:mod:`widthsearch.solve`) constrains.
+
+MACs count what ``torch.utils.flop_counter.FlopCounterMode`` counts, halved: multiply-accumulates
+of convolutions and linear layers (bias additions, normalization and activations are not MACs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+Monomial = tuple[tuple[int, int], ...]
+"""Sorted ``(group id, exponent)`` pairs; the empty tuple is the constant monomial."""
+
+
+def monomial(*groups: int) -> Monomial:
+    """The product of the given group widths (a group may repeat: ``monomial(3, 3)`` = w_3²)."""
+    exps: dict[int, int] = defaultdict(int)
+    for g in groups:
+        exps[g] += 1
+    return tuple(sorted(exps.items()))
+
+
+@dataclass(frozen=True)
+class Posynomial:
+    """``Σ_k c_k Π_g w_g^{e_kg}`` over integer widths, with positive integer coefficients."""
+
+    terms: tuple[tuple[Monomial, int], ...] = ()
+
+    @classmethod
+    def from_terms(cls, terms: Iterable[tuple[int, Monomial]]) -> Posynomial:
+        """Build a posynomial from ``(coefficient, monomial)`` pairs, merging equal monomials."""
+        acc: dict[Monomial, int] = defaultdict(int)
+        for coef, mono in terms:
+            if coef:
+                acc[mono] += coef
+        return cls(tuple(sorted(acc.items())))
+
+    def __add__(self, other: Posynomial) -> Posynomial:
+        return Posynomial.from_terms((c, m) for m, c in (*self.terms, *other.terms))
+
+    def __call__(self, widths: Sequence[int]) -> int:
+        """Evaluate at integer widths (indexed by group id); exact."""
+        return sum(c * math.prod(widths[g] ** e for g, e in mono) for mono, c in self.terms)
+
+    def involving(self, group: int) -> Posynomial:
+        """The terms that grow with ``group``'s width."""
+        return Posynomial(tuple((m, c) for m, c in self.terms if any(g == group for g, _ in m)))
+
+    def in_multipliers(self, base: Sequence[int]) -> list[tuple[float, Mapping[int, int]]]:
+        """Terms as ``(coefficient, {group: exponent})`` over multipliers ``x_g = w_g / base_g``."""
+        return [
+            (c * math.prod(base[g] ** e for g, e in mono), dict(mono)) for mono, c in self.terms
+        ]
+
+
+__all__ = ["Monomial", "Posynomial", "monomial"]

@@ -1,0 +1,391 @@
+"""The width space of a CNN: coupled channel groups, the layers over them, and their exact costs.
+
+Everything else in widthsearch reads a :class:`WidthSpace`: the solver constrains its cost
+posynomials, realization rebuilds the model at a new width vector, reports show its groups.
+
+A **group** is a set of channels that must keep one width: a residual stream and every conv that
+adds into it, a depthwise conv and its producer, an SE gate and the channels it multiplies, a norm
+and its conv. Groups fixed by the outside world (image channels, classes) are ``fixed``.
+
+Grouped convolutions keep their *channels per group* (depthwise: 1, RegNet: the group width,
+ResNeXt 32x4d: 4), so their number of groups follows the width: their input and output channels
+form one group whose width must be a multiple of channels-per-group (``Group.multiple_of``). This
+is the only choice under which a grouped conv is a posynomial of one width (like a depthwise conv)
+and every width on the divisor grid stays buildable; the coupling is the one Torch-Pruning uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+from .cost import Posynomial, monomial
+from .errors import InvalidWidthsError, UnknownModelError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+LayerKind = Literal["conv", "depthwise", "grouped", "linear", "norm", "scale"]
+Widths = Sequence[int] | Mapping[int, int]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A set of channels that share one width."""
+
+    id: int
+    width: int
+    """Base width (channels) in the unchanged model."""
+    fixed: bool
+    """Width set by the outside world (input channels, outputs): never changed."""
+    multiple_of: int
+    """Every width must be a multiple of this (channels per group of grouped convs, GroupNorm)."""
+    layers: tuple[str, ...]
+    """Names of the layers that read or write these channels, in execution order."""
+    producer: str
+    """The layer that first writes these channels (``"input"`` for the model input)."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A weight-carrying op, with the groups it reads and writes and its base costs."""
+
+    name: str
+    """Module path (for ``scale``: the parameter path)."""
+    kind: LayerKind
+    in_groups: tuple[int, ...]
+    """Groups of the input channels, in order (several after a channel ``torch.cat``)."""
+    out_groups: tuple[int, ...]
+    kernel: tuple[int, ...] = ()
+    groups: int = 1
+    channels_per_group: int = 1
+    out_size: tuple[int, ...] = ()
+    """Spatial size of the output (conv) or its non-channel dims (linear)."""
+    positions: int = 0
+    """Output positions per channel at the example input: MACs per weight."""
+    per_channel: int = 0
+    """norm/scale: parameters per channel."""
+    param_dim: int = 0
+    """scale: the dim of the parameter that holds channels."""
+    param_attrs: tuple[tuple[str, str], ...] = ()
+    """``(role, attribute)`` of the module's parameters, e.g. ``(("weight", "weight"),)``."""
+
+    @property
+    def has_bias(self) -> bool:
+        return any(role == "bias" for role, _ in self.param_attrs)
+
+    def param_cost(self) -> Posynomial:
+        """Parameters of this layer as a posynomial of group widths."""
+        if self.kind in ("norm", "scale"):
+            return Posynomial.from_terms((self.per_channel, monomial(g)) for g in self.in_groups)
+        k = 1
+        for s in self.kernel:
+            k *= s
+        terms = [(int(self.has_bias), monomial(b)) for b in self.out_groups]
+        if self.kind in ("conv", "linear"):
+            terms += [(k, monomial(a, b)) for a in self.in_groups for b in self.out_groups]
+        else:  # depthwise / grouped: one group in and out, fixed channels per group
+            terms += [(k * self.channels_per_group, monomial(b)) for b in self.out_groups]
+        return Posynomial.from_terms(terms)
+
+    def mac_cost(self) -> Posynomial:
+        """MACs of this layer as a posynomial of group widths."""
+        if self.kind in ("norm", "scale"):
+            return Posynomial()
+        k = self.positions
+        for s in self.kernel:
+            k *= s
+        if self.kind in ("conv", "linear"):
+            terms = [(k, monomial(a, b)) for a in self.in_groups for b in self.out_groups]
+        else:
+            terms = [(k * self.channels_per_group, monomial(b)) for b in self.out_groups]
+        return Posynomial.from_terms(terms)
+
+
+@dataclass(frozen=True)
+class WidthSpace:
+    """Channel groups, layers and exact costs of one model at one input size.
+
+    Build it with :meth:`from_timm` or :meth:`from_module`; evaluate costs with :meth:`params`
+    and :meth:`macs`; build the model at new widths with :meth:`realize`.
+
+    Example:
+        >>> space = WidthSpace.from_timm("resnet18", input_size=(3, 64, 64))
+        >>> space.params() == sum(p.numel() for p in space.realize().parameters())
+        True
+    """
+
+    model: str
+    """timm model name (or the module's class name for :meth:`from_module`)."""
+    input_size: tuple[int, ...]
+    groups: tuple[Group, ...]
+    layers: tuple[Layer, ...]
+    constant_params: Mapping[str, int] = field(default_factory=dict)
+    """Parameters no width reaches (unused or width-independent), by name: counted, never resized."""
+    timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    _factory: Callable[[], nn.Module] | None = field(default=None, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_timm(
+        cls, name: str, *, input_size: Sequence[int] = (3, 224, 224), **timm_kwargs: Any
+    ) -> WidthSpace:
+        """Analyse the timm model ``name`` (never with pretrained weights) at ``input_size``.
+
+        Raises:
+            UnknownModelError: ``name`` is not a timm model; the message names close matches.
+            UnsupportedModelError: a module or op of the model cannot be analysed.
+        """
+        model = create_timm_model(name, **timm_kwargs)
+        factory = _TimmFactory(name, dict(timm_kwargs))
+        return cls._analyse(model, _example_input(input_size), name, factory, dict(timm_kwargs))
+
+    @classmethod
+    def from_module(
+        cls, model: nn.Module, example_input: torch.Tensor, *, name: str | None = None
+    ) -> WidthSpace:
+        """Analyse any ``nn.Module`` by running it once on ``example_input``.
+
+        Costs are for one forward pass of ``example_input`` (use batch size 1 for per-image
+        MACs). :meth:`realize` starts from a copy of ``model`` taken now.
+        """
+        factory = _CopyFactory(copy.deepcopy(model))
+        return cls._analyse(model, example_input, name or type(model).__name__, factory, {})
+
+    @classmethod
+    def _analyse(
+        cls,
+        model: nn.Module,
+        example_input: torch.Tensor,
+        name: str,
+        factory: Callable[[], nn.Module],
+        timm_kwargs: dict[str, Any],
+    ) -> WidthSpace:
+        from ._realize import check_resizable
+        from ._trace import trace_channels
+
+        result = trace_channels(model, example_input)
+        uf = result.uf
+        ids: dict[int, int] = {}
+        members: dict[int, list[str]] = {}
+        producers: dict[int, str] = {}
+
+        def gid(node: int) -> int:
+            root = uf.find(node)
+            if root not in ids:
+                ids[root] = len(ids)
+                members[ids[root]] = []
+            return ids[root]
+
+        layers = []
+        params_by_module = dict(model.named_parameters())
+        for raw in result.layers:
+            ins = tuple(gid(s) for s in raw.in_segs)
+            outs = tuple(gid(s) for s in raw.out_segs)
+            for g in ins:
+                producers.setdefault(g, "input")
+            for g in outs:
+                producers.setdefault(g, raw.name)
+            for g in dict.fromkeys(ins + outs):
+                members[g].append(raw.name)
+            layers.append(
+                Layer(
+                    name=raw.name, kind=raw.kind, in_groups=ins, out_groups=outs,  # type: ignore[arg-type]
+                    kernel=raw.kernel, groups=raw.groups, channels_per_group=raw.channels_per_group,
+                    out_size=raw.out_size, positions=raw.positions, per_channel=raw.per_channel,
+                    param_dim=raw.param_dim, param_attrs=tuple(raw.params.items()),
+                )
+            )
+        groups = tuple(
+            Group(
+                id=i, width=uf.width[root], fixed=uf.fixed[root], multiple_of=uf.multiple_of[root],
+                layers=tuple(members[i]), producer=producers[i],
+            )
+            for root, i in sorted(ids.items(), key=lambda kv: kv[1])
+        )
+        check_resizable(model, layers)
+        space = cls(
+            model=name,
+            input_size=tuple(example_input.shape[1:]),
+            groups=groups,
+            layers=tuple(layers),
+            constant_params=dict(result.constant_params),
+            timm_kwargs=timm_kwargs,
+            _factory=factory,
+        )
+        counted = sum(p.numel() for p in params_by_module.values())
+        if space.params() != counted:  # pragma: no cover - a bug in the analysis, not in the input
+            raise UnsupportedModelError(
+                f"cost model of {space.model} gives {space.params()} params but the model has "
+                f"{counted}; please report this model"
+            )
+        return space
+
+    # ------------------------------------------------------------------ widths
+    @property
+    def base_widths(self) -> tuple[int, ...]:
+        return tuple(g.width for g in self.groups)
+
+    @property
+    def free_groups(self) -> tuple[Group, ...]:
+        return tuple(g for g in self.groups if not g.fixed)
+
+    def widths(self, widths: Widths | None = None) -> tuple[int, ...]:
+        """A full, checked width vector from a sequence or a partial ``{group id: width}``.
+
+        Raises:
+            InvalidWidthsError: wrong length, a non-positive width, a changed fixed group, or a
+                width that is not a multiple of its group's ``multiple_of``.
+        """
+        if widths is None:
+            return self.base_widths
+        if isinstance(widths, Mapping):
+            full = list(self.base_widths)
+            for g, w in widths.items():
+                if not 0 <= int(g) < len(full):
+                    raise InvalidWidthsError(f"no group {g}: {self.model} has {len(full)} groups")
+                full[int(g)] = w
+            widths = full
+        widths = tuple(widths)
+        if len(widths) != len(self.groups):
+            raise InvalidWidthsError(
+                f"{len(widths)} widths given but {self.model} has {len(self.groups)} groups"
+            )
+        for g, w in zip(self.groups, widths, strict=True):
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+                raise InvalidWidthsError(f"group {g.id}: width {w!r} is not a positive integer")
+            if g.fixed and w != g.width:
+                raise InvalidWidthsError(f"group {g.id} ({g.producer}) is fixed at {g.width}, not {w}")
+            if w % g.multiple_of:
+                raise InvalidWidthsError(
+                    f"group {g.id} ({g.producer}): width {w} is not a multiple of {g.multiple_of}"
+                )
+        return widths
+
+    # ------------------------------------------------------------------ costs
+    @cached_property
+    def param_cost(self) -> Posynomial:
+        """Parameters as a posynomial of group widths (constant parameters included)."""
+        total = Posynomial.from_terms([(sum(self.constant_params.values()), ())])
+        for layer in self.layers:
+            total = total + layer.param_cost()
+        return total
+
+    @cached_property
+    def mac_cost(self) -> Posynomial:
+        """MACs of one forward pass of the example input as a posynomial of group widths."""
+        total = Posynomial()
+        for layer in self.layers:
+            total = total + layer.mac_cost()
+        return total
+
+    def params(self, widths: Widths | None = None) -> int:
+        """Exact parameter count of the model at ``widths`` (default: base widths)."""
+        return self.param_cost(self.widths(widths))
+
+    def macs(self, widths: Widths | None = None) -> int:
+        """Exact MACs of the model at ``widths`` (default: base widths)."""
+        return self.mac_cost(self.widths(widths))
+
+    # ------------------------------------------------------------------ models
+    def realize(self, widths: Widths | None = None) -> nn.Module:
+        """A new model at ``widths``, freshly initialized with its family's own init."""
+        from ._realize import realize
+
+        if self._factory is None:  # pragma: no cover - only for hand-built spaces
+            raise UnsupportedModelError("this width space has no model to realize")
+        return realize(self._factory(), self, self.widths(widths))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (what ``widthsearch inspect --json`` prints)."""
+        params, macs = self.params(), self.macs()
+        return {
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "timm_kwargs": dict(self.timm_kwargs),
+            "params": params,
+            "macs": macs,
+            "groups": [
+                {
+                    "id": g.id,
+                    "width": g.width,
+                    "fixed": g.fixed,
+                    "multiple_of": g.multiple_of,
+                    "producer": g.producer,
+                    "layers": list(g.layers),
+                    "params_share": self.param_cost.involving(g.id)(self.base_widths) / params,
+                    "macs_share": (self.mac_cost.involving(g.id)(self.base_widths) / macs)
+                    if macs
+                    else 0.0,
+                }
+                for g in self.groups
+            ],
+            "layers": [
+                {
+                    "name": lay.name,
+                    "kind": lay.kind,
+                    "in_groups": list(lay.in_groups),
+                    "out_groups": list(lay.out_groups),
+                    "kernel": list(lay.kernel),
+                    "groups": lay.groups,
+                    "out_size": list(lay.out_size),
+                    "params": lay.param_cost()(self.base_widths),
+                    "macs": lay.mac_cost()(self.base_widths),
+                }
+                for lay in self.layers
+            ],
+            "constant_params": dict(self.constant_params),
+        }
+
+
+# ---------------------------------------------------------------------- helpers
+def create_timm_model(name: str, **timm_kwargs: Any) -> nn.Module:
+    """``timm.create_model(name, pretrained=False, ...)`` with a helpful unknown-name error."""
+    import timm
+
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        raise UnknownModelError(
+            f"unknown model '{name}'{hint} (timm.list_models() lists all names)"
+        )
+    timm_kwargs.pop("pretrained", None)
+    try:
+        return timm.create_model(name, pretrained=False, **timm_kwargs)
+    except TypeError as exc:
+        raise UnsupportedModelError(f"timm cannot build '{name}' with {timm_kwargs}: {exc}") from exc
+
+
+def _example_input(input_size: Sequence[int]) -> torch.Tensor:
+    import torch
+
+    size = tuple(int(s) for s in input_size)
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"input size must be C,H,W with positive sizes, got {input_size!r}")
+    return torch.zeros(1, *size)
+
+
+@dataclass(frozen=True)
+class _TimmFactory:
+    name: str
+    kwargs: Mapping[str, Any]
+
+    def __call__(self) -> nn.Module:
+        return create_timm_model(self.name, **dict(self.kwargs))
+
+
+@dataclass(frozen=True)
+class _CopyFactory:
+    model: nn.Module
+
+    def __call__(self) -> nn.Module:
+        return copy.deepcopy(self.model)
+
+
+
+__all__ = ["Group", "Layer", "LayerKind", "WidthSpace", "Widths", "create_timm_model"]
