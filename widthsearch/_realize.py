@@ -94,8 +94,8 @@ def _swap(module: nn.Module, attrs: Mapping[str, Sequence[int]], reset: Callable
 
 def _resize_conv(m: nn.Conv2d, layer: Layer, n_in: int, n_out: int) -> None:
     m.in_channels, m.out_channels = n_in, n_out
-    if layer.kind != "conv":
-        m.groups = n_out // layer.channels_per_group
+    if layer.kind == "depthwise":
+        m.groups = n_out
     shapes = {"weight": (n_out, n_in // m.groups, *m.kernel_size), "bias": (n_out,)}
     _swap(m, shapes, m.reset_parameters)
 

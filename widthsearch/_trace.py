@@ -22,7 +22,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode, resolve_name
-from torch.utils._pytree import tree_leaves
 
 from .errors import UnsupportedModelError
 
@@ -112,8 +111,74 @@ _VIEWS = {
 }
 
 
+_SKIP = {
+    "torch.Tensor.dim", "torch.Tensor.ndim.__get__", "torch.Tensor.shape.__get__",
+    "torch.Tensor.size", "torch.Tensor.numel", "torch.Tensor.dtype.__get__",
+    "torch.Tensor.device.__get__", "torch.Tensor.is_contiguous", "torch.Tensor.__len__",
+}
+_NAMES: dict[Any, str] = {}
+# ops whose output has their input's shape: traced without computing them (see trace_channels)
+_SHAPE_KEEPING = {
+    f"torch.nn.functional.{f}"
+    for f in (
+        "batch_norm", "layer_norm", "group_norm", "relu", "relu6", "silu", "gelu", "hardswish",
+        "hardsigmoid", "hardtanh", "sigmoid", "tanh", "mish", "elu", "leaky_relu", "dropout",
+    )
+}
+
+
 def _fname(func: Any) -> str:
     return resolve_name(func) or getattr(func, "__name__", repr(func))
+
+
+def _tensors(items: Any) -> list[torch.Tensor]:
+    """Tensors among ``items``, looking one level into lists, tuples and dicts."""
+    found = []
+    for a in items:
+        if isinstance(a, torch.Tensor):
+            found.append(a)
+        elif isinstance(a, (list, tuple)):
+            found.extend(x for x in a if isinstance(x, torch.Tensor))
+        elif isinstance(a, dict):
+            found.extend(x for x in a.values() if isinstance(x, torch.Tensor))
+    return found
+
+
+def _broadcast(tensors: list[torch.Tensor]) -> tuple[int, ...]:
+    """The broadcast shape of ``tensors`` (``ValueError`` if they do not broadcast)."""
+    ndim = max(t.ndim for t in tensors)
+    shape = [1] * ndim
+    for t in tensors:
+        for i, size in enumerate(t.shape, ndim - t.ndim):
+            if size != 1:
+                if shape[i] not in (1, size):
+                    raise ValueError("shapes do not broadcast")
+                shape[i] = size
+    return tuple(shape)
+
+
+def _same_shape(input, *args, inplace=False, **kwargs):
+    """Output of a norm or activation, which keeps its input's shape, without the arithmetic."""
+    return input if inplace else input.new_empty(input.shape)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+def _conv2d_shape_only(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """An uninitialized tensor shaped like ``F.conv2d``'s output (see :func:`trace_channels`)."""
+    if input.ndim != 4 or input.shape[1] != weight.shape[1] * groups:  # let torch raise its error
+        return torch.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    kh, kw = weight.shape[2:]
+    if padding == "same":
+        h, w = input.shape[2:]
+    else:
+        ph, pw = (0, 0) if padding == "valid" else _pair(padding)
+        h = (input.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        w = (input.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return input.new_empty((input.shape[0], weight.shape[0], h, w))
 
 
 class ChannelTracer(TorchFunctionMode):
@@ -126,13 +191,20 @@ class ChannelTracer(TorchFunctionMode):
         self._labels: dict[int, _Label] = {}
         self._pview: dict[int, str] = {}  # id(tensor) -> parameter name it is a view of
         self._keep: list[torch.Tensor] = []  # keeps labelled tensors alive so ids stay unique
-        self._params: dict[str, nn.Parameter] = dict(model.named_parameters())
-        self._owner: dict[int, str] = {id(p): n for n, p in self._params.items()}
-        self._owner.update({id(b): n for n, b in model.named_buffers()})
-        for n, p in self._params.items():
-            self._pview[id(p)] = n
+        self._params: dict[str, nn.Parameter] = {}
+        self._owner: dict[int, str] = {}  # id(parameter or buffer) -> its name
+        self._module_names: dict[nn.Module, str] = {}
+        for mname, m in model.named_modules():  # one walk instead of three
+            self._module_names[m] = mname
+            prefix = f"{mname}." if mname else ""
+            for n, b in m._buffers.items():
+                if b is not None:
+                    self._owner.setdefault(id(b), prefix + n)
+            for n, p in m._parameters.items():
+                if p is not None and id(p) not in self._owner:
+                    self._owner[id(p)] = self._pview[id(p)] = prefix + n
+                    self._params[prefix + n] = p
         self._consumed: set[str] = set()
-        self._module_names = {m: n for n, m in model.named_modules()}
         self._stack: list[str] = []
         self._calls: set[str] = set()
 
@@ -209,8 +281,17 @@ class ChannelTracer(TorchFunctionMode):
     # ----------------------------------------------------------------- dispatch
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        name = _fname(func)
+        name = _NAMES.get(func)
+        if name is None:
+            name = _NAMES[func] = _fname(func)
+        if name in _SKIP:
+            return func(*args, **kwargs)
+        if name == "torch.conv2d" or name == "torch.nn.functional.conv2d":
+            out = _conv2d_shape_only(*args, **kwargs)
+        elif name in _SHAPE_KEEPING:
+            out = _same_shape(*args, **kwargs)
+        else:
+            out = func(*args, **kwargs)
         if name in _MATMUL_NAMES:
             raise self.fail(f"'{name}' is not modelled (only 2-D convolutions and linear layers)")
         short = name.rpartition(".")[2]
@@ -246,11 +327,11 @@ class ChannelTracer(TorchFunctionMode):
         )
 
     def _generic(self, name: str, out: Any, args: tuple, kwargs: dict) -> None:
-        tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        tensors = _tensors((*args, *kwargs.values()))
         if not tensors:
             return
         labeled = [(t, self._labels[id(t)]) for t in tensors if id(t) in self._labels]
-        outs = [o for o in tree_leaves(out) if isinstance(o, torch.Tensor)]
+        outs = _tensors((out,))
         if not labeled:
             pviews = [(t, self._pview[id(t)]) for t in tensors if id(t) in self._pview]
             if len(pviews) == 1 and len(outs) == 1:
@@ -272,9 +353,9 @@ class ChannelTracer(TorchFunctionMode):
     ) -> bool:
         """Broadcasting op: channel dims aligned from the right are one group."""
         try:
-            if torch.broadcast_shapes(*(t.shape for t in tensors)) != o.shape:
+            if _broadcast(tensors) != tuple(o.shape):
                 return False
-        except RuntimeError:
+        except ValueError:
             return False
         od, segs = None, None
         for t, lab in labeled:
@@ -335,7 +416,7 @@ class ChannelTracer(TorchFunctionMode):
 
     def finish(self, model_out: Any) -> TraceResult:
         outputs = []
-        for o in tree_leaves(model_out):
+        for o in _tensors((model_out,)):
             lab = self.label(o) if isinstance(o, torch.Tensor) else None
             if lab is not None:
                 for s in lab.segs:
@@ -357,18 +438,20 @@ def _conv2d(tr: ChannelTracer, out, input, weight, bias=None, stride=1, padding=
     if lab.dim != 1:
         raise tr.fail(f"conv2d input has its channels at dim {lab.dim}")
     c_in, c_out = input.shape[1], out.shape[1]
+    cpg = c_in // groups
     if groups == 1:
-        kind, cpg, out_segs = "conv", c_in, (tr.uf.add(c_out),)
-    else:
-        if c_in != c_out or len(lab.segs) != 1:
-            raise tr.fail(
-                f"grouped conv '{module}' maps {c_in} to {c_out} channels; widthsearch keeps "
-                "channels per group fixed and needs equal input and output widths"
-            )
-        cpg = c_in // groups
-        kind, out_segs = ("depthwise" if cpg == 1 else "grouped"), lab.segs
-        root = tr.uf.find(lab.segs[0])
-        tr.uf.multiple_of[root] = math.lcm(tr.uf.multiple_of[root], cpg)
+        kind, out_segs = "conv", (tr.uf.add(c_out),)
+    elif cpg == 1:  # depthwise: one channel per group, the output follows the input
+        if c_out != c_in or len(lab.segs) != 1:
+            raise tr.fail(f"depthwise conv '{module}' with a channel multiplier is not modelled")
+        kind, out_segs = "depthwise", lab.segs
+    else:  # grouped: the number of groups stays, input and output widths are free multiples of it
+        if len(lab.segs) != 1:
+            raise tr.fail(f"grouped conv '{module}' over concatenated channels is not modelled")
+        kind, out_segs = "grouped", (tr.uf.add(c_out),)
+        for node in (lab.segs[0], out_segs[0]):
+            root = tr.uf.find(node)
+            tr.uf.multiple_of[root] = math.lcm(tr.uf.multiple_of[root], groups)
     tr.consume(wname, bname)
     params = {"weight": wattr}
     if bname is not None:
@@ -553,10 +636,17 @@ _HANDLERS = {
 
 
 def trace_channels(model: nn.Module, example_input: torch.Tensor) -> TraceResult:
-    """Run ``model`` once on ``example_input`` in eval mode and return its channel structure."""
+    """Run ``model`` once on ``example_input`` in eval mode and return its channel structure.
+
+    Convolutions, norms and activations are not computed: their outputs are uninitialized
+    tensors of the right shape, which saves most of a forward pass. Values never decide channel structure in the CNNs we
+    analyse; a model whose control flow reads them would see garbage, not crash silently wrong
+    costs, because every shape is still real.
+    """
     tracer = ChannelTracer(model)
     was_training = model.training
-    model.eval()
+    if was_training:
+        model.eval()
     pre = nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = nn.modules.module.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:
@@ -572,7 +662,8 @@ def trace_channels(model: nn.Module, example_input: torch.Tensor) -> TraceResult
     finally:
         pre.remove()
         post.remove()
-        model.train(was_training)
+        if was_training:
+            model.train()
     return tracer.finish(out)
 
 

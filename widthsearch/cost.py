@@ -1,7 +1,7 @@
 """The exact cost model: parameters and MACs as posynomials of group widths.
 
-A layer's cost is a sum of terms ``c · Π_g w_g^e`` with integer ``c`` and integer widths ``w``,
-so evaluating it at any integer width vector is exact (no floating point), and dividing each
+A layer's cost is a sum of terms ``c · Π_g w_g^e`` with integer (grouped convs: rational) ``c``
+and integer widths ``w``, so evaluating it at any valid width vector is exact (no floating point), and dividing each
 width by its base width gives the posynomial in multipliers ``x_g`` that the geometric program
 (:mod:`widthsearch.solve`) constrains.
 
@@ -15,6 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 Monomial = tuple[tuple[int, int], ...]
 """Sorted ``(group id, exponent)`` pairs; the empty tuple is the constant monomial."""
@@ -30,14 +31,14 @@ def monomial(*groups: int) -> Monomial:
 
 @dataclass(frozen=True)
 class Posynomial:
-    """``Σ_k c_k Π_g w_g^{e_kg}`` over integer widths, with positive integer coefficients."""
+    """``Σ_k c_k Π_g w_g^{e_kg}`` over integer widths, with positive rational coefficients."""
 
-    terms: tuple[tuple[Monomial, int], ...] = ()
+    terms: tuple[tuple[Monomial, int | Fraction], ...] = ()
 
     @classmethod
-    def from_terms(cls, terms: Iterable[tuple[int, Monomial]]) -> Posynomial:
+    def from_terms(cls, terms: Iterable[tuple[int | Fraction, Monomial]]) -> Posynomial:
         """Build a posynomial from ``(coefficient, monomial)`` pairs, merging equal monomials."""
-        acc: dict[Monomial, int] = defaultdict(int)
+        acc: dict[Monomial, int | Fraction] = defaultdict(int)
         for coef, mono in terms:
             if coef:
                 acc[mono] += coef
@@ -47,8 +48,13 @@ class Posynomial:
         return Posynomial.from_terms((c, m) for m, c in (*self.terms, *other.terms))
 
     def __call__(self, widths: Sequence[int]) -> int:
-        """Evaluate at integer widths (indexed by group id); exact."""
-        return sum(c * math.prod(widths[g] ** e for g, e in mono) for mono, c in self.terms)
+        """Evaluate at integer widths (indexed by group id); exact.
+
+        Coefficients of grouped convs are fractions (``k/groups``); at widths that are multiples
+        of the groups count the total is an integer, and it is returned as one.
+        """
+        total = sum(c * math.prod(widths[g] ** e for g, e in mono) for mono, c in self.terms)
+        return int(total) if isinstance(total, Fraction) and total.denominator == 1 else total
 
     def involving(self, group: int) -> Posynomial:
         """The terms that grow with ``group``'s width."""
@@ -57,7 +63,8 @@ class Posynomial:
     def in_multipliers(self, base: Sequence[int]) -> list[tuple[float, Mapping[int, int]]]:
         """Terms as ``(coefficient, {group: exponent})`` over multipliers ``x_g = w_g / base_g``."""
         return [
-            (c * math.prod(base[g] ** e for g, e in mono), dict(mono)) for mono, c in self.terms
+            (float(c * math.prod(base[g] ** e for g, e in mono)), dict(mono))
+            for mono, c in self.terms
         ]
 
 

@@ -7,11 +7,11 @@ A **group** is a set of channels that must keep one width: a residual stream and
 adds into it, a depthwise conv and its producer, an SE gate and the channels it multiplies, a norm
 and its conv. Groups fixed by the outside world (image channels, classes) are ``fixed``.
 
-Grouped convolutions keep their *channels per group* (depthwise: 1, RegNet: the group width,
-ResNeXt 32x4d: 4), so their number of groups follows the width: their input and output channels
-form one group whose width must be a multiple of channels-per-group (``Group.multiple_of``). This
-is the only choice under which a grouped conv is a posynomial of one width (like a depthwise conv)
-and every width on the divisor grid stays buildable; the coupling is the one Torch-Pruning uses.
+Grouped convolutions keep their number of groups (ResNeXt's cardinality, RegNet's groups at the
+base width): their input and output channels are free groups like a dense conv's, both multiples
+of the groups count (``Group.multiple_of``), and their cost is ``k·w_in·w_out/groups``. This is
+Torch-Pruning's coupling too. Depthwise convolutions (one channel per group) are the exception:
+their groups count *is* their width, so their output channels are their input's group.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import copy
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,7 +45,7 @@ class Group:
     fixed: bool
     """Width set by the outside world (input channels, outputs): never changed."""
     multiple_of: int
-    """Every width must be a multiple of this (channels per group of grouped convs, GroupNorm)."""
+    """Every width must be a multiple of this (groups of grouped convs, GroupNorm groups)."""
     layers: tuple[str, ...]
     """Names of the layers that read or write these channels, in execution order."""
     producer: str
@@ -63,6 +64,7 @@ class Layer:
     out_groups: tuple[int, ...]
     kernel: tuple[int, ...] = ()
     groups: int = 1
+    """Conv groups at the base width; kept by grouped convs, equal to the width for depthwise."""
     channels_per_group: int = 1
     out_size: tuple[int, ...] = ()
     """Spatial size of the output (conv) or its non-channel dims (linear)."""
@@ -87,11 +89,15 @@ class Layer:
         for s in self.kernel:
             k *= s
         terms = [(int(self.has_bias), monomial(b)) for b in self.out_groups]
-        if self.kind in ("conv", "linear"):
-            terms += [(k, monomial(a, b)) for a in self.in_groups for b in self.out_groups]
-        else:  # depthwise / grouped: one group in and out, fixed channels per group
-            terms += [(k * self.channels_per_group, monomial(b)) for b in self.out_groups]
-        return Posynomial.from_terms(terms)
+        return Posynomial.from_terms(terms) + self._weight_terms(k)
+
+    def _weight_terms(self, k: int) -> Posynomial:
+        if self.kind == "depthwise":  # one group in and out, one channel per conv group
+            return Posynomial.from_terms((k, monomial(b)) for b in self.out_groups)
+        coef = Fraction(k, self.groups) if self.groups > 1 else k
+        return Posynomial.from_terms(
+            (coef, monomial(a, b)) for a in self.in_groups for b in self.out_groups
+        )
 
     def mac_cost(self) -> Posynomial:
         """MACs of this layer as a posynomial of group widths."""
@@ -100,11 +106,7 @@ class Layer:
         k = self.positions
         for s in self.kernel:
             k *= s
-        if self.kind in ("conv", "linear"):
-            terms = [(k, monomial(a, b)) for a in self.in_groups for b in self.out_groups]
-        else:
-            terms = [(k * self.channels_per_group, monomial(b)) for b in self.out_groups]
-        return Posynomial.from_terms(terms)
+        return self._weight_terms(k)
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,10 @@ class WidthSpace:
         """Analyse any ``nn.Module`` by running it once on ``example_input``.
 
         Costs are for one forward pass of ``example_input`` (use batch size 1 for per-image
-        MACs). :meth:`realize` starts from a copy of ``model`` taken now.
+        MACs). :meth:`realize` starts from a copy of ``model`` taken when it is called, so keep
+        ``model`` unchanged while you use the space.
         """
-        factory = _CopyFactory(copy.deepcopy(model))
+        factory = _CopyFactory(model)
         return cls._analyse(model, example_input, name or type(model).__name__, factory, {})
 
     @classmethod
@@ -183,7 +186,6 @@ class WidthSpace:
             return ids[root]
 
         layers = []
-        params_by_module = dict(model.named_parameters())
         for raw in result.layers:
             ins = tuple(gid(s) for s in raw.in_segs)
             outs = tuple(gid(s) for s in raw.out_segs)
@@ -218,7 +220,7 @@ class WidthSpace:
             timm_kwargs=timm_kwargs,
             _factory=factory,
         )
-        counted = sum(p.numel() for p in params_by_module.values())
+        counted = sum(p.numel() for p in model.parameters())
         if space.params() != counted:  # pragma: no cover - a bug in the analysis, not in the input
             raise UnsupportedModelError(
                 f"cost model of {space.model} gives {space.params()} params but the model has "
@@ -271,18 +273,17 @@ class WidthSpace:
     @cached_property
     def param_cost(self) -> Posynomial:
         """Parameters as a posynomial of group widths (constant parameters included)."""
-        total = Posynomial.from_terms([(sum(self.constant_params.values()), ())])
-        for layer in self.layers:
-            total = total + layer.param_cost()
-        return total
+        const = [(sum(self.constant_params.values()), ())]
+        return Posynomial.from_terms(
+            const + [(c, m) for layer in self.layers for m, c in layer.param_cost().terms]
+        )
 
     @cached_property
     def mac_cost(self) -> Posynomial:
         """MACs of one forward pass of the example input as a posynomial of group widths."""
-        total = Posynomial()
-        for layer in self.layers:
-            total = total + layer.mac_cost()
-        return total
+        return Posynomial.from_terms(
+            (c, m) for layer in self.layers for m, c in layer.mac_cost().terms
+        )
 
     def params(self, widths: Widths | None = None) -> int:
         """Exact parameter count of the model at ``widths`` (default: base widths)."""
