@@ -30,8 +30,13 @@ _NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 def check_resizable(model: nn.Module, layers: Sequence[Layer]) -> None:
     """Fail at analysis time, not at realization, on a module we do not know how to resize."""
-    wanted = {"conv": nn.Conv2d, "depthwise": nn.Conv2d, "grouped": nn.Conv2d,
-              "linear": nn.Linear, "norm": _NORMS}
+    wanted = {
+        "conv": nn.Conv2d,
+        "depthwise": nn.Conv2d,
+        "grouped": nn.Conv2d,
+        "linear": nn.Linear,
+        "norm": _NORMS,
+    }
     for layer in layers:
         if layer.kind == "scale":
             continue
@@ -68,8 +73,9 @@ def realize(model: nn.Module, space: WidthSpace, widths: Sequence[int]) -> nn.Mo
 def _new_param(old: torch.Tensor | None, shape: Sequence[int]) -> nn.Parameter | None:
     if old is None:
         return None
-    return nn.Parameter(torch.empty(*shape, dtype=old.dtype, device=old.device),
-                        requires_grad=old.requires_grad)
+    return nn.Parameter(
+        torch.empty(*shape, dtype=old.dtype, device=old.device), requires_grad=old.requires_grad
+    )
 
 
 def _constant(t: torch.Tensor | None) -> float | None:
@@ -109,7 +115,9 @@ def _resize_norm(m: nn.Module, layer: Layer, n: int, _n_out: int) -> None:
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
         m.num_features = n
         if m.running_mean is not None:
-            m.running_mean = torch.zeros(n, dtype=m.running_mean.dtype, device=m.running_mean.device)
+            m.running_mean = torch.zeros(
+                n, dtype=m.running_mean.dtype, device=m.running_mean.device
+            )
             m.running_var = torch.ones(n, dtype=m.running_var.dtype, device=m.running_var.device)
     elif isinstance(m, nn.LayerNorm):
         m.normalized_shape = (n,)
@@ -145,8 +153,11 @@ _RESIZERS: dict[str, Callable[[Any, Layer, int, int], None]] = {
 
 def _sync_head_attrs(model: nn.Module, space: WidthSpace, widths: Sequence[int]) -> None:
     """Keep timm's ``num_features`` / ``head_hidden_size`` in step with the resized head."""
-    heads = [lay for lay in space.layers if lay.kind == "linear" and
-             all(space.groups[g].fixed for g in lay.out_groups)]
+    heads = [
+        lay
+        for lay in space.layers
+        if lay.kind == "linear" and all(space.groups[g].fixed for g in lay.out_groups)
+    ]
     if not heads:
         return
     head = heads[-1]

@@ -96,33 +96,75 @@ class TraceResult:
 
 
 _MATMUL_NAMES = {
-    "torch.matmul", "torch.Tensor.matmul", "torch.Tensor.__matmul__", "torch.Tensor.__rmatmul__",
-    "torch.mm", "torch.Tensor.mm", "torch.bmm", "torch.Tensor.bmm", "torch.einsum",
-    "torch.baddbmm", "torch.addmm", "torch.addbmm", "torch.nn.functional.bilinear",
-    "torch.nn.functional.scaled_dot_product_attention", "torch.nn.functional.conv1d",
-    "torch.nn.functional.conv3d", "torch.nn.functional.conv_transpose1d",
-    "torch.nn.functional.conv_transpose2d", "torch.nn.functional.conv_transpose3d",
-    "torch.nn.functional.multi_head_attention_forward", "torch.conv_transpose2d",
-    "torch.nn.functional.unfold", "torch.nn.functional.fold",
+    "torch.matmul",
+    "torch.Tensor.matmul",
+    "torch.Tensor.__matmul__",
+    "torch.Tensor.__rmatmul__",
+    "torch.mm",
+    "torch.Tensor.mm",
+    "torch.bmm",
+    "torch.Tensor.bmm",
+    "torch.einsum",
+    "torch.baddbmm",
+    "torch.addmm",
+    "torch.addbmm",
+    "torch.nn.functional.bilinear",
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch.nn.functional.conv1d",
+    "torch.nn.functional.conv3d",
+    "torch.nn.functional.conv_transpose1d",
+    "torch.nn.functional.conv_transpose2d",
+    "torch.nn.functional.conv_transpose3d",
+    "torch.nn.functional.multi_head_attention_forward",
+    "torch.conv_transpose2d",
+    "torch.nn.functional.unfold",
+    "torch.nn.functional.fold",
 }
 _REDUCTIONS = {"mean", "sum", "amax", "amin", "std", "var", "logsumexp", "nansum", "nanmean"}
 _VIEWS = {
-    "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as",
+    "view",
+    "reshape",
+    "flatten",
+    "unflatten",
+    "squeeze",
+    "unsqueeze",
+    "view_as",
+    "reshape_as",
 }
 
 
 _SKIP = {
-    "torch.Tensor.dim", "torch.Tensor.ndim.__get__", "torch.Tensor.shape.__get__",
-    "torch.Tensor.size", "torch.Tensor.numel", "torch.Tensor.dtype.__get__",
-    "torch.Tensor.device.__get__", "torch.Tensor.is_contiguous", "torch.Tensor.__len__",
+    "torch.Tensor.dim",
+    "torch.Tensor.ndim.__get__",
+    "torch.Tensor.shape.__get__",
+    "torch.Tensor.size",
+    "torch.Tensor.numel",
+    "torch.Tensor.dtype.__get__",
+    "torch.Tensor.device.__get__",
+    "torch.Tensor.is_contiguous",
+    "torch.Tensor.__len__",
 }
 _NAMES: dict[Any, str] = {}
 # ops whose output has their input's shape: traced without computing them (see trace_channels)
 _SHAPE_KEEPING = {
     f"torch.nn.functional.{f}"
     for f in (
-        "batch_norm", "layer_norm", "group_norm", "relu", "relu6", "silu", "gelu", "hardswish",
-        "hardsigmoid", "hardtanh", "sigmoid", "tanh", "mish", "elu", "leaky_relu", "dropout",
+        "batch_norm",
+        "layer_norm",
+        "group_norm",
+        "relu",
+        "relu6",
+        "silu",
+        "gelu",
+        "hardswish",
+        "hardsigmoid",
+        "hardtanh",
+        "sigmoid",
+        "tanh",
+        "mish",
+        "elu",
+        "leaky_relu",
+        "dropout",
     )
 }
 
@@ -178,6 +220,8 @@ def _conv2d_shape_only(input, weight, bias=None, stride=1, padding=0, dilation=1
         ph, pw = (0, 0) if padding == "valid" else _pair(padding)
         h = (input.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         w = (input.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if h < 1 or w < 1:  # input smaller than the kernel: torch says so
+        return torch.conv2d(input, weight, bias, stride, padding, dilation, groups)
     return input.new_empty((input.shape[0], weight.shape[0], h, w))
 
 
@@ -205,22 +249,28 @@ class ChannelTracer(TorchFunctionMode):
                     self._owner[id(p)] = self._pview[id(p)] = prefix + n
                     self._params[prefix + n] = p
         self._consumed: set[str] = set()
-        self._stack: list[str] = []
+        self._stack: list[tuple[str, str]] = []  # (module path, class name) of running modules
+        self.failed_in = ""  # where the model itself raised, for the error message
         self._calls: set[str] = set()
 
     # ----------------------------------------------------------------- module stack (errors)
     def pre_hook(self, module: nn.Module, args: Any) -> None:
-        self._stack.append(self._module_names.get(module, type(module).__name__))
+        self._stack.append((self._module_names.get(module, ""), type(module).__name__))
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if self._stack:
             self._stack.pop()
 
     def where(self) -> str:
-        return f"module '{self._stack[-1]}'" if self._stack and self._stack[-1] else "the model"
+        if not self._stack or not self._stack[-1][0]:
+            return "the model"
+        return "module '{}' ({})".format(*self._stack[-1])
 
     def fail(self, what: str) -> UnsupportedModelError:
-        return UnsupportedModelError(f"cannot analyse {self.where()}: {what}")
+        return UnsupportedModelError(
+            f"cannot analyse {self.where()}: {what}; widthsearch handles CNNs built from 2-D "
+            "convs, norms, linear layers and elementwise ops"
+        )
 
     # ----------------------------------------------------------------- labels
     def label(self, t: torch.Tensor) -> _Label | None:
@@ -271,7 +321,7 @@ class ChannelTracer(TorchFunctionMode):
         for t in tensors:
             if t is not None and id(t) in self._owner:
                 return self.split_name(self._owner[id(t)])[0]
-        return self._stack[-1] if self._stack else ""
+        return self._stack[-1][0] if self._stack else ""
 
     def once(self, name: str) -> None:
         if name in self._calls:
@@ -286,12 +336,16 @@ class ChannelTracer(TorchFunctionMode):
             name = _NAMES[func] = _fname(func)
         if name in _SKIP:
             return func(*args, **kwargs)
-        if name == "torch.conv2d" or name == "torch.nn.functional.conv2d":
-            out = _conv2d_shape_only(*args, **kwargs)
-        elif name in _SHAPE_KEEPING:
-            out = _same_shape(*args, **kwargs)
-        else:
-            out = func(*args, **kwargs)
+        try:
+            if name == "torch.conv2d" or name == "torch.nn.functional.conv2d":
+                out = _conv2d_shape_only(*args, **kwargs)
+            elif name in _SHAPE_KEEPING:
+                out = _same_shape(*args, **kwargs)
+            else:
+                out = func(*args, **kwargs)
+        except Exception:
+            self.failed_in = self.failed_in or self.where()
+            raise
         if name in _MATMUL_NAMES:
             raise self.fail(f"'{name}' is not modelled (only 2-D convolutions and linear layers)")
         short = name.rpartition(".")[2]
@@ -349,7 +403,10 @@ class ChannelTracer(TorchFunctionMode):
                 )
 
     def _elementwise(
-        self, o: torch.Tensor, tensors: list[torch.Tensor], labeled: list[tuple[torch.Tensor, _Label]]
+        self,
+        o: torch.Tensor,
+        tensors: list[torch.Tensor],
+        labeled: list[tuple[torch.Tensor, _Label]],
     ) -> bool:
         """Broadcasting op: channel dims aligned from the right are one group."""
         try:
@@ -404,13 +461,20 @@ class ChannelTracer(TorchFunctionMode):
         p = self._params[pname]
         dims = [i for i, s in enumerate(p.shape) if s == c]
         if len(dims) != 1:
-            raise self.fail(f"parameter '{pname}' of shape {tuple(p.shape)} scales channels ambiguously")
+            raise self.fail(
+                f"parameter '{pname}' of shape {tuple(p.shape)} scales channels ambiguously"
+            )
         self.consume(pname)
         mod, attr = self.split_name(pname)
         self.layers.append(
             RawLayer(
-                name=pname, kind="scale", in_segs=segs, out_segs=segs, params={"param": attr},
-                per_channel=p.numel() // c, param_dim=dims[0],
+                name=pname,
+                kind="scale",
+                in_segs=segs,
+                out_segs=segs,
+                params={"param": attr},
+                per_channel=p.numel() // c,
+                param_dim=dims[0],
             )
         )
 
@@ -427,8 +491,9 @@ class ChannelTracer(TorchFunctionMode):
 
 
 # --------------------------------------------------------------------- op handlers
-def _conv2d(tr: ChannelTracer, out, input, weight, bias=None, stride=1, padding=0, dilation=1,
-            groups=1):
+def _conv2d(
+    tr: ChannelTracer, out, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
+):
     wname, bname = tr.param_name(weight), tr.param_name(bias)
     if wname is None:
         raise tr.fail("conv2d weight is computed, not a parameter (weight standardization?)")
@@ -458,9 +523,16 @@ def _conv2d(tr: ChannelTracer, out, input, weight, bias=None, stride=1, padding=
         params["bias"] = tr.split_name(bname)[1]
     tr.layers.append(
         RawLayer(
-            name=module, kind=kind, in_segs=lab.segs, out_segs=out_segs, params=params,
-            kernel=tuple(weight.shape[2:]), groups=groups, channels_per_group=cpg,
-            positions=out.numel() // c_out, out_size=tuple(out.shape[2:]),
+            name=module,
+            kind=kind,
+            in_segs=lab.segs,
+            out_segs=out_segs,
+            params=params,
+            kernel=tuple(weight.shape[2:]),
+            groups=groups,
+            channels_per_group=cpg,
+            positions=out.numel() // c_out,
+            out_size=tuple(out.shape[2:]),
         )
     )
     tr.set_label(out, _Label(1, out_segs))
@@ -483,8 +555,14 @@ def _linear(tr: ChannelTracer, out, input, weight, bias=None):
         params["bias"] = tr.split_name(bname)[1]
     tr.layers.append(
         RawLayer(
-            name=module, kind="linear", in_segs=lab.segs, out_segs=out_segs, params=params,
-            kernel=(), positions=out.numel() // c_out, out_size=tuple(out.shape[1:-1]),
+            name=module,
+            kind="linear",
+            in_segs=lab.segs,
+            out_segs=out_segs,
+            params=params,
+            kernel=(),
+            positions=out.numel() // c_out,
+            out_size=tuple(out.shape[1:-1]),
         )
     )
     tr.set_label(out, _Label(out.ndim - 1, out_segs))
@@ -509,8 +587,14 @@ def _norm(tr: ChannelTracer, out, input, dim: int, weight, bias, extra=(), num_g
     if bname is not None:
         params["bias"] = tr.split_name(bname)[1]
     tr.layers.append(
-        RawLayer(name=module, kind="norm", in_segs=lab.segs, out_segs=lab.segs, params=params,
-                 per_channel=len(params))
+        RawLayer(
+            name=module,
+            kind="norm",
+            in_segs=lab.segs,
+            out_segs=lab.segs,
+            params=params,
+            per_channel=len(params),
+        )
     )
     tr.set_label(out, _Label(dim, lab.segs))
 
@@ -639,9 +723,8 @@ def trace_channels(model: nn.Module, example_input: torch.Tensor) -> TraceResult
     """Run ``model`` once on ``example_input`` in eval mode and return its channel structure.
 
     Convolutions, norms and activations are not computed: their outputs are uninitialized
-    tensors of the right shape, which saves most of a forward pass. Values never decide channel structure in the CNNs we
-    analyse; a model whose control flow reads them would see garbage, not crash silently wrong
-    costs, because every shape is still real.
+    tensors of the right shape, which saves most of a forward pass. Values never decide the
+    channel structure of the CNNs we analyse, and every shape stays real.
     """
     tracer = ChannelTracer(model)
     was_training = model.training
@@ -657,7 +740,8 @@ def trace_channels(model: nn.Module, example_input: torch.Tensor) -> TraceResult
     except Exception as exc:  # the model itself failed on the example input
         raise UnsupportedModelError(
             f"the model failed on an input of shape {tuple(example_input.shape)} in "
-            f"{tracer.where()}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            f"{tracer.failed_in or tracer.where()} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); try another input size"
         ) from exc
     finally:
         pre.remove()

@@ -1,9 +1,9 @@
 """The exact cost model: parameters and MACs as posynomials of group widths.
 
 A layer's cost is a sum of terms ``c · Π_g w_g^e`` with integer (grouped convs: rational) ``c``
-and integer widths ``w``, so evaluating it at any valid width vector is exact (no floating point), and dividing each
-width by its base width gives the posynomial in multipliers ``x_g`` that the geometric program
-(:mod:`widthsearch.solve`) constrains.
+and integer widths ``w``, so evaluating it at any valid width vector is exact (no floating
+point), and dividing each width by its base width gives the posynomial in multipliers ``x_g``
+that the geometric program (:mod:`widthsearch.solve`) constrains.
 
 MACs count what ``torch.utils.flop_counter.FlopCounterMode`` counts, halved: multiply-accumulates
 of convolutions and linear layers (bias additions, normalization and activations are not MACs).

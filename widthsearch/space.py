@@ -128,7 +128,7 @@ class WidthSpace:
     groups: tuple[Group, ...]
     layers: tuple[Layer, ...]
     constant_params: Mapping[str, int] = field(default_factory=dict)
-    """Parameters no width reaches (unused or width-independent), by name: counted, never resized."""
+    """Parameters no width reaches (unused or width-independent), by name: never resized."""
     timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
     _factory: Callable[[], nn.Module] | None = field(default=None, repr=False, compare=False)
 
@@ -197,16 +197,28 @@ class WidthSpace:
                 members[g].append(raw.name)
             layers.append(
                 Layer(
-                    name=raw.name, kind=raw.kind, in_groups=ins, out_groups=outs,  # type: ignore[arg-type]
-                    kernel=raw.kernel, groups=raw.groups, channels_per_group=raw.channels_per_group,
-                    out_size=raw.out_size, positions=raw.positions, per_channel=raw.per_channel,
-                    param_dim=raw.param_dim, param_attrs=tuple(raw.params.items()),
+                    name=raw.name,
+                    kind=raw.kind,
+                    in_groups=ins,
+                    out_groups=outs,  # type: ignore[arg-type]
+                    kernel=raw.kernel,
+                    groups=raw.groups,
+                    channels_per_group=raw.channels_per_group,
+                    out_size=raw.out_size,
+                    positions=raw.positions,
+                    per_channel=raw.per_channel,
+                    param_dim=raw.param_dim,
+                    param_attrs=tuple(raw.params.items()),
                 )
             )
         groups = tuple(
             Group(
-                id=i, width=uf.width[root], fixed=uf.fixed[root], multiple_of=uf.multiple_of[root],
-                layers=tuple(members[i]), producer=producers[i],
+                id=i,
+                width=uf.width[root],
+                fixed=uf.fixed[root],
+                multiple_of=uf.multiple_of[root],
+                layers=tuple(members[i]),
+                producer=producers[i],
             )
             for root, i in sorted(ids.items(), key=lambda kv: kv[1])
         )
@@ -262,7 +274,9 @@ class WidthSpace:
             if isinstance(w, bool) or not isinstance(w, int) or w < 1:
                 raise InvalidWidthsError(f"group {g.id}: width {w!r} is not a positive integer")
             if g.fixed and w != g.width:
-                raise InvalidWidthsError(f"group {g.id} ({g.producer}) is fixed at {g.width}, not {w}")
+                raise InvalidWidthsError(
+                    f"group {g.id} ({g.producer}) is fixed at {g.width}, not {w}"
+                )
             if w % g.multiple_of:
                 raise InvalidWidthsError(
                     f"group {g.id} ({g.producer}): width {w} is not a multiple of {g.multiple_of}"
@@ -350,7 +364,12 @@ def create_timm_model(name: str, **timm_kwargs: Any) -> nn.Module:
     import timm
 
     if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        names = timm.list_models()
+        normal = name.strip().lower().replace("-", "_")
+        close = [n for n in names if n == normal]  # efficientnet-B0 -> efficientnet_b0 first
+        close += [
+            n for n in difflib.get_close_matches(normal, names, n=5, cutoff=0.6) if n not in close
+        ][: 5 - len(close)]
         hint = f"; close matches: {', '.join(close)}" if close else ""
         raise UnknownModelError(
             f"unknown model '{name}'{hint} (timm.list_models() lists all names)"
@@ -359,7 +378,9 @@ def create_timm_model(name: str, **timm_kwargs: Any) -> nn.Module:
     try:
         return timm.create_model(name, pretrained=False, **timm_kwargs)
     except TypeError as exc:
-        raise UnsupportedModelError(f"timm cannot build '{name}' with {timm_kwargs}: {exc}") from exc
+        raise UnsupportedModelError(
+            f"timm cannot build '{name}' with {timm_kwargs}: {exc}"
+        ) from exc
 
 
 def _example_input(input_size: Sequence[int]) -> torch.Tensor:
@@ -386,7 +407,6 @@ class _CopyFactory:
 
     def __call__(self) -> nn.Module:
         return copy.deepcopy(self.model)
-
 
 
 __all__ = ["Group", "Layer", "LayerKind", "WidthSpace", "Widths", "create_timm_model"]

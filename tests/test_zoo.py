@@ -1,0 +1,74 @@
+"""The model zoo end to end: parse, exact costs, realize at random widths, forward + backward,
+and the grouping against Torch-Pruning's DependencyGraph as an independent oracle."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from .conftest import SMALL, ZOO, count, random_widths, zoo_space
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_base_costs_equal_counts(name):
+    space = zoo_space(name)
+    params, macs = count(timm.create_model(name), SMALL)
+    assert space.params() == params
+    assert space.macs() == macs
+    assert any(not g.fixed for g in space.groups)
+    assert space.groups[0].fixed and space.groups[0].width == 3  # the image channels
+
+
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_widths_realize_exactly(name, seed):
+    space = zoo_space(name)
+    widths = random_widths(space, seed)
+    assert widths != list(space.base_widths)
+    assert any(w > g.width for w, g in zip(widths, space.groups, strict=True))
+    model = space.realize(widths)
+    assert count(model, SMALL) == (space.params(widths), space.macs(widths))
+
+    model.train()
+    out = model(torch.randn(2, *SMALL))
+    assert out.shape == (2, 1000)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def _torch_pruning_partition(name: str) -> set[frozenset[str]]:
+    """Sets of conv/linear layers whose output channels Torch-Pruning prunes together."""
+    import torch_pruning as tp
+
+    model = timm.create_model(name).eval()
+    graph = tp.DependencyGraph().build_dependency(
+        model, example_inputs=torch.zeros(1, *SMALL), verbose=False
+    )
+    parts = set()
+    for group in graph.get_all_groups():
+        parts.add(
+            frozenset(
+                graph._module2name[dep.target.module]
+                for dep, _ in group
+                if graph.is_out_channel_pruning_fn(dep.handler)
+                and isinstance(dep.target.module, (nn.Conv2d, nn.Linear))
+            )
+        )
+    return parts
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_grouping_agrees_with_torch_pruning(name):
+    space = zoo_space(name)
+    ours = set()
+    for g in space.groups:
+        writers = frozenset(
+            lay.name
+            for lay in space.layers
+            if lay.kind in ("conv", "depthwise", "grouped", "linear") and g.id in lay.out_groups
+        )
+        if writers:
+            ours.add(writers)
+    assert ours == _torch_pruning_partition(name)
