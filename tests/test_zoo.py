@@ -17,6 +17,8 @@ def test_base_costs_equal_counts(name):
     params, macs = count(timm.create_model(name), SMALL)
     assert space.params() == params
     assert space.macs() == macs
+    assert sum(lay.params for lay in space.layers) + sum(space.constant_params.values()) == params
+    assert sum(lay.macs for lay in space.layers) == macs
     assert any(not g.fixed for g in space.groups)
     assert space.groups[0].fixed and space.groups[0].width == 3  # the image channels
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -76,6 +76,10 @@ class Layer:
     """scale: the dim of the parameter that holds channels."""
     param_attrs: tuple[tuple[str, str], ...] = ()
     """``(role, attribute)`` of the module's parameters, e.g. ``(("weight", "weight"),)``."""
+    params: int = 0
+    """Parameters at the base widths."""
+    macs: int = 0
+    """MACs at the base widths."""
 
     @property
     def has_bias(self) -> bool:
@@ -211,6 +215,10 @@ class WidthSpace:
                     param_attrs=tuple(raw.params.items()),
                 )
             )
+        base = [uf.width[root] for root in ids]  # ids were handed out in insertion order
+        layers = [
+            replace(lay, params=lay.param_cost()(base), macs=lay.mac_cost()(base)) for lay in layers
+        ]
         groups = tuple(
             Group(
                 id=i,
@@ -349,8 +357,8 @@ class WidthSpace:
                     "kernel": list(lay.kernel),
                     "groups": lay.groups,
                     "out_size": list(lay.out_size),
-                    "params": lay.param_cost()(self.base_widths),
-                    "macs": lay.mac_cost()(self.base_widths),
+                    "params": lay.params,
+                    "macs": lay.macs,
                 }
                 for lay in self.layers
             ],
