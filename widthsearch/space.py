@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from .widthfile import WidthFile
+
 LayerKind = Literal["conv", "depthwise", "grouped", "linear", "norm", "scale"]
 Widths = Sequence[int] | Mapping[int, int]
 
@@ -316,10 +318,18 @@ class WidthSpace:
         return self.mac_cost(self.widths(widths))
 
     # ------------------------------------------------------------------ models
-    def realize(self, widths: Widths | None = None) -> nn.Module:
-        """A new model at ``widths``, freshly initialized with its family's own init."""
-        from ._realize import realize
+    def realize(self, widths: Widths | WidthFile | None = None) -> nn.Module:
+        """A new model at ``widths``, freshly initialized with its family's own init.
 
+        ``widths`` is a width vector, a partial ``{group id: width}``, or a loaded width file
+        (:func:`widthsearch.widthfile.load_width_file`) made for this model.
+        """
+        from ._realize import realize
+        from .widthfile import WidthFile
+
+        if isinstance(widths, WidthFile):
+            widths.check_space(self)
+            widths = widths.widths
         if self._factory is None:  # pragma: no cover - only for hand-built spaces
             raise UnsupportedModelError("this width space has no model to realize")
         return realize(self._factory(), self, self.widths(widths))

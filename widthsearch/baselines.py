@@ -1,0 +1,156 @@
+"""What widthsearch is compared with on the same budgets.
+
+- **uniform**: one width multiplier on every free group, as timm's ``channel_multiplier`` does,
+  the largest that keeps every budget after rounding to the same grid.
+- **synflow**: the layer densities that SynFlow's iterative unstructured pruning (100 rounds,
+  exponential schedule) reaches at the parameter budget. It prunes single weights, so it is a
+  reference for how SynExp rates unstructured pruning, not a buildable channel configuration.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .rounding import nearest
+from .synexp import WEIGHT_KINDS, log_synexp, log_synexp_of_densities, synflow_prune
+
+if TYPE_CHECKING:
+    from .solve import Budgets
+    from .space import WidthSpace
+
+SYNFLOW_ROUNDS = 100
+SYNFLOW_MAX_SIDE = 64
+"""SynFlow runs at the input size capped at 64x64: its 100 float64 passes stay affordable, and an
+all-ones input makes the scores of a conv depend on image size mostly through a common factor."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One comparison point: its log SynExp against the base model, or why there is none."""
+
+    name: str
+    description: str
+    log_synexp: float | None
+    params: int | None = None
+    macs: int | None = None
+    widths: tuple[int, ...] | None = None
+    note: str = ""
+    seconds: float = 0.0
+    densities: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        log_s = self.log_synexp
+        return {
+            "name": self.name,
+            "description": self.description,
+            "log_synexp": None if log_s is None or math.isinf(log_s) else log_s,
+            "collapsed": log_s is not None and math.isinf(log_s),
+            "params": self.params,
+            "macs": self.macs,
+            "widths": None if self.widths is None else list(self.widths),
+            "note": self.note,
+            "seconds": self.seconds,
+        }
+
+
+def uniform(
+    space: WidthSpace,
+    budgets: Budgets,
+    grid: Sequence[Sequence[int]],
+    *,
+    min_width: float,
+    max_width: float,
+) -> Baseline:
+    """The largest uniform multiplier whose rounded widths hold every budget."""
+    start = time.perf_counter()
+
+    def widths_at(alpha: float) -> tuple[int, ...]:
+        return tuple(nearest(grid[g.id], alpha * g.width) for g in space.groups)
+
+    def fits(widths: Sequence[int]) -> bool:
+        return (budgets.params is None or space.param_cost(widths) <= budgets.params) and (
+            budgets.macs is None or space.mac_cost(widths) <= budgets.macs
+        )
+
+    lo, hi = min_width, max_width
+    if not fits(widths_at(lo)):
+        return Baseline(
+            "uniform",
+            "uniform multiplier",
+            None,
+            note=f"no uniform multiplier >= {min_width:g} fits the budget",
+            seconds=time.perf_counter() - start,
+        )
+    if fits(widths_at(hi)):
+        lo = hi
+    for _ in range(50):  # rounded costs are non-decreasing in alpha
+        if hi - lo < 1e-6:
+            break
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fits(widths_at(mid)) else (lo, mid)
+    widths = widths_at(lo)
+    return Baseline(
+        "uniform",
+        f"uniform multiplier {lo:.3f}x",
+        log_synexp(space, widths),
+        params=space.params(widths),
+        macs=space.macs(widths),
+        widths=widths,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def synflow(
+    space: WidthSpace,
+    budgets: Budgets,
+    *,
+    rounds: int = SYNFLOW_ROUNDS,
+    progress: Callable[[int, int], None] | None = None,
+) -> Baseline:
+    """SynFlow's layer densities at the parameter budget (unstructured, weights of conv/linear)."""
+    start = time.perf_counter()
+    name, desc = "synflow", f"SynFlow, {rounds} rounds, unstructured"
+    if budgets.params is None:
+        return Baseline(name, desc, None, note="no parameter budget to prune to")
+    layers = [lay for lay in space.layers if lay.kind in WEIGHT_KINDS]
+    weights = [f"{lay.name}.{dict(lay.param_attrs)['weight']}" for lay in layers]
+    model = space.realize()
+    sizes = dict(model.named_parameters())
+    prunable = sum(sizes[w].numel() for w in weights)
+    fixed = space.params() - prunable
+    density = (budgets.params - fixed) / prunable
+    if density >= 1:
+        return Baseline(name, desc, None, note="the parameter budget is not below the base model")
+    if density <= 0:
+        return Baseline(name, desc, None, note="the budget is below the unprunable parameters")
+    c, h, w = space.input_size
+    size = (c, min(h, SYNFLOW_MAX_SIDE), min(w, SYNFLOW_MAX_SIDE))
+    masks = synflow_prune(model, size, weights, density, rounds=rounds, progress=progress)
+    dens = {
+        lay.name: masks[wn].float().mean().item() for lay, wn in zip(layers, weights, strict=True)
+    }
+    kept = sum(int(m.sum()) for m in masks.values())
+    collapsed = [n for n, p in dens.items() if p == 0]
+    note = f"input {size[1]}x{size[2]}"
+    if collapsed:
+        rest = log_synexp_of_densities({n: p for n, p in dens.items() if p > 0})
+        note += (
+            f"; prunes {len(collapsed)} layers away entirely (layer collapse, e.g. "
+            f"{collapsed[0]}); the other {len(dens) - len(collapsed)} layers: {rest:+.2f}"
+        )
+    return Baseline(
+        name,
+        desc,
+        log_synexp_of_densities(dens),
+        params=fixed + kept,
+        note=note,
+        seconds=time.perf_counter() - start,
+        densities=dens,
+    )
+
+
+__all__ = ["SYNFLOW_MAX_SIDE", "SYNFLOW_ROUNDS", "Baseline", "synflow", "uniform"]

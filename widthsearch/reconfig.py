@@ -1,0 +1,239 @@
+"""The main job: new widths for a model from one SynExp solve, rounded, repaired and compared.
+
+:func:`reconfigure` is what ``widthsearch reconfig`` runs; its :class:`Reconfiguration` holds
+everything the command prints, and ``to_dict()`` is its ``--json`` output.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import baselines as _baselines
+from .errors import WidthSearchError
+from .rounding import round_widths, width_grid
+from .solve import (
+    DEFAULT_MAX_WIDTH,
+    DEFAULT_MIN_WIDTH,
+    MODES,
+    Budgets,
+    InfeasibleBudgetError,
+    Mode,
+    SynExpProgram,
+)
+from .synexp import log_synexp
+
+if TYPE_CHECKING:
+    from .space import WidthSpace
+
+BASELINES = ("uniform", "synflow")
+_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_budget(text: str | float, base: int, *, per: int = 1) -> int:
+    """A budget from a ratio of ``base`` (``0.8``) or an absolute count (``4.2M``, ``300e6``).
+
+    A number with a K/M/G suffix, or one of 1000 or more, is a count; a smaller plain number
+    is a ratio. ``per`` converts counts into the budget's unit (``--flops`` counts FLOPs, two
+    per MAC, so it passes ``per=2``).
+    """
+    m = _COUNT.match(str(text))
+    if not m:
+        raise WidthSearchError(f"budget '{text}' is neither a ratio (0.8) nor a count (4.2M)")
+    value, suffix = float(m.group(1)), m.group(2).lower()
+    if value <= 0:
+        raise WidthSearchError(f"budget '{text}' must be positive")
+    if suffix or value >= 1000:
+        return math.floor(value * _SUFFIX[suffix] / per)
+    return math.floor(value * base)
+
+
+@dataclass(frozen=True)
+class Reconfiguration:
+    """New widths for one model and budget, with their exact costs and SynExp."""
+
+    model: str
+    input_size: tuple[int, ...]
+    mode: Mode
+    budgets: Budgets
+    min_width: float
+    max_width: float
+    divisor: int
+    base_widths: tuple[int, ...]
+    widths: tuple[int, ...]
+    multipliers: tuple[float, ...]
+    """The continuous optimum before rounding, per group."""
+    base_params: int
+    base_macs: int
+    params: int
+    macs: int
+    log_synexp_gain: float
+    """log SynExp of the rounded widths minus that of the base model."""
+    log_synexp_continuous: float
+    """log SynExp gain of the continuous optimum; the difference is what rounding cost."""
+    producers: tuple[str, ...]
+    baselines: tuple[_baselines.Baseline, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rounding_loss(self) -> float:
+        return self.log_synexp_continuous - self.log_synexp_gain
+
+    @property
+    def solve_seconds(self) -> float:
+        """Solve plus rounding: the time from budgets to integer widths."""
+        return self.seconds.get("solve", 0.0) + self.seconds.get("round", 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "mode": self.mode,
+            "budgets": {
+                "params": self.budgets.params,
+                "macs": self.budgets.macs,
+                "params_ratio": None
+                if self.budgets.params is None
+                else self.budgets.params / self.base_params,
+                "macs_ratio": None
+                if self.budgets.macs is None
+                else self.budgets.macs / self.base_macs,
+            },
+            "min_width": self.min_width,
+            "max_width": self.max_width,
+            "divisor": self.divisor,
+            "base_params": self.base_params,
+            "base_macs": self.base_macs,
+            "params": self.params,
+            "macs": self.macs,
+            "flops": 2 * self.macs,
+            "params_ratio": self.params / self.base_params,
+            "macs_ratio": self.macs / self.base_macs,
+            "log_synexp_gain": self.log_synexp_gain,
+            "log_synexp_continuous": self.log_synexp_continuous,
+            "rounding_loss": self.rounding_loss,
+            "widths": {str(i): w for i, w in enumerate(self.widths)},
+            "base_widths": {str(i): w for i, w in enumerate(self.base_widths)},
+            "multipliers": {str(i): x for i, x in enumerate(self.multipliers)},
+            "groups": [
+                {"id": i, "producer": p, "base": b, "width": w}
+                for i, (p, b, w) in enumerate(
+                    zip(self.producers, self.base_widths, self.widths, strict=True)
+                )
+            ],
+            "baselines": [b.to_dict() for b in self.baselines],
+            "solve_seconds": self.solve_seconds,
+            "seconds": dict(self.seconds),
+        }
+
+
+def reconfigure(
+    space: WidthSpace,
+    *,
+    params: int | None = None,
+    macs: int | None = None,
+    mode: Mode = "preconfig",
+    min_width: float = DEFAULT_MIN_WIDTH,
+    max_width: float | None = None,
+    divisor: int = 8,
+    baselines: Sequence[str] = BASELINES,
+    program: SynExpProgram | None = None,
+    synflow_progress: Callable[[int, int], None] | None = None,
+) -> Reconfiguration:
+    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs`` (absolute).
+
+    ``mode="precrop"`` only removes channels (``max_width`` is 1); ``"preconfig"`` lets groups
+    grow up to ``max_width`` times their base (default :data:`DEFAULT_MAX_WIDTH`). Widths are
+    multiples of ``divisor``; the realized model holds every budget exactly. Pass a prebuilt
+    ``program`` to skip building the geometric program again.
+
+    Raises:
+        InfeasibleBudgetError: a budget is below what ``min_width`` allows.
+        WidthSearchError: bad mode, bounds or baseline names, or no budget at all.
+    """
+    if mode not in MODES:
+        raise WidthSearchError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
+    if params is None and macs is None:
+        raise WidthSearchError(
+            "give a budget: --params R, --flops R, --same-params or --same-flops"
+        )
+    unknown = set(baselines) - set(BASELINES)
+    if unknown:
+        raise WidthSearchError(f"unknown baseline {sorted(unknown)}; choose from {BASELINES}")
+    if mode == "precrop":
+        if max_width is not None and max_width != 1:
+            raise WidthSearchError("precrop only removes channels: --max-width must be 1")
+        max_width = 1.0
+    elif max_width is None:
+        max_width = DEFAULT_MAX_WIDTH
+    if not 0 < min_width <= max_width:
+        raise WidthSearchError(
+            f"width bounds must satisfy 0 < --min-width ({min_width:g}) <= --max-width "
+            f"({max_width:g})"
+        )
+    budgets = Budgets(params=params, macs=macs)
+    seconds: dict[str, float] = {}
+
+    start = time.perf_counter()
+    program = program or SynExpProgram(space)
+    seconds["build"] = time.perf_counter() - start
+    solution = program.solve(budgets, min_width=min_width, max_width=max_width)
+    seconds["solve"] = solution.seconds
+
+    start = time.perf_counter()
+    grid = width_grid(space, divisor=divisor, min_width=min_width, max_width=max_width)
+    floor = tuple(g[0] for g in grid)
+    for name, budget, cost in (
+        ("params", params, space.param_cost),
+        ("MACs", macs, space.mac_cost),
+    ):
+        if budget is not None and cost(floor) > budget:
+            base = cost(space.base_widths)
+            raise InfeasibleBudgetError(
+                f"{name} {budget / base:.3g}x ({budget:,}) is below the {cost(floor) / base:.3g}x "
+                f"({cost(floor):,}) that the smallest widths on the multiple-of-{divisor} grid "
+                "reach; lower --divisor, or raise the budget"
+            )
+    widths = round_widths(space, solution.multipliers, budgets, grid)
+    seconds["round"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    results = []
+    if "uniform" in baselines:
+        results.append(
+            _baselines.uniform(space, budgets, grid, min_width=min_width, max_width=max_width)
+        )
+    if "synflow" in baselines:
+        results.append(_baselines.synflow(space, budgets, progress=synflow_progress))
+    seconds["baselines"] = time.perf_counter() - start
+
+    continuous = [x * w for x, w in zip(solution.multipliers, space.base_widths, strict=True)]
+    return Reconfiguration(
+        model=space.model,
+        input_size=space.input_size,
+        mode=mode,
+        budgets=budgets,
+        min_width=min_width,
+        max_width=max_width,
+        divisor=divisor,
+        base_widths=space.base_widths,
+        widths=widths,
+        multipliers=solution.multipliers,
+        base_params=space.params(),
+        base_macs=space.macs(),
+        params=space.params(widths),
+        macs=space.macs(widths),
+        log_synexp_gain=log_synexp(space, widths),
+        log_synexp_continuous=log_synexp(space, continuous),
+        producers=tuple(g.producer for g in space.groups),
+        baselines=tuple(results),
+        seconds=seconds,
+    )
+
+
+__all__ = ["BASELINES", "Reconfiguration", "parse_budget", "reconfigure"]

@@ -1,0 +1,176 @@
+"""Width files: the JSON that carries new widths from ``reconfig`` to models and training code.
+
+A width file names the model, the timm version and kwargs it was made with, the input size, the
+base and new width of every channel group, the budgets and mode, and the predicted params, MACs
+and log SynExp gain. ``format_version`` is bumped on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import WidthSearchError
+
+if TYPE_CHECKING:
+    from .reconfig import Reconfiguration
+    from .space import WidthSpace
+
+FORMAT_VERSION = 1
+
+
+class WidthFileError(WidthSearchError, ValueError):
+    """A width file that cannot be read or does not fit its model."""
+
+
+@dataclass(frozen=True)
+class WidthFile:
+    """The content of a width file that matters for building the model."""
+
+    model: str
+    input_size: tuple[int, ...]
+    base_widths: tuple[int, ...]
+    widths: tuple[int, ...]
+    timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    timm_version: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Everything in the file, as read."""
+
+    def space(self) -> WidthSpace:
+        """The width space of the file's model, analysed anew with the file's settings."""
+        from .space import WidthSpace
+
+        return WidthSpace.from_timm(
+            self.model, input_size=self.input_size, **dict(self.timm_kwargs)
+        )
+
+    def check_space(self, space: WidthSpace) -> None:
+        """Fail unless ``space`` is the width space these widths were made for."""
+        if space.model != self.model:
+            raise WidthFileError(f"width file is for '{self.model}', not '{space.model}'")
+        if tuple(space.base_widths) != tuple(self.base_widths):
+            raise WidthFileError(
+                f"the width space of '{self.model}' has changed since the width file was written "
+                f"({len(space.base_widths)} groups now, {len(self.base_widths)} in the file); "
+                "run reconfig again"
+            )
+
+
+def width_file_dict(result: Reconfiguration, space: WidthSpace) -> dict[str, Any]:
+    """The JSON object of a width file for ``result``."""
+    import timm
+
+    from . import __version__
+
+    info = result.to_dict()
+    return {
+        "format_version": FORMAT_VERSION,
+        "widthsearch_version": __version__,
+        "model": space.model,
+        "timm_version": timm.__version__,
+        "timm_kwargs": dict(space.timm_kwargs),
+        "input_size": list(space.input_size),
+        "mode": result.mode,
+        "budgets": info["budgets"],
+        "min_width": result.min_width,
+        "max_width": result.max_width,
+        "divisor": result.divisor,
+        "base_widths": list(result.base_widths),
+        "widths": list(result.widths),
+        "groups": info["groups"],
+        "base_params": result.base_params,
+        "base_macs": result.base_macs,
+        "params": result.params,
+        "macs": result.macs,
+        "log_synexp_gain": result.log_synexp_gain,
+    }
+
+
+def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
+    """Write JSON atomically: a reader never sees half a file, a failure leaves none."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_width_file(path: str | os.PathLike, result: Reconfiguration, space: WidthSpace) -> None:
+    """Write the width file of ``result``."""
+    write_json(path, width_file_dict(result, space))
+
+
+def load_width_file(path: str | os.PathLike) -> WidthFile:
+    """Read and check a width file.
+
+    Raises:
+        WidthFileError: the file is missing, not JSON, of another format version, or its
+            widths do not fit its base widths.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise WidthFileError(f"no width file at {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WidthFileError(f"{path} is not a JSON width file ({exc})") from None
+    if not isinstance(data, dict):
+        raise WidthFileError(f"{path} is not a JSON width file (top level is not an object)")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise WidthFileError(
+            f"{path} has format_version {version!r}; this widthsearch reads {FORMAT_VERSION}"
+        )
+    try:
+        base = _ints(data["base_widths"], "base_widths")
+        widths = _ints(data["widths"], "widths")
+        model = str(data["model"])
+        input_size = tuple(_ints(data["input_size"], "input_size"))
+    except KeyError as exc:
+        raise WidthFileError(f"{path} lacks the field {exc}") from None
+    if len(widths) != len(base):
+        raise WidthFileError(
+            f"{path}: {len(widths)} widths for {len(base)} channel groups of {model}"
+        )
+    return WidthFile(
+        model=model,
+        input_size=input_size,
+        base_widths=tuple(base),
+        widths=tuple(widths),
+        timm_kwargs=dict(data.get("timm_kwargs") or {}),
+        timm_version=str(data.get("timm_version", "")),
+        data=data,
+    )
+
+
+def _ints(values: Any, name: str) -> list[int]:
+    if (
+        not isinstance(values, Sequence)
+        or isinstance(values, str)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+    ):
+        raise WidthFileError(f"'{name}' must be a list of positive integers")
+    return list(values)
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "WidthFile",
+    "WidthFileError",
+    "load_width_file",
+    "save_width_file",
+    "width_file_dict",
+    "write_json",
+]
