@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from .cost import Posynomial
     from .space import WidthSpace
 
-_DENOMINATOR = 16
 Mode = Literal["precrop", "preconfig"]
 MODES: tuple[Mode, ...] = ("precrop", "preconfig")
 DEFAULT_MAX_WIDTH = 2.0
@@ -154,17 +154,16 @@ class SynExpProgram:
         weights = [exps.get(g, 0.0) for g in self.free]
         if min(weights) <= 0:  # pragma: no cover - every free group feeds some weight layer
             raise WidthSearchError("a free group touches no weight layer")
-        # Π x_g^n_g as a product over repeated indices: log-log affine and compiled in
-        # milliseconds (cp.geo_mean with these weights builds a rational power tree meant for
-        # DCP, 1.3 s here). Fractional exponents (concatenations) are kept to 1/16.
-        scale = 1 if all(float(w).is_integer() for w in weights) else _DENOMINATOR
-        counts = [max(1, round(w * scale)) for w in weights]
-        repeated = [i for i, c in enumerate(counts) for _ in range(c)]
+        # Π x_g^(n_g / Σn): the SynExp monomial on a geometric-mean scale, one power atom per
+        # group. Normalizing keeps the log objective O(1), which Clarabel needs on DenseNet;
+        # cp.geo_mean would build a rational power tree meant for DCP (1.3 s here).
+        total = sum(weights)
+        objective = cp.prod(cp.hstack([self.x[i] ** (w / total) for i, w in enumerate(weights)]))
         # Budgets enter as "variable part <= budget - constant part"; a budget at or below the
         # constant part is infeasible and caught before solving.
         self._p_const, self._m_const = p_const, m_const
         self.problem = cp.Problem(
-            cp.Maximize(cp.prod(self.x[repeated])),
+            cp.Maximize(objective),
             [
                 p_expr <= self.params_budget,
                 m_expr <= self.macs_budget,
@@ -212,7 +211,9 @@ class SynExpProgram:
         self.lower.value = np.full(n, min_width)
         self.upper.value = np.full(n, max_width)
         try:
-            self.problem.solve(gp=True, solver=cp.CLARABEL)
+            with warnings.catch_warnings():  # DenseNet's many concat terms; nothing to act on
+                warnings.filterwarnings("ignore", message=".*too many subexpressions")
+                self.problem.solve(gp=True, solver=cp.CLARABEL)
         except cp.error.SolverError as exc:  # pragma: no cover - numerical trouble
             raise SolverError(f"the geometric program failed: {exc}") from exc
         self.solves += 1
