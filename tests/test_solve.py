@@ -48,7 +48,6 @@ def test_paper_setting_80_percent_params_same_macs_beats_uniform():
     (uni,) = result.baselines
     assert uni.params <= budget and uni.macs <= space.macs()
     assert result.log_synexp_gain > uni.log_synexp
-    assert result.log_synexp_continuous >= result.log_synexp_gain - 1e-9 or result.rounding_loss < 0
 
 
 def test_program_is_built_once_and_resolved_with_new_parameters():
@@ -61,8 +60,7 @@ def test_program_is_built_once_and_resolved_with_new_parameters():
     assert problem._cache.param_prog is not None  # compiled once, parameters substituted after
     widths = lambda sol: [x * w for x, w in zip(sol.multipliers, space.base_widths, strict=True)]  # noqa: E731
     assert log_synexp(space, widths(tight)) < log_synexp(space, widths(loose))
-    assert space.param_cost.in_multipliers  # cost in multipliers at the tight optimum:
-    x = tight.multipliers
+    x = tight.multipliers  # the params budget is active at the optimum
     value = sum(
         c * math.prod(x[g] ** e for g, e in m.items())
         for c, m in space.param_cost.in_multipliers(space.base_widths)
