@@ -334,6 +334,25 @@ class WidthSpace:
             raise UnsupportedModelError("this width space has no model to realize")
         return realize(self._factory(), self, self.widths(widths))
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short hash of the group and layer structure: equal spaces, equal fingerprints.
+
+        Width files record it, so a file made with another timm version is accepted exactly
+        when that version still parses the model into the same width space.
+        """
+        import hashlib
+        import json
+
+        structure = [
+            [[g.width, g.fixed, g.multiple_of, g.producer] for g in self.groups],
+            [
+                [lay.name, lay.kind, lay.in_groups, lay.out_groups, lay.kernel, lay.groups]
+                for lay in self.layers
+            ],
+        ]
+        return hashlib.sha256(json.dumps(structure).encode()).hexdigest()[:16]
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (what ``widthsearch inspect --json`` prints)."""
         params, macs = self.params(), self.macs()

@@ -1,0 +1,123 @@
+"""Width files and create_model: round trips on the zoo, and every bad file's clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import widthsearch
+from widthsearch import WidthFileError, create_model, load_width_file
+from widthsearch.reconfig import reconfigure
+from widthsearch.widthfile import save_width_file
+
+from .conftest import SMALL, ZOO, count, zoo_space
+
+
+def _width_file(tmp_path, name, **budget):
+    space = zoo_space(name)
+    budget = budget or {"params": space.params() // 2}
+    result = reconfigure(space, mode="precrop", baselines=(), **budget)
+    path = tmp_path / f"{name}.json"
+    save_width_file(path, result, space)
+    return path, result
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_round_trip_reconfig_file_create_model(tmp_path, name):
+    path, result = _width_file(tmp_path, name)
+    model = create_model(path)
+    assert count(model, SMALL) == (result.params, result.macs)
+    data = json.loads(path.read_text())
+    assert (data["params"], data["macs"]) == (result.params, result.macs)
+    assert data["timm_version"] and data["space_fingerprint"] == zoo_space(name).fingerprint
+
+
+def test_create_model_with_other_num_classes(tmp_path):
+    path, result = _width_file(tmp_path, "efficientnet_b0")
+    model = create_model(str(path), num_classes=10)
+    assert model(torch.zeros(2, *SMALL)).shape == (2, 10)
+    space = zoo_space("efficientnet_b0")
+    classifier = next(lay for lay in space.layers if lay.name == "classifier")
+    head_in = sum(result.widths[g] for g in classifier.in_groups)
+    assert model.classifier.in_features == head_in
+    assert count(model, SMALL)[0] == result.params - (1000 - 10) * (head_in + 1)
+
+
+def test_create_model_refuses_kwargs_that_change_channels(tmp_path):
+    path, _ = _width_file(tmp_path, "resnet18")
+    with pytest.raises(WidthFileError, match="change the channel structure"):
+        create_model(path, features_only=True)
+    with pytest.raises(widthsearch.WidthSearchError, match="pretrained"):
+        create_model(path, pretrained=True)
+
+
+def test_create_model_with_a_name_is_plain_timm():
+    model = create_model("resnet18", num_classes=3)
+    assert model.fc.out_features == 3
+
+
+def _rewrite(path, **changes):
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+    return data
+
+
+def test_other_timm_version_warns_when_the_space_matches(tmp_path):
+    path, result = _width_file(tmp_path, "mobilenetv2_100")
+    _rewrite(path, timm_version="0.9.0")
+    with pytest.warns(UserWarning, match="timm 0.9.0"):
+        model = create_model(path)
+    assert count(model, SMALL) == (result.params, result.macs)
+
+
+def test_other_timm_version_fails_when_the_space_changed(tmp_path):
+    path, _ = _width_file(tmp_path, "mobilenetv2_100")
+    _rewrite(path, timm_version="0.9.0", space_fingerprint="0" * 16)
+    with pytest.raises(WidthFileError, match="parses it differently from timm 0.9.0"):
+        create_model(path)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"format_version": 2}, "format_version 2"),
+        ({"widths": [8, 16]}, "2 widths for the"),
+        ({"widths": "wide"}, "must be a list of positive integers"),
+        ({"timm_kwargs": [1]}, "'timm_kwargs' must be an object"),
+    ],
+)
+def test_bad_width_files(tmp_path, change, match):
+    path, _ = _width_file(tmp_path, "resnet18")
+    _rewrite(path, **change)
+    with pytest.raises(WidthFileError, match=match):
+        load_width_file(path)
+
+
+def test_width_file_for_another_model(tmp_path):
+    path, _ = _width_file(tmp_path, "resnet18")
+    with pytest.raises(WidthFileError, match="for 'resnet18', not 'resnet50'"):
+        load_width_file(path, model="resnet50")
+    wf = load_width_file(path)
+    with pytest.raises(WidthFileError, match="is for 'resnet18', not 'resnet50'"):
+        zoo_space("resnet50").realize(wf)
+
+
+def test_negative_width_is_named(tmp_path):
+    path, result = _width_file(tmp_path, "resnet18")
+    widths = list(result.widths)
+    widths[3] = -widths[3]
+    _rewrite(path, widths=widths)
+    with pytest.raises(WidthFileError, match="'widths' entry 3 is -"):
+        load_width_file(path)
+
+
+def test_not_json_and_missing(tmp_path):
+    path = tmp_path / "w.json"
+    path.write_bytes(b"\x00\xff garbage")
+    with pytest.raises(WidthFileError, match="not a JSON width file"):
+        load_width_file(path)
+    with pytest.raises(WidthFileError, match="no width file"):
+        create_model(tmp_path / "absent.json")
