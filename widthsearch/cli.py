@@ -287,6 +287,17 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="timm model name, e.g. efficientnet_b0")
+    p.add_argument(
+        "--input-size",
+        type=parse_input_size,
+        default=(3, 224, 224),
+        metavar="C,H,W",
+        help="input size for MACs and spatial sizes (default 3,224,224; S means 3,S,S)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="widthsearch",
@@ -300,14 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyse a timm model (random init, no download) and print its width space: "
         "the coupled channel groups, their base widths, and exact params and MACs.",
     )
-    p.add_argument("model", help="timm model name, e.g. efficientnet_b0")
-    p.add_argument(
-        "--input-size",
-        type=parse_input_size,
-        default=(3, 224, 224),
-        metavar="C,H,W",
-        help="input size for MACs and spatial sizes (default 3,224,224)",
-    )
+    _add_model_args(p)
     p.add_argument("--json", action="store_true", help="print the width space as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="list every group's layers")
     p.set_defaults(func=cmd_inspect)
@@ -322,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         "every budget exactly. R is a ratio of the base model (0.8) or an absolute count (4.2M, "
         "300e6; a plain number of 1000 or more is a count).",
     )
-    p.add_argument("model", help="timm model name, e.g. efficientnet_b0")
+    _add_model_args(p)
     p.add_argument("--same-flops", action="store_true", help="MACs (so FLOPs) at most the base's")
     p.add_argument("--same-params", action="store_true", help="params at most the base's")
     p.add_argument("--params", metavar="R", help="params budget: ratio or count")
@@ -355,13 +359,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         metavar="N",
         help="widths are multiples of N (default 8)",
-    )
-    p.add_argument(
-        "--input-size",
-        type=parse_input_size,
-        default=(3, 224, 224),
-        metavar="C,H,W",
-        help="input size for MACs (default 3,224,224)",
     )
     p.add_argument(
         "--baselines",

@@ -173,18 +173,15 @@ class SynExpProgram:
         )
         self.solves = 0
 
-    def min_costs(self, min_width: float) -> tuple[float, float]:
-        """Smallest params and MACs reachable with every free group at ``min_width``."""
-        x = [1.0 if g.fixed else min_width for g in self.space.groups]
-        return _eval_multipliers(
-            self.space.param_cost, self.space.base_widths, x
-        ), _eval_multipliers(self.space.mac_cost, self.space.base_widths, x)
-
-    def max_costs(self, max_width: float) -> tuple[float, float]:
-        x = [1.0 if g.fixed else max_width for g in self.space.groups]
-        return _eval_multipliers(
-            self.space.param_cost, self.space.base_widths, x
-        ), _eval_multipliers(self.space.mac_cost, self.space.base_widths, x)
+    def uniform_costs(self, multiplier: float) -> tuple[float, float]:
+        """Params and MACs with every free group at ``multiplier`` (costs grow with it, so at
+        ``min_width`` these are the smallest reachable)."""
+        x = [1.0 if g.fixed else multiplier for g in self.space.groups]
+        base = self.space.base_widths
+        return (
+            _eval_multipliers(self.space.param_cost, base, x),
+            _eval_multipliers(self.space.mac_cost, base, x),
+        )
 
     def solve(self, budgets: Budgets, *, min_width: float, max_width: float) -> ContinuousSolution:
         """Maximize SynExp under ``budgets`` with every free multiplier in [min_width, max_width].
@@ -201,7 +198,7 @@ class SynExpProgram:
             )
         check_feasible(self, budgets, min_width)
         start = time.perf_counter()
-        big_p, big_m = self.max_costs(max_width)
+        big_p, big_m = self.uniform_costs(max_width)
         slack = 2.0  # an unconstrained cost gets a budget it can never reach
         bp = budgets.params if budgets.params is not None else slack * big_p
         bm = budgets.macs if budgets.macs is not None else slack * big_m
@@ -235,7 +232,7 @@ def _eval_multipliers(poly: Posynomial, base: Sequence[int], x: Sequence[float])
 def check_feasible(program: SynExpProgram, budgets: Budgets, min_width: float) -> None:
     """Fail before solving when a budget is below the cheapest model the bounds allow."""
     space = program.space
-    min_p, min_m = program.min_costs(min_width)
+    min_p, min_m = program.uniform_costs(min_width)
     for what, budget, smallest, base in (
         ("params", budgets.params, min_p, space.params()),
         ("MACs", budgets.macs, min_m, space.macs()),
