@@ -45,10 +45,16 @@ def test_create_model_with_other_num_classes(tmp_path):
     assert count(model, SMALL)[0] == result.params - (1000 - 10) * (head_in + 1)
 
 
-def test_create_model_refuses_kwargs_that_change_channels(tmp_path):
-    path, _ = _width_file(tmp_path, "resnet18")
-    with pytest.raises(WidthFileError, match="change the channel structure"):
-        create_model(path, features_only=True)
+def test_create_model_features_only_keeps_the_widths(tmp_path):
+    path, result = _width_file(tmp_path, "resnet18")
+    model = create_model(path, features_only=True)
+    feats = model(torch.zeros(1, *SMALL))
+    space = zoo_space("resnet18")
+    stage_out = [
+        sum(result.widths[g] for g in next(lay for lay in space.layers if lay.name == n).out_groups)
+        for n in ("layer1.1.conv2", "layer2.1.conv2", "layer3.1.conv2", "layer4.1.conv2")
+    ]
+    assert [f.shape[1] for f in feats[1:]] == stage_out
     with pytest.raises(widthsearch.WidthSearchError, match="pretrained"):
         create_model(path, pretrained=True)
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._io import write_atomic
 from .errors import WidthSearchError
 
 if TYPE_CHECKING:
@@ -123,19 +123,7 @@ def width_file_dict(result: Reconfiguration, space: WidthSpace) -> dict[str, Any
 
 def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
     """Write JSON atomically: a reader never sees half a file, a failure leaves none."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def save_width_file(path: str | os.PathLike, result: Reconfiguration, space: WidthSpace) -> None:

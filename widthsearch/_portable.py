@@ -1,0 +1,324 @@
+"""Build a timm model at new channel widths with timm's own code, importing only torch and timm.
+
+widthsearch builds models with this module, and ``widthsearch export`` copies its source into
+the generated model file, so a model made from a width file is the same model with or without
+widthsearch installed. What to build is a *spec*, plain JSON-ready data:
+
+``base``
+    the timm model the widths were found for, e.g. ``"efficientnet_b0"``.
+``family`` and ``native``
+    the part timm's own builders construct: EfficientNet/MobileNetV2 (``_create_effnet``) and
+    MobileNetV3 (``_create_mnv3``) take the stem width, each block's output, expansion and
+    squeeze-excite widths, and the head width as block arguments; ResNet takes its stage
+    ``channels``. ``native`` is None for other families.
+``layers``
+    ``[name, kind, in, out, param_dim]`` for every width-carrying layer at the new widths
+    (``None``: keep the module's own, for the image channels and the classes). Layers that the
+    native build already made at those widths are left alone; the others are rebuilt here, and
+    then the family's own init runs again.
+``timm_kwargs``
+    kwargs the widths were found with; kwargs given to :func:`build` override them.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+
+
+class NativeBuildError(ValueError):
+    """A spec's native part asks for something timm's builder cannot express."""
+
+
+# ------------------------------------------------------------------------------------ build
+def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
+    """The model of ``spec``, built by timm and freshly initialized by its family's init."""
+    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        kwargs.pop(key, None)
+    if kwargs.pop("pretrained", False):
+        raise ValueError("width-searched models have no pretrained weights (pretrained=False)")
+    kwargs = {**spec.get("timm_kwargs", {}), **kwargs}
+    family, native = spec.get("family"), spec.get("native")
+    if native and family in ("efficientnet", "mobilenetv3"):
+        model = _build_effnet_family(spec["base"], family, native, kwargs)
+    elif native and family == "resnet":
+        model = timm.create_model(
+            spec["base"], pretrained=False, channels=native["channels"], **kwargs
+        )
+    else:
+        model = timm.create_model(spec["base"], pretrained=False, **kwargs)
+    head = _head_attrs(model)
+    if resize(model, spec["layers"]):
+        family_init(model, kwargs, spec.get("init_family", type(model).__module__))
+        _sync_head(model, head)
+    return model
+
+
+class _Captured(Exception):
+    pass
+
+
+def _keep_channels(channels: int) -> int:
+    return channels
+
+
+def _build_effnet_family(base: str, family: str, native: dict, kwargs: dict) -> nn.Module:
+    """Let timm's entrypoint assemble its builder kwargs, set our widths in them, then build."""
+    from timm.models import efficientnet, mobilenetv3
+    from timm.models._efficientnet_blocks import SqueezeExcite
+
+    module, create = (
+        (efficientnet, "_create_effnet")
+        if family == "efficientnet"
+        else (mobilenetv3, "_create_mnv3")
+    )
+    original = getattr(module, create)
+    captured: dict[str, Any] = {}
+
+    def capture(variant: str, pretrained: bool = False, **model_kwargs: Any) -> None:
+        captured.update(variant=variant, model_kwargs=model_kwargs)
+        raise _Captured
+
+    setattr(module, create, capture)
+    try:
+        timm.create_model(base, pretrained=False, **kwargs)
+    except _Captured:
+        pass
+    finally:
+        setattr(module, create, original)
+    if not captured:
+        raise NativeBuildError(f"timm's '{base}' does not build through {create}")
+    mk = captured["model_kwargs"]
+    mk.update(round_chs_fn=_keep_channels, fix_stem=True, stem_size=native["stem"])
+    if native.get("head") is not None:
+        mk["num_features"] = native["head"]
+    se_layer = mk.get("se_layer") or SqueezeExcite
+    stages = mk["block_args"]
+    if [len(s) for s in stages] != [len(s) for s in native["blocks"]]:
+        raise NativeBuildError(f"'{base}' block layout differs from the spec")
+    for stage, widths in zip(stages, native["blocks"], strict=True):
+        for ba, w in zip(stage, widths, strict=True):
+            in_chs = ba.get("force_in_chs") or w["in"]
+            ba["out_chs"] = w["out"]
+            if "mid" in w:
+                ba["exp_ratio"] = w["mid"] / in_chs
+            if "rd" in w:
+                ba["se_ratio"] = None  # the builder keeps a se_layer it finds in the block args
+                ba["se_layer"] = partial(se_layer, rd_channels=w["rd"])
+            if w.get("noskip"):
+                ba["noskip"] = True
+    return original(captured["variant"], pretrained=False, **mk)
+
+
+# ----------------------------------------------------------------------------------- resize
+def find(model: nn.Module, name: str) -> nn.Module | None:
+    """The module ``name``, also inside timm's feature wrappers (``stages.0`` -> ``stages_0``)."""
+    parts = name.split(".") if name else []
+    candidates = [parts] + [["_".join(parts[: k + 1]), *parts[k + 1 :]] for k in (1, 2)]
+    for cand in candidates:
+        try:
+            return model.get_submodule(".".join(cand))
+        except AttributeError:
+            continue
+    return None
+
+
+def resize(model: nn.Module, layers: list) -> bool:
+    """Rebuild every listed layer that is not at its width yet; True if any was."""
+    changed = False
+    for name, kind, n_in, n_out, param_dim in layers:
+        if kind == "scale":
+            module_name, _, attr = name.rpartition(".")
+            module = find(model, module_name)
+            if module is not None and getattr(module, attr).shape[param_dim] != n_in:
+                _resize_loose(module, attr, param_dim, n_in)
+                changed = True
+            continue
+        module = find(model, name)
+        if module is None:  # e.g. the classifier of a features_only model
+            continue
+        changed |= _RESIZERS[kind](module, kind, n_in, n_out)
+    return changed
+
+
+def _constant(t: torch.Tensor | None) -> float | None:
+    """The single value of ``t`` if all its entries are equal, else None."""
+    if t is None or t.numel() == 0:
+        return None
+    flat = t.detach().reshape(-1)
+    return float(flat[0]) if bool((flat == flat[0]).all()) else None
+
+
+def _swap(module: nn.Module, shapes: dict, reset) -> None:
+    """New parameters of the given shapes, reset, then the ones that were constant refilled."""
+    constants = {a: _constant(getattr(module, a)) for a in shapes}
+    for a, shape in shapes.items():
+        old = getattr(module, a)
+        if old is not None:
+            new = torch.empty(*shape, dtype=old.dtype, device=old.device)
+            setattr(module, a, nn.Parameter(new, requires_grad=old.requires_grad))
+    reset()
+    with torch.no_grad():
+        for a, value in constants.items():
+            if value is not None and getattr(module, a) is not None:
+                getattr(module, a).fill_(value)
+
+
+def _resize_conv(m: nn.Conv2d, kind: str, n_in: int | None, n_out: int | None) -> bool:
+    n_in = m.in_channels if n_in is None else n_in
+    n_out = m.out_channels if n_out is None else n_out
+    if (n_in, n_out) == (m.in_channels, m.out_channels):
+        return False
+    m.in_channels, m.out_channels = n_in, n_out
+    if kind == "depthwise":
+        m.groups = n_out
+    shapes = {"weight": (n_out, n_in // m.groups, *m.kernel_size), "bias": (n_out,)}
+    _swap(m, shapes, m.reset_parameters)
+    return True
+
+
+def _resize_linear(m: nn.Linear, kind: str, n_in: int | None, n_out: int | None) -> bool:
+    n_in = m.in_features if n_in is None else n_in
+    n_out = m.out_features if n_out is None else n_out
+    if (n_in, n_out) == (m.in_features, m.out_features):
+        return False
+    m.in_features, m.out_features = n_in, n_out
+    _swap(m, {"weight": (n_out, n_in), "bias": (n_out,)}, m.reset_parameters)
+    return True
+
+
+def _resize_norm(m: nn.Module, kind: str, n: int | None, _n_out: int | None) -> bool:
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if n is None or n == m.num_features:
+            return False
+        m.num_features = n
+        if m.running_mean is not None:
+            m.running_mean = torch.zeros(
+                n, dtype=m.running_mean.dtype, device=m.running_mean.device
+            )
+            m.running_var = torch.ones(n, dtype=m.running_var.dtype, device=m.running_var.device)
+    elif isinstance(m, nn.LayerNorm):
+        if n is None or (n,) == tuple(m.normalized_shape):
+            return False
+        m.normalized_shape = (n,)
+    else:
+        if n is None or n == m.num_channels:
+            return False
+        m.num_channels = n
+    _swap(m, {"weight": (n,), "bias": (n,)}, m.reset_parameters)
+    return True
+
+
+def _resize_loose(module: nn.Module, attr: str, dim: int, n: int) -> None:
+    old = getattr(module, attr)
+    shape = list(old.shape)
+    shape[dim] = n
+    value = _constant(old)
+    with torch.no_grad():
+        if value is not None:
+            new = torch.full(shape, value, dtype=old.dtype, device=old.device)
+        else:  # redraw from the values the family init produced
+            pick = torch.randint(old.numel(), (math.prod(shape),), device=old.device)
+            new = old.detach().reshape(-1)[pick].reshape(shape).clone()
+    setattr(module, attr, nn.Parameter(new, requires_grad=old.requires_grad))
+
+
+_RESIZERS = {
+    "conv": _resize_conv,
+    "depthwise": _resize_conv,
+    "grouped": _resize_conv,
+    "linear": _resize_linear,
+    "norm": _resize_norm,
+}
+
+
+def _head_in(model: nn.Module) -> int | None:
+    get = getattr(model, "get_classifier", None)
+    head = get() if callable(get) else None
+    return head.in_features if isinstance(head, nn.Linear) else None
+
+
+def _head_attrs(model: nn.Module) -> dict[str, int]:
+    """timm's head-size attributes that equal the classifier's input width."""
+    n = _head_in(model)
+    attrs = ("num_features", "head_hidden_size")
+    return {a: n for a in attrs if n is not None and getattr(model, a, None) == n}
+
+
+def _sync_head(model: nn.Module, before: dict[str, int]) -> None:
+    """Keep those attributes in step with a resized classifier."""
+    n = _head_in(model)
+    for attr in before:
+        setattr(model, attr, n)
+
+
+# ----------------------------------------------------------------------------- family inits
+def _init_efficientnet(model: nn.Module, kwargs: dict) -> None:
+    from timm.models._efficientnet_builder import efficientnet_init_weights
+
+    efficientnet_init_weights(model)
+
+
+def _init_resnet(model: nn.Module, kwargs: dict) -> None:
+    for m in model.modules():  # as timm.models.resnet.ResNet.init_weights
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    if kwargs.get("zero_init_last", True):
+        for m in model.modules():
+            if hasattr(m, "zero_init_last"):
+                m.zero_init_last()
+
+
+def _init_regnet(model: nn.Module, kwargs: dict) -> None:
+    from timm.models import regnet
+    from timm.models._manipulate import named_apply
+
+    zero_init_last = kwargs.get("zero_init_last", True)
+    named_apply(partial(regnet._init_weights, zero_init_last=zero_init_last), model)
+
+
+def _init_convnext(model: nn.Module, kwargs: dict) -> None:
+    from timm.models import convnext
+    from timm.models._manipulate import named_apply
+
+    scale = kwargs.get("head_init_scale", 1.0)
+    named_apply(partial(convnext._init_weights, head_init_scale=scale), model)
+
+
+def _init_densenet(model: nn.Module, kwargs: dict) -> None:
+    for m in model.modules():  # as timm.models.densenet.DenseNet.__init__
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.Linear):
+            nn.init.constant_(m.bias, 0)
+
+
+FAMILY_INITS = {
+    "timm.models.efficientnet": _init_efficientnet,
+    "timm.models.mobilenetv3": _init_efficientnet,
+    "timm.models.resnet": _init_resnet,
+    "timm.models.regnet": _init_regnet,
+    "timm.models.convnext": _init_convnext,
+    "timm.models.densenet": _init_densenet,
+}
+
+
+def family_init(model: nn.Module, kwargs: dict, family: str) -> None:
+    """Re-run the init of ``family`` (a timm model module such as ``"timm.models.resnet"``).
+
+    The family is named rather than read off the model because timm's ``features_only``
+    wrappers hide the class they wrap. Unknown families keep PyTorch's default init.
+    """
+    init = FAMILY_INITS.get(family)
+    if init is not None:
+        init(model, kwargs)
