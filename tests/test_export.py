@@ -149,3 +149,12 @@ def test_export_rejects_bad_names(tmp_path, capsys):
     assert "not a Python identifier" in capsys.readouterr().err
     assert main(["export", str(path), "--py", str(tmp_path / "x.txt")]) == 2
     assert not (tmp_path / "x.py").exists() and not (tmp_path / "x.txt").exists()
+
+
+def test_export_of_a_bad_width_file_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "w.json"
+    bad.write_text('{"format_version": 1, "model": "resnet18"}')
+    assert main(["export", str(bad), "--py", str(tmp_path / "m.py")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lacks the field 'base_widths'" in err
+    assert not (tmp_path / "m.py").exists()
