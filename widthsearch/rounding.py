@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import WidthSearchError
@@ -52,34 +51,38 @@ def nearest(grid: Sequence[int], target: float) -> int:
     return min(grid, key=lambda w: (abs(w - target), w))
 
 
-@dataclass
 class _Costs:
-    """Exact costs of a width vector and their changes when one group moves."""
+    """Exact costs of a width vector and their changes when one group moves.
 
-    space: WidthSpace
-    budgets: Budgets
+    Built once per width space (it does not depend on the budgets) and kept on the space.
+    """
 
-    def __post_init__(self) -> None:
-        space = self.space
-        self.polys = {
-            "params": (space.param_cost, self.budgets.params),
-            "macs": (space.mac_cost, self.budgets.macs),
-        }
+    def __init__(self, space: WidthSpace) -> None:
+        self.space = space
+        self.polys = {"params": space.param_cost, "macs": space.mac_cost}
         self.involving = {
             name: {g.id: poly.involving(g.id) for g in space.groups}
-            for name, (poly, _) in self.polys.items()
+            for name, poly in self.polys.items()
         }
         self.layers_of: dict[int, list] = {g.id: [] for g in space.groups}
         for lay in space.layers:
             if lay.kind in WEIGHT_KINDS:
                 for g in set(lay.in_groups + lay.out_groups):
                     self.layers_of[g].append(lay)
+        # groups whose step costs change when group g moves: they share a term or a layer
+        self.neighbors: dict[int, set[int]] = {}
+        for g in self.layers_of:
+            near = {h for lay in self.layers_of[g] for h in lay.in_groups + lay.out_groups}
+            for inv in self.involving.values():
+                near |= {h for mono, _ in inv[g].terms for h, _ in mono}
+            self.neighbors[g] = near | {g}
 
-    def totals(self, widths: Sequence[int]) -> dict[str, int]:
-        return {name: poly(widths) for name, (poly, _) in self.polys.items()}
-
-    def over(self, totals: dict[str, int]) -> list[str]:
-        return [n for n, (_, b) in self.polys.items() if b is not None and totals[n] > b]
+    @classmethod
+    def of(cls, space: WidthSpace) -> _Costs:
+        cached = space.__dict__.get("_rounding_costs")
+        if cached is None:
+            cached = space.__dict__["_rounding_costs"] = cls(space)
+        return cached
 
     def delta(self, widths: list[int], g: int, new: int) -> tuple[float, dict[str, int]]:
         """(change in log SynExp, change in each cost) when group ``g`` moves to ``new``."""
@@ -105,52 +108,68 @@ def round_widths(
     Raises:
         RoundingError: even the smallest grid widths exceed a budget.
     """
-    costs = _Costs(space, budgets)
+    costs = _Costs.of(space)
+    limits = {"params": budgets.params, "macs": budgets.macs}
+    limited = [n for n, b in limits.items() if b is not None]
     widths = [nearest(grid[g.id], multipliers[g.id] * g.width) for g in space.groups]
+    index = [grid[g].index(w) for g, w in enumerate(widths)]
     free = [g.id for g in space.groups if len(grid[g.id]) > 1]
-    totals = costs.totals(widths)
+    totals = {n: poly(widths) for n, poly in costs.polys.items()}
+    cache: dict[int, tuple[int, float, dict[str, int]]] = {}
+
+    def step(g: int, direction: int) -> tuple[int, float, dict[str, int]] | None:
+        """The move of group ``g`` one grid step in ``direction``, cached until a neighbor moves."""
+        i = index[g] + direction
+        if not 0 <= i < len(grid[g]):
+            return None
+        if g not in cache:
+            cache[g] = (i, *costs.delta(widths, g, grid[g][i]))
+        return cache[g]
+
+    def apply(g: int, move: tuple[int, float, dict[str, int]]) -> None:
+        i, _, d_c = move
+        index[g], widths[g] = i, grid[g][i]
+        for n in totals:
+            totals[n] += d_c[n]
+        for h in costs.neighbors[g]:
+            cache.pop(h, None)
 
     # repair: step down, least SynExp lost per share of the exceeded budgets saved
-    while over := costs.over(totals):
+    while over := [n for n in limited if totals[n] > limits[n]]:
         best, best_score = None, math.inf
         for g in free:
-            i = grid[g].index(widths[g])
-            if i == 0:
+            move = step(g, -1)
+            if move is None:
                 continue
-            d_s, d_c = costs.delta(widths, g, grid[g][i - 1])
-            saved = sum(-d_c[n] / costs.polys[n][1] for n in over)
-            if saved > 0 and -d_s / saved < best_score:
-                best, best_score = (g, grid[g][i - 1], d_c), -d_s / saved
+            saved = sum(-move[2][n] / limits[n] for n in over)
+            if saved > 0 and -move[1] / saved < best_score:
+                best, best_score = (g, move), -move[1] / saved
         if best is None:
-            names = ", ".join(f"{n} {totals[n]:,} > {costs.polys[n][1]:,}" for n in over)
+            names = ", ".join(f"{n} {totals[n]:,} > {limits[n]:,}" for n in over)
             raise RoundingError(
                 f"the smallest widths on the grid still exceed the budget ({names}); "
                 "lower --divisor or --min-width, or raise the budget"
             )
-        g, new, d_c = best
-        widths[g] = new
-        totals = {n: totals[n] + d_c[n] for n in totals}
+        apply(*best)
 
     # fill: step up, most SynExp gained per share of the budgets used, while all budgets hold
-    limited = [n for n, (_, b) in costs.polys.items() if b is not None]
+    cache.clear()
     while True:
         best, best_score = None, 0.0
         for g in free:
-            i = grid[g].index(widths[g])
-            if i + 1 == len(grid[g]):
+            move = step(g, +1)
+            if move is None:
                 continue
-            d_s, d_c = costs.delta(widths, g, grid[g][i + 1])
-            if d_s <= 0 or any(totals[n] + d_c[n] > costs.polys[n][1] for n in limited):
+            _, d_s, d_c = move
+            if d_s <= 0 or any(totals[n] + d_c[n] > limits[n] for n in limited):
                 continue
-            used = sum(max(d_c[n], 0) / costs.polys[n][1] for n in limited)
+            used = sum(max(d_c[n], 0) / limits[n] for n in limited)
             score = d_s / used if used > 0 else math.inf
             if best is None or score > best_score:
-                best, best_score = (g, grid[g][i + 1], d_c), score
+                best, best_score = (g, move), score
         if best is None:
             break
-        g, new, d_c = best
-        widths[g] = new
-        totals = {n: totals[n] + d_c[n] for n in totals}
+        apply(*best)
     return tuple(widths)
 
 

@@ -210,6 +210,7 @@ class SynExpProgram:
         try:
             with warnings.catch_warnings():  # DenseNet's many concat terms; nothing to act on
                 warnings.filterwarnings("ignore", message=".*too many subexpressions")
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
                 self.problem.solve(gp=True, solver=cp.CLARABEL)
         except cp.error.SolverError as exc:  # pragma: no cover - numerical trouble
             raise SolverError(f"the geometric program failed: {exc}") from exc

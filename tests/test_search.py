@@ -1,0 +1,111 @@
+"""Search foundations (issue 5, in progress): study files, the per-trial objective, storage,
+resuming and the Pareto front, on real Optuna studies in SQLite and journal files."""
+
+from __future__ import annotations
+
+import pytest
+
+from widthsearch.search import StorageError, front, open_storage, open_study, run_search
+from widthsearch.study import Ranges, StudyConfig, StudyConfigError, load_config, parse_config
+
+CONFIG = StudyConfig(
+    model="mobilenetv2_100", input_size=(3, 64, 64), trials=24, sampler="random", seed=0
+)
+
+
+def test_study_file_round_trip(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'model = "resnet18"\ninput_size = [3, 64, 64]\n'
+        '[search]\ntrials = 5\nsampler = "nsga2"\n'
+        "[search.ranges]\nparams = [0.5, 0.9]\nmacs = false\ndivisor = [8, 16]\n"
+        'mode = ["precrop"]\n'
+    )
+    config = load_config(path)
+    assert (config.model, config.trials, config.sampler) == ("resnet18", 5, "nsga2")
+    assert config.ranges.params == (0.5, 0.9) and config.ranges.macs is None
+    assert config.ranges.divisor == (8, 16) and config.ranges.mode == ("precrop",)
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("model = [", "not valid TOML"),
+        ("[search]\ntrials = 3", "'model' is missing"),
+        ('model = "x"\n[search]\nsampler = "grid"', "unknown sampler 'grid'"),
+        ('model = "x"\n[search.ranges]\nparams = [0.9, 0.5]', "ranges.params"),
+        ('model = "x"\n[search.ranges]\nmode = ["sideways"]', "ranges.mode"),
+        ('model = "x"\n[search.ranges]\nparams = false\nmacs = false', "both be false"),
+        ('model = "x"\n[search.ranges]\nwidth = [1, 2]', "unknown range"),
+    ],
+)
+def test_bad_study_files(tmp_path, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(StudyConfigError, match=match):
+        load_config(path)
+
+
+def test_unknown_sampler_option():
+    with pytest.raises(StudyConfigError, match="unknown sampler 'cma'"):
+        parse_config({"model": "resnet18"}).with_options(sampler="cma")
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_search_records_trials_resumes_and_fronts(tmp_path, storage):
+    url = f"sqlite:///{tmp_path}/s.db" if storage == "sqlite" else f"journal:{tmp_path}/s.log"
+    first = run_search(CONFIG, url)
+    assert first.trials == first.new_trials == 24
+    again = run_search(CONFIG.with_options(trials=30), url)
+    assert (again.trials, again.new_trials) == (30, 6)  # --trials counts the total
+
+    study = open_study(CONFIG, open_storage(url), create=False)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete and all(len(t.user_attrs["widths"]) > 0 for t in complete)
+    for t in study.trials:
+        assert t.state.name in ("COMPLETE", "PRUNED")
+        if t.state.name == "PRUNED":
+            assert t.user_attrs["infeasible"]
+    pareto = front(study)
+    numbers = {t.number for t in pareto}
+    assert numbers == {s["number"] for s in again.front}
+    for t in complete:  # nothing outside the front dominates a front member
+        if t.number in numbers or "duplicate_of" in t.user_attrs:
+            continue
+        a = (-t.values[0], t.values[1], t.values[2])
+        assert any(
+            all(b <= x for b, x in zip((-f.values[0], f.values[1], f.values[2]), a, strict=True))
+            for f in pareto
+        )
+
+
+def test_duplicates_are_marked_and_kept_out_of_the_front(tmp_path):
+    every_trial_the_base = Ranges(params=(1.0, 1.0), macs=None, mode=("precrop",))
+    config = StudyConfig(
+        model="resnet18",
+        input_size=(3, 64, 64),
+        trials=12,
+        sampler="random",
+        seed=1,
+        ranges=every_trial_the_base,
+    )
+    result = run_search(config, f"sqlite:///{tmp_path}/d.db")
+    study = open_study(config, open_storage(f"sqlite:///{tmp_path}/d.db"), create=False)
+    dups = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(dups) == 11 and {t.user_attrs["duplicate_of"] for t in dups} == {0}
+    assert [s["number"] for s in result.front] == [0]
+
+
+def test_study_for_another_model_is_refused_untouched(tmp_path):
+    url = f"sqlite:///{tmp_path}/m.db"
+    run_search(CONFIG.with_options(trials=3), url)
+    other = StudyConfig(model="resnet18", input_size=(3, 64, 64), study_name=CONFIG.name)
+    with pytest.raises(StorageError, match="holds mobilenetv2_100"):
+        run_search(other, url)
+    assert len(open_study(CONFIG, open_storage(url)).trials) == 3
+
+
+def test_unreachable_storage_is_one_line():
+    with pytest.raises(StorageError, match="cannot open storage") as err:
+        open_storage("postgresql://nobody@127.0.0.1:1/none")
+    assert "\n" not in str(err.value)

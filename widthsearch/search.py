@@ -1,0 +1,402 @@
+"""Optuna search over constraint mixes: each trial is one re-solve of the prebuilt program.
+
+A trial samples a constraint mix (budget ratios, width bounds, divisor, mode), re-solves the
+width space's :class:`~widthsearch.solve.SynExpProgram` and rounds, and records the mix, the
+widths, params, MACs and log SynExp on the trial. Objectives: log SynExp (maximize), params and
+MACs (minimize). A mix that lands on widths an earlier trial found is marked ``duplicate_of``
+and kept out of the front; an infeasible mix is pruned with its reason.
+
+Storage (:func:`open_storage`): a SQLite file by default; ``journal:PATH`` (or a ``.log``
+path) for an Optuna journal file that several processes on one host share; any SQLAlchemy URL,
+PostgreSQL in particular, for workers on many machines, with heartbeats so that a killed
+worker's running trial is failed and retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import multiprocessing
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import WidthSearchError
+from .rounding import RoundingError, round_widths, width_grid
+from .solve import Budgets, InfeasibleBudgetError, SynExpProgram
+from .study import StudyConfig, StudyConfigError
+from .synexp import log_synexp
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .space import WidthSpace
+
+DEFAULT_STORAGE = "sqlite:///widthsearch.db"
+DIRECTIONS = ("maximize", "minimize", "minimize")
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 30
+
+
+class StorageError(WidthSearchError):
+    """A storage URL that cannot be opened, or a study that does not fit the command."""
+
+
+# ------------------------------------------------------------------------------- storage
+def open_storage(url: str | None) -> Any:
+    """An Optuna storage for ``url`` (see the module docstring); checks that it is reachable."""
+    import optuna
+    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages.journal import JournalFileBackend
+
+    url = url or DEFAULT_STORAGE
+    try:
+        if url.startswith("journal:") or url.endswith((".log", ".journal")):
+            path = url.removeprefix("journal:")
+            return JournalStorage(JournalFileBackend(path))
+        if "://" not in url:
+            url = f"sqlite:///{url}"
+        sqlite = url.startswith("sqlite")
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.x
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = RDBStorage(
+                url,
+                engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {},
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
+        if sqlite:
+            _fast_sqlite(storage.engine)
+        return storage
+    except optuna.exceptions.OptunaError:
+        raise
+    except Exception as exc:  # SQLAlchemy/driver errors: unreachable host, bad URL, no file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"cannot open storage '{url}': {first}") from None
+
+
+def _fast_sqlite(engine: Any) -> None:
+    """WAL journal and NORMAL sync: a commit costs a write, not an fsync (still crash-safe)."""
+    from sqlalchemy import event
+
+    def on_connect(conn: Any, _record: Any) -> None:
+        cur = conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections made while Optuna set the tables up lack the pragmas
+
+
+def _load(storage: Any, name: str) -> optuna.Study | None:
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def open_study(config: StudyConfig, storage: Any, *, create: bool = True) -> optuna.Study:
+    """The study ``config.name``: created with its settings, or loaded and checked.
+
+    Raises:
+        StorageError: the stored study was made for another model or input size.
+    """
+    import optuna
+
+    study = _load(storage, config.name)
+    if study is not None:
+        attrs = study.user_attrs
+        if attrs.get("model") != config.model or attrs.get("input_size") != list(config.input_size):
+            raise StorageError(
+                f"study '{config.name}' holds {attrs.get('model')} at input "
+                f"{attrs.get('input_size')}, not {config.model} at {list(config.input_size)}; "
+                "use another --study name"
+            )
+        return study
+    if not create:
+        raise StorageError(f"no study '{config.name}' in that storage")
+    study = optuna.create_study(
+        study_name=config.name, storage=storage, directions=list(DIRECTIONS), load_if_exists=True
+    )
+    for key, value in (
+        ("model", config.model),
+        ("input_size", list(config.input_size)),
+        ("timm_kwargs", dict(config.timm_kwargs)),
+        ("ranges", config.ranges.to_dict()),
+        ("widthsearch", "study"),
+    ):
+        study.set_user_attr(key, value)
+    return study
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=20)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise StudyConfigError(f"unknown sampler '{name}'")
+
+
+# ----------------------------------------------------------------------------- objective
+def widths_key(widths: Sequence[int]) -> str:
+    return hashlib.sha1(",".join(map(str, widths)).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Objective:
+    """One trial: sample a mix, re-solve, round, record. Built once per process."""
+
+    space: WidthSpace
+    config: StudyConfig
+    program: SynExpProgram
+    seen: dict[str, int] = field(default_factory=dict)
+    """widths key -> first trial number, for this process (across workers the front dedups)."""
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        r = self.config.ranges
+        mix: dict[str, Any] = {"mode": trial.suggest_categorical("mode", list(r.mode))}
+        mix["params_ratio"] = trial.suggest_float("params_ratio", *r.params) if r.params else None
+        mix["macs_ratio"] = trial.suggest_float("macs_ratio", *r.macs) if r.macs else None
+        mix["min_width"] = trial.suggest_float("min_width", *r.min_width, log=True)
+        mix["max_width"] = (
+            trial.suggest_float("max_width", *r.max_width) if mix["mode"] == "preconfig" else 1.0
+        )
+        mix["divisor"] = trial.suggest_categorical("divisor", list(r.divisor))
+        return mix
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, int, int]:
+        import optuna
+
+        mix = self.sample(trial)  # the trial's params are the mix
+        space = self.space
+        budgets = Budgets(
+            params=None
+            if mix["params_ratio"] is None
+            else math.floor(mix["params_ratio"] * space.params()),
+            macs=None
+            if mix["macs_ratio"] is None
+            else math.floor(mix["macs_ratio"] * space.macs()),
+        )
+        lo, hi = mix["min_width"], max(mix["max_width"], mix["min_width"])
+        try:
+            solution = self.program.solve(budgets, min_width=lo, max_width=hi)
+            grid = width_grid(space, divisor=mix["divisor"], min_width=lo, max_width=hi)
+            widths = round_widths(space, solution.multipliers, budgets, grid)
+        except (InfeasibleBudgetError, RoundingError) as exc:
+            trial.set_user_attr("infeasible", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        # values hold log SynExp, params and MACs; only the widths need an attribute
+        trial.set_user_attr("widths", list(widths))
+        key = widths_key(widths)
+        first = self.seen.setdefault(key, trial.number)
+        if first != trial.number:
+            trial.set_user_attr("duplicate_of", first)
+        return log_synexp(space, widths), space.params(widths), space.macs(widths)
+
+    def load_seen(self, study: optuna.Study) -> None:
+        """Width vectors already in the study; later ones are duplicates of the first."""
+        import optuna
+
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        for t in sorted(complete, key=lambda t: t.number):
+            if "widths" in t.user_attrs:
+                self.seen.setdefault(widths_key(t.user_attrs["widths"]), t.number)
+
+
+# ---------------------------------------------------------------------------------- front
+def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Pareto-optimal complete trials (max log SynExp, min params, min MACs), duplicates out."""
+    import optuna
+
+    seen: set[str] = set()
+    points = []
+    for t in sorted(
+        study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+        key=lambda t: t.number,
+    ):
+        if "duplicate_of" in t.user_attrs or "widths" not in t.user_attrs or t.values is None:
+            continue
+        key = widths_key(t.user_attrs["widths"])
+        if key in seen:  # a duplicate two workers found at once
+            continue
+        seen.add(key)
+        points.append(t)
+    objs = [(-t.values[0], t.values[1], t.values[2]) for t in points]
+    keep = []
+    for i, a in enumerate(objs):
+        dominated = any(
+            all(b[k] <= a[k] for k in range(3)) and any(b[k] < a[k] for k in range(3))
+            for j, b in enumerate(objs)
+            if j != i
+        )
+        if not dominated:
+            keep.append(points[i])
+    return keep
+
+
+def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, int]) -> dict[str, Any]:
+    """JSON-ready description of a finished trial."""
+    a = t.user_attrs
+    log_s, params, macs = t.values if t.values else (None, None, None)
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "log_synexp": log_s,
+        "params": None if params is None else int(params),
+        "macs": None if macs is None else int(macs),
+        "params_ratio": None if params is None else params / space_base["params"],
+        "macs_ratio": None if macs is None else macs / space_base["macs"],
+        "mix": dict(t.params),
+        "widths": a.get("widths"),
+        "duplicate_of": a.get("duplicate_of"),
+        "infeasible": a.get("infeasible"),
+    }
+
+
+# ------------------------------------------------------------------------------------ run
+def finished_count(study: optuna.Study) -> int:
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def _worker(
+    config: StudyConfig,
+    storage_url: str | None,
+    n_trials: int,
+    seed: int | None,
+    timeout: float | None,
+    callback: Callable | None = None,
+) -> None:
+    """One process's share of the trials (the space and program are built per process)."""
+    import optuna
+
+    from .space import WidthSpace
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = WidthSpace.from_timm(config.model, input_size=config.input_size, **config.timm_kwargs)
+    objective = Objective(space, config, SynExpProgram(space))
+    study = open_study(config, open_storage(storage_url))
+    objective.load_seen(study)
+    study.sampler = make_sampler(config.sampler, seed)
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=timeout,
+        callbacks=[callback] if callback else None,
+        gc_after_trial=False,
+    )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    study_name: str
+    storage: str
+    trials: int
+    new_trials: int
+    seconds: float
+    front: list[dict[str, Any]]
+
+
+def run_search(
+    config: StudyConfig,
+    storage_url: str | None = None,
+    *,
+    workers: int = 1,
+    timeout: float | None = None,
+    progress: bool = False,
+) -> SearchResult:
+    """Run the study up to ``config.trials`` finished trials in total (a re-run resumes).
+
+    ``workers`` processes share the study; each builds its own width space and program.
+    """
+    from .space import WidthSpace
+
+    if workers < 1:
+        raise StudyConfigError(f"workers must be at least 1, got {workers}")
+    storage = open_storage(storage_url)
+    study = open_study(config, storage)  # checks model and input size before any work
+    done = finished_count(study)
+    remaining = max(0, config.trials - done)
+    shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
+    start = time.perf_counter()
+    if remaining:
+        ctx = multiprocessing.get_context("fork")
+        procs = []
+        for i, share in enumerate(shares[1:], 1):
+            if share:
+                seed = None if config.seed is None else config.seed + i
+                p = ctx.Process(target=_worker, args=(config, storage_url, share, seed, timeout))
+                p.start()
+                procs.append(p)
+        callback = _ProgressBar(config.trials, done) if progress else None
+        try:
+            if shares[0]:
+                _worker(config, storage_url, shares[0], config.seed, timeout, callback)
+        finally:
+            for p in procs:
+                p.join()
+            if callback:
+                callback.close()
+        failed = [p.exitcode for p in procs if p.exitcode]
+        if failed:
+            raise WidthSearchError(f"{len(failed)} worker process(es) failed (exit {failed[0]})")
+    seconds = time.perf_counter() - start
+    study = open_study(config, storage)
+    space = WidthSpace.from_timm(config.model, input_size=config.input_size, **config.timm_kwargs)
+    base = {"params": space.params(), "macs": space.macs()}
+    return SearchResult(
+        study_name=config.name,
+        storage=storage_url or DEFAULT_STORAGE,
+        trials=finished_count(study),
+        new_trials=finished_count(study) - done,
+        seconds=seconds,
+        front=[trial_summary(t, base) for t in front(study)],
+    )
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr: finished trials, trials/s and the current front size."""
+
+    def __init__(self, total: int, done: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="trial", desc="search", leave=True)
+        self.start, self.count = time.perf_counter(), 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.count += 1
+        self.bar.n = finished_count(study)
+        rate = self.count / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix(rate=f"{rate:.1f}/s", front=len(front(study)), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "DIRECTIONS",
+    "Objective",
+    "SearchResult",
+    "StorageError",
+    "front",
+    "make_sampler",
+    "open_storage",
+    "open_study",
+    "run_search",
+    "trial_summary",
+    "widths_key",
+]
