@@ -92,6 +92,10 @@ def _fast_sqlite(engine: Any) -> None:
     engine.dispose()  # connections made while Optuna set the tables up lack the pragmas
 
 
+def _exists(storage: Any, name: str) -> bool:
+    return any(s.study_name == name for s in storage.get_all_studies())
+
+
 def _load(storage: Any, name: str) -> optuna.Study | None:
     import optuna
 
@@ -101,8 +105,11 @@ def _load(storage: Any, name: str) -> optuna.Study | None:
         return None
 
 
-def open_study(config: StudyConfig, storage: Any, *, create: bool = True) -> optuna.Study:
-    """The study ``config.name``: created with its settings, or loaded and checked.
+def open_study(
+    config: StudyConfig, storage: Any, *, create: bool = True, space: WidthSpace | None = None
+) -> optuna.Study:
+    """The study ``config.name``: created with its settings (and ``space``'s base), or loaded
+    and checked.
 
     Raises:
         StorageError: the stored study was made for another model or input size.
@@ -132,6 +139,11 @@ def open_study(config: StudyConfig, storage: Any, *, create: bool = True) -> opt
         ("widthsearch", "study"),
     ):
         study.set_user_attr(key, value)
+    if space is not None:
+        study.set_user_attr("base_params", space.params())
+        study.set_user_attr("base_macs", space.macs())
+        study.set_user_attr("base_widths", list(space.base_widths))
+        study.set_user_attr("fixed_groups", [g.id for g in space.groups if g.fixed])
     return study
 
 
@@ -263,6 +275,30 @@ def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, int]) -> di
     }
 
 
+def load_front(study_name: str, storage_url: str | None) -> dict[str, Any]:
+    """The front of a stored study, with what the ``front`` command prints (no timm needed)."""
+    storage = open_storage(storage_url)
+    if not _exists(storage, study_name):
+        names = ", ".join(s.study_name for s in storage.get_all_studies()) or "none"
+        raise StorageError(f"no study '{study_name}' in that storage (studies: {names})")
+    study = _load(storage, study_name)
+    attrs = study.user_attrs
+    if attrs.get("widthsearch") != "study":
+        raise StorageError(f"study '{study_name}' was not made by widthsearch search")
+    base = {"params": attrs["base_params"], "macs": attrs["base_macs"]}
+    return {
+        "study": study_name,
+        "model": attrs["model"],
+        "input_size": attrs["input_size"],
+        "base_params": base["params"],
+        "base_macs": base["macs"],
+        "base_widths": attrs.get("base_widths"),
+        "fixed_groups": attrs.get("fixed_groups", []),
+        "trials": finished_count(study),
+        "front": [trial_summary(t, base) for t in front(study)],
+    }
+
+
 # ------------------------------------------------------------------------------------ run
 def finished_count(study: optuna.Study) -> int:
     import optuna
@@ -326,7 +362,10 @@ def run_search(
     if workers < 1:
         raise StudyConfigError(f"workers must be at least 1, got {workers}")
     storage = open_storage(storage_url)
-    study = open_study(config, storage)  # checks model and input size before any work
+    if _exists(storage, config.name):
+        open_study(config, storage, create=False)  # checks model and input size before any work
+    space = WidthSpace.from_timm(config.model, input_size=config.input_size, **config.timm_kwargs)
+    study = open_study(config, storage, space=space)
     done = finished_count(study)
     remaining = max(0, config.trials - done)
     shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
@@ -354,7 +393,6 @@ def run_search(
             raise WidthSearchError(f"{len(failed)} worker process(es) failed (exit {failed[0]})")
     seconds = time.perf_counter() - start
     study = open_study(config, storage)
-    space = WidthSpace.from_timm(config.model, input_size=config.input_size, **config.timm_kwargs)
     base = {"params": space.params(), "macs": space.macs()}
     return SearchResult(
         study_name=config.name,
@@ -393,6 +431,7 @@ __all__ = [
     "SearchResult",
     "StorageError",
     "front",
+    "load_front",
     "make_sampler",
     "open_storage",
     "open_study",
