@@ -59,3 +59,48 @@ def random_widths(space: WidthSpace, seed: int, low: float = 0.25, high: float =
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on loopback in a temporary folder, for the session.
+
+    Under CI (CI=true) a missing PostgreSQL fails the tests that need it; .ci/run installs it.
+    """
+    import glob
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
+    if not initdb[-1]:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+        pytest.skip("PostgreSQL is not installed")
+    bindir = os.path.dirname(initdb[-1])
+    root = tempfile.mkdtemp(prefix="widthsearch-pg-")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root: use the package's user
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = os.path.join(root, "data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = lambda *cmd: subprocess.run(as_user + list(cmd), check=True, capture_output=True)  # noqa: E731
+    run(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-o", opts, "-w", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            as_user + [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)

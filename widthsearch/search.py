@@ -307,25 +307,35 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def _worker(
-    config: StudyConfig,
-    storage_url: str | None,
-    n_trials: int,
-    seed: int | None,
-    timeout: float | None,
-    callback: Callable | None = None,
-) -> None:
-    """One process's share of the trials (the space and program are built per process)."""
+def _prepare(
+    config: StudyConfig, storage_url: str | None, seed: int | None, space: WidthSpace | None = None
+) -> tuple[optuna.Study, Objective]:
+    """A process's study handle and objective (its own width space, program and connection)."""
     import optuna
 
     from .space import WidthSpace
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = WidthSpace.from_timm(config.model, input_size=config.input_size, **config.timm_kwargs)
+    if space is None:
+        kwargs = dict(config.timm_kwargs)
+        space = WidthSpace.from_timm(config.model, input_size=config.input_size, **kwargs)
     objective = Objective(space, config, SynExpProgram(space))
     study = open_study(config, open_storage(storage_url))
     objective.load_seen(study)
     study.sampler = make_sampler(config.sampler, seed)
+    objective.program.solve(  # compile the program now, not in the first trial
+        Budgets(params=space.params()), min_width=config.ranges.min_width[0], max_width=1.0
+    )
+    return study, objective
+
+
+def _run(
+    study: optuna.Study,
+    objective: Objective,
+    n_trials: int,
+    timeout: float | None,
+    callback: Callable | None = None,
+) -> None:
     study.optimize(
         objective,
         n_trials=n_trials,
@@ -333,6 +343,20 @@ def _worker(
         callbacks=[callback] if callback else None,
         gc_after_trial=False,
     )
+
+
+def _worker(
+    config: StudyConfig,
+    storage_url: str | None,
+    n_trials: int,
+    seed: int | None,
+    timeout: float | None,
+    ready: Any,
+) -> None:
+    """A worker process: start up, tell the parent, then run its share of the trials."""
+    study, objective = _prepare(config, storage_url, seed)
+    ready.set()
+    _run(study, objective, n_trials, timeout)
 
 
 @dataclass(frozen=True)
@@ -371,18 +395,26 @@ def run_search(
     shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
     start = time.perf_counter()
     if remaining:
-        ctx = multiprocessing.get_context("fork")
+        # spawn, not fork: a forked child deadlocks in OpenMP once the parent has run torch
+        ctx = multiprocessing.get_context("spawn")
         procs = []
         for i, share in enumerate(shares[1:], 1):
             if share:
                 seed = None if config.seed is None else config.seed + i
-                p = ctx.Process(target=_worker, args=(config, storage_url, share, seed, timeout))
+                ready = ctx.Event()
+                args = (config, storage_url, share, seed, timeout, ready)
+                p = ctx.Process(target=_worker, args=args)
                 p.start()
-                procs.append(p)
+                procs.append((p, ready))
+        own = _prepare(config, storage_url, config.seed, space) if shares[0] else None
+        for p, ready in procs:  # wait for their start-up (imports, width space): shares overlap
+            while not ready.wait(0.5) and p.is_alive():
+                pass
+        procs = [p for p, _ in procs]
         callback = _ProgressBar(config.trials, done) if progress else None
         try:
-            if shares[0]:
-                _worker(config, storage_url, shares[0], config.seed, timeout, callback)
+            if own is not None:
+                _run(*own, shares[0], timeout, callback)
         finally:
             for p in procs:
                 p.join()
