@@ -154,3 +154,41 @@ def test_two_workers_share_a_postgresql_study(postgres_url, capsys):
     assert overlapping
     assert {t["number"] for t in info["front"]} == {t.number for t in front(study)}
     assert info["trials"] == 30 and info["new_trials"] == 30
+
+
+def test_search_cli_bad_input_is_one_line_and_leaves_the_study(tmp_path, capsys):
+    from widthsearch.cli import main
+
+    db = f"sqlite:///{tmp_path}/c.db"
+    base = ["search", "mobilenetv2_100", "--input-size", "64", "--storage", db]
+    assert main([*base, "--trials", "3", "--sampler", "random", "--json"]) == 0
+    capsys.readouterr()
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("model = 'resnet18'\n[search\n")
+    cases = [
+        ([*base, "--sampler", "cmaes"], "unknown sampler 'cmaes'"),
+        (["search", "--config", str(bad_toml), "--storage", db], "is not valid TOML"),
+        (
+            [
+                "search",
+                "resnet18",
+                "--input-size",
+                "64",
+                "--study",
+                "mobilenetv2_100",
+                "--storage",
+                db,
+            ],
+            "holds mobilenetv2_100",
+        ),
+        (["search", "resnet18", "--storage", "postgresql://u@127.0.0.1:1/x"], "cannot open"),
+        (["front", "nothing", "--storage", db], "no study 'nothing'"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    study = open_study(
+        StudyConfig(model="mobilenetv2_100", input_size=(3, 64, 64)), open_storage(db), create=False
+    )
+    assert len(study.trials) == 3
