@@ -437,20 +437,27 @@ def run_search(
 
 
 class _ProgressBar:
-    """A tqdm bar on stderr: finished trials, trials/s and the current front size."""
+    """A tqdm bar on stderr: finished trials, trials/s and the current front size.
+
+    The front is recomputed at most once a second: it reads every trial from storage.
+    """
 
     def __init__(self, total: int, done: int) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, initial=done, unit="trial", desc="search", leave=True)
-        self.start, self.count = time.perf_counter(), 0
+        self.start, self.count, self.shown = time.perf_counter(), 0, 0.0
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.count += 1
-        self.bar.n = finished_count(study)
-        rate = self.count / max(time.perf_counter() - self.start, 1e-9)
-        self.bar.set_postfix(rate=f"{rate:.1f}/s", front=len(front(study)), refresh=False)
-        self.bar.refresh()
+        self.bar.update(1)
+        now = time.perf_counter()
+        if now - self.shown >= 1.0:
+            self.shown = now
+            self.bar.n = finished_count(study)  # other workers' trials too
+            rate = self.count / max(now - self.start, 1e-9)
+            self.bar.set_postfix(rate=f"{rate:.1f}/s", front=len(front(study)), refresh=False)
+            self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
