@@ -54,9 +54,15 @@ def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
         )
     else:
         model = timm.create_model(spec["base"], pretrained=False, **kwargs)
+    return rebuild(model, spec["layers"], kwargs, spec.get("init_family", type(model).__module__))
+
+
+def rebuild(model: nn.Module, layers: list, kwargs: dict, family: str) -> nn.Module:
+    """Resize ``model`` to ``layers`` in place; if anything changed, re-run ``family``'s init
+    and keep timm's head-size attributes in step. Returns the model."""
     head = _head_attrs(model)
-    if resize(model, spec["layers"]):
-        family_init(model, kwargs, spec.get("init_family", type(model).__module__))
+    if resize(model, layers):
+        family_init(model, kwargs, family)
         _sync_head(model, head)
     return model
 

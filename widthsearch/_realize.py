@@ -59,8 +59,5 @@ def family_name(model: nn.Module) -> str:
 
 def realize(model: nn.Module, space: WidthSpace, widths: Sequence[int]) -> nn.Module:
     """Resize ``model`` (a fresh base model of ``space``) to ``widths`` in place and return it."""
-    head = _portable._head_attrs(model)
-    if _portable.resize(model, layer_table(space, widths)):
-        _portable.family_init(model, dict(space.timm_kwargs), family_name(model))
-        _portable._sync_head(model, head)
-    return model
+    table = layer_table(space, widths)
+    return _portable.rebuild(model, table, dict(space.timm_kwargs), family_name(model))
