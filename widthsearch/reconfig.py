@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import baselines as _baselines
 from .errors import WidthSearchError
-from .rounding import round_widths, width_grid
+from .rounding import round_on_grid
 from .solve import (
     DEFAULT_MAX_WIDTH,
     DEFAULT_MIN_WIDTH,
     MODES,
     Budgets,
-    InfeasibleBudgetError,
     Mode,
     SynExpProgram,
 )
@@ -186,20 +185,14 @@ def reconfigure(
     seconds["solve"] = solution.seconds
 
     start = time.perf_counter()
-    grid = width_grid(space, divisor=divisor, min_width=min_width, max_width=max_width)
-    floor = tuple(g[0] for g in grid)
-    for name, budget, cost in (
-        ("params", params, space.param_cost),
-        ("MACs", macs, space.mac_cost),
-    ):
-        if budget is not None and cost(floor) > budget:
-            base = cost(space.base_widths)
-            raise InfeasibleBudgetError(
-                f"{name} {budget / base:.3g}x ({budget:,}) is below the {cost(floor) / base:.3g}x "
-                f"({cost(floor):,}) that the smallest widths on the multiple-of-{divisor} grid "
-                "reach; lower --divisor, or raise the budget"
-            )
-    widths = round_widths(space, solution.multipliers, budgets, grid)
+    widths, grid = round_on_grid(
+        space,
+        solution.multipliers,
+        budgets,
+        divisor=divisor,
+        min_width=min_width,
+        max_width=max_width,
+    )
     seconds["round"] = time.perf_counter() - start
 
     start = time.perf_counter()

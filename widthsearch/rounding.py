@@ -173,4 +173,36 @@ def round_widths(
     return tuple(widths)
 
 
-__all__ = ["RoundingError", "nearest", "round_widths", "width_grid"]
+def round_on_grid(
+    space: WidthSpace,
+    multipliers: Sequence[float],
+    budgets: Budgets,
+    *,
+    divisor: int,
+    min_width: float,
+    max_width: float,
+) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+    """The rounded widths of a solution and the grid they sit on.
+
+    Raises:
+        InfeasibleBudgetError: a budget is below what the smallest grid widths cost.
+    """
+    from .solve import InfeasibleBudgetError
+
+    grid = width_grid(space, divisor=divisor, min_width=min_width, max_width=max_width)
+    floor = tuple(g[0] for g in grid)
+    for name, budget, cost in (
+        ("params", budgets.params, space.param_cost),
+        ("MACs", budgets.macs, space.mac_cost),
+    ):
+        if budget is not None and cost(floor) > budget:
+            base = cost(space.base_widths)
+            raise InfeasibleBudgetError(
+                f"{name} {budget / base:.3g}x ({budget:,}) is below the {cost(floor) / base:.3g}x "
+                f"({cost(floor):,}) that the smallest widths on the multiple-of-{divisor} grid "
+                "reach; lower --divisor, or raise the budget"
+            )
+    return round_widths(space, multipliers, budgets, grid), grid
+
+
+__all__ = ["RoundingError", "round_on_grid", "nearest", "round_widths", "width_grid"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import WidthSearchError
-from .rounding import RoundingError, round_widths, width_grid
+from .rounding import RoundingError, round_on_grid
 from .solve import Budgets, InfeasibleBudgetError, SynExpProgram
 from .study import StudyConfig, StudyConfigError
 from .synexp import log_synexp
@@ -202,8 +202,14 @@ class Objective:
         lo, hi = mix["min_width"], max(mix["max_width"], mix["min_width"])
         try:
             solution = self.program.solve(budgets, min_width=lo, max_width=hi)
-            grid = width_grid(space, divisor=mix["divisor"], min_width=lo, max_width=hi)
-            widths = round_widths(space, solution.multipliers, budgets, grid)
+            widths, _ = round_on_grid(
+                space,
+                solution.multipliers,
+                budgets,
+                divisor=mix["divisor"],
+                min_width=lo,
+                max_width=hi,
+            )
         except (InfeasibleBudgetError, RoundingError) as exc:
             trial.set_user_attr("infeasible", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
