@@ -341,7 +341,7 @@ def format_front(info: dict[str, Any]) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import load_front, run_search
+    from .search import run_search
     from .study import StudyConfig, StudyConfigError, load_config
 
     if args.config:
@@ -366,7 +366,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         progress=not args.json and sys.stderr.isatty(),
     )
-    info = load_front(result.study_name, args.storage)
+    info = dict(result.report)
     info.update(storage=result.storage, new_trials=result.new_trials, seconds=result.seconds)
     if args.json:
         print(json.dumps(info, indent=2))

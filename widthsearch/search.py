@@ -372,7 +372,12 @@ class SearchResult:
     trials: int
     new_trials: int
     seconds: float
-    front: list[dict[str, Any]]
+    report: dict[str, Any]
+    """What :func:`load_front` returns for the study after the run."""
+
+    @property
+    def front(self) -> list[dict[str, Any]]:
+        return self.report["front"]
 
 
 def run_search(
@@ -430,15 +435,14 @@ def run_search(
         if failed:
             raise WidthSearchError(f"{len(failed)} worker process(es) failed (exit {failed[0]})")
     seconds = time.perf_counter() - start
-    study = open_study(config, storage)
-    base = {"params": space.params(), "macs": space.macs()}
+    report = load_front(config.name, storage_url)
     return SearchResult(
         study_name=config.name,
         storage=storage_url or DEFAULT_STORAGE,
-        trials=finished_count(study),
-        new_trials=finished_count(study) - done,
+        trials=report["trials"],
+        new_trials=report["trials"] - done,
         seconds=seconds,
-        front=[trial_summary(t, base) for t in front(study)],
+        report=report,
     )
 
 

@@ -63,12 +63,6 @@ class Budgets:
     params: int | None = None
     macs: int | None = None
 
-    def ratios(self, space: WidthSpace) -> dict[str, float | None]:
-        return {
-            "params": None if self.params is None else self.params / space.params(),
-            "macs": None if self.macs is None else self.macs / space.macs(),
-        }
-
 
 @dataclass(frozen=True)
 class ContinuousSolution:
