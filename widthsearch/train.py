@@ -1,0 +1,265 @@
+"""One training recipe for every verified candidate: short, seeded, resumable.
+
+The recipe (:class:`Recipe`) is AdamW with a linear warm-up and a cosine decay computed from the
+global step, label smoothing, and weight decay on weights only (not norms or biases): a schedule
+that trains CNNs from scratch in few epochs without per-model tuning. Everything that decides the
+result is a function of the seed and the epoch: model init (``torch.manual_seed(seed)`` before
+the build), data order (:func:`widthsearch.data.batch_order`), dropout (the RNG state is in the
+checkpoint). So candidates see the same data in the same order, and a run resumed from its last
+epoch checkpoint ends exactly where an uninterrupted run ends.
+
+On CUDA the step runs under bfloat16 autocast with channels_last tensors; on CPU in float32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .data import Dataset, batch_order, prepare
+from .errors import WidthSearchError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How every candidate is trained; part of the key that identifies a result."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2:
+            raise WidthSearchError("epochs must be at least 1 and batch size at least 2")
+        if not self.lr > 0:
+            raise WidthSearchError(f"learning rate must be positive, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        """Learning rate of a global step: linear warm-up, then cosine to zero."""
+        total = self.epochs * steps_per_epoch
+        warm = min(round(self.warmup_epochs * steps_per_epoch), total - 1)
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return 0.5 * self.lr * (1 + math.cos(math.pi * t))
+
+
+@dataclass
+class TrainResult:
+    """What one candidate reached with one seed (validation metrics of the last epoch)."""
+
+    top1: float
+    loss: float
+    epochs: int
+    wall_seconds: float
+    """Training plus evaluation, summed over resumed sessions."""
+    images_per_second: float
+    """Training images per second of training-step time (evaluation excluded)."""
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int = 0
+    """Epochs loaded from a checkpoint at the start of this session."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` is CUDA when it is available, else CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise WidthSearchError(f"unknown device '{name}'; use auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise WidthSearchError("--device cuda, but torch sees no CUDA device; use cpu or auto")
+    return torch.device(name)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: an interrupted save leaves the previous one."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _batches(split, order, workers: int, pin: bool):
+    """Batches of a split in ``order``: decoded by ``workers`` processes for image folders."""
+    if split.images is not None or workers == 0:
+        return (split[idx] for idx in order)
+    from torch.utils.data import DataLoader
+
+    return iter(
+        DataLoader(split, sampler=order, batch_size=None, num_workers=workers, pin_memory=pin)
+    )
+
+
+def evaluate(
+    model: nn.Module, data: Dataset, input_size, device: torch.device, batch_size: int
+) -> tuple[float, float]:
+    """(top-1, mean cross-entropy) on the validation split."""
+    import torch
+    import torch.nn.functional as F
+
+    cuda = device.type == "cuda"
+    model.eval()
+    total_loss, correct = 0.0, 0
+    order = list(torch.arange(len(data.val)).split(batch_size))
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        for x, y in _batches(data.val, order, _workers(data, device), cuda):
+            x = prepare(x, data, input_size, device, channels_last=cuda)
+            y = y.to(device)
+            logits = model(x).float()
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+    n = len(data.val)
+    return correct / n, total_loss / n
+
+
+def _workers(data: Dataset, device: torch.device) -> int:
+    if data.train.images is not None:
+        return 0
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else min(2, os.cpu_count() or 1)
+
+
+StepHook = Callable[[int, int, int, float], None]
+"""(epoch, step in epoch, steps per epoch, loss) after each training step."""
+EpochHook = Callable[[dict[str, float]], None]
+"""The epoch's record (epoch, train_loss, val_loss, val_top1, seconds) after its checkpoint."""
+
+
+def train(
+    build: Callable[[], nn.Module],
+    data: Dataset,
+    input_size: tuple[int, int, int],
+    recipe: Recipe,
+    seed: int,
+    device: torch.device,
+    *,
+    checkpoint: Path | None = None,
+    on_step: StepHook | None = None,
+    on_epoch: EpochHook | None = None,
+) -> TrainResult:
+    """Train ``build()`` from scratch with ``recipe`` and ``seed``; resume from ``checkpoint``.
+
+    The checkpoint is written after every epoch and left in place; the caller removes it once
+    the result is stored.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    cuda = device.type == "cuda"
+    torch.manual_seed(seed)
+    model = build().to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr)
+    n_train = len(data.train)
+    steps = max(1, n_train // recipe.batch_size)  # full batches only: same size every step
+    start_epoch, history, wall, train_time, seen = 0, [], 0.0, 0.0, 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        if cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        start_epoch, history = state["epoch"], state["history"]
+        wall, train_time, seen = state["wall"], state["train_time"], state["seen"]
+    workers = _workers(data, device)
+    for epoch in range(start_epoch, recipe.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = batch_order(n_train, recipe.batch_size, seed, epoch)[:steps]
+        running, count = 0.0, 0
+        for i, (x, y) in enumerate(_batches(data.train, order, workers, cuda)):
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.lr_at(epoch * steps + i, steps)
+            x = prepare(x, data, input_size, device, channels_last=cuda)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = F.cross_entropy(model(x).float(), y, label_smoothing=recipe.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise WidthSearchError(
+                    f"training diverged (loss {value}) at epoch {epoch + 1}; lower --lr"
+                )
+            running, count, seen = running + value * len(y), count + len(y), seen + len(y)
+            if on_step is not None:
+                on_step(epoch, i, steps, value)
+        if cuda:
+            torch.cuda.synchronize()
+        train_time += time.perf_counter() - t0
+        top1, val_loss = evaluate(model, data, input_size, device, 2 * recipe.batch_size)
+        seconds = time.perf_counter() - t0
+        wall += seconds
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": running / max(count, 1),
+            "val_loss": val_loss,
+            "val_top1": top1,
+            "seconds": seconds,
+        }
+        history.append(record)
+        if checkpoint is not None:
+            _save(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "wall": wall,
+                    "train_time": train_time,
+                    "seen": seen,
+                },
+            )
+        if on_epoch is not None:
+            on_epoch(record)
+    last = history[-1]
+    return TrainResult(
+        top1=last["val_top1"],
+        loss=last["val_loss"],
+        epochs=len(history),
+        wall_seconds=wall,
+        images_per_second=seen / train_time if train_time else 0.0,
+        history=history,
+        resumed_from=start_epoch,
+    )
+
+
+__all__ = ["Recipe", "TrainResult", "evaluate", "resolve_device", "train"]

@@ -1,0 +1,531 @@
+"""Verification: train what the search proposes next to what it replaces, with one recipe.
+
+Candidates come from a study's Pareto front (:func:`plan_from_study`) or from width files
+(:func:`plan_from_width_files`). Every plan also holds the unchanged **base** model and a
+**uniform control**: one width multiplier on every free group (timm's ``channel_multiplier``),
+the largest whose MACs stay within the first candidate's, on the same rounding grid. Width
+vectors that coincide (a control that rounds to the base, say) are trained once.
+
+All are trained from scratch by :func:`widthsearch.train.train` with the same recipe, seeds and
+data order. A result is identified by the model, data, training input size and recipe (its
+``recipe_key``), the widths and the seed; finished results are kept in the study's user
+attributes and in a CSV, and a re-run skips them. Optuna does not let a finished trial's
+attributes change, so the study keeps them in one study attribute, ``verify``, by trial.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._io import write_atomic
+from .errors import WidthSearchError
+from .search import load_front, open_storage, widths_key
+from .synexp import log_synexp
+from .train import Recipe, TrainResult, train
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+    from .data import Dataset
+    from .space import WidthSpace
+
+CSV_FIELDS = (
+    "model",
+    "candidate",
+    "kind",
+    "trial",
+    "seed",
+    "top1",
+    "loss",
+    "epochs",
+    "wall_seconds",
+    "images_per_second",
+    "params",
+    "macs",
+    "search_params",
+    "search_macs",
+    "log_synexp",
+    "data",
+    "input_size",
+    "device",
+    "recipe",
+    "recipe_key",
+    "widths_key",
+)
+KINDS = ("candidate", "base", "control")
+
+
+class VerifyError(WidthSearchError):
+    """A verification that cannot run as asked (no candidates, bad results file, ...)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A width vector to train, with its costs at the search's input size."""
+
+    label: str
+    kind: str
+    """candidate, base or control."""
+    widths: tuple[int, ...]
+    params: int
+    macs: int
+    log_synexp: float
+    """Gain over the base model."""
+    trial: int | None = None
+
+    @property
+    def key(self) -> str:
+        return widths_key(self.widths)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to train: candidates, base and control of one model's width space."""
+
+    space: WidthSpace
+    candidates: tuple[Candidate, ...]
+    pick: str
+    """How the candidates were chosen, in words."""
+    study: optuna.Study | None = None
+
+
+def _candidate(space: WidthSpace, label: str, kind: str, widths, trial=None) -> Candidate:
+    widths = tuple(int(w) for w in widths)
+    gain = log_synexp(space, widths) - log_synexp(space, space.base_widths)
+    return Candidate(label, kind, widths, space.params(widths), space.macs(widths), gain, trial)
+
+
+def with_controls(space: WidthSpace, picked: Sequence[Candidate], divisor: int, pick: str) -> Plan:
+    """``picked`` plus the base model and the uniform control at the first one's MACs."""
+    from .baselines import uniform
+    from .rounding import width_grid
+    from .solve import Budgets
+
+    if not picked:
+        raise VerifyError("no candidates to verify")
+    base = _candidate(space, "base", "base", space.base_widths)
+    lo, hi = 0.05, 4.0
+    grid = width_grid(space, divisor=divisor, min_width=lo, max_width=hi)
+    bl = uniform(space, Budgets(macs=picked[0].macs), grid, min_width=lo, max_width=hi)
+    items = list(picked) + [base]
+    if bl.widths is not None:
+        mult = bl.description.rsplit(" ", 1)[-1]
+        items.append(_candidate(space, f"uniform {mult}", "control", bl.widths))
+    return Plan(space, tuple(items), pick)
+
+
+def plan_from_study(study_name: str, storage_url: str | None, top: int = 3) -> Plan:
+    """The top ``top`` front trials of a stored search, with base and control.
+
+    Picked: the front trials that cost no more than the base model (params and MACs), by
+    log SynExp, highest first; when none is that cheap, the whole front by log SynExp.
+    """
+    import optuna
+
+    from .space import WidthSpace
+
+    report = load_front(study_name, storage_url)  # checks the study and says what is wrong
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    kwargs = dict(study.user_attrs.get("timm_kwargs") or {})
+    space = WidthSpace.from_timm(report["model"], input_size=tuple(report["input_size"]), **kwargs)
+    points = report["front"]
+    if not points:
+        raise VerifyError(f"study '{study_name}' has no complete trials; run search first")
+    cheap = [t for t in points if t["params"] <= space.params() and t["macs"] <= space.macs()]
+    pool = sorted(cheap or points, key=lambda t: -t["log_synexp"])[:top]
+    pick = (
+        f"the {len(pool)} front trial(s) with the highest log SynExp"
+        + (" among those within the base model's params and MACs" if cheap else "")
+        + f" (front: {len(points)} of {report['trials']} trials)"
+    )
+    picked = [
+        _candidate(space, f"trial {t['number']}", "candidate", t["widths"], t["number"])
+        for t in pool
+    ]
+    plan = with_controls(space, picked, int(pool[0]["mix"].get("divisor", 8)), pick)
+    return Plan(plan.space, plan.candidates, plan.pick, study)
+
+
+def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
+    """Each width file a candidate (all for one model and input size), with base and control."""
+    from .widthfile import load_width_file
+
+    files = [load_width_file(p) for p in paths]
+    first = files[0]
+    for p, wf in zip(paths, files, strict=True):
+        if (wf.model, wf.input_size) != (first.model, first.input_size):
+            raise VerifyError(
+                f"{p} is for {wf.model} at {list(wf.input_size)}, {paths[0]} for {first.model} "
+                f"at {list(first.input_size)}: verify one model at a time"
+            )
+    space = first.space()
+    picked = [
+        _candidate(space, Path(p).stem, "candidate", wf.widths)
+        for p, wf in zip(paths, files, strict=True)
+    ]
+    divisor = int(first.data.get("divisor", 8))
+    return with_controls(space, picked, divisor, "the given width files")
+
+
+# ------------------------------------------------------------------------------- results
+def recipe_key(model: str, data_spec: str, input_size: Sequence[int], recipe: Recipe) -> str:
+    """Identifies a verification setting: results under one key are comparable."""
+    text = json.dumps([model, data_spec, list(input_size), recipe.to_dict()], sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def read_results_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of an earlier results CSV (empty when there is none).
+
+    Raises:
+        VerifyError: the file exists but is not a widthsearch results CSV.
+    """
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VerifyError(f"cannot read results file {path} ({exc})") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"recipe_key", "widths_key", "seed", "top1"} - set(reader.fieldnames or ())
+    if missing:
+        raise VerifyError(
+            f"{path} is not a widthsearch verify CSV (no {', '.join(sorted(missing))} column); "
+            "give another --out"
+        )
+    return list(reader)
+
+
+def write_results_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buf.getvalue())
+
+
+def _row_id(row: dict[str, Any]) -> tuple[str, str, int]:
+    return str(row["recipe_key"]), str(row["widths_key"]), int(row["seed"])
+
+
+def _numeric(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row (all strings) with its numbers typed again."""
+    out = dict(row)
+    for k in ("seed", "epochs", "params", "macs", "search_params", "search_macs"):
+        if out.get(k) not in (None, ""):
+            out[k] = int(out[k])
+    for k in ("top1", "loss", "wall_seconds", "images_per_second", "log_synexp"):
+        if out.get(k) not in (None, ""):
+            out[k] = float(out[k])
+    out["trial"] = None if out.get("trial") in (None, "", "None") else int(out["trial"])
+    return out
+
+
+def _study_rows(study: optuna.Study | None) -> list[dict[str, Any]]:
+    if study is None:
+        return []
+    stored = study.user_attrs.get("verify") or {}
+    return [row for runs in stored.values() for row in runs.get("rows", [])]
+
+
+def _save_study_rows(study: optuna.Study, rows: Sequence[dict[str, Any]], settings: dict) -> None:
+    stored = dict(study.user_attrs.get("verify") or {})
+    mine = [r for r in rows if r["recipe_key"] == settings["recipe_key"]]
+    stored[settings["recipe_key"]] = {**settings, "rows": mine}
+    study.set_user_attr("verify", stored)
+
+
+# ---------------------------------------------------------------------------------- run
+@dataclass
+class Summary:
+    """Mean and standard deviation over seeds of one candidate (std 0 for one seed)."""
+
+    candidate: Candidate
+    rows: list[dict[str, Any]]
+    same_as: str | None = None
+    """The label of a candidate with the same widths, whose results these are."""
+
+    def _stat(self, key: str) -> tuple[float, float]:
+        values = [float(r[key]) for r in self.rows]
+        if not values:
+            return math.nan, math.nan
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.candidate
+        top1, top1_std = self._stat("top1")
+        loss, loss_std = self._stat("loss")
+        first = self.rows[0] if self.rows else {}
+        return {
+            "candidate": c.label,
+            "kind": c.kind,
+            "trial": c.trial,
+            "same_as": self.same_as,
+            "seeds": [int(r["seed"]) for r in self.rows],
+            "top1": top1,
+            "top1_std": top1_std,
+            "loss": loss,
+            "loss_std": loss_std,
+            "epochs": first.get("epochs"),
+            "images_per_second": self._stat("images_per_second")[0],
+            "wall_seconds": sum(float(r["wall_seconds"]) for r in self.rows),
+            "params": first.get("params"),
+            "macs": first.get("macs"),
+            "search_params": c.params,
+            "search_macs": c.macs,
+            "log_synexp": c.log_synexp,
+            "widths": list(c.widths),
+        }
+
+
+@dataclass
+class VerifyReport:
+    """Everything ``widthsearch verify`` prints; ``to_dict()`` is its ``--json``."""
+
+    model: str
+    study: str | None
+    pick: str
+    data: str
+    data_description: str
+    num_classes: int
+    input_size: tuple[int, int, int]
+    search_input_size: tuple[int, ...]
+    recipe: Recipe
+    recipe_key: str
+    seeds: tuple[int, ...]
+    device: str
+    summaries: list[Summary]
+    trained: int
+    skipped: int
+    out: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "study": self.study,
+            "pick": self.pick,
+            "data": self.data,
+            "data_description": self.data_description,
+            "num_classes": self.num_classes,
+            "input_size": list(self.input_size),
+            "search_input_size": list(self.search_input_size),
+            "recipe": self.recipe.to_dict(),
+            "recipe_key": self.recipe_key,
+            "seeds": list(self.seeds),
+            "device": self.device,
+            "trained": self.trained,
+            "skipped": self.skipped,
+            "out": self.out,
+            "notes": self.notes,
+            "results": [s.to_dict() for s in self.summaries],
+        }
+
+
+def count_trained_model(model, input_size: Sequence[int]) -> tuple[int, int]:
+    """(params, MACs) of the model as trained: numel, and FlopCounterMode / 2 for one image."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *input_size))
+    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2
+
+
+Progress = Callable[[Candidate, int], Any]
+"""Called before a candidate/seed trains; returns (on_step, on_epoch, close) hooks or None."""
+
+
+def run_verify(
+    plan: Plan,
+    data: Dataset,
+    recipe: Recipe,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    device: torch.device | str = "auto",
+    input_size: Sequence[int] | None = None,
+    out: str | os.PathLike | None = None,
+    checkpoints: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Train every distinct width vector of ``plan`` for every seed not already finished.
+
+    Results go to ``out`` (CSV) and to the plan's study after each run; epoch checkpoints go
+    to ``checkpoints`` (default: next to ``out``) and are removed once their result is stored.
+    """
+    from . import _portable
+    from .native import build_spec
+    from .train import resolve_device
+
+    space = plan.space
+    device = resolve_device(device) if isinstance(device, str) else device
+    size = tuple(input_size or space.input_size)
+    if len(size) != 3 or size[0] != space.input_size[0]:
+        raise VerifyError(
+            f"input size {list(size)} must keep the model's {space.input_size[0]} input channels"
+        )
+    seeds = tuple(dict.fromkeys(int(s) for s in seeds))
+    if not seeds:
+        raise VerifyError("give at least one seed")
+    key = recipe_key(space.model, data.spec, size, recipe)
+    out_path = Path(out) if out is not None else None
+    ckpt_dir = (
+        Path(checkpoints)
+        if checkpoints
+        else (
+            out_path.with_name(out_path.stem + ".ckpt") if out_path else Path(".widthsearch-verify")
+        )
+    )
+    csv_rows = read_results_csv(out_path) if out_path else []
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in _study_rows(plan.study) + [_numeric(r) for r in csv_rows]:
+        rows.setdefault(_row_id(r), r)
+    settings = {
+        "recipe_key": key,
+        "model": space.model,
+        "data": data.spec,
+        "input_size": list(size),
+        "recipe": recipe.to_dict(),
+    }
+
+    def store() -> None:
+        ordered = sorted(
+            rows.values(), key=lambda r: (r["recipe_key"], r["widths_key"], int(r["seed"]))
+        )
+        if out_path is not None:
+            write_results_csv(out_path, ordered)
+        if plan.study is not None:
+            _save_study_rows(plan.study, ordered, settings)
+
+    first_label: dict[str, str] = {}
+    trained = skipped = 0
+    counts: dict[str, tuple[int, int]] = {}
+    for cand in plan.candidates:
+        if cand.key in first_label:
+            continue
+        first_label[cand.key] = cand.label
+
+        def build(widths=cand.widths):
+            return _portable.build(build_spec(space, widths), num_classes=data.num_classes)
+
+        for seed in seeds:
+            rid = (key, cand.key, seed)
+            if rid in rows:
+                skipped += 1
+                continue
+            if cand.key not in counts:
+                counts[cand.key] = count_trained_model(build(), size)
+            hooks = progress(cand, seed) if progress else None
+            on_step, on_epoch, close = hooks if hooks else (None, None, None)
+            ckpt = ckpt_dir / f"{key}-{cand.key}-s{seed}.pt"
+            try:
+                result = train(
+                    build,
+                    data,
+                    size,  # type: ignore[arg-type]
+                    recipe,
+                    seed,
+                    device,
+                    checkpoint=ckpt,
+                    on_step=on_step,
+                    on_epoch=on_epoch,
+                )
+            finally:
+                if close:
+                    close()
+            rows[rid] = _result_row(cand, seed, result, counts[cand.key], settings, device)
+            store()
+            ckpt.unlink(missing_ok=True)
+            trained += 1
+    if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
+        ckpt_dir.rmdir()
+    if trained == 0 and (out_path is not None or plan.study is not None):
+        store()  # a results file given for the first time receives what the study holds
+    summaries = [
+        Summary(
+            c,
+            [rows[(key, c.key, s)] for s in seeds if (key, c.key, s) in rows],
+            None if first_label[c.key] == c.label else first_label[c.key],
+        )
+        for c in plan.candidates
+    ]
+    return VerifyReport(
+        model=space.model,
+        study=plan.study.study_name if plan.study is not None else None,
+        pick=plan.pick,
+        data=data.spec,
+        data_description=data.describe(),
+        num_classes=data.num_classes,
+        input_size=size,  # type: ignore[arg-type]
+        search_input_size=space.input_size,
+        recipe=recipe,
+        recipe_key=key,
+        seeds=seeds,
+        device=str(device),
+        summaries=summaries,
+        trained=trained,
+        skipped=skipped,
+        out=None if out_path is None else str(out_path),
+    )
+
+
+def _result_row(
+    cand: Candidate,
+    seed: int,
+    result: TrainResult,
+    counted: tuple[int, int],
+    settings: dict[str, Any],
+    device: torch.device,
+) -> dict[str, Any]:
+    return {
+        "model": settings["model"],
+        "candidate": cand.label,
+        "kind": cand.kind,
+        "trial": cand.trial,
+        "seed": seed,
+        "top1": result.top1,
+        "loss": result.loss,
+        "epochs": result.epochs,
+        "wall_seconds": result.wall_seconds,
+        "images_per_second": result.images_per_second,
+        "params": counted[0],
+        "macs": counted[1],
+        "search_params": cand.params,
+        "search_macs": cand.macs,
+        "log_synexp": cand.log_synexp,
+        "data": settings["data"],
+        "input_size": "x".join(map(str, settings["input_size"])),
+        "device": str(device),
+        "recipe": json.dumps(settings["recipe"], sort_keys=True),
+        "recipe_key": settings["recipe_key"],
+        "widths_key": cand.key,
+    }
+
+
+__all__ = [
+    "CSV_FIELDS",
+    "Candidate",
+    "Plan",
+    "Summary",
+    "VerifyError",
+    "VerifyReport",
+    "count_trained_model",
+    "plan_from_study",
+    "plan_from_width_files",
+    "read_results_csv",
+    "recipe_key",
+    "run_verify",
+    "with_controls",
+]
