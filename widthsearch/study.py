@@ -18,7 +18,17 @@ A study file names the model and the ranges of the constraint mix each trial sam
     divisor = [8]            # choices
     mode = ["preconfig"]     # choices: precrop, preconfig
 
-Later sections (``[verify]``, ``[report]``) belong to the commands that read them.
+    [verify]                 # what ``widthsearch run`` trains after the search
+    data = "digits"          # digits | mnist:DIR | cifar10:DIR | cifar100:DIR | imagefolder:DIR
+    input_size = [3, 32, 32] # training input size (default: the search's)
+    top = 3
+    epochs = 10
+    batch_size = 64
+    lr = 0.002
+    seeds = [0, 1, 2]
+
+    [report]
+    path = "reports/efficientnet_b0"
 """
 
 from __future__ import annotations
@@ -62,6 +72,19 @@ class Ranges:
 
 
 @dataclass(frozen=True)
+class VerifySettings:
+    """The ``[verify]`` section: what ``run`` trains and how."""
+
+    data: str = "digits"
+    input_size: tuple[int, int, int] | None = None
+    top: int = 3
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Everything a search needs besides storage."""
 
@@ -73,6 +96,10 @@ class StudyConfig:
     seed: int | None = None
     ranges: Ranges = Ranges()
     study_name: str | None = None
+    verify: VerifySettings | None = None
+    """None: the study file has no [verify] section, ``run`` trains nothing."""
+    report: str | None = None
+    """Folder ``run`` writes the report to (``[report] path``)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -154,10 +181,10 @@ def parse_config(data: Mapping[str, Any], source: str = "study") -> StudyConfig:
         )
         if r.params is None and r.macs is None:
             raise StudyConfigError("ranges.params and ranges.macs cannot both be false")
-        input_size = tuple(data.get("input_size", (3, 224, 224)))
-        if len(input_size) != 3 or not all(isinstance(v, int) and v > 0 for v in input_size):
-            raise StudyConfigError("input_size must be [C, H, W] with positive integers")
+        input_size = _size(data.get("input_size", [3, 224, 224]), "input_size")
         config = StudyConfig(
+            verify=_verify(data.get("verify")),
+            report=_report(data.get("report")),
             model=model,
             input_size=input_size,  # type: ignore[arg-type]
             timm_kwargs=dict(data.get("timm_kwargs", {})),
@@ -172,6 +199,61 @@ def parse_config(data: Mapping[str, Any], source: str = "study") -> StudyConfig:
     except StudyConfigError as exc:
         raise StudyConfigError(f"{source}: {exc}") from None
     return config
+
+
+def _size(value: Any, key: str) -> tuple[int, int, int]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise StudyConfigError(f"{key} must be [C, H, W] with positive integers")
+    return value[0], value[1], value[2]
+
+
+def _verify(section: Any) -> VerifySettings | None:
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise StudyConfigError("[verify] must be a table")
+    unknown = set(section) - set(VerifySettings.__dataclass_fields__)
+    if unknown:
+        raise StudyConfigError(f"unknown [verify] key {sorted(unknown)}")
+    d = VerifySettings()
+
+    def positive(key: str, kind: type) -> Any:
+        v = section.get(key, getattr(d, key))
+        if isinstance(v, bool) or not isinstance(v, (kind, int)) or not v > 0:
+            raise StudyConfigError(f"verify.{key} must be a positive {kind.__name__}")
+        return kind(v)
+
+    seeds = section.get("seeds", list(d.seeds))
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(v, int) for v in seeds):
+        raise StudyConfigError("verify.seeds must be a non-empty list of integers")
+    data = section.get("data", d.data)
+    if not isinstance(data, str):
+        raise StudyConfigError("verify.data must be a string such as digits or mnist:DIR")
+    size = section.get("input_size")
+    return VerifySettings(
+        data=data,
+        input_size=None if size is None else _size(size, "verify.input_size"),
+        top=positive("top", int),
+        epochs=positive("epochs", int),
+        batch_size=positive("batch_size", int),
+        lr=positive("lr", float),
+        seeds=tuple(seeds),
+    )
+
+
+def _report(section: Any) -> str | None:
+    if section is None:
+        return None
+    if not isinstance(section, dict) or not isinstance(section.get("path"), str):
+        raise StudyConfigError('[report] needs path = "reports/NAME"')
+    unknown = set(section) - {"path"}
+    if unknown:
+        raise StudyConfigError(f"unknown [report] key {sorted(unknown)}")
+    return section["path"]
 
 
 def load_config(path: str | Path) -> StudyConfig:
@@ -189,4 +271,12 @@ def load_config(path: str | Path) -> StudyConfig:
     return parse_config(data, str(path))
 
 
-__all__ = ["SAMPLERS", "Ranges", "StudyConfig", "StudyConfigError", "load_config", "parse_config"]
+__all__ = [
+    "SAMPLERS",
+    "Ranges",
+    "StudyConfig",
+    "StudyConfigError",
+    "VerifySettings",
+    "load_config",
+    "parse_config",
+]

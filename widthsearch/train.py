@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,8 +151,11 @@ def _workers(data: Dataset, device: torch.device) -> int:
     return min(8, os.cpu_count() or 1) if device.type == "cuda" else min(2, os.cpu_count() or 1)
 
 
+SYNC_EVERY = 10
+"""Steps between reads of the loss (each read waits for the GPU)."""
+
 StepHook = Callable[[int, int, int, float], None]
-"""(epoch, step in epoch, steps per epoch, loss) after each training step."""
+"""(epoch, step in epoch, steps per epoch, last loss read) after each training step."""
 EpochHook = Callable[[dict[str, float]], None]
 """The epoch's record (epoch, train_loss, val_loss, val_top1, seconds) after its checkpoint."""
 
@@ -196,12 +199,16 @@ def train(
         start_epoch, history = state["epoch"], state["history"]
         wall, train_time, seen = state["wall"], state["train_time"], state["seen"]
     workers = _workers(data, device)
+    split = data.train
+    if cuda and split.images is not None:  # in-memory data sets live on the GPU
+        split = replace(split, images=split.images.to(device), labels=split.labels.to(device))
     for epoch in range(start_epoch, recipe.epochs):
         t0 = time.perf_counter()
         model.train()
         order = batch_order(n_train, recipe.batch_size, seed, epoch)[:steps]
-        running, count = 0.0, 0
-        for i, (x, y) in enumerate(_batches(data.train, order, workers, cuda)):
+        running = torch.zeros((), device=device)
+        count, value = 0, math.nan
+        for i, (x, y) in enumerate(_batches(split, order, workers, cuda)):
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr_at(epoch * steps + i, steps)
             x = prepare(x, data, input_size, device, channels_last=cuda)
@@ -211,14 +218,17 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise WidthSearchError(
-                    f"training diverged (loss {value}) at epoch {epoch + 1}; lower --lr"
-                )
-            running, count, seen = running + value * len(y), count + len(y), seen + len(y)
+            running += loss.detach() * len(y)
+            count += len(y)
+            if i % SYNC_EVERY == SYNC_EVERY - 1 or i == steps - 1:  # a GPU sync: not every step
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise WidthSearchError(
+                        f"training diverged (loss {value}) at epoch {epoch + 1}; lower --lr"
+                    )
             if on_step is not None:
                 on_step(epoch, i, steps, value)
+        seen += count
         if cuda:
             torch.cuda.synchronize()
         train_time += time.perf_counter() - t0
@@ -227,7 +237,7 @@ def train(
         wall += seconds
         record = {
             "epoch": epoch + 1,
-            "train_loss": running / max(count, 1),
+            "train_loss": running.item() / max(count, 1),
             "val_loss": val_loss,
             "val_top1": top1,
             "seconds": seconds,

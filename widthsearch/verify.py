@@ -63,7 +63,6 @@ CSV_FIELDS = (
     "recipe_key",
     "widths_key",
 )
-KINDS = ("candidate", "base", "control")
 
 
 class VerifyError(WidthSearchError):
@@ -239,11 +238,24 @@ def _study_rows(study: optuna.Study | None) -> list[dict[str, Any]]:
     return [row for runs in stored.values() for row in runs.get("rows", [])]
 
 
-def _save_study_rows(study: optuna.Study, rows: Sequence[dict[str, Any]], settings: dict) -> None:
+def _save_study_rows(
+    study: optuna.Study,
+    rows: Sequence[dict[str, Any]],
+    settings: dict[str, Any],
+    summary: dict[str, Any] | None,
+) -> None:
+    """The study's ``verify`` attribute: per recipe key its settings, rows and (once a run
+    ends) the summary that ``verify`` printed, which reports read."""
     stored = dict(study.user_attrs.get("verify") or {})
     mine = [r for r in rows if r["recipe_key"] == settings["recipe_key"]]
-    stored[settings["recipe_key"]] = {**settings, "rows": mine}
+    stored[settings["recipe_key"]] = {**settings, "rows": mine, "summary": summary}
     study.set_user_attr("verify", stored)
+
+
+def stored_verifications(study: optuna.Study) -> list[dict[str, Any]]:
+    """Summaries of the verification runs a study holds (finished runs only), oldest first."""
+    stored = study.user_attrs.get("verify") or {}
+    return [v["summary"] for v in stored.values() if v.get("summary")]
 
 
 # ---------------------------------------------------------------------------------- run
@@ -310,6 +322,13 @@ class VerifyReport:
     skipped: int
     out: str | None
     notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The results without this session's counts: what the study keeps."""
+        info = self.to_dict()
+        for k in ("trained", "skipped", "out"):
+            info.pop(k)
+        return info
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -400,14 +419,14 @@ def run_verify(
         "recipe": recipe.to_dict(),
     }
 
-    def store() -> None:
+    def store(summary: dict[str, Any] | None = None) -> None:
         ordered = sorted(
             rows.values(), key=lambda r: (r["recipe_key"], r["widths_key"], int(r["seed"]))
         )
         if out_path is not None:
             write_results_csv(out_path, ordered)
         if plan.study is not None:
-            _save_study_rows(plan.study, ordered, settings)
+            _save_study_rows(plan.study, ordered, settings, summary)
 
     first_label: dict[str, str] = {}
     trained = skipped = 0
@@ -451,8 +470,6 @@ def run_verify(
             trained += 1
     if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
         ckpt_dir.rmdir()
-    if trained == 0 and (out_path is not None or plan.study is not None):
-        store()  # a results file given for the first time receives what the study holds
     summaries = [
         Summary(
             c,
@@ -461,7 +478,7 @@ def run_verify(
         )
         for c in plan.candidates
     ]
-    return VerifyReport(
+    report = VerifyReport(
         model=space.model,
         study=plan.study.study_name if plan.study is not None else None,
         pick=plan.pick,
@@ -479,6 +496,8 @@ def run_verify(
         skipped=skipped,
         out=None if out_path is None else str(out_path),
     )
+    store(report.summary())  # also gives a new results file what the study held
+    return report
 
 
 def _result_row(
@@ -527,5 +546,6 @@ __all__ = [
     "read_results_csv",
     "recipe_key",
     "run_verify",
+    "stored_verifications",
     "with_controls",
 ]
