@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -404,7 +405,8 @@ def format_verify(info: dict[str, Any]) -> str:
         + (f" (study '{info['study']}')" if info["study"] else "")
         + f": {info['pick']}, the base model and a uniform-width control",
         f"data {info['data_description']}; trained at {c}x{h}x{w} on {info['device']}, "
-        f"{r['epochs']} epochs, batch {r['batch_size']}, AdamW lr {r['lr']:g}, seeds {seeds}",
+        f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}, "
+        f"AdamW lr {r['lr']:g}, seeds {seeds}",
         "",
     ]
     rows = []
@@ -452,7 +454,8 @@ class _TrainBars:
 
         def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
             bar.n = epoch * steps + step + 1
-            bar.set_postfix_str(f"epoch {epoch + 1}, loss {loss:.3f}{state['acc']}")
+            shown = f", loss {loss:.3f}" if math.isfinite(loss) else ""  # read every few steps
+            bar.set_postfix_str(f"epoch {epoch + 1}{shown}{state['acc']}")
 
         def on_epoch(record: dict) -> None:
             state["acc"] = f", val {100 * record['val_top1']:.1f}%"
@@ -497,6 +500,54 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    folder = args.output or f"reports/{args.study}"
+    result = write_report(args.study, args.storage, folder)
+    print(
+        f"wrote {', '.join(result.files)} to {result.folder}/ (front: {result.front_size} "
+        f"trials, {result.verified} verification run(s))"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .experiment import run_experiment
+    from .study import load_config
+
+    config = load_config(args.study_file)
+    data, bars = None, None
+    if config.verify is not None:  # a missing data set fails before the search runs
+        v = config.verify
+        data = load_dataset(v.data, v.input_size or config.input_size)
+        if sys.stderr.isatty():
+            from .train import Recipe
+
+            recipe = Recipe(epochs=v.epochs, batch_size=v.batch_size, lr=v.lr)
+            bars = _TrainBars(recipe, len(data.train))
+    result = run_experiment(
+        config,
+        args.storage,
+        study_file=args.study_file,
+        device=args.device,
+        workers=args.workers,
+        search_progress=sys.stderr.isatty(),
+        train_progress=bars,
+        data=data,
+    )
+    s = result.search
+    print(f"search: {s.trials} trials ({s.new_trials} new), front {len(s.front)}; {s.storage}")
+    if result.verify is not None:
+        print()
+        print(format_verify(result.verify.to_dict()))
+        print()
+    r = result.report
+    print(f"report: {r.folder / 'index.html'} ({', '.join(r.files)})")
     return 0
 
 
@@ -683,6 +734,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="results.csv", help="results CSV (default STUDY-verify.csv)")
     p.add_argument("--json", action="store_true", help="print the results as JSON, no progress")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "report",
+        help="write a study's report: index.html, pareto.png, widths.png, front.csv, front.md",
+        description="Turn a stored study into one HTML page with the Pareto front, width "
+        "profiles and the verification results, plus the figures and the front as CSV and "
+        "Markdown. The same study gives the same files.",
+    )
+    p.add_argument("study", help="study name")
+    p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")
+    p.add_argument("-o", "--output", metavar="DIR", help="folder (default reports/STUDY)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "run",
+        help="search, verify and report a study file in one command (resumable)",
+        description="Run the study file's search (resuming its trials), train its [verify] "
+        "candidates (skipping finished runs, resuming interrupted ones) and write the report "
+        "to its [report] path (default reports/STUDY).",
+    )
+    p.add_argument(
+        "study_file", metavar="STUDY.toml", help="e.g. studies/efficientnet_b0_same_flops.toml"
+    )
+    p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")
+    p.add_argument("--workers", type=_positive_int, default=1, help="search processes (default 1)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -1,0 +1,121 @@
+"""Reports and whole experiments: `widthsearch report` and `widthsearch run`."""
+
+from __future__ import annotations
+
+import csv
+
+import optuna
+import pytest
+
+from widthsearch.cli import main
+from widthsearch.report import FILES, write_report
+from widthsearch.study import StudyConfigError, load_config
+
+STUDY = """
+model = "resnet18"
+input_size = [3, 16, 16]
+
+[search]
+study = "tiny"
+trials = 12
+seed = 0
+
+[search.ranges]
+params = [0.3, 0.9]
+macs = false
+mode = ["precrop"]
+
+[verify]
+data = "digits"
+top = 1
+epochs = 1
+seeds = [0]
+
+[report]
+path = "out/tiny"
+"""
+
+
+def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.toml").write_text(STUDY)
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", "tiny.toml", "--storage", db]) == 0
+    text = capsys.readouterr().out
+    assert "search: 12 trials (12 new)" in text and "report: out/tiny/index.html" in text
+    folder = tmp_path / "out" / "tiny"
+    first = {name: (folder / name).read_bytes() for name in FILES}
+    assert all(first.values())
+    assert first["pareto.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    page = first["index.html"].decode()
+    for needle in ("pareto.png", "widths.png", "front.csv", "verify.csv", "top-1 %", "uniform"):
+        assert needle in page, needle
+    assert "digits (scikit-learn, 8x8)" in page and "1 epochs" not in page
+
+    study = optuna.load_study(study_name="tiny", storage=db)
+    front_rows = list(csv.DictReader((folder / "front.csv").open()))
+    from widthsearch.search import front
+
+    assert sorted(int(r["trial"]) for r in front_rows) == sorted(t.number for t in front(study))
+    md = (folder / "front.md").read_text().splitlines()
+    assert len(md) == 2 + len(front_rows) and md[0].startswith("| trial |")
+    verify_rows = list(csv.DictReader((folder / "verify.csv").open()))
+    assert {r["kind"] for r in verify_rows} >= {"candidate", "base"}
+    assert not (tmp_path / ".widthsearch" / "checkpoints").exists() or not any(
+        (tmp_path / ".widthsearch" / "checkpoints").iterdir()
+    )
+
+    assert main(["run", "tiny.toml", "--storage", db]) == 0  # resumes: nothing left to do
+    text = capsys.readouterr().out
+    assert "search: 12 trials (0 new)" in text and "0 run(s) trained" in text
+    assert {name: (folder / name).read_bytes() for name in FILES} == first
+
+    assert main(["report", "tiny", "--storage", db, "-o", str(tmp_path / "again")]) == 0
+    again = {name: (tmp_path / "again" / name).read_bytes() for name in FILES}
+    assert again["front.csv"] == first["front.csv"] and again["pareto.png"] == first["pareto.png"]
+
+
+def test_report_without_verification_says_so(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["search", "resnet18", "--input-size", "16", "--trials", "8", "--storage", db]
+    assert main([*args, "--json"]) == 0
+    capsys.readouterr()
+    result = write_report("resnet18", db, tmp_path / "r")
+    assert result.verified == 0 and result.front_size > 0
+    assert "No verification has run" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["report", "nope", "--storage", db, "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "no study 'nope'" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "section, match",
+    [
+        ("[verify]\nepochs = 0\n", "verify.epochs must be a positive int"),
+        ("[verify]\nseeds = []\n", "verify.seeds"),
+        ("[verify]\nbatch = 3\n", "unknown \\[verify\\] key"),
+        ("[verify]\ninput_size = [3, 32]\n", "verify.input_size"),
+        ("[report]\nfolder = 'x'\n", "\\[report\\] needs path"),
+    ],
+)
+def test_bad_verify_and_report_sections(tmp_path, section, match):
+    path = tmp_path / "s.toml"
+    path.write_text(f'model = "resnet18"\n{section}')
+    with pytest.raises(StudyConfigError, match=match):
+        load_config(path)
+
+
+def test_shipped_study_files_load():
+    from pathlib import Path
+
+    files = sorted(Path(__file__).parent.parent.glob("studies/*.toml"))
+    names = {f.stem for f in files}
+    assert {"efficientnet_b0_same_flops", "mobilenetv2_precrop", "resnet50_precrop_flops"} <= names
+    for f in files:
+        config = load_config(f)
+        assert config.verify is not None and config.report == f"reports/{f.stem}"

@@ -1,0 +1,88 @@
+"""A whole experiment from a study file: search, then verify, then report, resumable.
+
+Each step resumes on its own: the search runs only the trials the study still lacks, the
+verification skips finished runs and continues interrupted ones from their last epoch
+checkpoint, and the report is rewritten from what the study holds.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .report import ReportResult
+    from .search import SearchResult
+    from .study import StudyConfig
+    from .verify import VerifyReport
+
+CHECKPOINTS = Path(".widthsearch") / "checkpoints"
+"""Where interrupted verification runs keep their epoch checkpoints (not in the report)."""
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    search: SearchResult
+    verify: VerifyReport | None
+    report: ReportResult
+
+
+def report_folder(config: StudyConfig) -> Path:
+    return Path(config.report or Path("reports") / config.name)
+
+
+def run_experiment(
+    config: StudyConfig,
+    storage_url: str | None = None,
+    *,
+    study_file: str | os.PathLike | None = None,
+    device: str = "auto",
+    workers: int = 1,
+    search_progress: bool = False,
+    train_progress: Any = None,
+    data: Dataset | None = None,
+) -> ExperimentResult:
+    """Search ``config``, verify its top candidates as its ``[verify]`` section says (if it
+    has one), and write the report to its ``[report]`` path (default ``reports/STUDY``).
+
+    ``train_progress`` is :func:`widthsearch.verify.run_verify`'s progress factory; ``data``
+    the ``[verify]`` data set when the caller has loaded it already.
+    """
+    from .data import load_dataset
+    from .report import write_report
+    from .search import run_search
+    from .train import Recipe
+    from .verify import plan_from_study, run_verify
+
+    folder = report_folder(config)
+    search = run_search(config, storage_url, workers=workers, progress=search_progress)
+    verified = None
+    if config.verify is not None:
+        v = config.verify
+        plan = plan_from_study(config.name, storage_url, top=v.top)
+        size = v.input_size or config.input_size
+        data = data or load_dataset(v.data, size)
+        folder.mkdir(parents=True, exist_ok=True)
+        verified = run_verify(
+            plan,
+            data,
+            Recipe(epochs=v.epochs, batch_size=v.batch_size, lr=v.lr),
+            seeds=v.seeds,
+            device=device,
+            input_size=size,
+            out=folder / "verify.csv",
+            checkpoints=CHECKPOINTS,
+            progress=train_progress,
+        )
+    command = "uv run widthsearch run " + (
+        shlex.quote(str(study_file)) if study_file else f"STUDY.toml  # study {config.name}"
+    )
+    report = write_report(config.name, storage_url, folder, command=command)
+    return ExperimentResult(search, verified, report)
+
+
+__all__ = ["CHECKPOINTS", "ExperimentResult", "report_folder", "run_experiment"]
