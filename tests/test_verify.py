@@ -18,7 +18,7 @@ from widthsearch.cli import main
 from widthsearch.data import DataError, load_dataset
 from widthsearch.native import build_spec
 from widthsearch.train import Recipe, train
-from widthsearch.verify import Candidate, with_controls
+from widthsearch.verify import Candidate, training_setting, with_controls
 
 from .conftest import count
 
@@ -236,6 +236,21 @@ def test_control_holds_the_first_candidates_macs_and_folds_into_the_base(tiny_sp
         if not g.fixed
     }
     assert max(ratios) - min(ratios) < 0.2  # one multiplier, up to rounding to multiples of 8
+    # matched as trained: at another input size and class count the MACs ratio shifts
+    setting = training_setting(space, (3, 32, 32), 10)
+    plan = with_controls(space, [cand], 8, "test", setting=setting)
+    control = plan.candidates[2]
+
+    def as_trained(widths):
+        return setting.macs(
+            [
+                b if g.fixed else w
+                for g, w, b in zip(setting.groups, widths, setting.base_widths, strict=True)
+            ]
+        )
+
+    assert as_trained(control.widths) <= as_trained(cand.widths)
+    assert as_trained(control.widths) > 0.9 * as_trained(cand.widths)
     same = Candidate("same", "candidate", space.base_widths, space.params(), space.macs(), 0.0)
     plan = with_controls(space, [same], 8, "test")
     assert plan.candidates[2].widths == space.base_widths  # trained once, reported as the base

@@ -410,6 +410,13 @@ def format_verify(info: dict[str, Any]) -> str:
         "",
     ]
     rows = []
+    base = next((s for s in info["results"] if s["kind"] == "base"), {})
+
+    def with_ratio(s: dict[str, Any], key: str) -> str:
+        if s[key] is None:
+            return "-"
+        return f"{s[key]:,}" + (f" ({s[key] / base[key]:.2f}x)" if base.get(key) else "")
+
     for s in info["results"]:
         name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
         rows.append(
@@ -417,8 +424,8 @@ def format_verify(info: dict[str, Any]) -> str:
                 name,
                 s["kind"],
                 f"{s['log_synexp']:+.2f}",
-                f"{s['params']:,}" if s["params"] is not None else "-",
-                f"{s['macs']:,}" if s["macs"] is not None else "-",
+                with_ratio(s, "params"),
+                with_ratio(s, "macs"),
                 _pm(s["top1"], s["top1_std"], 100),
                 _pm(s["loss"], s["loss_std"], digits=3),
                 f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
@@ -433,6 +440,7 @@ def format_verify(info: dict[str, Any]) -> str:
         f"params and MACs of the models as trained ({info['num_classes']} classes, {c}x{h}x{w}); "
         "log SynExp: gain over the base at the search's input size;",
         "top-1 and val loss: last epoch on the validation split, mean ± std over seeds.",
+        *(f"note: {n}" for n in info["notes"]),
         f"{info['trained']} run(s) trained, {info['skipped']} already finished"
         + (f"; results in {info['out']}" if info["out"] else "")
         + (f" and in study '{info['study']}'" if info["study"] else ""),

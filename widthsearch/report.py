@@ -26,6 +26,21 @@ if TYPE_CHECKING:
 
 FILES = ("index.html", "pareto.png", "widths.png", "front.csv", "front.md")
 FRONT_ROWS_SHOWN = 25
+SHOWN = {
+    "trial": "trial",
+    "log_synexp": "log SynExp",
+    "params_ratio": "params ×base",
+    "macs_ratio": "MACs ×base",
+    "mode": "mode",
+    "budget_params": "params budget",
+    "budget_macs": "MACs budget",
+    "min_width": "min width",
+    "max_width": "max width",
+    "divisor": "divisor",
+    "width_ratio_min": "narrowest ×base",
+    "width_ratio_max": "widest ×base",
+}
+"""Front columns on the page (all of them, with the widths, are in front.csv)."""
 PROFILES = 3
 """Width profiles drawn when nothing was verified: the front's best by log SynExp."""
 
@@ -221,6 +236,7 @@ def _profiles(report, verification) -> list[tuple[str, list[int]]]:
 def _verify_html(v: dict[str, Any]) -> str:
     c, h, w = v["input_size"]
     r = v["recipe"]
+    base = next((s for s in v["results"] if s["kind"] == "base"), {})
     rows = []
     for s in v["results"]:
         name = html.escape(s["candidate"] + (f" (= {s['same_as']})" if s.get("same_as") else ""))
@@ -234,31 +250,48 @@ def _verify_html(v: dict[str, Any]) -> str:
             if s["seeds"] and not math.isnan(s["loss"])
             else "-"
         )
-        params = "-" if s["params"] is None else f"{s['params']:,}"
-        macs = "-" if s["macs"] is None else f"{s['macs']:,}"
-        rows.append(
-            f"<tr class='{s['kind']}'><td>{name}</td><td>{s['kind']}</td>"
-            f"<td>{s['log_synexp']:+.2f}</td><td>{s['search_params'] / 1e6:.3f}M</td>"
-            f"<td>{s['search_macs'] / 1e6:.1f}M</td><td>{params}</td><td>{macs}</td>"
-            f"<td><b>{top1}</b></td><td>{loss}</td><td>{s['images_per_second']:.0f}</td></tr>"
-        )
+        cells = [
+            name,
+            s["kind"],
+            f"{s['log_synexp']:+.2f}",
+            _count(s["search_params"], base.get("search_params")),
+            _count(s["search_macs"], base.get("search_macs")),
+            _count(s["params"], base.get("params")),
+            _count(s["macs"], base.get("macs")),
+            f"<b>{top1}</b>",
+            loss,
+            f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
+        ]
+        rows.append(f"<tr class='{s['kind']}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     seeds = ", ".join(map(str, v["seeds"]))
+    n = r["epochs"]
+    notes = "".join(f'<p class="warn">{html.escape(t)}</p>' for t in v.get("notes", []))
     return f"""
 <h3>{html.escape(v["data_description"])}</h3>
 <p class="scale">Trained from scratch at {c}&times;{h}&times;{w} on {html.escape(v["device"])}:
-{r["epochs"]} epoch{"s" * (r["epochs"] != 1)}, batch {r["batch_size"]}, AdamW (peak lr {r["lr"]:g}, weight decay
-{r["weight_decay"]:g}, warm-up {r["warmup_epochs"]:g} epoch, cosine), label smoothing
-{r["label_smoothing"]:g}; seeds {seeds}. Candidates: {html.escape(v["pick"])}; the uniform
-control is the largest single width multiplier within the first candidate's MACs.</p>
+{n} epoch{"s" * (n != 1)}, batch {r["batch_size"]}, AdamW (peak lr {r["lr"]:g},
+weight decay {r["weight_decay"]:g}, warm-up {r["warmup_epochs"]:g} epoch, cosine), label
+smoothing {r["label_smoothing"]:g}; seeds {seeds}. Candidates: {html.escape(v["pick"])}. The
+uniform control is the largest single width multiplier within the first candidate's MACs as
+trained.</p>
 <table>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
 <th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>
 <th>top-1 %</th><th>val loss</th><th>img/s</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
-<p class="note">Search columns: the model at the search's input size with its original classifier.
-Trained columns: the model as trained ({v["num_classes"]} classes, {h}&times;{w}), counted on the
-real module. Top-1 and loss: the last epoch on the validation split, mean ± std over seeds.</p>
+{notes}
+<p class="note">Search columns: the model at the search's input size with its original
+classifier; trained columns: the model as trained ({v["num_classes"]} classes,
+{h}&times;{w}), counted on the real module; in brackets the ratio to the base. Top-1 and loss:
+the last epoch on the validation split, mean ± std over seeds. img/s: training throughput.</p>
 """
+
+
+def _count(n: int | None, base: int | None) -> str:
+    if n is None:
+        return "-"
+    text = f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n:,}"
+    return f"{text} ({n / base:.2f}&times;)" if base else text
 
 
 STYLE = """
@@ -273,7 +306,9 @@ th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 tr.base td { background: #f2f2f2; } tr.control td { background: #eef7ee; }
 img { max-width: 100%; border: 1px solid #eee; }
-.note { color: #555; font-size: 0.88em; } code { background: #f4f4f4; padding: 0 0.25em; }
+.note { color: #555; font-size: 0.88em; }
+.warn { background: #fdecea; border-left: 4px solid #d62728; padding: 0.5em 0.9em; }
+.wide { overflow-x: auto; } code { background: #f4f4f4; padding: 0 0.25em; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dt { font-weight: 600; } dd { margin: 0; }
 """
@@ -286,7 +321,9 @@ def _settings_html(report: dict[str, Any], attrs: dict[str, Any]) -> str:
         v = ranges.get(key)
         if v is None:
             return "free"
-        return ", ".join(map(str, v)) if key in ("divisor", "mode") else f"{v[0]:g}&ndash;{v[1]:g}"
+        if key in ("divisor", "mode"):
+            return ", ".join(map(str, v))
+        return f"{v[0]:g}" if v[0] == v[1] else f"{v[0]:g}&ndash;{v[1]:g}"
 
     c, h, w = report["input_size"]
     items = [
@@ -335,8 +372,10 @@ def write_report(
     write_atomic(out / "pareto.png", _pareto_figure(report, trials, main))
     write_atomic(out / "widths.png", _widths_figure(report, _profiles(report, main)))
 
-    shown = table.drop(columns=["widths"]).head(FRONT_ROWS_SHOWN)
-    front_html = shown.to_html(index=False, na_rep="free", border=0)
+    shown = table[list(SHOWN)].head(FRONT_ROWS_SHOWN).rename(columns=SHOWN)
+    front_html = shown.to_html(
+        index=False, na_rep="free", border=0, float_format=lambda x: f"{x:.3f}"
+    )
     verify_html = (
         "".join(_verify_html(v) for v in reversed(verifications))
         if verifications
@@ -387,8 +426,9 @@ one 2-D projection. Star: the base model (log SynExp gain 0 at 1&times; cost).</
 <h2>Front</h2>
 <p>The {len(shown)} front trials with the highest log SynExp of {len(table)}; all of them,
 with their widths, in <a href="front.csv">front.csv</a> and <a href="front.md">front.md</a>.
-budget_*: the budget ratios of the trial's mix (free: unconstrained).</p>
-{front_html}
+Budgets are the ratios of the trial's mix (free: unconstrained); narrowest/widest: the
+smallest and largest width ratio over the free groups.</p>
+<div class="wide">{front_html}</div>
 
 <h2>Reproduce</h2>
 <p><code>{html.escape(command or f"uv run widthsearch report {study_name} -o {out}")}</code></p>

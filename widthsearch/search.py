@@ -392,10 +392,13 @@ def run_search(
 
     ``workers`` processes share the study; each builds its own width space and program.
     """
+    import optuna
+
     from .space import WidthSpace
 
     if workers < 1:
         raise StudyConfigError(f"workers must be at least 1, got {workers}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the study's own lines, not Optuna's
     storage = open_storage(storage_url)
     if _exists(storage, config.name):
         open_study(config, storage, create=False)  # checks model and input size before any work

@@ -23,7 +23,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,8 @@ class Plan:
     pick: str
     """How the candidates were chosen, in words."""
     study: optuna.Study | None = None
+    divisor: int = 8
+    """The rounding grid of the candidates, which the control is rounded to too."""
 
 
 def _candidate(space: WidthSpace, label: str, kind: str, widths, trial=None) -> Candidate:
@@ -105,23 +107,55 @@ def _candidate(space: WidthSpace, label: str, kind: str, widths, trial=None) -> 
     return Candidate(label, kind, widths, space.params(widths), space.macs(widths), gain, trial)
 
 
-def with_controls(space: WidthSpace, picked: Sequence[Candidate], divisor: int, pick: str) -> Plan:
-    """``picked`` plus the base model and the uniform control at the first one's MACs."""
+def with_controls(
+    space: WidthSpace,
+    picked: Sequence[Candidate],
+    divisor: int,
+    pick: str,
+    *,
+    setting: WidthSpace | None = None,
+) -> Plan:
+    """``picked`` plus the base model and the uniform control: the largest single width
+    multiplier whose MACs stay within the first candidate's, both counted in ``setting``.
+
+    ``setting`` is the width space as the models are trained (training input size, the data
+    set's classes); squeeze-excite convs and the classifier do not shrink with the input, so a
+    control matched at the search's input size may cost another ratio there. Default: ``space``.
+    """
     from .baselines import uniform
     from .rounding import width_grid
     from .solve import Budgets
 
     if not picked:
         raise VerifyError("no candidates to verify")
+    setting = setting or space
+    if len(setting.groups) != len(space.groups):
+        raise VerifyError(f"{space.model} has other channel groups at the training setting")
+
+    def move(widths: Sequence[int], to: WidthSpace) -> tuple[int, ...]:
+        """Free widths kept, fixed ones (input channels, classes) those of ``to``."""
+        return tuple(
+            b if g.fixed else w for g, w, b in zip(to.groups, widths, to.base_widths, strict=True)
+        )
+
     base = _candidate(space, "base", "base", space.base_widths)
     lo, hi = 0.05, 4.0
-    grid = width_grid(space, divisor=divisor, min_width=lo, max_width=hi)
-    bl = uniform(space, Budgets(macs=picked[0].macs), grid, min_width=lo, max_width=hi)
-    items = list(picked) + [base]
+    grid = width_grid(setting, divisor=divisor, min_width=lo, max_width=hi)
+    budget = Budgets(macs=setting.macs(move(picked[0].widths, setting)))
+    bl = uniform(setting, budget, grid, min_width=lo, max_width=hi)
+    items = [*picked, base]
     if bl.widths is not None:
         mult = bl.description.rsplit(" ", 1)[-1]
-        items.append(_candidate(space, f"uniform {mult}", "control", bl.widths))
-    return Plan(space, tuple(items), pick)
+        items.append(_candidate(space, f"uniform {mult}", "control", move(bl.widths, space)))
+    return Plan(space, tuple(items), pick, divisor=divisor)
+
+
+def training_setting(space: WidthSpace, input_size: Sequence[int], num_classes: int):
+    """The width space of ``space``'s model as verification trains it."""
+    from .space import WidthSpace
+
+    kwargs = {**space.timm_kwargs, "num_classes": num_classes}
+    return WidthSpace.from_timm(space.model, input_size=tuple(input_size), **kwargs)
 
 
 def plan_from_study(study_name: str, storage_url: str | None, top: int = 3) -> Plan:
@@ -153,7 +187,7 @@ def plan_from_study(study_name: str, storage_url: str | None, top: int = 3) -> P
         for t in pool
     ]
     plan = with_controls(space, picked, int(pool[0]["mix"].get("divisor", 8)), pick)
-    return Plan(plan.space, plan.candidates, plan.pick, study)
+    return replace(plan, study=study)
 
 
 def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
@@ -331,6 +365,11 @@ class VerifyReport:
         return info
 
     def to_dict(self) -> dict[str, Any]:
+        info = self._dict()
+        info["notes"] = [*self.notes, *cost_notes(info)]
+        return info
+
+    def _dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "study": self.study,
@@ -350,6 +389,30 @@ class VerifyReport:
             "notes": self.notes,
             "results": [s.to_dict() for s in self.summaries],
         }
+
+
+def cost_notes(info: dict[str, Any]) -> list[str]:
+    """Candidates whose MACs ratio to the base, as trained, differs by over 5% from the ratio
+    at the search's input size (``info``: :meth:`VerifyReport.to_dict` without notes)."""
+    results = info["results"]
+    base = next((r for r in results if r["kind"] == "base" and r["macs"]), None)
+    if base is None:
+        return []
+    _, h, w = info["input_size"]
+    _, sh, sw = info["search_input_size"]
+    notes = []
+    for r in results:
+        if r["kind"] != "candidate" or not r["macs"]:
+            continue
+        trained, search = r["macs"] / base["macs"], r["search_macs"] / base["search_macs"]
+        if abs(trained / search - 1) > 0.05:
+            notes.append(
+                f"{r['candidate']} costs {trained:.2f}x the base's MACs as trained ({h}x{w}, "
+                f"{info['num_classes']} classes) but {search:.2f}x at the search's {sh}x{sw}: "
+                "squeeze-excite convs and the classifier do not shrink with the input. The "
+                "uniform control is matched as trained."
+            )
+    return notes
 
 
 def count_trained_model(model, input_size: Sequence[int]) -> tuple[int, int]:
@@ -398,6 +461,10 @@ def run_verify(
     seeds = tuple(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
         raise VerifyError("give at least one seed")
+    picked = [c for c in plan.candidates if c.kind == "candidate"]
+    setting = training_setting(space, size, data.num_classes)
+    matched = with_controls(space, picked, plan.divisor, plan.pick, setting=setting)
+    plan = replace(plan, candidates=matched.candidates)
     key = recipe_key(space.model, data.spec, size, recipe)
     out_path = Path(out) if out is not None else None
     ckpt_dir = (
@@ -540,6 +607,7 @@ __all__ = [
     "Summary",
     "VerifyError",
     "VerifyReport",
+    "cost_notes",
     "count_trained_model",
     "plan_from_study",
     "plan_from_width_files",
@@ -547,5 +615,6 @@ __all__ = [
     "recipe_key",
     "run_verify",
     "stored_verifications",
+    "training_setting",
     "with_controls",
 ]
