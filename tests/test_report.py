@@ -119,3 +119,12 @@ def test_shipped_study_files_load():
     for f in files:
         config = load_config(f)
         assert config.verify is not None and config.report == f"reports/{f.stem}"
+
+
+def test_run_with_a_missing_data_set_fails_before_searching(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.toml").write_text(STUDY.replace('data = "digits"', 'data = "mnist:nope"'))
+    assert main(["run", "s.toml", "--storage", "s.db"]) == 2
+    err = capsys.readouterr().err
+    assert "mnist:nope" in err and err.count("\n") == 1
+    assert not (tmp_path / "s.db").exists() and not (tmp_path / "out").exists()

@@ -287,6 +287,27 @@ the last epoch on the validation split, mean ± std over seeds. img/s: training 
 """
 
 
+def _scale(report: dict[str, Any], v: dict[str, Any] | None) -> str:
+    """The sentence that says how big this experiment was."""
+    c, h, w = report["input_size"]
+    text = (
+        f"Search: {report['trials']} trials, each one solve at {c}&times;{h}&times;{w} with "
+        "params and MACs counted exactly, no training. "
+    )
+    if v is None:
+        return text + "Nothing was trained for this report."
+    _, th, tw = v["input_size"]
+    runs = sum(len(r["seeds"]) for r in v["results"] if not r.get("same_as"))
+    minutes = sum(r["wall_seconds"] for r in v["results"] if not r.get("same_as")) / 60
+    n = v["recipe"]["epochs"]
+    return text + (
+        f"Verification: {runs} training runs from scratch on {html.escape(v['data_description'])}"
+        f" at {th}&times;{tw}, {n} epoch{'s' * (n != 1)} each, on {html.escape(v['device'])} "
+        f"({minutes:.0f} minutes in all). That checks that the chosen widths train and how they "
+        "rank at small scale; it is not an ImageNet result."
+    )
+
+
 def _count(n: int | None, base: int | None) -> str:
     if n is None:
         return "-"
@@ -402,9 +423,7 @@ def write_report(
 <p class="sub">{html.escape(report["model"])} at {c}&times;{h}&times;{w}: channel widths chosen at
 initialization by SynExp (maximize &Sigma; log p<sub>l</sub> under params and MACs budgets), one
 geometric program per trial; Optuna explores the constraint mixes.</p>
-<p class="scale"><b>Scale.</b> The search is exact at {c}&times;{h}&times;{w} (params and MACs
-counted, not estimated). Verification, where it ran, trains small models on a small data set on
-CPU for a few epochs: a check that the chosen widths train, not an ImageNet result.</p>
+<p class="scale"><b>Scale.</b> {_scale(report, main)}</p>
 
 <h2>Search settings</h2>
 {_settings_html(report, attrs)}
