@@ -534,10 +534,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         v = config.verify
         data = load_dataset(v.data, v.input_size or config.input_size)
         if sys.stderr.isatty():
-            from .train import Recipe
-
-            recipe = Recipe(epochs=v.epochs, batch_size=v.batch_size, lr=v.lr)
-            bars = _TrainBars(recipe, len(data.train))
+            bars = _TrainBars(v.recipe(), len(data.train))
     result = run_experiment(
         config,
         args.storage,

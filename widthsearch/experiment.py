@@ -55,7 +55,6 @@ def run_experiment(
     from .data import load_dataset
     from .report import write_report
     from .search import run_search
-    from .train import Recipe
     from .verify import plan_from_study, run_verify
 
     folder = report_folder(config)
@@ -65,12 +64,12 @@ def run_experiment(
         v = config.verify
         plan = plan_from_study(config.name, storage_url, top=v.top)
         size = v.input_size or config.input_size
-        data = data or load_dataset(v.data, size)
+        data = data if data is not None else load_dataset(v.data, size)
         folder.mkdir(parents=True, exist_ok=True)
         verified = run_verify(
             plan,
             data,
-            Recipe(epochs=v.epochs, batch_size=v.batch_size, lr=v.lr),
+            v.recipe(),
             seeds=v.seeds,
             device=device,
             input_size=size,

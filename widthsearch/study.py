@@ -37,10 +37,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import WidthSearchError
 from .solve import MODES
+
+if TYPE_CHECKING:
+    from .train import Recipe
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -82,6 +85,11 @@ class VerifySettings:
     batch_size: int = 64
     lr: float = 2e-3
     seeds: tuple[int, ...] = (0, 1, 2)
+
+    def recipe(self) -> Recipe:
+        from .train import Recipe
+
+        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
 
 
 @dataclass(frozen=True)

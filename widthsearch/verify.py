@@ -23,7 +23,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -355,7 +355,6 @@ class VerifyReport:
     trained: int
     skipped: int
     out: str | None
-    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The results without this session's counts: what the study keeps."""
@@ -365,12 +364,7 @@ class VerifyReport:
         return info
 
     def to_dict(self) -> dict[str, Any]:
-        info = self._dict()
-        info["notes"] = [*self.notes, *cost_notes(info)]
-        return info
-
-    def _dict(self) -> dict[str, Any]:
-        return {
+        info = {
             "model": self.model,
             "study": self.study,
             "pick": self.pick,
@@ -386,14 +380,15 @@ class VerifyReport:
             "trained": self.trained,
             "skipped": self.skipped,
             "out": self.out,
-            "notes": self.notes,
             "results": [s.to_dict() for s in self.summaries],
         }
+        info["notes"] = cost_notes(info)
+        return info
 
 
 def cost_notes(info: dict[str, Any]) -> list[str]:
     """Candidates whose MACs ratio to the base, as trained, differs by over 5% from the ratio
-    at the search's input size (``info``: :meth:`VerifyReport.to_dict` without notes)."""
+    at the search's input size (``info``: what :meth:`VerifyReport.to_dict` returns)."""
     results = info["results"]
     base = next((r for r in results if r["kind"] == "base" and r["macs"]), None)
     if base is None:
