@@ -389,14 +389,10 @@ def cmd_front(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
-    if mean != mean:  # NaN: nothing finished
-        return "-"
-    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
-
-
 def format_verify(info: dict[str, Any]) -> str:
     """The ``verify`` report of :meth:`VerifyReport.to_dict`."""
+    from .verify import mean_std
+
     c, h, w = info["input_size"]
     r = info["recipe"]
     seeds = ",".join(map(str, info["seeds"]))
@@ -426,8 +422,8 @@ def format_verify(info: dict[str, Any]) -> str:
                 f"{s['log_synexp']:+.2f}",
                 with_ratio(s, "params"),
                 with_ratio(s, "macs"),
-                _pm(s["top1"], s["top1_std"], 100),
-                _pm(s["loss"], s["loss_std"], digits=3),
+                mean_std(s["top1"], s["top1_std"], 100),
+                mean_std(s["loss"], s["loss_std"], digits=3),
                 f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
                 f"{s['wall_seconds']:.0f}",
             ]
@@ -452,7 +448,7 @@ class _TrainBars:
     """A tqdm bar per candidate and seed: epoch, training loss, validation accuracy."""
 
     def __init__(self, recipe, n_train: int) -> None:
-        self.total = recipe.epochs * max(1, n_train // recipe.batch_size)
+        self.total = recipe.epochs * recipe.steps_per_epoch(n_train)
 
     def __call__(self, cand, seed: int):
         from tqdm import tqdm
@@ -512,9 +508,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import default_folder, write_report
 
-    folder = args.output or f"reports/{args.study}"
+    folder = args.output or default_folder(args.study)
     result = write_report(args.study, args.storage, folder)
     print(
         f"wrote {', '.join(result.files)} to {result.folder}/ (front: {result.front_size} "

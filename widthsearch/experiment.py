@@ -32,7 +32,9 @@ class ExperimentResult:
 
 
 def report_folder(config: StudyConfig) -> Path:
-    return Path(config.report or Path("reports") / config.name)
+    from .report import default_folder
+
+    return Path(config.report) if config.report else default_folder(config.name)
 
 
 def run_experiment(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._io import write_atomic
 from .search import load_front, open_storage, trial_summary, widths_key
-from .verify import stored_verifications
+from .verify import mean_std, stored_verifications
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +42,11 @@ SHOWN = {
 """Front columns on the page (all of them, with the widths, are in front.csv)."""
 PROFILES = 3
 """Width profiles drawn when nothing was verified: the front's best by log SynExp."""
+
+
+def default_folder(study_name: str) -> Path:
+    """Where a study's report goes when nothing says otherwise."""
+    return Path("reports") / study_name
 
 
 @dataclass(frozen=True)
@@ -240,16 +244,8 @@ def _verify_html(v: dict[str, Any]) -> str:
     rows = []
     for s in v["results"]:
         name = html.escape(s["candidate"] + (f" (= {s['same_as']})" if s.get("same_as") else ""))
-        top1 = (
-            f"{100 * s['top1']:.1f} ± {100 * s['top1_std']:.1f}"
-            if s["seeds"] and not math.isnan(s["top1"])
-            else "-"
-        )
-        loss = (
-            f"{s['loss']:.3f} ± {s['loss_std']:.3f}"
-            if s["seeds"] and not math.isnan(s["loss"])
-            else "-"
-        )
+        top1 = mean_std(s["top1"], s["top1_std"], 100)
+        loss = mean_std(s["loss"], s["loss_std"], digits=3)
         cells = [
             name,
             s["kind"],
@@ -458,4 +454,4 @@ smallest and largest width ratio over the free groups.</p>
     return ReportResult(out, FILES, len(report["front"]), len(verifications))
 
 
-__all__ = ["FILES", "ReportResult", "write_report"]
+__all__ = ["FILES", "ReportResult", "default_folder", "write_report"]

@@ -49,6 +49,10 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Full batches only, so every step has the same batch size (at least one step)."""
+        return max(1, n_train // self.batch_size)
+
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
         """Learning rate of a global step: linear warm-up, then cosine to zero."""
         total = self.epochs * steps_per_epoch
@@ -187,7 +191,7 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr)
     n_train = len(data.train)
-    steps = max(1, n_train // recipe.batch_size)  # full batches only: same size every step
+    steps = recipe.steps_per_epoch(n_train)
     start_epoch, history, wall, train_time, seen = 0, [], 0.0, 0.0, 0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)

@@ -386,6 +386,13 @@ class VerifyReport:
         return info
 
 
+def mean_std(mean: float | None, std: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    """``mean ± std`` of a summary (``-`` when no seed finished: the mean is NaN)."""
+    if mean is None or std is None or math.isnan(mean):
+        return "-"
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
 def cost_notes(info: dict[str, Any]) -> list[str]:
     """Candidates whose MACs ratio to the base, as trained, differs by over 5% from the ratio
     at the search's input size (``info``: what :meth:`VerifyReport.to_dict` returns)."""
@@ -603,6 +610,7 @@ __all__ = [
     "VerifyError",
     "VerifyReport",
     "cost_notes",
+    "mean_std",
     "count_trained_model",
     "plan_from_study",
     "plan_from_width_files",
