@@ -1,0 +1,44 @@
+"""``widthsearch`` command line: a thin layer over the Python API, one module per command.
+
+torch, timm and cvxpy take seconds to import, so the command modules import them inside the
+command, never at the top: ``widthsearch --help`` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import WidthSearchError
+from . import export, front, inspect, reconfig, report, run, search, verify
+
+COMMANDS = (inspect, reconfig, export, search, front, verify, report, run)
+"""Command modules in the order ``--help`` lists them; each has ``add_parser`` and ``run``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="widthsearch",
+        description="Search the channel widths of timm CNNs at initialization.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except WidthSearchError as exc:
+        print(f"widthsearch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("widthsearch: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]

@@ -1,0 +1,33 @@
+"""``widthsearch export``: a Python module with a timm entrypoint for a width file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import export
+
+    name = export(args.widths, args.py, args.name)
+    module = args.py[:-3].replace("/", ".").lstrip(".") if args.py.endswith(".py") else args.py
+    print(
+        f"wrote {args.py}: after `import {module.rsplit('.', 1)[-1]}`, "
+        f'timm.create_model("{name}") builds the model'
+    )
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``export`` command."""
+    p = sub.add_parser(
+        "export",
+        help="write a Python module with a timm entrypoint for a width file",
+        description="Write a module (needing only torch and timm) that registers a timm model "
+        "at the widths of WIDTHS.json: after importing it, timm.create_model(NAME) builds it, "
+        "with any timm kwargs (num_classes, features_only, ...).",
+    )
+    p.add_argument("widths", metavar="WIDTHS.json", help="a width file from reconfig -o")
+    p.add_argument("--py", required=True, metavar="MODULE.py", help="the module to write")
+    p.add_argument("--name", help="the timm model name to register (default MODEL_ws)")
+    p.set_defaults(func=run)

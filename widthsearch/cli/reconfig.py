@@ -1,0 +1,234 @@
+"""``widthsearch reconfig``: new widths for a timm model from one SynExp solve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..errors import WidthSearchError
+from ._args import add_model_args, positive_float, positive_int, ratio, table
+
+
+def format_reconfig(info: dict[str, Any], seconds_parse: float, startup: float = 0.0) -> str:
+    """The ``reconfig`` report of a :meth:`Reconfiguration.to_dict` result."""
+    c, h, w = info["input_size"]
+    bounds = (
+        f"widths up to {info['max_width']:g}x base"
+        if info["mode"] == "preconfig"
+        else "channels removed only"
+    )
+    mode = "PreConfig" if info["mode"] == "preconfig" else "PreCrop"
+    lines = [
+        f"{info['model']} at {c}x{h}x{w}: {mode} ({bounds}, at least {info['min_width']:g}x, "
+        f"multiples of {info['divisor']})",
+        "",
+    ]
+    rows = []
+    for g in info["groups"]:
+        if g["base"] == g["width"] and g["id"] in (0, len(info["groups"]) - 1):
+            continue  # fixed input and output groups
+        mark = "" if g["width"] == g["base"] else ("+" if g["width"] > g["base"] else "-")
+        rows.append(
+            [g["id"], g["producer"], g["base"], g["width"], f"{g['width'] / g['base']:.2f}x", mark]
+        )
+    lines.append(table(["group", "producer", "base", "new", "ratio", ""], rows, right={0, 2, 3, 4}))
+    b = info["budgets"]
+    budget_p = f"<= {b['params_ratio']:.2f}x" if b["params"] is not None else "free"
+    budget_m = f"<= {b['macs_ratio']:.2f}x" if b["macs"] is not None else "free"
+    lines += [
+        "",
+        table(
+            ["", "base", "new", "ratio", "budget"],
+            [
+                [
+                    "params",
+                    f"{info['base_params']:,}",
+                    f"{info['params']:,}",
+                    ratio(info["params_ratio"]),
+                    budget_p,
+                ],
+                [
+                    "MACs",
+                    f"{info['base_macs']:,}",
+                    f"{info['macs']:,}",
+                    ratio(info["macs_ratio"]),
+                    budget_m,
+                ],
+                [
+                    "FLOPs",
+                    f"{2 * info['base_macs']:,}",
+                    f"{info['flops']:,}",
+                    ratio(info["macs_ratio"]),
+                    "(2 per MAC)",
+                ],
+            ],
+            right={1, 2, 3},
+        ),
+        "",
+        f"log SynExp gain over the base model: {info['log_synexp_gain']:+.2f} "
+        f"(continuous optimum {info['log_synexp_continuous']:+.2f}; rounding to multiples of "
+        f"{info['divisor']} cost {info['rounding_loss']:.2f})",
+    ]
+    if info["baselines"]:
+        lines += ["", "on the same budgets (log SynExp gain over the base model):"]
+        rows = [
+            [
+                f"widthsearch {info['mode']}",
+                f"{info['log_synexp_gain']:+.2f}",
+                ratio(info["params_ratio"]),
+                ratio(info["macs_ratio"]),
+                "",
+            ]
+        ]
+        for bl in info["baselines"]:
+            if bl["log_synexp"] is None and not bl["collapsed"]:
+                value = "n/a"
+            else:
+                value = "-inf" if bl["collapsed"] else f"{bl['log_synexp']:+.2f}"
+            p_ratio = None if bl["params"] is None else bl["params"] / info["base_params"]
+            m_ratio = None if bl["macs"] is None else bl["macs"] / info["base_macs"]
+            rows.append([bl["description"], value, ratio(p_ratio), ratio(m_ratio), bl["note"]])
+        lines.append(table(["", "log SynExp", "params", "MACs", "note"], rows, right={1, 2, 3}))
+    sec = info["seconds"]
+    lines += [
+        "",
+        f"time: parse {seconds_parse:.2f} s, solve {sec['build'] + sec['solve']:.2f} s, "
+        f"round {sec['round']:.2f} s, baselines {sec['baselines']:.2f} s "
+        f"(after {startup:.1f} s importing torch, timm and cvxpy)",
+    ]
+    return "\n".join(lines)
+
+
+def _budgets(args: argparse.Namespace, space) -> tuple[int | None, int | None]:
+    from ..reconfig import parse_budget
+
+    if args.same_params and args.params is not None:
+        raise WidthSearchError("give --same-params or --params, not both")
+    if args.same_flops and (args.flops is not None or args.macs is not None):
+        raise WidthSearchError("give --same-flops or --flops/--macs, not both")
+    if args.flops is not None and args.macs is not None:
+        raise WidthSearchError("give --flops or --macs, not both")
+    params = space.params() if args.same_params else None
+    if args.params is not None:
+        params = parse_budget(args.params, space.params())
+    macs = space.macs() if args.same_flops else None
+    if args.flops is not None:
+        macs = parse_budget(args.flops, space.macs(), per=2)
+    if args.macs is not None:
+        macs = parse_budget(args.macs, space.macs())
+    return params, macs
+
+
+def _synflow_progress(k: int, n: int) -> None:
+    print(
+        f"\rSynFlow baseline: round {k}/{n}",
+        end="\n" if k == n else "",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from ..reconfig import reconfigure
+    from ..space import WidthSpace
+    from ..widthfile import save_width_file
+
+    if not (args.same_flops or args.same_params or args.params or args.flops or args.macs):
+        raise WidthSearchError(
+            "give a budget: --same-flops, --same-params, --params R, --flops R or --macs R"
+        )
+    start = time.perf_counter()
+    import cvxpy  # noqa: F401  - imported before the timings, which measure the work alone
+    import timm  # noqa: F401
+
+    startup = time.perf_counter() - start
+    start = time.perf_counter()
+    space = WidthSpace.from_timm(args.model, input_size=args.input_size)
+    parse_seconds = time.perf_counter() - start
+    params, macs = _budgets(args, space)
+    chosen = [] if args.baselines == "none" else [b for b in args.baselines.split(",") if b]
+    progress = _synflow_progress if sys.stderr.isatty() and not args.json else None
+    result = reconfigure(
+        space,
+        params=params,
+        macs=macs,
+        mode=args.mode,
+        min_width=args.min_width,
+        max_width=args.max_width,
+        divisor=args.divisor,
+        baselines=chosen,
+        synflow_progress=progress,
+    )
+    if args.output:
+        save_width_file(args.output, result, space)
+    info = result.to_dict()
+    info["parse_seconds"] = parse_seconds
+    info["startup_seconds"] = startup
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_reconfig(info, parse_seconds, startup))
+        if args.output:
+            print(f"widths written to {args.output}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``reconfig`` command."""
+    from ..solve import DEFAULT_MIN_WIDTH
+
+    p = sub.add_parser(
+        "reconfig",
+        help="choose new widths for a timm model by one SynExp solve",
+        description="Choose new channel widths for a timm model that maximize SynExp under "
+        "parameter and/or MAC budgets (one geometric program), round them to a grid, and hold "
+        "every budget exactly. R is a ratio of the base model (0.8) or an absolute count (4.2M, "
+        "300e6; a plain number of 1000 or more is a count).",
+    )
+    add_model_args(p)
+    p.add_argument("--same-flops", action="store_true", help="MACs (so FLOPs) at most the base's")
+    p.add_argument("--same-params", action="store_true", help="params at most the base's")
+    p.add_argument("--params", metavar="R", help="params budget: ratio or count")
+    p.add_argument(
+        "--flops", metavar="R", help="FLOPs budget: ratio, or a count of FLOPs (2 per MAC)"
+    )
+    p.add_argument("--macs", metavar="R", help="MACs budget: ratio, or a count of MACs")
+    p.add_argument(
+        "--mode",
+        choices=["precrop", "preconfig"],
+        default="preconfig",
+        help="precrop removes channels only; preconfig also grows them (default)",
+    )
+    p.add_argument(
+        "--max-width",
+        type=positive_float,
+        metavar="X",
+        help="largest multiplier of a group's base width (preconfig default 2)",
+    )
+    p.add_argument(
+        "--min-width",
+        type=positive_float,
+        metavar="X",
+        default=DEFAULT_MIN_WIDTH,
+        help=f"smallest multiplier (default {DEFAULT_MIN_WIDTH:g})",
+    )
+    p.add_argument(
+        "--divisor",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="widths are multiples of N (default 8)",
+    )
+    p.add_argument(
+        "--baselines",
+        default="uniform,synflow",
+        metavar="LIST",
+        help="comparisons: uniform, synflow (needs a params budget), or none",
+    )
+    p.add_argument("-o", "--output", metavar="WIDTHS.json", help="write a JSON width file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)

@@ -1,0 +1,35 @@
+"""``widthsearch report``: a study as one HTML page with its figures and tables."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import default_folder, write_report
+
+    folder = args.output or default_folder(args.study)
+    result = write_report(args.study, args.storage, folder)
+    print(
+        f"wrote {', '.join(result.files)} to {result.folder}/ (front: {result.front_size} "
+        f"trials, {result.verified} verification run(s))"
+    )
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``report`` command."""
+    from ..search import DEFAULT_STORAGE
+
+    p = sub.add_parser(
+        "report",
+        help="write a study's report: index.html, pareto.png, widths.png, front.csv, front.md",
+        description="Turn a stored study into one HTML page with the Pareto front, width "
+        "profiles and the verification results, plus the figures and the front as CSV and "
+        "Markdown. The same study gives the same files.",
+    )
+    p.add_argument("study", help="study name")
+    p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")
+    p.add_argument("-o", "--output", metavar="DIR", help="folder (default reports/STUDY)")
+    p.set_defaults(func=run)

@@ -1,0 +1,63 @@
+"""``widthsearch run``: search, verify and report a study file in one command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ._args import positive_int
+from .verify import TrainBars, format_verify
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..experiment import run_experiment
+    from ..study import load_config
+
+    config = load_config(args.study_file)
+    data, bars = None, None
+    if config.verify is not None:  # a missing data set fails before the search runs
+        v = config.verify
+        data = load_dataset(v.data, v.input_size or config.input_size)
+        if sys.stderr.isatty():
+            bars = TrainBars(v.recipe(), len(data.train))
+    result = run_experiment(
+        config,
+        args.storage,
+        study_file=args.study_file,
+        device=args.device,
+        workers=args.workers,
+        search_progress=sys.stderr.isatty(),
+        train_progress=bars,
+        data=data,
+    )
+    s = result.search
+    print(f"search: {s.trials} trials ({s.new_trials} new), front {len(s.front)}; {s.storage}")
+    if result.verify is not None:
+        print()
+        print(format_verify(result.verify.to_dict()))
+        print()
+    r = result.report
+    print(f"report: {r.folder / 'index.html'} ({', '.join(r.files)})")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``run`` command."""
+    from ..search import DEFAULT_STORAGE
+
+    p = sub.add_parser(
+        "run",
+        help="search, verify and report a study file in one command (resumable)",
+        description="Run the study file's search (resuming its trials), train its [verify] "
+        "candidates (skipping finished runs, resuming interrupted ones) and write the report "
+        "to its [report] path (default reports/STUDY).",
+    )
+    p.add_argument(
+        "study_file", metavar="STUDY.toml", help="e.g. studies/efficientnet_b0_same_flops.toml"
+    )
+    p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")
+    p.add_argument("--workers", type=positive_int, default=1, help="search processes (default 1)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=run)

@@ -1,0 +1,169 @@
+"""``widthsearch verify``: train candidates next to the base and a uniform control."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from ._args import parse_input_size, positive_float, positive_int, table
+
+
+def format_verify(info: dict[str, Any]) -> str:
+    """The ``verify`` report of :meth:`VerifyReport.to_dict`."""
+    from ..verify import mean_std
+
+    c, h, w = info["input_size"]
+    r = info["recipe"]
+    seeds = ",".join(map(str, info["seeds"]))
+    lines = [
+        f"{info['model']}"
+        + (f" (study '{info['study']}')" if info["study"] else "")
+        + f": {info['pick']}, the base model and a uniform-width control",
+        f"data {info['data_description']}; trained at {c}x{h}x{w} on {info['device']}, "
+        f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}, "
+        f"AdamW lr {r['lr']:g}, seeds {seeds}",
+        "",
+    ]
+    rows = []
+    base = next((s for s in info["results"] if s["kind"] == "base"), {})
+
+    def withratio(s: dict[str, Any], key: str) -> str:
+        if s[key] is None:
+            return "-"
+        return f"{s[key]:,}" + (f" ({s[key] / base[key]:.2f}x)" if base.get(key) else "")
+
+    for s in info["results"]:
+        name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
+        rows.append(
+            [
+                name,
+                s["kind"],
+                f"{s['log_synexp']:+.2f}",
+                withratio(s, "params"),
+                withratio(s, "macs"),
+                mean_std(s["top1"], s["top1_std"], 100),
+                mean_std(s["loss"], s["loss_std"], digits=3),
+                f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
+                f"{s['wall_seconds']:.0f}",
+            ]
+        )
+    header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "val loss"]
+    header += ["img/s", "wall s"]
+    lines.append(table(header, rows, right={2, 3, 4, 5, 6, 7, 8}))
+    lines += [
+        "",
+        f"params and MACs of the models as trained ({info['num_classes']} classes, {c}x{h}x{w}); "
+        "log SynExp: gain over the base at the search's input size;",
+        "top-1 and val loss: last epoch on the validation split, mean ± std over seeds.",
+        *(f"note: {n}" for n in info["notes"]),
+        f"{info['trained']} run(s) trained, {info['skipped']} already finished"
+        + (f"; results in {info['out']}" if info["out"] else "")
+        + (f" and in study '{info['study']}'" if info["study"] else ""),
+    ]
+    return "\n".join(lines)
+
+
+class TrainBars:
+    """A tqdm bar per candidate and seed: epoch, training loss, validation accuracy."""
+
+    def __init__(self, recipe, n_train: int) -> None:
+        self.total = recipe.epochs * recipe.steps_per_epoch(n_train)
+
+    def __call__(self, cand, seed: int):
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.total, desc=f"{cand.label} seed {seed}", unit="step", leave=True)
+        state = {"acc": ""}
+
+        def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+            bar.n = epoch * steps + step + 1
+            shown = f", loss {loss:.3f}" if math.isfinite(loss) else ""  # read every few steps
+            bar.set_postfix_str(f"epoch {epoch + 1}{shown}{state['acc']}")
+
+        def on_epoch(record: dict) -> None:
+            state["acc"] = f", val {100 * record['val_top1']:.1f}%"
+
+        return on_step, on_epoch, bar.close
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..train import Recipe, resolve_device
+    from ..verify import VerifyError, plan_from_study, plan_from_width_files, run_verify
+
+    targets = args.targets
+    files = [t for t in targets if t.endswith(".json")]
+    if files and len(files) != len(targets):
+        raise VerifyError("give one study name or width files (.json), not both")
+    if not files and len(targets) != 1:
+        raise VerifyError("give one study name (with --storage) or one or more width files")
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise VerifyError(f"--seeds takes integers like 0,1,2, got '{args.seeds}'") from None
+    device = resolve_device(args.device)
+    if files:
+        plan = plan_from_width_files(files)
+    else:
+        plan = plan_from_study(targets[0], args.storage, top=args.top)
+    size = args.input_size or plan.space.input_size
+    data = load_dataset(args.data, size)
+    out = args.out or f"{plan.study.study_name if plan.study else plan.space.model}-verify.csv"
+    bars = TrainBars(recipe, len(data.train)) if sys.stderr.isatty() and not args.json else None
+    report = run_verify(
+        plan,
+        data,
+        recipe,
+        seeds=seeds,
+        device=device,
+        input_size=size,
+        out=out,
+        progress=bars,
+    )
+    info = report.to_dict()
+    print(json.dumps(info, indent=2) if args.json else format_verify(info))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``verify`` command."""
+    from ..search import DEFAULT_STORAGE
+
+    p = sub.add_parser(
+        "verify",
+        help="train the top configs of a study, the base and a uniform control, and compare",
+        description="Train the best front trials of a study (or the given width files), the "
+        "unchanged base model and a uniform-width control at the first candidate's MACs from "
+        "scratch, with one recipe, seeds and data order; print top-1 and loss as mean ± std "
+        "over seeds and store them in the study and a CSV. Finished runs are skipped; an "
+        "interrupted run resumes from its last epoch checkpoint.",
+    )
+    p.add_argument("targets", nargs="+", metavar="STUDY|WIDTHS.json", help="a study or width files")
+    p.add_argument(
+        "--storage", metavar="URL", help=f"the study's storage (default {DEFAULT_STORAGE})"
+    )
+    p.add_argument("--top", type=positive_int, default=3, help="front trials to train (default 3)")
+    p.add_argument(
+        "--data",
+        default="digits",
+        metavar="SPEC",
+        help="digits (bundled, default), mnist:DIR, cifar10:DIR, cifar100:DIR, imagefolder:DIR",
+    )
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="AdamW peak lr (default 2e-3)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--input-size",
+        type=parse_input_size,
+        metavar="C,H,W",
+        help="training input size (default: the search's)",
+    )
+    p.add_argument("--out", metavar="results.csv", help="results CSV (default STUDY-verify.csv)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON, no progress")
+    p.set_defaults(func=run)
