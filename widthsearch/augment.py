@@ -3,9 +3,12 @@
 Policies (``--augment``):
 
 - ``none``: the images as stored.
+- ``crop``: a random crop of the stored size from the image zero-padded by an eighth of its
+  side on every edge (4 pixels at 32x32, 1 at 8x8).
 - ``flip``: a random horizontal flip of half the images.
-- ``light`` (the default): the CIFAR standard, a random crop of the stored size from the image
-  zero-padded by an eighth of its side on every edge (4 pixels at 32x32), then the flip.
+- ``light``: the CIFAR standard, ``crop`` then ``flip``.
+- ``auto`` (the default): ``light`` for natural images, ``crop`` for digits and MNIST, where
+  a mirrored digit is another glyph; the recipe records the policy that ran.
 
 Augmentation runs on whole uint8 batches where they live (on the GPU for CUDA runs), before
 the resize and normalization of :func:`widthsearch.data.prepare`, and evaluation never sees it.
@@ -23,14 +26,24 @@ from .errors import WidthSearchError
 if TYPE_CHECKING:
     import torch
 
-POLICIES = ("none", "flip", "light")
-DEFAULT_POLICY = "light"
+POLICIES = ("none", "crop", "flip", "light")
+DEFAULT_POLICY = "auto"
+NO_FLIP_DATA = ("digits", "mnist")
+"""Data set kinds whose images must not be mirrored (``auto`` crops them only)."""
 
 
-def check_policy(policy: str) -> str:
-    """``policy`` if it is one of :data:`POLICIES`, else a one-line error."""
+def resolve_policy(policy: str, data_spec: str) -> str:
+    """The policy that runs: ``policy``, or for ``auto`` the one that suits ``data_spec``.
+
+    Raises:
+        WidthSearchError: an unknown policy.
+    """
+    if policy == "auto":
+        kind = data_spec.partition(":")[0].strip().lower()
+        return "crop" if kind in NO_FLIP_DATA else "light"
     if policy not in POLICIES:
-        raise WidthSearchError(f"unknown augmentation '{policy}'; use {', '.join(POLICIES)}")
+        choices = ", ".join(("auto", *POLICIES))
+        raise WidthSearchError(f"unknown augmentation '{policy}'; use {choices}")
     return policy
 
 
@@ -52,7 +65,7 @@ def augment(images: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Te
         return images
     n, c, h, w = images.shape
     device = images.device
-    if policy == "light":
+    if policy in ("crop", "light"):
         ph, pw = max(1, h // 8), max(1, w // 8)
         padded = F.pad(images, (pw, pw, ph, ph))
         dy = torch.randint(0, 2 * ph + 1, (n, 1), device=device, generator=gen)
@@ -62,8 +75,10 @@ def augment(images: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Te
         batch = torch.arange(n, device=device)[:, None, None, None]
         chans = torch.arange(c, device=device)[None, :, None, None]
         images = padded[batch, chans, rows, cols]
+    if policy == "crop":
+        return images
     flip = torch.rand(n, device=device, generator=gen) < 0.5
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
 
-__all__ = ["DEFAULT_POLICY", "POLICIES", "augment", "check_policy", "epoch_generator"]
+__all__ = ["DEFAULT_POLICY", "POLICIES", "augment", "epoch_generator", "resolve_policy"]

@@ -536,6 +536,21 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Te
     return list(torch.randperm(n, generator=gen).split(batch_size))
 
 
+def _stats(data: Dataset, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data set's mean and std as (1, C, 1, 1) tensors on ``device``, made once per device:
+    a new host-to-device copy per batch would make every step wait for the GPU."""
+    import torch
+
+    cache = data.__dict__.setdefault("_stats_cache", {})
+    key = str(device)
+    if key not in cache:
+        cache[key] = (
+            torch.tensor(data.mean, device=device).view(1, -1, 1, 1),
+            torch.tensor(data.std, device=device).view(1, -1, 1, 1),
+        )
+    return cache[key]
+
+
 def prepare(
     images: torch.Tensor,
     data: Dataset,
@@ -549,8 +564,7 @@ def prepare(
 
     c, h, w = input_size
     x = images.to(device, non_blocking=True).float().div_(255)
-    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    mean, std = _stats(data, x.device)
     x = (x - mean) / std
     if x.shape[1] != c:  # grey to colour by repetition, colour to grey by the channel mean
         x = x.mean(dim=1, keepdim=True).expand(-1, c, -1, -1)
