@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ._optrace import run_traced
 from ._trace import ChannelTracer, _tensors
 from .cost import Posynomial, monomial
-from .errors import UnsupportedModelError
 
 if TYPE_CHECKING:
-    from .space import Widths, WidthSpace
+    from .space import WidthSpace
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ def saved_bytes(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int
     """(bytes, storages) that autograd saves for backward in one training forward of ``model``.
 
     The reference count: distinct storages seen by the pack hook of
-    ``saved_tensors_hooks``, parameters and buffers excluded. The model runs in train mode.
+    ``saved_tensors_hooks``, parameters and buffers excluded. The model runs in train mode;
+    its buffers (BatchNorm statistics) are restored afterwards.
     """
     owned = _owned_storages(model)
     seen: dict[int, int] = {}
@@ -75,12 +76,16 @@ def saved_bytes(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int
         return t
 
     was_training = model.training
+    buffers = [(b, b.clone()) for b in model.buffers()]
     model.train()
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
             out = model(example_input)
     finally:
         model.train(was_training)
+        with torch.no_grad():
+            for b, before in buffers:
+                b.copy_(before)
     del out
     return sum(seen.values()), len(seen)
 
@@ -115,33 +120,19 @@ def activation_memory(
 
 
 def _trace_memory(space: WidthSpace, batch_size: int, dtype: str) -> ActivationMemory:
-    if space._factory is None:  # pragma: no cover - only for hand-built spaces
-        raise UnsupportedModelError("this width space has no model to measure")
-    torch_dtype = getattr(torch, dtype)
-    model = space._factory().to(torch_dtype)
-    example = torch.zeros(batch_size, *space.input_size, dtype=torch_dtype)
-    tracer = _MemoryTracer(model)
-    pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
-    post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook, always_call=True)
-    model.train()
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
-            out = model(example)
-        tracer.resolve((), None)  # tensors saved outside any op we saw
-    except UnsupportedModelError:
-        raise
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise UnsupportedModelError(
-            f"{space.model} cannot run a training step at batch {batch_size} in "
-            f"{tracer.failed_in or tracer.where()} to count its activation memory "
-            f"({type(exc).__name__}: {first})"
-        ) from exc
-    finally:
-        pre.remove()
-        post.remove()
-    result = tracer.finish(out)
-    gid = _group_ids(space, result)
+    def hooks(tracer: _MemoryTracer) -> Any:
+        return torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack)
+
+    tracer, gid = run_traced(
+        space,
+        _MemoryTracer,
+        train=True,
+        batch_size=batch_size,
+        dtype=dtype,
+        context=hooks,
+        what="count its activation memory",
+    )
+    tracer.resolve((), None)  # tensors saved outside any op we saw (none in the zoo)
     terms: list[tuple[int, tuple]] = []
     for stored in tracer.stored.values():
         if stored.segs:
@@ -154,25 +145,6 @@ def _trace_memory(space: WidthSpace, batch_size: int, dtype: str) -> ActivationM
         dtype=dtype,
         storages=len(tracer.stored),
     )
-
-
-def _group_ids(space: WidthSpace, result: Any) -> dict[int, int]:
-    """Union-find node -> group id, numbered as :meth:`WidthSpace._analyse` numbers them."""
-    uf = result.uf
-    ids: dict[int, int] = {}
-    for raw in result.layers:
-        for s in (*raw.in_segs, *raw.out_segs):
-            ids.setdefault(uf.find(s), len(ids))
-    widths = [0] * len(ids)
-    for root, i in ids.items():
-        widths[i] = uf.width[root]
-    names = [raw.name for raw in result.layers]
-    if tuple(widths) != space.base_widths or names != [lay.name for lay in space.layers]:
-        raise UnsupportedModelError(
-            f"{space.model} runs differently in train mode than in eval mode; its activation "
-            "memory cannot be modelled"
-        )
-    return {node: ids[uf.find(node)] for node in range(len(uf.parent))}
 
 
 @dataclass
@@ -246,16 +218,8 @@ class _MemoryTracer(ChannelTracer):
         return _Stored(nbytes, (), 0)
 
 
-def realized_saved_bytes(space: WidthSpace, widths: Widths | None = None, **kw: Any) -> int:
-    """Bytes autograd saves in a training forward of ``space`` realized at ``widths`` (batch 1)."""
-    batch = kw.get("batch_size", 1)
-    model = space.realize(widths)
-    return saved_bytes(model, torch.zeros(batch, *space.input_size))[0]
-
-
 __all__ = [
     "ActivationMemory",
     "activation_memory",
-    "realized_saved_bytes",
     "saved_bytes",
 ]
