@@ -25,8 +25,8 @@ from widthsearch.timing import current_device
 
 from .conftest import random_widths, zoo_space
 
-TINY = "mobilenetv3_small_050"
-TINY_SIZE = (3, 32, 32)
+TINY = "mobilenetv2_050"
+TINY_SIZE = (3, 64, 64)
 
 
 @pytest.fixture(scope="module")
@@ -128,20 +128,48 @@ def test_damaged_profiles_fail_with_one_line(tmp_path, tiny_profile):
 
 def test_quick_profile_is_cached(tmp_path, monkeypatch, tiny_space):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    first = resolve_latency_model(tiny_space, threads=1)
+    first = resolve_latency_model(tiny_space, threads=1, seconds=2, samples=6)
     assert "quick profile was made" in first.note
     path = cache_path(tiny_space, current_device("cpu", threads=1))
     assert path.is_relative_to(tmp_path) and path.exists()
-    second = resolve_latency_model(tiny_space, threads=1)
+    second = resolve_latency_model(tiny_space, threads=1, seconds=2, samples=6)
     assert "cached quick profile" in second.note
     assert second.model(tiny_space.base_widths) == first.model(tiny_space.base_widths)
 
 
 def test_profile_cli_writes_a_profile_and_refuses_a_mismatch(tmp_path, capsys):
     out = tmp_path / "p.json"
-    args = ["profile", TINY, "--input-size", "3,32,32", "--threads", "1", "--samples", "6"]
+    args = ["profile", TINY, "--input-size", "3,64,64", "--threads", "1", "--samples", "6"]
     assert main([*args, "--seconds", "2", "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert f"{TINY}  3x32x32" in text and f"wrote {out}" in text
+    assert f"{TINY}  3x64x64" in text and f"wrote {out}" in text
     profile = Profile.load(out)
     assert profile.device.threads == 1 and len(profile.fits[0].samples) == 6
+
+    # bench with it: predicted and measured, memory exact; on another setting: refused
+    widths = tmp_path / "w.json"
+    reconfig = ["reconfig", TINY, "--input-size", "3,64,64", "--same-flops", "--baselines", "none"]
+    assert main([*reconfig, "-o", str(widths)]) == 0
+    capsys.readouterr()
+    bench = ["bench", str(widths), "--profile", str(out), "--runs", "20"]
+    assert main([*bench, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    for key in ("predicted_ms", "measured_ms", "base_predicted_ms", "base_measured_ms"):
+        assert info[key] > 0
+    assert info["memory_bytes"] == info["measured_memory_bytes"] > 0
+    assert info["base_memory_bytes"] == info["base_measured_memory_bytes"] > 0
+    assert info["device"]["threads"] == 1  # the profile's setting, pinned
+    assert main([*bench]) == 0
+    text = capsys.readouterr().out
+    assert "predicted ms" in text and "ratio" in text and "fitted to 6 width vectors" in text
+
+    for extra, message in (
+        (["--threads", "2"], "another device or setting: threads 1 (here 2)"),
+        (["--batch-size", "4"], "batch_size 1 (here 4)"),
+        (["--runs", "5"], "--runs must be at least 20"),
+    ):
+        assert main([*bench, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err
+    assert main(["bench", str(widths), "--profile", str(tmp_path / "none.json")]) == 2
+    assert "no latency profile at" in capsys.readouterr().err

@@ -573,13 +573,16 @@ def resolve_latency_model(
     threads: int | None = None,
     batch_size: int | None = None,
     dtype: str | None = None,
+    seconds: float = QUICK_SECONDS,
+    samples: int = DEFAULT_SAMPLES,
     progress: Callable[[str], None] | None = None,
 ) -> Resolved:
     """The latency model for ``space``: from ``profile`` (checked against this device), or a
     cached quick profile, made now (about a minute) if there is none.
 
     Settings not given (threads, batch size, dtype) are the profile's when one is given, else
-    torch's thread count, batch 1 and float32.
+    torch's thread count, batch 1 and float32. ``seconds`` and ``samples`` size a quick
+    profile.
 
     Raises:
         ProfileError: the profile is unreadable or was measured on another device or setting.
@@ -609,7 +612,7 @@ def resolve_latency_model(
         except ProfileError:
             pass  # a damaged or stale cache entry is made again
     start = time.perf_counter()
-    prof = make_profile([space], here, progress=progress)
+    prof = make_profile([space], here, samples=samples, seconds=seconds, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     prof.save(path)
     model = prof.latency_model(space)
