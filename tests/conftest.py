@@ -56,6 +56,25 @@ def random_widths(space: WidthSpace, seed: int, low: float = 0.25, high: float =
     return widths
 
 
+TINY = "mobilenetv2_050"
+"""A small model for tests that time or profile models; trains at batch 1 at 64x64."""
+TINY_SIZE = (3, 64, 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_space():
+    return WidthSpace.from_timm(TINY, input_size=TINY_SIZE)
+
+
+@pytest.fixture(scope="session")
+def tiny_profile(tiny_space):
+    """A real latency profile of :data:`TINY` on this CPU: few widths, a few seconds."""
+    from widthsearch.latency import make_profile
+    from widthsearch.timing import current_device
+
+    return make_profile([tiny_space], current_device("cpu", threads=1), samples=8, seconds=3)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

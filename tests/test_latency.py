@@ -16,30 +16,13 @@ from widthsearch.latency import (
     feature_values,
     fit_coefficients,
     latency_features,
-    make_profile,
     resolve_latency_model,
     sample_widths,
 )
 from widthsearch.synexp import WEIGHT_KINDS
 from widthsearch.timing import current_device
 
-from .conftest import random_widths, zoo_space
-
-TINY = "mobilenetv2_050"
-TINY_SIZE = (3, 64, 64)
-
-
-@pytest.fixture(scope="module")
-def tiny_space():
-    from widthsearch import WidthSpace
-
-    return WidthSpace.from_timm(TINY, input_size=TINY_SIZE)
-
-
-@pytest.fixture(scope="module")
-def tiny_profile(tiny_space):
-    """A real profile of a tiny model on this CPU: few widths, a few seconds."""
-    return make_profile([tiny_space], current_device("cpu", threads=1), samples=8, seconds=3)
+from .conftest import TINY, random_widths, zoo_space
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "resnext50_32x4d", "densenet121"])

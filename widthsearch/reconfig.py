@@ -27,11 +27,22 @@ from .solve import (
 from .synexp import log_synexp
 
 if TYPE_CHECKING:
+    from .latency import LatencyModel
+    from .memory import ActivationMemory
     from .space import WidthSpace
 
 BASELINES = ("uniform", "synflow")
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_NUMBER = r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*"
+_TIME = re.compile(_NUMBER + r"(ms|s|us)?\s*$", re.IGNORECASE)
+_BYTES = re.compile(_NUMBER + r"([kmgt]i?b|b)?\s*$", re.IGNORECASE)
+_TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_BYTE_UNITS = {
+    "b": 1,
+    **{f"{p}b": 1000 ** (i + 1) for i, p in enumerate("kmgt")},
+    **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgt")},
+}
 
 
 def parse_budget(text: str | float, base: int, *, per: int = 1) -> int:
@@ -50,6 +61,34 @@ def parse_budget(text: str | float, base: int, *, per: int = 1) -> int:
     if suffix or value >= 1000:
         return math.floor(value * _SUFFIX[suffix] / per)
     return math.floor(value * base)
+
+
+def parse_latency(text: str | float, base_ms: float) -> float:
+    """A latency budget in ms: a ratio of the base's predicted latency (``0.9``) or a time
+    (``12ms``, ``0.012s``; a number with a unit)."""
+    m = _TIME.match(str(text))
+    if not m:
+        raise WidthSearchError(
+            f"latency budget '{text}' is neither a ratio (0.9) nor a time (12ms, 0.012s)"
+        )
+    value, unit = float(m.group(1)), (m.group(2) or "").lower()
+    if value <= 0:
+        raise WidthSearchError(f"latency budget '{text}' must be positive")
+    return value * _TIME_UNITS[unit] if unit else value * base_ms
+
+
+def parse_memory(text: str | float, base_bytes: int) -> int:
+    """An activation-memory budget in bytes: a ratio of the base's (``0.8``) or a size
+    (``300MB``, ``1.5GiB``, ``250e6B``; a number with a unit)."""
+    m = _BYTES.match(str(text))
+    if not m:
+        raise WidthSearchError(
+            f"memory budget '{text}' is neither a ratio (0.8) nor a size (300MB, 1.5GiB)"
+        )
+    value, unit = float(m.group(1)), (m.group(2) or "").lower()
+    if value <= 0:
+        raise WidthSearchError(f"memory budget '{text}' must be positive")
+    return math.floor(value * _BYTE_UNITS[unit] if unit else value * base_bytes)
 
 
 @dataclass(frozen=True)
@@ -78,6 +117,16 @@ class Reconfiguration:
     producers: tuple[str, ...]
     baselines: tuple[_baselines.Baseline, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
+    latency_ms: float | None = None
+    """Predicted latency of the new widths (None without a latency model)."""
+    base_latency_ms: float | None = None
+    memory_bytes: int | None = None
+    """Activation bytes a training step saves (None without a memory model)."""
+    base_memory_bytes: int | None = None
+    batch_size: int = 1
+    """Batch of the latency and memory figures."""
+    latency_note: str = ""
+    """Where the latency model came from."""
 
     @property
     def rounding_loss(self) -> float:
@@ -102,6 +151,10 @@ class Reconfiguration:
                 "macs_ratio": None
                 if self.budgets.macs is None
                 else self.budgets.macs / self.base_macs,
+                "latency_ms": self.budgets.latency,
+                "latency_ratio": _ratio(self.budgets.latency, self.base_latency_ms),
+                "memory_bytes": self.budgets.memory,
+                "memory_ratio": _ratio(self.budgets.memory, self.base_memory_bytes),
             },
             "min_width": self.min_width,
             "max_width": self.max_width,
@@ -126,9 +179,21 @@ class Reconfiguration:
                 )
             ],
             "baselines": [b.to_dict() for b in self.baselines],
+            "latency_ms": self.latency_ms,
+            "base_latency_ms": self.base_latency_ms,
+            "latency_ratio": _ratio(self.latency_ms, self.base_latency_ms),
+            "memory_bytes": self.memory_bytes,
+            "base_memory_bytes": self.base_memory_bytes,
+            "memory_ratio": _ratio(self.memory_bytes, self.base_memory_bytes),
+            "batch_size": self.batch_size,
+            "latency_model": self.latency_note or None,
             "solve_seconds": self.solve_seconds,
             "seconds": dict(self.seconds),
         }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
 
 
 def reconfigure(
@@ -136,6 +201,11 @@ def reconfigure(
     *,
     params: int | None = None,
     macs: int | None = None,
+    latency: float | None = None,
+    memory: int | None = None,
+    latency_model: LatencyModel | None = None,
+    memory_model: ActivationMemory | None = None,
+    latency_note: str = "",
     mode: Mode = "preconfig",
     min_width: float = DEFAULT_MIN_WIDTH,
     max_width: float | None = None,
@@ -144,7 +214,10 @@ def reconfigure(
     program: SynExpProgram | None = None,
     synflow_progress: Callable[[int, int], None] | None = None,
 ) -> Reconfiguration:
-    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs`` (absolute).
+    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs`` (absolute),
+    predicted latency <= ``latency`` ms on ``latency_model``'s device and training activation
+    memory <= ``memory`` bytes (``memory_model``'s batch). A model given without its budget
+    still reports its figures.
 
     ``mode="precrop"`` only removes channels (``max_width`` is 1); ``"preconfig"`` lets groups
     grow up to ``max_width`` times their base (default :data:`DEFAULT_MAX_WIDTH`). Widths are
@@ -157,10 +230,15 @@ def reconfigure(
     """
     if mode not in MODES:
         raise WidthSearchError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
-    if params is None and macs is None:
+    if params is None and macs is None and latency is None and memory is None:
         raise WidthSearchError(
-            "give a budget: --params R, --flops R, --same-params or --same-flops"
+            "give a budget: --params R, --flops R, --same-params, --same-flops, --latency R or "
+            "--memory R"
         )
+    if latency is not None and latency_model is None:
+        raise WidthSearchError("a latency budget needs a latency model (a device profile)")
+    if memory is not None and memory_model is None:
+        raise WidthSearchError("a memory budget needs the activation memory model")
     unknown = set(baselines) - set(BASELINES)
     if unknown:
         raise WidthSearchError(f"unknown baseline {sorted(unknown)}; choose from {BASELINES}")
@@ -175,11 +253,15 @@ def reconfigure(
             f"width bounds must satisfy 0 < --min-width ({min_width:g}) <= --max-width "
             f"({max_width:g})"
         )
-    budgets = Budgets(params=params, macs=macs)
+    budgets = Budgets(params=params, macs=macs, latency=latency, memory=memory)
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
-    program = program or SynExpProgram(space)
+    lat_cost = None if latency_model is None else latency_model.cost
+    mem_cost = None if memory_model is None else memory_model.cost
+    wanted = {"latency": lat_cost, "memory": mem_cost}
+    if program is None or any(program.costs.get(n) is not c for n, c in wanted.items()):
+        program = SynExpProgram(space, latency=lat_cost, memory=mem_cost)
     seconds["build"] = time.perf_counter() - start
     solution = program.solve(budgets, min_width=min_width, max_width=max_width)
     seconds["solve"] = solution.seconds
@@ -192,6 +274,7 @@ def reconfigure(
         divisor=divisor,
         min_width=min_width,
         max_width=max_width,
+        costs=program.costs,
     )
     seconds["round"] = time.perf_counter() - start
 
@@ -199,7 +282,14 @@ def reconfigure(
     results = []
     if "uniform" in baselines:
         results.append(
-            _baselines.uniform(space, budgets, grid, min_width=min_width, max_width=max_width)
+            _baselines.uniform(
+                space,
+                budgets,
+                grid,
+                min_width=min_width,
+                max_width=max_width,
+                costs=program.costs,
+            )
         )
     if "synflow" in baselines:
         results.append(_baselines.synflow(space, budgets, progress=synflow_progress))
@@ -226,7 +316,26 @@ def reconfigure(
         producers=tuple(g.producer for g in space.groups),
         baselines=tuple(results),
         seconds=seconds,
+        latency_ms=None if latency_model is None else latency_model(widths),
+        base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
+        memory_bytes=None if memory_model is None else memory_model(widths),
+        base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
+        batch_size=(
+            latency_model.device.batch_size
+            if latency_model is not None
+            else memory_model.batch_size
+            if memory_model is not None
+            else 1
+        ),
+        latency_note=latency_note or ("" if latency_model is None else latency_model.source),
     )
 
 
-__all__ = ["BASELINES", "Reconfiguration", "parse_budget", "reconfigure"]
+__all__ = [
+    "BASELINES",
+    "Reconfiguration",
+    "parse_budget",
+    "parse_latency",
+    "parse_memory",
+    "reconfigure",
+]
