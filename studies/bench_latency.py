@@ -116,7 +116,11 @@ def bench_model(name: str, args: argparse.Namespace, device) -> dict:
     space = WidthSpace.from_timm(name, input_size=args.input_size)
     start = time.perf_counter()
     fit_w = sample_widths(space, args.fit, seed=args.seed)
-    tests = test_vectors(space, tuple(args.levels), args.randoms, args.seed)
+    tests, seen = [], set(fit_w)
+    for t in test_vectors(space, tuple(args.levels), args.randoms, args.seed):
+        if t[2] not in seen:  # the uniform multiplier at 1x is the base, for instance
+            seen.add(t[2])
+            tests.append(t)
     widths = fit_w + [w for _, _, w in tests]
     print(f"{name}: timing {len(fit_w)} fit + {len(tests)} test vectors", file=sys.stderr)
     timed = time_widths(space, widths, device, runs=args.runs, progress=None)

@@ -18,8 +18,8 @@ too and enters the SynExp geometric program next to params and MACs. The feature
 shape-only pass of the channel analysis (:mod:`widthsearch._trace`) over every op.
 
 **Fit.** A profile times the model realized at random width vectors of its own width space
-(the base plus ``samples - 1`` vectors, each group's multiplier ``s·e_g`` with a per-vector
-scale ``s`` and per-group factors ``e_g``, on the multiple-of-8 grid), interleaved, median of
+(the base plus ``samples - 1`` vectors, :func:`sample_widths`: a scale per vector, a factor per
+role of group, a little noise per group, on the multiple-of-8 grid), interleaved, median of
 several runs each (:mod:`widthsearch.timing`), and fits the coefficients by non-negative least
 squares on *relative* error (``scipy.optimize.nnls`` on rows divided by the measured time). Its
 error is reported in-sample and by 5-fold cross-validation. Whole models at the widths a user
@@ -399,25 +399,47 @@ def pooled_fit(fits: Sequence[ModelFit]) -> tuple[dict[str, float], dict[str, fl
 
 
 # ---------------------------------------------------------------------------- measuring
+def _roles(space: WidthSpace) -> list[int]:
+    """A role per group: groups touched by the same kinds of layers (expansions that feed a
+    depthwise conv, residual streams, squeeze-excite bottlenecks, ...) share one."""
+    kinds: dict[int, set[str]] = {g.id: set() for g in space.groups}
+    for lay in space.layers:
+        for side, groups in (("in", lay.in_groups), ("out", lay.out_groups)):
+            for g in groups:
+                kinds[g].add(f"{side}:{lay.kind}")
+    keys: dict[frozenset[str], int] = {}
+    return [keys.setdefault(frozenset(kinds[g.id]), len(keys)) for g in space.groups]
+
+
 def sample_widths(space: WidthSpace, n: int, seed: int = 0) -> list[tuple[int, ...]]:
     """The base widths and ``n - 1`` random width vectors on the multiple-of-8 grid.
 
-    Each free group's multiplier is ``s · e_g`` (``s`` log-uniform in 0.35-1.5 per vector,
-    ``e_g`` log-uniform in 0.5-2 per group), clipped to 0.1-2: the range PreCrop and PreConfig
-    cover, with both uniform and uneven shapes.
+    Each free group's multiplier is ``s · r_role · e_g``: a scale per vector (log-uniform in
+    0.4-1.4), a factor per *role* of group (log-uniform in 0.4-2.2; groups touched by the same
+    kinds of layers share a role, so expansions and residual streams move apart as PreConfig
+    moves them) and a little per-group noise (0.75-1.33), clipped to 0.1-2: the range PreCrop
+    and PreConfig cover, with uniform and uneven shapes, so that every term of the latency
+    model varies on its own.
     """
     from .rounding import nearest, width_grid
 
     grid = width_grid(space, divisor=8, min_width=0.1, max_width=2.0)
+    roles = _roles(space)
     rng = random.Random(seed)
+
+    def logu(lo: float, hi: float) -> float:
+        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
     out = [space.base_widths]
     while len(out) < n:
-        s = math.exp(rng.uniform(math.log(0.35), math.log(1.5)))
+        s = logu(0.4, 1.4)
+        r = [logu(0.4, 2.2) for _ in range(max(roles) + 1)]
         widths = []
-        for g in space.groups:
-            x = min(2.0, max(0.1, s * math.exp(rng.uniform(math.log(0.5), math.log(2.0)))))
+        for g, role in zip(space.groups, roles, strict=True):
+            x = min(2.0, max(0.1, s * r[role] * logu(0.75, 1.33)))
             widths.append(nearest(grid[g.id], x * g.width))
-        out.append(tuple(widths))
+        if tuple(widths) not in out:
+            out.append(tuple(widths))
     return out
 
 
