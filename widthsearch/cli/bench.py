@@ -12,7 +12,7 @@ from ._args import parse_input_size, positive_int, ratio, table
 
 
 def _mb(n: int | None) -> str:
-    return "n/a" if n is None else f"{n / 2**20:.1f} MiB"
+    return "n/a" if n is None else f"{n / 1e6:,.1f} MB"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
