@@ -133,3 +133,20 @@ def test_search_cli_latency_front_and_errors(tmp_path, capsys, profile_path):
         assert len(err.splitlines()) == 1 and message in err, err
     storage = open_storage(db)
     assert [s.study_name for s in storage.get_all_studies()] == [TINY]  # nothing else written
+
+    # verify shows the predicted latency next to the measured images/s, the report plots it
+    verify = ["verify", TINY, "--storage", db, "--top", "1", "--epochs", "1", "--seeds", "0"]
+    verify += ["--input-size", "3,32,32", "--out", str(tmp_path / "v.csv")]
+    assert main(verify) == 0
+    text = capsys.readouterr().out
+    assert "pred ms" in text and "img/s" in text
+    assert main([*verify, "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    base = next(r for r in results if r["kind"] == "base")
+    assert base["predicted_latency_ms"] == pytest.approx(info["base_latency_ms"])
+    assert all(r["predicted_latency_ms"] > 0 for r in results)
+    assert main(["report", TINY, "--storage", db, "-o", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "latency ×base" in page and "min predicted latency" in page
+    assert "latency model" in page and "fitted to 8 width vectors" in page
+    assert "latency_ratio" in (tmp_path / "r" / "front.csv").read_text().splitlines()[0]
