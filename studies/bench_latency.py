@@ -16,7 +16,10 @@ fits it) and judged on the test set: median absolute relative error (goal <= 10%
 Spearman rank correlation between predicted and measured latency among the vectors of each
 MACs level, averaged over levels (goal >= 0.8). The same figures for MACs alone as the
 predictor (``a·MACs + b``, fitted on the same fit set by the same non-negative least squares;
-its ranking within a level is the ranking by MACs).
+its ranking within a level is the ranking by MACs). And the same for a *roofline* form of the
+same terms, each weight layer costing ``max(a·MACs, b·elements)`` rather than their sum, fitted
+by non-linear least squares from the sum's coefficients: the design question of whether a max
+per layer (one auxiliary variable per layer in the geometric program) predicts better.
 
     uv run python studies/bench_latency.py [--models M ...] [--threads 1] [--json out.json]
     uv run python studies/bench_latency.py --device cuda --batch-size 32 --quick --json gpu.json
@@ -35,13 +38,16 @@ import statistics
 import sys
 import time
 
+import numpy as np
 from scipy.stats import spearmanr
 
 from widthsearch import WidthSpace
 from widthsearch.baselines import uniform
 from widthsearch.latency import (
+    FEATURES,
     feature_values,
     fit_coefficients,
+    op_terms,
     predict,
     sample_widths,
     time_widths,
@@ -52,6 +58,56 @@ from widthsearch.solve import Budgets
 from widthsearch.timing import current_device
 
 MODELS = ("efficientnet_b0", "mobilenetv2_100", "mobilenetv3_large_100", "resnet50")
+
+
+def roofline_row(space: WidthSpace, widths) -> dict:
+    """Per weight layer its MACs and elements at ``widths``, and the summed other terms."""
+    ops = op_terms(space)
+    weight = [op for op in ops if op.kind != "other"]
+    return {
+        "macs_index": np.array([FEATURES.index(op.kind) for op in weight]),
+        "elems_index": np.array(
+            [
+                FEATURES.index("elems_depthwise" if op.kind == "macs_depthwise" else "elems_conv")
+                for op in weight
+            ]
+        ),
+        "macs": np.array([float(op.macs(widths)) for op in weight]),
+        "elems": np.array([float(op.elems(widths)) for op in weight]),
+        "other": sum(float(op.elems(widths)) for op in ops if op.kind == "other"),
+        "weights": sum(float(op.params(widths)) for op in weight),
+        "ops": float(len(ops)),
+    }
+
+
+def roofline_predict(coef: np.ndarray, row: dict) -> float:
+    per_layer = np.maximum(
+        coef[row["macs_index"]] * row["macs"], coef[row["elems_index"]] * row["elems"]
+    )
+    return float(
+        per_layer.sum()
+        + coef[FEATURES.index("elems_other")] * row["other"]
+        + coef[FEATURES.index("weights")] * row["weights"]
+        + coef[FEATURES.index("ops")] * row["ops"]
+    )
+
+
+def fit_roofline(rows: list[dict], ms: list[float], start: list[float]) -> np.ndarray:
+    """Non-negative coefficients of the roofline form, least squares on relative error."""
+    from scipy.optimize import least_squares
+
+    scale = np.array([max(abs(c), 1e-12) for c in start])
+    y = np.asarray(ms)
+
+    def residuals(z: np.ndarray) -> np.ndarray:
+        coef = z * scale
+        return np.array([roofline_predict(coef, r) for r in rows]) / y - 1
+
+    z0 = np.array([1.0 if c > 0 else 0.0 for c in start])
+    # terms the sum form dropped start small but free, so the max may use them
+    z0 = np.where(z0 > 0, z0, 1e-3)
+    fit = least_squares(residuals, z0, bounds=(0, np.inf))
+    return fit.x * scale
 
 
 def random_at_macs(space: WidthSpace, ratio: float, rng: random.Random) -> tuple[int, ...]:
@@ -130,9 +186,17 @@ def bench_model(name: str, args: argparse.Namespace, device) -> dict:
     n = len(fit_w)
     ours = fit_coefficients(rows[:n], ms[:n])
     by_macs = fit_coefficients([[m, 1.0] for m in macs[:n]], ms[:n])
+    roof_rows = [roofline_row(space, w) for w in widths]
+    # terms the sum dropped start where they would add about 1% to the latency
+    means = np.asarray(rows[:n]).mean(axis=0)
+    init = [
+        c if c > 0 else (0.01 * float(np.mean(ms[:n])) / m if m > 0 else 0.0)
+        for c, m in zip(ours, means, strict=True)
+    ]
+    roof = fit_roofline(roof_rows[:n], ms[:n], init)
     results = []
-    for (desc, level, w), t, r, m, (_, s) in zip(
-        tests, ms[n:], rows[n:], macs[n:], timed[n:], strict=True
+    for (desc, level, w), t, r, m, (_, s), rr in zip(
+        tests, ms[n:], rows[n:], macs[n:], timed[n:], roof_rows[n:], strict=True
     ):
         results.append(
             {
@@ -142,19 +206,24 @@ def bench_model(name: str, args: argparse.Namespace, device) -> dict:
                 "measured_ms": t,
                 "predicted_ms": predict(ours, r),
                 "macs_predicted_ms": predict(by_macs, [m, 1.0]),
+                "roofline_predicted_ms": roofline_predict(roof, rr),
                 "spread": s,
                 "widths": list(w),
             }
         )
     err = [abs(x["predicted_ms"] / x["measured_ms"] - 1) for x in results]
     err_m = [abs(x["macs_predicted_ms"] / x["measured_ms"] - 1) for x in results]
-    rho, rho_m = {}, {}
+    err_r = [abs(x["roofline_predicted_ms"] / x["measured_ms"] - 1) for x in results]
+    rho, rho_m, rho_r = {}, {}, {}
     for level in args.levels:
         sel = [x for x in results if x["level"] == level]
         if len(sel) >= 3:
             meas = [x["measured_ms"] for x in sel]
             rho[level] = float(spearmanr([x["predicted_ms"] for x in sel], meas).statistic)
             rho_m[level] = float(spearmanr([x["macs_ratio"] for x in sel], meas).statistic)
+            rho_r[level] = float(
+                spearmanr([x["roofline_predicted_ms"] for x in sel], meas).statistic
+            )
     return {
         "model": name,
         "input_size": list(space.input_size),
@@ -163,6 +232,9 @@ def bench_model(name: str, args: argparse.Namespace, device) -> dict:
         "test_vectors": len(results),
         "median_abs_error": statistics.median(err),
         "macs_median_abs_error": statistics.median(err_m),
+        "roofline_median_abs_error": statistics.median(err_r),
+        "roofline_spearman": statistics.mean(v for v in rho_r.values() if not math.isnan(v)),
+        "roofline_coefficients": [float(c) for c in roof],
         "spearman_by_level": rho,
         "macs_spearman_by_level": rho_m,
         "spearman": statistics.mean(v for v in rho.values() if not math.isnan(v)),
@@ -200,29 +272,34 @@ def main() -> None:
     print(f"\n{device.describe()}; latency model fitted on {args.fit} random vectors per model")
     print(
         f"{'model':24s} {'base ms':>8s} {'tests':>5s} {'err ours':>8s} {'err MACs':>8s} "
-        f"{'rho ours':>8s} {'rho MACs':>8s} {'noise':>6s}"
+        f"{'rho ours':>8s} {'rho MACs':>8s} {'noise':>6s} {'err roof':>8s} {'rho roof':>8s}"
     )
     for r in out:
         print(
             f"{r['model']:24s} {r['base_ms']:8.2f} {r['test_vectors']:5d} "
             f"{100 * r['median_abs_error']:7.1f}% {100 * r['macs_median_abs_error']:7.1f}% "
-            f"{r['spearman']:8.2f} {r['macs_spearman']:8.2f} {100 * r['noise']:5.0f}%"
+            f"{r['spearman']:8.2f} {r['macs_spearman']:8.2f} {100 * r['noise']:5.0f}% "
+            f"{100 * r['roofline_median_abs_error']:7.1f}% {r['roofline_spearman']:8.2f}"
         )
     summary = {
         "median_abs_error": statistics.median(r["median_abs_error"] for r in out),
         "macs_median_abs_error": statistics.median(r["macs_median_abs_error"] for r in out),
         "spearman": statistics.mean(r["spearman"] for r in out),
         "macs_spearman": statistics.mean(r["macs_spearman"] for r in out),
+        "roofline_median_abs_error": statistics.median(r["roofline_median_abs_error"] for r in out),
+        "roofline_spearman": statistics.mean(r["roofline_spearman"] for r in out),
     }
     print(
         f"{'all (median / mean)':24s} {'':8s} {'':5s} {100 * summary['median_abs_error']:7.1f}% "
         f"{100 * summary['macs_median_abs_error']:7.1f}% {summary['spearman']:8.2f} "
-        f"{summary['macs_spearman']:8.2f}"
+        f"{summary['macs_spearman']:8.2f} {'':6s} "
+        f"{100 * summary['roofline_median_abs_error']:7.1f}% {summary['roofline_spearman']:8.2f}"
     )
     print(
         "err: median |predicted / measured - 1| on the test vectors; rho: Spearman rank "
         "correlation of predicted (MACs: MACs) and measured latency among vectors of equal "
-        "MACs, mean over MACs levels; noise: median IQR / median of a vector's runs"
+        "MACs, mean over MACs levels; noise: median IQR / median of a vector's runs; roof: "
+        "the same terms as a roofline, max(compute, traffic) per weight layer"
     )
     if args.json:
         with open(args.json, "w") as f:

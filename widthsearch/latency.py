@@ -112,8 +112,9 @@ def _op_tracer_class() -> type:
 
         def __init__(self, model: Any) -> None:
             super().__init__(model)
-            self.ops: list[tuple[str, list[tuple[tuple[int, ...], int]]]] = []
-            """(category, [(channel nodes, positions per channel)]) per op that costs time."""
+            self.ops: list[tuple[str, list[tuple[tuple[int, ...], int]], str]] = []
+            """(category, [(channel nodes, positions per channel)], layer name or "") per op
+            that costs time."""
 
         def elems(self, t: Any) -> tuple[tuple[int, ...], int]:
             lab = self.label(t)
@@ -133,13 +134,54 @@ def _op_tracer_class() -> type:
             if new and new[-1].kind in ("conv", "depthwise", "grouped", "linear"):
                 kind = "depthwise" if new[-1].kind == "depthwise" else "conv"
                 seen = [self.elems(t) for t in inputs[:1] + outputs[:1]]
-                self.ops.append((kind, seen))
+                self.ops.append((kind, seen, new[-1].name))
             elif inputs or outputs:
                 big = max(inputs + outputs, key=lambda t: t.numel())
-                self.ops.append(("other", [self.elems(big)]))
+                self.ops.append(("other", [self.elems(big)], ""))
             return out
 
     return OpTracer
+
+
+@dataclass(frozen=True)
+class OpTerms:
+    """What one op costs in the widths: its MACs (weight layers) and the elements it touches."""
+
+    kind: str
+    """The MACs feature of a weight layer (``macs_conv``, ...), or ``other``."""
+    macs: Posynomial
+    elems: Posynomial
+    params: Posynomial
+
+
+def op_terms(space: WidthSpace) -> list[OpTerms]:
+    """Every op of ``space``'s forward pass that costs time, in order, with its terms.
+
+    Cached on the space. :func:`latency_features` sums them by kind.
+    """
+    cached = space.__dict__.get("_op_terms")
+    if cached is not None:
+        return cached
+    from ._optrace import run_traced
+
+    tracer, gid = run_traced(space, _op_tracer_class(), train=False, what="model its latency")
+    layers = {lay.name: lay for lay in space.layers}
+    out = []
+    for _kind, seen, name in tracer.ops:
+        elems = Posynomial.from_terms(
+            (positions, monomial(gid[s])) for segs, positions in seen for s in segs
+        )
+        if not name:
+            out.append(OpTerms("other", Posynomial(), elems, Posynomial()))
+            continue
+        lay = layers[name]
+        if lay.kind == "conv":
+            key = "macs_conv" if math.prod(lay.kernel) > 1 else "macs_pointwise"
+        else:
+            key = f"macs_{lay.kind}"
+        out.append(OpTerms(key, lay.mac_cost(), elems, lay.param_cost()))
+    space.__dict__["_op_terms"] = out
+    return out
 
 
 def latency_features(space: WidthSpace) -> dict[str, Posynomial]:
@@ -150,23 +192,19 @@ def latency_features(space: WidthSpace) -> dict[str, Posynomial]:
     cached = space.__dict__.get("_latency_features")
     if cached is not None:
         return cached
-    from ._optrace import run_traced
-
-    tracer, gid = run_traced(space, _op_tracer_class(), train=False, what="model its latency")
     terms: dict[str, list[tuple[Any, tuple]]] = defaultdict(list)
-    for kind, seen in tracer.ops:
-        for segs, positions in seen:
-            terms[f"elems_{kind}"] += [(positions, monomial(gid[s])) for s in segs]
-    for lay in space.layers:
-        if lay.kind in ("norm", "scale"):
-            continue
-        if lay.kind == "conv":
-            key = "macs_conv" if math.prod(lay.kernel) > 1 else "macs_pointwise"
-        else:
-            key = f"macs_{lay.kind}"
-        terms[key] += [(c, m) for m, c in lay.mac_cost().terms]
-        terms["weights"] += [(c, m) for m, c in lay.param_cost().terms]
-    terms["ops"] = [(len(tracer.ops), ())]
+    ops = op_terms(space)
+    for op in ops:
+        traffic = (
+            "elems_other"
+            if op.kind == "other"
+            else ("elems_depthwise" if op.kind == "macs_depthwise" else "elems_conv")
+        )
+        terms[traffic] += [(c, m) for m, c in op.elems.terms]
+        if op.kind != "other":
+            terms[op.kind] += [(c, m) for m, c in op.macs.terms]
+            terms["weights"] += [(c, m) for m, c in op.params.terms]
+    terms["ops"] = [(len(ops), ())]
     features = {f: Posynomial.from_terms(terms.get(f, [])) for f in FEATURES}
     space.__dict__["_latency_features"] = features
     return features
@@ -650,6 +688,8 @@ __all__ = [
     "FEATURES",
     "LatencyModel",
     "ModelFit",
+    "OpTerms",
+    "op_terms",
     "Profile",
     "ProfileError",
     "Resolved",
