@@ -189,11 +189,12 @@ def _check_hardware_args(args: argparse.Namespace) -> None:
         parse_latency(args.latency, 1.0)
     if args.memory is not None:
         parse_memory(args.memory, 1)
-    from ..timing import current_device
+    if args.latency or args.same_latency or args.profile or getattr(args, "hardware", False):
+        from ..timing import current_device
 
-    current_device(  # the device exists, the settings make sense
-        args.device, threads=args.threads, batch_size=args.batch_size or 1, dtype="float32"
-    )
+        current_device(  # the device exists, the settings make sense
+            args.device, threads=args.threads, batch_size=args.batch_size or 1, dtype="float32"
+        )
 
 
 def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False) -> Hardware:
