@@ -17,9 +17,10 @@ degree at most two), and the coefficients are non-negative, so the latency is a 
 too and enters the SynExp geometric program next to params and MACs. The features come from one
 shape-only pass of the channel analysis (:mod:`widthsearch._trace`) over every op.
 
-**Fit.** A profile times the model realized at random width vectors of its own width space
-(the base plus ``samples - 1`` vectors, :func:`sample_widths`: a scale per vector, a factor per
-role of group, a little noise per group, on the multiple-of-8 grid), interleaved, median of
+**Fit.** A profile times the model realized at width vectors of its own width space (the
+base, SynExp solutions at random budgets, and random vectors with a scale per vector, a factor
+per role of group and a little noise per group, on the multiple-of-8 grid: :func:`sample_widths`),
+interleaved, median of
 several runs each (:mod:`widthsearch.timing`), and fits the coefficients by non-negative least
 squares on *relative* error (``scipy.optimize.nnls`` on rows divided by the measured time). Its
 error is reported in-sample and by 5-fold cross-validation. Whole models at the widths a user
@@ -449,15 +450,55 @@ def _roles(space: WidthSpace) -> list[int]:
     return [keys.setdefault(frozenset(kinds[g.id]), len(keys)) for g in space.groups]
 
 
-def sample_widths(space: WidthSpace, n: int, seed: int = 0) -> list[tuple[int, ...]]:
-    """The base widths and ``n - 1`` random width vectors on the multiple-of-8 grid.
+SOLVED_SHARE = 1 / 3
+"""Share of a profile's width vectors that are SynExp solutions at random budgets."""
 
-    Each free group's multiplier is ``s · r_role · e_g``: a scale per vector (log-uniform in
-    0.4-1.4), a factor per *role* of group (log-uniform in 0.4-2.2; groups touched by the same
-    kinds of layers share a role, so expansions and residual streams move apart as PreConfig
-    moves them) and a little per-group noise (0.75-1.33), clipped to 0.1-2: the range PreCrop
-    and PreConfig cover, with uniform and uneven shapes, so that every term of the latency
-    model varies on its own.
+
+def solved_widths(space: WidthSpace, n: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """``n`` width vectors the solver proposes: PreCrop and PreConfig at random MACs budgets
+    (0.4-1.1x), with or without a params budget, and random width caps (1.2-2x): the shapes
+    users deploy, which random vectors reach only by chance (every expansion at its cap)."""
+    from .rounding import round_on_grid
+    from .solve import Budgets, SynExpProgram
+
+    if n <= 0:
+        return []
+    rng = random.Random(seed + 7919)
+    program = SynExpProgram(space)
+    out: list[tuple[int, ...]] = []
+    for _ in range(4 * n):
+        if len(out) >= n:
+            break
+        mode = rng.choice(("precrop", "preconfig", "preconfig"))
+        macs = rng.uniform(0.4, 1.1 if mode == "preconfig" else 0.95)
+        params = rng.choice((None, rng.uniform(0.5, 1.2)))
+        cap = 1.0 if mode == "precrop" else rng.uniform(1.2, 2.0)
+        budgets = Budgets(
+            params=None if params is None else math.floor(params * space.params()),
+            macs=math.floor(macs * space.macs()),
+        )
+        try:
+            sol = program.solve(budgets, min_width=0.1, max_width=cap)
+            widths, _ = round_on_grid(
+                space, sol.multipliers, budgets, divisor=8, min_width=0.1, max_width=cap
+            )
+        except WidthSearchError:  # an infeasible mix: draw another
+            continue
+        if widths not in out and widths != space.base_widths:
+            out.append(widths)
+    return out
+
+
+def sample_widths(space: WidthSpace, n: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """The base widths, SynExp solutions at random budgets (:data:`SOLVED_SHARE` of ``n``,
+    :func:`solved_widths`) and random width vectors, ``n`` in all, on the multiple-of-8 grid.
+
+    A random vector's free groups get multipliers ``s · r_role · e_g``: a scale per vector
+    (log-uniform in 0.4-1.4), a factor per *role* of group (log-uniform in 0.4-2.2; groups
+    touched by the same kinds of layers share a role, so expansions and residual streams move
+    apart as PreConfig moves them) and a little per-group noise (0.75-1.33), clipped to 0.1-2:
+    the range PreCrop and PreConfig cover, with uniform and uneven shapes, so that every term of
+    the latency model varies on its own.
     """
     from .rounding import nearest, width_grid
 
@@ -469,6 +510,7 @@ def sample_widths(space: WidthSpace, n: int, seed: int = 0) -> list[tuple[int, .
         return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
     out = [space.base_widths]
+    out += solved_widths(space, int(SOLVED_SHARE * (n - 1)), seed)
     while len(out) < n:
         s = logu(0.4, 1.4)
         r = [logu(0.4, 2.2) for _ in range(max(roles) + 1)]
