@@ -70,6 +70,8 @@ FEATURES = (
 )
 """The latency model's terms (see the module docstring); ``ops`` is the constant overhead."""
 DEFAULT_SAMPLES = 24
+UNRELIABLE = 0.15
+"""A fit whose median error exceeds this says so wherever it is used."""
 _MIN_SAMPLES = 12
 _MIN_RUNS = 5
 QUICK_SECONDS = 45.0
@@ -370,6 +372,11 @@ class Profile:
                 f"fitted to {len(fit.samples)} width vectors of {fit.describe()} on "
                 f"{self.device.describe()}; median error {100 * err:.1f}%"
             )
+            if err > UNRELIABLE:
+                source += (
+                    " (unreliable: the timings were noisy; on a busy machine pin threads with "
+                    "--threads 1, or profile longer with widthsearch profile --seconds)"
+                )
             return _model_from(space, fit.coefficients, self.device, source, err)
         if not self.pooled:
             raise ProfileError("the profile has no fits")
@@ -531,13 +538,15 @@ def time_widths(
     runs: int,
     warmup: int = 2,
     max_bytes: float = 1.5e9,
+    deadline: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[tuple[float, float]]:
     """(median ms, spread) of ``space`` realized at each width vector, measured interleaved.
 
     Models are realized in chunks of at most ``max_bytes`` of parameters; every chunk times
     the base model too, and a chunk's medians are scaled by the base's overall median over its
-    median in that chunk, so that load that changes between chunks cancels.
+    median in that chunk, so that load that changes between chunks cancels. ``deadline`` (a
+    ``time.perf_counter()`` value) ends the timed rounds early (see :func:`measure`).
     """
     import torch
 
@@ -558,7 +567,20 @@ def time_widths(
         models += [prepare(space.realize(widths[i]), device) for i in chunk]
         if progress:
             progress(f"timing {len(chunk)} models (chunk {k + 1}/{len(chunks)})")
-        times = measure(models, space.input_size, device, runs=runs, warmup=warmup, seed=k)
+        chunk_deadline = None
+        if deadline is not None:  # share what is left among the chunks still to time
+            chunk_deadline = time.perf_counter() + (deadline - time.perf_counter()) / (
+                len(chunks) - k
+            )
+        times = measure(
+            models,
+            space.input_size,
+            device,
+            runs=runs,
+            warmup=warmup,
+            seed=k,
+            deadline=chunk_deadline,
+        )
         base = median(times[0])
         base_medians.append(base)
         for i, t in zip(chunk, times[1:], strict=True):
@@ -579,28 +601,30 @@ def fit_model(
 ) -> ModelFit:
     """Time ``space`` at ``samples`` width vectors within about ``seconds`` and fit it.
 
-    The number of timed runs per vector (5 to 25) is chosen from one quick timing of the base so
-    that the whole takes about ``seconds``; a model too slow for that gets fewer vectors (at
-    least 12) and may take longer.
+    One quick timing of the base sets how many vectors fit in ``seconds`` (at least 12, fewer
+    than asked for on a slow model); the timed rounds (5 to 25 runs per vector) then stop at
+    the deadline, after at least 3.
     """
     import torch
 
     start = time.perf_counter()
+    deadline = start + seconds
     base = prepare(space.realize(), device)
     realize_s = time.perf_counter() - start
-    # a quick timing of the base sets how many runs (and, for slow models, samples) fit
-    probe = median(measure([base], space.input_size, device, runs=3, warmup=1)[0]) / 1e3
+    probe = median(measure([base], space.input_size, device, runs=2, warmup=1)[0]) / 1e3
     del base
     torch.manual_seed(0)
-    per_model = 1.3 * probe  # wider models run slower than the base
-    budget = seconds - (time.perf_counter() - start)
-    fit_samples = int(budget / (realize_s * 1.3 + (_MIN_RUNS + 2) * per_model))
+    per_model = 1.5 * probe  # wider models run slower than the base
+    budget = deadline - time.perf_counter()
+    fit_samples = int(budget / (realize_s * 1.3 + (_MIN_RUNS + 1) * per_model))
     samples = min(samples, max(_MIN_SAMPLES, fit_samples))
-    budget -= samples * (realize_s * 1.3 + 2 * per_model)  # realization and warm-up
+    budget -= samples * (realize_s * 1.3 + per_model)  # realization and warm-up
     runs = int(max(_MIN_RUNS, min(25, budget / (samples * per_model))))
     widths = sample_widths(space, samples, seed)
     rows = [feature_values(space, w) for w in widths]
-    timed = time_widths(space, widths, device, runs=runs, progress=progress)
+    timed = time_widths(
+        space, widths, device, runs=runs, warmup=1, deadline=deadline, progress=progress
+    )
     ms = [t for t, _ in timed]
     coef = fit_coefficients(rows, ms)
     return ModelFit(

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 DTYPES = ("float32", "bfloat16", "float16")
+MIN_ROUNDS = 3
+"""Timed rounds :func:`measure` always runs, deadline or not."""
 DEVICES = ("cpu", "cuda")
 
 
@@ -185,13 +187,15 @@ def measure(
     runs: int = 20,
     warmup: int = 3,
     seed: int = 0,
+    deadline: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[list[float]]:
     """Milliseconds of each of ``runs`` timed forward passes per model, interleaved.
 
     Every model first runs ``warmup`` times (allocator, oneDNN/cuDNN kernel choice); then each
     round times every model once in a random order. Models must already be :func:`prepare`-d.
-    ``progress(done, total)`` is called after each round.
+    Past ``deadline`` (a ``time.perf_counter()`` value) no new round starts once
+    :data:`MIN_ROUNDS` are done. ``progress(done, total)`` is called after each round.
     """
     import torch
 
@@ -212,6 +216,8 @@ def measure(
                 times[i].append(timer(models[i], x))
             if progress is not None:
                 progress(r + 1, runs)
+            if deadline is not None and r + 1 >= MIN_ROUNDS and time.perf_counter() > deadline:
+                break
     return times
 
 
