@@ -18,8 +18,8 @@ from .conftest import TINY, TINY_SIZE
 
 
 @pytest.fixture(scope="module")
-def latency_model(tiny_space, tiny_profile):
-    return tiny_profile.latency_model(tiny_space)
+def latency_model(tiny_space, fixed_profile):
+    return fixed_profile.latency_model(tiny_space)
 
 
 def test_parse_latency_and_memory_budgets():
@@ -92,9 +92,9 @@ def test_infeasible_latency_and_memory_fail_before_solving(tiny_space, latency_m
         SynExpProgram(space).solve(Budgets(latency=1.0), min_width=0.1, max_width=2.0)
 
 
-def test_reconfig_cli_latency_and_memory(tmp_path, capsys, tiny_profile):
+def test_reconfig_cli_latency_and_memory(tmp_path, capsys, fixed_profile):
     profile = tmp_path / "p.json"
-    tiny_profile.save(profile)
+    fixed_profile.save(profile)
     args = ["reconfig", TINY, "--input-size", "3,64,64", "--profile", str(profile)]
     args += ["--baselines", "none"]
     assert main([*args, "--same-flops", "--same-latency", "--memory", "0.9", "--json"]) == 0
@@ -121,9 +121,11 @@ def test_reconfig_cli_latency_and_memory(tmp_path, capsys, tiny_profile):
         (["--same-latency", "--threads", "2"], "another device or setting: threads 1 (here 2)"),
     ],
 )
-def test_reconfig_cli_bad_hardware_budgets_one_line(tmp_path, capsys, tiny_profile, extra, message):
+def test_reconfig_cli_bad_hardware_budgets_one_line(
+    tmp_path, capsys, fixed_profile, extra, message
+):
     profile = tmp_path / "p.json"
-    tiny_profile.save(profile)
+    fixed_profile.save(profile)
     out = tmp_path / "w.json"
     args = ["reconfig", TINY, "--input-size", "3,64,64", "--profile", str(profile), "-o", str(out)]
     assert main([*args, *extra]) == 2

@@ -15,9 +15,9 @@ from .conftest import TINY, TINY_SIZE
 
 
 @pytest.fixture(scope="module")
-def profile_path(tmp_path_factory, tiny_profile):
+def profile_path(tmp_path_factory, fixed_profile):
     path = tmp_path_factory.mktemp("profile") / "p.json"
-    tiny_profile.save(path)
+    fixed_profile.save(path)
     return str(path)
 
 
