@@ -64,7 +64,7 @@ def test_reconfig_same_flops_json_and_width_file(capsys, tmp_path):
     space = WidthSpace.from_timm(wf.model, input_size=wf.input_size)
     model = space.realize(wf)
     assert count(model, wf.input_size) == (info["params"], info["macs"])
-    assert wf.data["params"] == info["params"] and wf.data["format_version"] == 1
+    assert wf.data["params"] == info["params"] and wf.data["format_version"] == 2
 
 
 def test_reconfig_table_names_baselines_and_totals(capsys):

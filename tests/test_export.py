@@ -121,7 +121,7 @@ def test_exported_efficientnet_b0_same_flops_in_a_fresh_process(tmp_path, capsys
         "blocks.4.2.conv_pwl",
         "blocks.6.0.conv_pwl",
     ]  # the stage ends timm's EfficientNetFeatures returns
-    assert got["features"] == [data["widths"][out_width[n]] for n in ends]
+    assert got["features"] == [data["groups"][out_width[n]]["width"] for n in ends]
 
 
 def test_exported_zoo_round_trip(tmp_path):
