@@ -199,7 +199,7 @@ class Objective:
             if mix["macs_ratio"] is None
             else math.floor(mix["macs_ratio"] * space.macs()),
         )
-        lo, hi = mix["min_width"], max(mix["max_width"], mix["min_width"])
+        lo, hi = mix["min_width"], mix["max_width"]  # min > max is pruned (BoundsError), not bent
         try:
             solution = self.program.solve(budgets, min_width=lo, max_width=hi)
             widths, _ = round_on_grid(
