@@ -121,7 +121,7 @@ def test_exported_efficientnet_b0_same_flops_in_a_fresh_process(tmp_path, capsys
         "blocks.4.2.conv_pwl",
         "blocks.6.0.conv_pwl",
     ]  # the stage ends timm's EfficientNetFeatures returns
-    assert got["features"] == [data["widths"][out_width[n]] for n in ends]
+    assert got["features"] == [data["groups"][out_width[n]]["width"] for n in ends]
 
 
 def test_exported_zoo_round_trip(tmp_path):
@@ -158,3 +158,18 @@ def test_export_of_a_bad_width_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "lacks the field 'base_widths'" in err
     assert not (tmp_path / "m.py").exists()
+
+
+def test_exported_module_keeps_the_width_files_head_and_input_channels(tmp_path):
+    """reconfig --num-classes 10 --in-chans 1: the module builds that model at those costs."""
+    w = tmp_path / "w.json"
+    args = ["reconfig", "resnet18", "--params", "0.5", "--mode", "precrop", "--input-size", "32"]
+    assert main([*args, "--num-classes", "10", "--in-chans", "1", "-o", str(w)]) == 0
+    export(w, tmp_path / "gray_models.py", name="resnet18_ws_gray")
+    data = json.loads(w.read_text())
+    got = _run_check(tmp_path, [["gray_models", "resnet18_ws_gray", [1, 32, 32]]])
+    assert (got["resnet18_ws_gray"]["params"], got["resnet18_ws_gray"]["macs"]) == (
+        data["params"],
+        data["macs"],
+    )
+    assert got["resnet18_ws_gray"]["predicted"]["params"] == data["params"]

@@ -308,7 +308,7 @@ class Objective:
             if mix.get("memory_ratio") is None or self.hardware.memory is None
             else math.floor(mix["memory_ratio"] * self.hardware.memory(space.base_widths)),
         )
-        lo, hi = mix["min_width"], max(mix["max_width"], mix["min_width"])
+        lo, hi = mix["min_width"], mix["max_width"]  # min > max is pruned (BoundsError), not bent
         try:
             solution = self.program.solve(budgets, min_width=lo, max_width=hi)
             widths, _ = round_on_grid(

@@ -15,11 +15,11 @@ in its disciplined geometric programming mode. The problem is built once per wid
 ``cp.Parameter`` budgets and bounds: later solves only substitute numbers into the compiled
 cone program and call the solver (about 10 ms for EfficientNet-B0).
 
-Modes: **PreCrop** prunes whole channels (``x_max = 1``); **PreConfig** lets groups grow and
-reshapes the network at the same cost. A cap is needed then, or the cheapest groups grow without
-bound; :data:`DEFAULT_MAX_WIDTH` = 2 is the range timm's own width multipliers span within a
-family (EfficientNet-B0 to B7, ResNet-50 to Wide-ResNet-50-2), which keeps activations memory
-and latency, which SynExp does not see, within what those architectures already accept.
+Modes: **PreCrop** prunes whole channels (``x_max <= 1``, default 1); **PreConfig** lets groups grow
+and reshapes the network at the same cost. A cap is needed then, or the cheapest groups grow without
+bound; :data:`DEFAULT_MAX_WIDTH` = 2 is the range timm's own width multipliers span within a family
+(EfficientNet-B0 to B7, ResNet-50 to Wide-ResNet-50-2), which keeps activations memory and latency,
+which SynExp does not see, within what those architectures already accept.
 
 A layer that reads concatenated groups (DenseNet) has density ``Σ_a W_a x_a / Σ_a W_a · x_out``,
 a posynomial, which a geometric program cannot maximize; the solver uses its weighted geometric
@@ -51,10 +51,43 @@ DEFAULT_MAX_WIDTH = 2.0
 """PreConfig's default cap on any group's multiplier (see the module docstring)."""
 DEFAULT_MIN_WIDTH = 0.1
 """Default floor on any group's multiplier: no group is cut below a tenth of its base width."""
+MAX_WIDTH_RATIO = 16.0
+"""No group grows beyond 16x its base width: the largest ``max_width`` any solve accepts, and the
+largest width a width file may hold. Wider is not a width search any more but a model of another
+size class (a 16x group already multiplies its layers' weights by up to 256)."""
 
 
 class InfeasibleBudgetError(WidthSearchError, ValueError):
     """A budget is below the smallest cost the width bounds allow."""
+
+
+class BoundsError(InfeasibleBudgetError):
+    """Width bounds (min, max, divisor) that no width vector meets, or that leave the budgets
+    nothing to decide. An :class:`InfeasibleBudgetError`, so a search prunes such a mix as it
+    prunes an infeasible budget."""
+
+
+def check_bounds(min_width: float, max_width: float) -> None:
+    """Fail unless ``0 < min_width <= max_width <= MAX_WIDTH_RATIO`` (finite numbers).
+
+    Raises:
+        BoundsError: the bounds are empty, not positive, or beyond :data:`MAX_WIDTH_RATIO`.
+    """
+    if not (math.isfinite(min_width) and math.isfinite(max_width)):
+        raise BoundsError(
+            f"width bounds must be finite numbers, got --min-width {min_width:g} and "
+            f"--max-width {max_width:g}"
+        )
+    if not 0 < min_width <= max_width:
+        raise BoundsError(
+            f"width bounds must satisfy 0 < --min-width ({min_width:g}) <= --max-width "
+            f"({max_width:g}); lower --min-width or raise --max-width"
+        )
+    if max_width > MAX_WIDTH_RATIO:
+        raise BoundsError(
+            f"--max-width {max_width:g} is above {MAX_WIDTH_RATIO:g}, the widest multiple of a "
+            "group's base width widthsearch builds; lower --max-width"
+        )
 
 
 class SolverError(WidthSearchError):
@@ -222,16 +255,14 @@ class SynExpProgram:
         """Maximize SynExp under ``budgets`` with every free multiplier in [min_width, max_width].
 
         Raises:
+            BoundsError: the bounds are empty or beyond :data:`MAX_WIDTH_RATIO`.
             InfeasibleBudgetError: a budget is below what ``min_width`` allows.
             SolverError: the solver failed.
             WidthSearchError: a latency or memory budget for a program built without that cost.
         """
         import cvxpy as cp
 
-        if not 0 < min_width <= max_width:
-            raise WidthSearchError(
-                f"width bounds must satisfy 0 < min ({min_width}) <= max ({max_width})"
-            )
+        check_bounds(min_width, max_width)
         check_feasible(self, budgets, min_width)
         start = time.perf_counter()
         big = self.uniform_costs(max_width)
@@ -253,7 +284,14 @@ class SynExpProgram:
         self.solves += 1
         if self.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise SolverError(f"the geometric program ended {self.problem.status}")
-        values = np.clip(self.x.value, min_width, max_width)
+        values = self.x.value
+        slop = 1e-6  # the interior-point solver's tolerance; anything more is a real violation
+        if values.min() < min_width * (1 - slop) or values.max() > max_width * (1 + slop):
+            raise SolverError(  # pragma: no cover - the box is a constraint of the program
+                f"the geometric program returned multipliers {values.min():.4g}-"
+                f"{values.max():.4g} outside the bounds {min_width:g}-{max_width:g}"
+            )
+        values = np.clip(values, min_width, max_width)
         mult = [1.0] * len(self.space.groups)
         for g, v in zip(self.free, values, strict=True):
             mult[g] = float(v)
@@ -290,13 +328,16 @@ __all__ = [
     "COSTS",
     "DEFAULT_MAX_WIDTH",
     "DEFAULT_MIN_WIDTH",
+    "MAX_WIDTH_RATIO",
     "MODES",
+    "BoundsError",
     "Budgets",
     "ContinuousSolution",
     "InfeasibleBudgetError",
     "Mode",
     "SolverError",
     "SynExpProgram",
+    "check_bounds",
     "check_feasible",
     "describe_cost",
     "objective_exponents",

@@ -17,11 +17,27 @@ COMMANDS = (inspect, reconfig, export, search, front, verify, report, run, profi
 """Command modules in the order ``--help`` lists them; each has ``add_parser`` and ``run``."""
 
 
+def version_line() -> str:
+    """``widthsearch X (timm Y, torch Z)``, from package metadata: no import of torch or timm."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"widthsearch {__version__} (timm {installed('timm')}, torch {installed('torch')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="widthsearch",
         description="Search the channel widths of timm CNNs at initialization.",
     )
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
