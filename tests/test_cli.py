@@ -255,7 +255,7 @@ def test_every_command_has_a_description():
     from widthsearch.cli import COMMANDS, build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert len(sub.choices) == len(COMMANDS) == 8
+    assert len(sub.choices) == len(COMMANDS) == 10  # with profile and bench
     for name, parser in sub.choices.items():
         assert parser.description and len(parser.description) > 40, name
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,9 @@ from .solve import (
 from .synexp import log_synexp
 
 if TYPE_CHECKING:
+    from .cost import Posynomial
+    from .latency import LatencyModel
+    from .memory import ActivationMemory
     from .space import WidthSpace
 
 BASELINES = ("uniform", "synflow")
@@ -39,6 +42,15 @@ DEFAULT_BASELINES = ("uniform",)
 SynFlow's iterative pruning takes 20 s to minutes on a CPU, so it is opt-in."""
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_NUMBER = r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*"
+_TIME = re.compile(_NUMBER + r"(ms|s|us)?\s*$", re.IGNORECASE)
+_BYTES = re.compile(_NUMBER + r"([kmgt]i?b|b)?\s*$", re.IGNORECASE)
+_TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_BYTE_UNITS = {
+    "b": 1,
+    **{f"{p}b": 1000 ** (i + 1) for i, p in enumerate("kmgt")},
+    **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgt")},
+}
 
 
 def parse_budget(text: str | float, base: int, *, per: int = 1) -> int:
@@ -59,6 +71,34 @@ def parse_budget(text: str | float, base: int, *, per: int = 1) -> int:
     if suffix or value >= 1000:
         return math.floor(value * _SUFFIX[suffix] / per)
     return math.floor(value * base)
+
+
+def parse_latency(text: str | float, base_ms: float) -> float:
+    """A latency budget in ms: a ratio of the base's predicted latency (``0.9``) or a time
+    (``12ms``, ``0.012s``; a number with a unit)."""
+    m = _TIME.match(str(text))
+    if not m:
+        raise WidthSearchError(
+            f"latency budget '{text}' is neither a ratio (0.9) nor a time (12ms, 0.012s)"
+        )
+    value, unit = float(m.group(1)), (m.group(2) or "").lower()
+    if value <= 0:
+        raise WidthSearchError(f"latency budget '{text}' must be positive")
+    return value * _TIME_UNITS[unit] if unit else value * base_ms
+
+
+def parse_memory(text: str | float, base_bytes: int) -> int:
+    """An activation-memory budget in bytes: a ratio of the base's (``0.8``) or a size
+    (``300MB``, ``1.5GiB``, ``250e6B``; a number with a unit)."""
+    m = _BYTES.match(str(text))
+    if not m:
+        raise WidthSearchError(
+            f"memory budget '{text}' is neither a ratio (0.8) nor a size (300MB, 1.5GiB)"
+        )
+    value, unit = float(m.group(1)), (m.group(2) or "").lower()
+    if value <= 0:
+        raise WidthSearchError(f"memory budget '{text}' must be positive")
+    return math.floor(value * _BYTE_UNITS[unit] if unit else value * base_bytes)
 
 
 @dataclass(frozen=True)
@@ -91,6 +131,18 @@ class Reconfiguration:
     seconds: dict[str, float] = field(default_factory=dict)
     timm_kwargs: dict[str, Any] = field(default_factory=dict)
     """What the model was built with (``num_classes``, ``in_chans``): the costs are for it."""
+    latency_ms: float | None = None
+    """Predicted latency of the new widths (None without a latency model)."""
+    base_latency_ms: float | None = None
+    memory_bytes: int | None = None
+    """Activation bytes a training step saves (None without a memory model)."""
+    base_memory_bytes: int | None = None
+    batch_size: int = 1
+    """Batch of the latency and memory figures."""
+    latency_note: str = ""
+    """Where the latency model came from."""
+    costs: Mapping[str, Posynomial] = field(default_factory=dict, repr=False, compare=False)
+    """The latency and memory posynomials the budgets were held on (baselines hold them too)."""
 
     def with_baselines(
         self, found: Sequence[_baselines.Baseline], seconds: float
@@ -124,6 +176,10 @@ class Reconfiguration:
                 "macs_ratio": None
                 if self.budgets.macs is None
                 else self.budgets.macs / self.base_macs,
+                "latency_ms": self.budgets.latency,
+                "latency_ratio": _ratio(self.budgets.latency, self.base_latency_ms),
+                "memory_bytes": self.budgets.memory,
+                "memory_ratio": _ratio(self.budgets.memory, self.base_memory_bytes),
             },
             "min_width": self.min_width,
             "max_width": self.max_width,
@@ -148,9 +204,21 @@ class Reconfiguration:
                 )
             ],
             "baselines": [b.to_dict() for b in self.baselines],
+            "latency_ms": self.latency_ms,
+            "base_latency_ms": self.base_latency_ms,
+            "latency_ratio": _ratio(self.latency_ms, self.base_latency_ms),
+            "memory_bytes": self.memory_bytes,
+            "base_memory_bytes": self.base_memory_bytes,
+            "memory_ratio": _ratio(self.memory_bytes, self.base_memory_bytes),
+            "batch_size": self.batch_size,
+            "latency_model": self.latency_note or None,
             "solve_seconds": self.solve_seconds,
             "seconds": dict(self.seconds),
         }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
 
 
 def reconfigure(
@@ -158,6 +226,11 @@ def reconfigure(
     *,
     params: int | None = None,
     macs: int | None = None,
+    latency: float | None = None,
+    memory: int | None = None,
+    latency_model: LatencyModel | None = None,
+    memory_model: ActivationMemory | None = None,
+    latency_note: str = "",
     mode: Mode = "preconfig",
     min_width: float = DEFAULT_MIN_WIDTH,
     max_width: float | None = None,
@@ -166,7 +239,10 @@ def reconfigure(
     program: SynExpProgram | None = None,
     synflow_progress: Callable[[int, int], None] | None = None,
 ) -> Reconfiguration:
-    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs`` (absolute).
+    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs`` (absolute),
+    predicted latency <= ``latency`` ms on ``latency_model``'s device and training activation
+    memory <= ``memory`` bytes (``memory_model``'s batch). A model given without its budget
+    still reports its figures.
 
     ``mode="precrop"`` only removes channels (``max_width`` at most 1, default 1); ``"preconfig"``
     lets groups grow up to ``max_width`` times their base (default :data:`DEFAULT_MAX_WIDTH`).
@@ -184,10 +260,15 @@ def reconfigure(
     """
     if mode not in MODES:
         raise WidthSearchError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
-    if params is None and macs is None:
+    if params is None and macs is None and latency is None and memory is None:
         raise WidthSearchError(
-            "give a budget: --params R, --flops R, --same-params or --same-flops"
+            "give a budget: --params R, --flops R, --same-params, --same-flops, --latency R or "
+            "--memory R"
         )
+    if latency is not None and latency_model is None:
+        raise WidthSearchError("a latency budget needs a latency model (a device profile)")
+    if memory is not None and memory_model is None:
+        raise WidthSearchError("a memory budget needs the activation memory model")
     check_baselines(baselines)
     if mode == "precrop":
         if max_width is not None and max_width > 1:
@@ -198,18 +279,29 @@ def reconfigure(
         max_width = 1.0 if max_width is None else max_width
     elif max_width is None:
         max_width = DEFAULT_MAX_WIDTH
-    budgets = Budgets(params=params, macs=macs)
+    budgets = Budgets(params=params, macs=macs, latency=latency, memory=memory)
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
-    grid = checked_grid(space, budgets, divisor=divisor, min_width=min_width, max_width=max_width)
-    program = program or SynExpProgram(space)
+    lat_cost = None if latency_model is None else latency_model.cost
+    mem_cost = None if memory_model is None else memory_model.cost
+    hardware = {n: c for n, c in (("latency", lat_cost), ("memory", mem_cost)) if c is not None}
+    grid = checked_grid(
+        space,
+        budgets,
+        divisor=divisor,
+        min_width=min_width,
+        max_width=max_width,
+        costs=hardware,
+    )
+    if program is None or any(program.costs.get(n) is not c for n, c in hardware.items()):
+        program = SynExpProgram(space, latency=lat_cost, memory=mem_cost)
     seconds["build"] = time.perf_counter() - start
     solution = program.solve(budgets, min_width=min_width, max_width=max_width)
     seconds["solve"] = solution.seconds
 
     start = time.perf_counter()
-    widths = round_widths(space, solution.multipliers, budgets, grid)
+    widths = round_widths(space, solution.multipliers, budgets, grid, hardware)
     seconds["round"] = time.perf_counter() - start
 
     continuous = [x * w for x, w in zip(solution.multipliers, space.base_widths, strict=True)]
@@ -233,6 +325,19 @@ def reconfigure(
         producers=tuple(g.producer for g in space.groups),
         seconds=seconds,
         timm_kwargs=dict(space.timm_kwargs),
+        latency_ms=None if latency_model is None else latency_model(widths),
+        base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
+        memory_bytes=None if memory_model is None else memory_model(widths),
+        base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
+        batch_size=(
+            latency_model.device.batch_size
+            if latency_model is not None
+            else memory_model.batch_size
+            if memory_model is not None
+            else 1
+        ),
+        latency_note=latency_note or ("" if latency_model is None else latency_model.source),
+        costs=hardware,
     )
     if baselines:
         result = compare(result, space, baselines, synflow_progress=synflow_progress)
@@ -270,7 +375,12 @@ def run_baseline(
             space, divisor=result.divisor, min_width=result.min_width, max_width=result.max_width
         )
         return _baselines.uniform(
-            space, result.budgets, grid, min_width=result.min_width, max_width=result.max_width
+            space,
+            result.budgets,
+            grid,
+            min_width=result.min_width,
+            max_width=result.max_width,
+            costs=result.costs,
         )
     return _baselines.synflow(space, result.budgets, progress=synflow_progress)
 
@@ -296,6 +406,8 @@ __all__ = [
     "check_baselines",
     "compare",
     "parse_budget",
+    "parse_latency",
+    "parse_memory",
     "reconfigure",
     "run_baseline",
 ]

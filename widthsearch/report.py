@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._io import write_atomic
-from .search import load_front, open_storage, trial_summary, widths_key
+from .search import load_front, open_storage, stored_latency, trial_summary, widths_key
 from .verify import mean_std, stored_verifications
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ SHOWN = {
     "log_synexp": "log SynExp",
     "params_ratio": "params ×base",
     "macs_ratio": "MACs ×base",
+    "latency_ratio": "latency ×base",
     "mode": "mode",
     "budget_params": "params budget",
     "budget_macs": "MACs budget",
@@ -76,6 +77,10 @@ def _front_table(report: dict[str, Any]) -> pd.DataFrame:
                 "macs": t["macs"],
                 "params_ratio": round(t["params_ratio"], 4),
                 "macs_ratio": round(t["macs_ratio"], 4),
+                "latency_ms": None if t.get("latency_ms") is None else round(t["latency_ms"], 3),
+                "latency_ratio": None
+                if t.get("latency_ratio") is None
+                else round(t["latency_ratio"], 4),
                 "mode": mix.get("mode"),
                 "budget_params": None
                 if mix.get("params_ratio") is None
@@ -109,24 +114,35 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _pareto_figure(report, trials, verification) -> bytes:
+def _pareto_figure(report, trials, verification, latency=None) -> bytes:
+    """log SynExp against MACs, params and (where the study predicts it) latency; verified
+    top-1 against MACs and predicted latency. ``latency(widths)``: the study's latency model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 3 if verification else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4), constrained_layout=True)
+    has_latency = latency is not None and bool(report.get("base_latency_ms"))
+    panels = 2 + has_latency + (1 + has_latency) * bool(verification)
+    rows = 1 if panels <= 3 else 2
+    cols = panels if rows == 1 else -(-panels // 2)
+    fig, grid = plt.subplots(
+        rows, cols, figsize=(5.2 * cols, 4.4 * rows), constrained_layout=True, squeeze=False
+    )
+    axes = [ax for row in grid for ax in row]
     front_keys = {widths_key(t["widths"]) for t in report["front"]}
     verified = {
         widths_key(r["widths"])
         for r in (verification or {}).get("results", [])
         if r["kind"] == "candidate"
     }
-    for ax, key, label in (
+    scatter = [
         (axes[0], "macs_ratio", "MACs / base MACs"),
         (axes[1], "params_ratio", "params / base params"),
-    ):
+    ]
+    if has_latency:
+        scatter.append((axes[2], "latency_ratio", "predicted latency / base's"))
+    for ax, key, label in scatter:
         rest = [t for t in trials if widths_key(t["widths"]) not in front_keys]
         ax.scatter(
             [t[key] for t in rest],
@@ -160,33 +176,51 @@ def _pareto_figure(report, trials, verification) -> bytes:
     axes[0].legend(loc="best", fontsize=8)
     axes[0].set_title("log SynExp against MACs")
     axes[1].set_title("log SynExp against params")
+    if has_latency:
+        axes[2].set_title("log SynExp against predicted latency")
     if verification:
-        ax = axes[2]
-        colors = {"candidate": "#d62728", "base": "black", "control": "#2ca02c"}
-        markers = {"candidate": "o", "base": "*", "control": "s"}
-        for r in verification["results"]:
-            if r.get("same_as") or not r["seeds"]:
-                continue
-            ax.errorbar(
-                r["macs"] / 1e6,
-                100 * r["top1"],
-                yerr=100 * r["top1_std"],
-                fmt=markers[r["kind"]],
-                color=colors[r["kind"]],
-                markersize=12 if r["kind"] == "base" else 8,
-                capsize=4,
-                label=r["candidate"],
-            )
         c, h, w = verification["input_size"]
-        ax.set_xlabel(f"MACs (millions, model as trained at {h}x{w})")
-        ax.set_ylabel("validation top-1 % (mean ± std over seeds)")
         n = verification["recipe"]["epochs"]
-        ax.set_title(f"verified: {verification['data']}, {n} epoch{'s' * (n != 1)}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _, sh, sw = report["input_size"]
+        base_ms = report.get("base_latency_ms")
+        xs = [(lambda r: r["macs"] / 1e6, f"MACs (millions, model as trained at {h}x{w})")]
+        if has_latency:
+            xs.append(
+                (
+                    lambda r: latency(r["widths"]) / base_ms,
+                    f"predicted latency / base's (at the search's {sh}x{sw})",
+                )
+            )
+        for ax, (x_of, xlabel) in zip(axes[2 + has_latency :], xs, strict=False):
+            _verified_panel(ax, verification, x_of)
+            ax.set_xlabel(xlabel)
+            ax.set_title(f"verified: {verification['data']}, {n} epoch{'s' * (n != 1)}")
+    for ax in axes[panels:]:
+        ax.set_visible(False)
     data = _png(fig)
     plt.close(fig)
     return data
+
+
+def _verified_panel(ax, verification, x_of) -> None:
+    colors = {"candidate": "#d62728", "base": "black", "control": "#2ca02c"}
+    markers = {"candidate": "o", "base": "*", "control": "s"}
+    for r in verification["results"]:
+        if r.get("same_as") or not r["seeds"]:
+            continue
+        ax.errorbar(
+            x_of(r),
+            100 * r["top1"],
+            yerr=100 * r["top1_std"],
+            fmt=markers[r["kind"]],
+            color=colors[r["kind"]],
+            markersize=12 if r["kind"] == "base" else 8,
+            capsize=4,
+            label=r["candidate"],
+        )
+    ax.set_ylabel("validation top-1 % (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def _widths_figure(report, profiles: Sequence[tuple[str, Sequence[int]]]) -> bytes:
@@ -349,6 +383,19 @@ def _settings_html(report: dict[str, Any], attrs: dict[str, Any]) -> str:
         ("trials", f"{report['trials']} finished (front: {len(report['front'])})"),
         ("params budget", f"{rng('params')} &times; base"),
         ("MACs budget", f"{rng('macs')} &times; base"),
+        *(
+            [
+                ("latency budget", f"{rng('latency')} &times; base"),
+                ("latency model", html.escape(report.get("latency_model") or "")),
+            ]
+            if report.get("base_latency_ms")
+            else []
+        ),
+        *(
+            [("memory budget", f"{rng('memory')} &times; base (training activations)")]
+            if ranges.get("memory")
+            else []
+        ),
         ("min / max width", f"{rng('min_width')} / {rng('max_width')} &times; base"),
         ("divisor, mode", f"{rng('divisor')}; {rng('mode')}"),
     ]
@@ -371,7 +418,12 @@ def write_report(
     report = load_front(study_name, storage_url)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     attrs = study.user_attrs
-    base = {"params": report["base_params"], "macs": report["base_macs"]}
+    base = {
+        "params": report["base_params"],
+        "macs": report["base_macs"],
+        "latency_ms": report.get("base_latency_ms"),
+        "memory_bytes": report.get("base_memory_bytes"),
+    }
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     trials = [
         trial_summary(t, base)
@@ -386,10 +438,13 @@ def write_report(
     table = _front_table(report)
     write_atomic(out / "front.csv", table.to_csv(index=False, lineterminator="\n"))
     write_atomic(out / "front.md", _markdown(table))
-    write_atomic(out / "pareto.png", _pareto_figure(report, trials, main))
+    lat_cost = stored_latency(attrs)
+    latency = None if lat_cost is None else (lambda w: float(lat_cost(w)))
+    write_atomic(out / "pareto.png", _pareto_figure(report, trials, main, latency))
     write_atomic(out / "widths.png", _widths_figure(report, _profiles(report, main)))
 
-    shown = table[list(SHOWN)].head(FRONT_ROWS_SHOWN).rename(columns=SHOWN)
+    columns = [c for c in SHOWN if c != "latency_ratio" or report.get("base_latency_ms")]
+    shown = table[columns].head(FRONT_ROWS_SHOWN).rename(columns=SHOWN)
     front_html = shown.to_html(
         index=False, na_rep="free", border=0, float_format=lambda x: f"{x:.3f}"
     )
@@ -402,6 +457,7 @@ def write_report(
         verify_html += '<p>Every run, seed by seed: <a href="verify.csv">verify.csv</a>.</p>'
 
     c, h, w = report["input_size"]
+    objectives_extra = ", min predicted latency" if report.get("base_latency_ms") else ""
     from . import __version__
 
     try:
@@ -427,8 +483,8 @@ geometric program per trial; Optuna explores the constraint mixes.</p>
 <h2>Pareto front</h2>
 <img src="pareto.png" alt="log SynExp against MACs and params; verified accuracy">
 <p class="note">Each point is one trial's rounded widths (duplicates removed). Blue: the
-Pareto front in (max log SynExp, min params, min MACs), so a front point can look dominated in
-one 2-D projection. Star: the base model (log SynExp gain 0 at 1&times; cost).</p>
+Pareto front in (max log SynExp, min params, min MACs{objectives_extra}), so a front point can
+look dominated in one 2-D projection. Star: the base model (log SynExp gain 0 at 1&times; cost).</p>
 
 <h2>Verification by training</h2>
 {verify_html}

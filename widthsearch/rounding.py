@@ -10,18 +10,24 @@ A continuous solution is rounded to the nearest grid width; then **repair** step
 cheapest in SynExp per unit of the violated budgets first, until every budget holds on the exact
 integer cost model, and **fill** steps groups up, best SynExp gain per unit of budget first, while
 every budget still holds, so the budget that rounding left over is not wasted.
+
+Latency and memory budgets are held the same way, on the posynomials the program was built
+with (``costs``): activation memory exactly (integer bytes), latency on the device's fitted
+model, evaluated in full after the steps so that no floating-point drift lets it slip over.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import WidthSearchError
+from .solve import describe_cost
 from .synexp import WEIGHT_KINDS, layer_density
 
 if TYPE_CHECKING:
+    from .cost import Posynomial
     from .solve import Budgets
     from .space import WidthSpace
 
@@ -121,12 +127,13 @@ def nearest(grid: Sequence[int], target: float) -> int:
 class _Costs:
     """Exact costs of a width vector and their changes when one group moves.
 
-    Built once per width space (it does not depend on the budgets) and kept on the space.
+    Built once per width space and set of costs (it does not depend on the budgets) and kept
+    on the space.
     """
 
-    def __init__(self, space: WidthSpace) -> None:
+    def __init__(self, space: WidthSpace, extra: Mapping[str, Posynomial] | None = None) -> None:
         self.space = space
-        self.polys = {"params": space.param_cost, "macs": space.mac_cost}
+        self.polys = {"params": space.param_cost, "macs": space.mac_cost, **(extra or {})}
         self.involving = {
             name: {g.id: poly.involving(g.id) for g in space.groups}
             for name, poly in self.polys.items()
@@ -145,10 +152,12 @@ class _Costs:
             self.neighbors[g] = near | {g}
 
     @classmethod
-    def of(cls, space: WidthSpace) -> _Costs:
-        cached = space.__dict__.get("_rounding_costs")
-        if cached is None:
-            cached = space.__dict__["_rounding_costs"] = cls(space)
+    def of(cls, space: WidthSpace, extra: Mapping[str, Posynomial] | None = None) -> _Costs:
+        extra = {n: p for n, p in (extra or {}).items() if n not in ("params", "macs")}
+        key = ("_rounding_costs", *sorted((n, id(p)) for n, p in extra.items()))
+        cached = space.__dict__.get(key)
+        if cached is None or any(cached.polys[n] is not p for n, p in extra.items()):
+            cached = space.__dict__[key] = cls(space, extra)
         return cached
 
     def delta(self, widths: list[int], g: int, new: int) -> tuple[float, dict[str, int]]:
@@ -169,15 +178,33 @@ def round_widths(
     multipliers: Sequence[float],
     budgets: Budgets,
     grid: Sequence[Sequence[int]],
+    costs: Mapping[str, Posynomial] | None = None,
 ) -> tuple[int, ...]:
     """Nearest grid widths, repaired into the budgets, then filled up to them.
 
+    ``costs`` are the posynomials of the latency and memory budgets (a program's ``costs``).
+
     Raises:
         RoundingError: even the smallest grid widths exceed a budget.
+        WidthSearchError: a budget whose cost is not in ``costs``.
     """
-    costs = _Costs.of(space)
-    limits = {"params": budgets.params, "macs": budgets.macs}
-    limited = [n for n, b in limits.items() if b is not None]
+    costs_ = _Costs.of(space, costs)
+    limits = {n: b for n, b in budgets.limits().items() if b is not None}
+    missing = [n for n in limits if n not in costs_.polys]
+    if missing:
+        raise WidthSearchError(f"a {missing[0]} budget needs its cost model to round against")
+    limited = list(limits)
+    return _repair_and_fill(costs_, multipliers, limits, limited, grid)
+
+
+def _repair_and_fill(
+    costs: _Costs,
+    multipliers: Sequence[float],
+    limits: dict[str, float],
+    limited: list[str],
+    grid: Sequence[Sequence[int]],
+) -> tuple[int, ...]:
+    space = costs.space
     widths = [nearest(grid[g.id], multipliers[g.id] * g.width) for g in space.groups]
     index = [grid[g].index(w) for g, w in enumerate(widths)]
     free = [g.id for g in space.groups if len(grid[g.id]) > 1]
@@ -201,7 +228,18 @@ def round_widths(
         for h in costs.neighbors[g]:
             cache.pop(h, None)
 
-    # repair: step down, least SynExp lost per share of the exceeded budgets saved
+    while True:
+        _repair(step, apply, free, totals, limits, limited)
+        _fill(step, apply, cache, free, totals, limits, limited)
+        exact = {n: poly(widths) for n, poly in costs.polys.items()}
+        if all(exact[n] <= limits[n] for n in limited):
+            return tuple(widths)
+        totals.update(exact)  # floating-point drift of a fitted cost: repair on exact values
+        cache.clear()
+
+
+def _repair(step, apply, free, totals, limits, limited) -> None:
+    """Step down, least SynExp lost per share of the exceeded budgets saved, until all hold."""
     while over := [n for n in limited if totals[n] > limits[n]]:
         best, best_score = None, math.inf
         for g in free:
@@ -212,14 +250,18 @@ def round_widths(
             if saved > 0 and -move[1] / saved < best_score:
                 best, best_score = (g, move), -move[1] / saved
         if best is None:
-            names = ", ".join(f"{n} {totals[n]:,} > {limits[n]:,}" for n in over)
+            names = ", ".join(
+                f"{n} {describe_cost(n, totals[n])} > {describe_cost(n, limits[n])}" for n in over
+            )
             raise RoundingError(
                 f"the smallest widths on the grid still exceed the budget ({names}); "
                 "lower --divisor or --min-width, or raise the budget"
             )
         apply(*best)
 
-    # fill: step up, most SynExp gained per share of the budgets used, while all budgets hold
+
+def _fill(step, apply, cache, free, totals, limits, limited) -> None:
+    """Step up, most SynExp gained per share of the budgets used, while all budgets hold."""
     cache.clear()
     while True:
         best, best_score = None, 0.0
@@ -228,7 +270,11 @@ def round_widths(
             if move is None:
                 continue
             _, d_s, d_c = move
-            if d_s <= 0 or any(totals[n] + d_c[n] > limits[n] for n in limited):
+            # fitted (float) costs keep a hair of margin, so that drift cannot cross the budget
+            if d_s <= 0 or any(
+                totals[n] + d_c[n] > limits[n] * (1 if isinstance(limits[n], int) else 1 - 1e-9)
+                for n in limited
+            ):
                 continue
             used = sum(max(d_c[n], 0) / limits[n] for n in limited)
             score = d_s / used if used > 0 else math.inf
@@ -237,7 +283,6 @@ def round_widths(
         if best is None:
             break
         apply(*best)
-    return tuple(widths)
 
 
 def check_budgets(
@@ -248,39 +293,41 @@ def check_budgets(
     divisor: int,
     min_width: float,
     max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
 ) -> None:
     """Fail unless the budgets decide something on ``grid``: the smallest widths fit every
     budget, and the widest do not fit them all (else the bounds alone would be the answer).
+
+    ``costs``: the latency and memory posynomials of those budgets (a program's ``costs``).
 
     Raises:
         InfeasibleBudgetError: a budget is below what the smallest grid widths cost.
         BoundsError: every budget is at or above what the widest grid widths cost.
     """
-    from .solve import BoundsError, InfeasibleBudgetError
+    from .solve import _LABELS, BoundsError, InfeasibleBudgetError
 
     floor = tuple(g[0] for g in grid)
     top = tuple(g[-1] for g in grid)
+    polys = {"params": space.param_cost, "macs": space.mac_cost, **(costs or {})}
     given = [
-        (name, budget, cost, cost(space.base_widths))
-        for name, budget, cost in (
-            ("params", budgets.params, space.param_cost),
-            ("MACs", budgets.macs, space.mac_cost),
-        )
-        if budget is not None
+        (name, budget, polys[name], polys[name](space.base_widths))
+        for name, budget in budgets.limits().items()
+        if budget is not None and name in polys
     ]
     for name, budget, cost, base in given:
         if cost(floor) > budget:
             raise InfeasibleBudgetError(
-                f"{name} {budget / base:.3g}x ({budget:,}) is below the {cost(floor) / base:.3g}x "
-                f"({cost(floor):,}) reachable with --min-width {min_width:g} on the "
-                f"multiple-of-{divisor} grid; raise the budget, or lower --min-width or --divisor"
+                f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) is below "
+                f"the {cost(floor) / base:.3g}x ({describe_cost(name, cost(floor))}) reachable "
+                f"with --min-width {min_width:g} on the multiple-of-{divisor} grid; raise the "
+                "budget, or lower --min-width or --divisor"
             )
     if given and all(cost(top) <= budget for _, budget, cost, _ in given):
-        costs = " and ".join(f"{n} {cost(top) / base:.3g}x" for n, _, cost, base in given)
-        limits = " and ".join(f"{n} <= {b / base:.3g}x" for n, b, _, base in given)
+        costs_ = " and ".join(f"{_LABELS[n]} {cost(top) / base:.3g}x" for n, _, cost, base in given)
+        limits = " and ".join(f"{_LABELS[n]} <= {b / base:.3g}x" for n, b, _, base in given)
         raise BoundsError(
             f"no budget binds: with every group at its widest (--max-width {max_width:g}, "
-            f"multiples of {divisor}) the model costs {costs}, within {limits}, so the bounds "
+            f"multiples of {divisor}) the model costs {costs_}, within {limits}, so the bounds "
             "alone would set the widths; lower the budget or raise --max-width (above 1 needs "
             "--mode preconfig)"
         )
@@ -293,13 +340,22 @@ def checked_grid(
     divisor: int,
     min_width: float,
     max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
 ) -> tuple[tuple[int, ...], ...]:
     """:func:`width_grid`, checked by :func:`check_budgets`: the grid a solve rounds onto.
 
     Cheap (no solve), so callers check bounds and budgets before solving.
     """
     grid = width_grid(space, divisor=divisor, min_width=min_width, max_width=max_width)
-    check_budgets(space, budgets, grid, divisor=divisor, min_width=min_width, max_width=max_width)
+    check_budgets(
+        space,
+        budgets,
+        grid,
+        divisor=divisor,
+        min_width=min_width,
+        max_width=max_width,
+        costs=costs,
+    )
     return grid
 
 
@@ -311,15 +367,25 @@ def round_on_grid(
     divisor: int,
     min_width: float,
     max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
 ) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
     """The rounded widths of a solution and the grid they sit on (see :func:`checked_grid`).
+
+    ``costs``: the latency and memory posynomials of those budgets (a program's ``costs``).
 
     Raises:
         BoundsError: the bounds leave a group no width, or leave the budgets nothing to decide.
         InfeasibleBudgetError: a budget is below what the smallest grid widths cost.
     """
-    grid = checked_grid(space, budgets, divisor=divisor, min_width=min_width, max_width=max_width)
-    return round_widths(space, multipliers, budgets, grid), grid
+    grid = checked_grid(
+        space,
+        budgets,
+        divisor=divisor,
+        min_width=min_width,
+        max_width=max_width,
+        costs=costs,
+    )
+    return round_widths(space, multipliers, budgets, grid, costs), grid
 
 
 __all__ = [

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._io import write_atomic
 from .errors import WidthSearchError
-from .search import load_front, open_storage, widths_key
+from .search import load_front, open_storage, stored_latency, widths_key
 from .synexp import log_synexp
 from .train import Recipe, TrainResult, train
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import optuna
     import torch
 
+    from .cost import Posynomial
     from .data import Dataset
     from .space import WidthSpace
 
@@ -355,6 +356,8 @@ class VerifyReport:
     trained: int
     skipped: int
     out: str | None
+    latency: Posynomial | None = None
+    """The study's latency model (ms at the search's input size), where it has one."""
 
     def summary(self) -> dict[str, Any]:
         """The results without this session's counts: what the study keeps."""
@@ -382,6 +385,10 @@ class VerifyReport:
             "out": self.out,
             "results": [s.to_dict() for s in self.summaries],
         }
+        for r in info["results"]:  # predicted at the search's input size, next to img/s
+            r["predicted_latency_ms"] = (
+                None if self.latency is None else float(self.latency(r["widths"]))
+            )
         info["notes"] = cost_notes(info)
         return info
 
@@ -564,6 +571,7 @@ def run_verify(
         trained=trained,
         skipped=skipped,
         out=None if out_path is None else str(out_path),
+        latency=None if plan.study is None else stored_latency(plan.study.user_attrs),
     )
     store(report.summary())  # also gives a new results file what the study held
     return report

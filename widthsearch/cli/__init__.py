@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import WidthSearchError
-from . import export, front, inspect, reconfig, report, run, search, verify
+from . import bench, export, front, inspect, profile, reconfig, report, run, search, verify
 
-COMMANDS = (inspect, reconfig, export, search, front, verify, report, run)
+COMMANDS = (inspect, reconfig, export, search, front, verify, report, run, profile, bench)
 """Command modules in the order ``--help`` lists them; each has ``add_parser`` and ``run``."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import WidthSearchError
@@ -37,7 +38,8 @@ def format_result(info: dict[str, Any]) -> str:
         "",
         table(
             ["", "base", "new", "ratio", "budget"],
-            [
+            _hardware_rows(info)
+            + [
                 [
                     "params",
                     f"{info['base_params']:,}",
@@ -62,6 +64,7 @@ def format_result(info: dict[str, Any]) -> str:
             ],
             right={1, 2, 3},
         ),
+        *_hardware_notes(info),
         "",
         f"log SynExp gain over the base model: {info['log_synexp_gain']:+.2f} "
         f"(continuous optimum {info['log_synexp_continuous']:+.2f}; rounding to multiples of "
@@ -116,13 +119,67 @@ def format_reconfig(info: dict[str, Any], seconds_parse: float, startup: float =
     return "\n\n".join(p for p in parts if p)
 
 
+def _hardware_rows(info: dict[str, Any]) -> list[list[str]]:
+    """Rows for predicted latency and activation memory, where the result has them."""
+    b = info["budgets"]
+    rows = []
+    if info["latency_ms"] is not None:
+        budget = f"<= {b['latency_ratio']:.2f}x" if b["latency_ms"] is not None else "free"
+        rows.append(
+            [
+                "latency ms",
+                f"{info['base_latency_ms']:.2f}",
+                f"{info['latency_ms']:.2f}",
+                ratio(info["latency_ratio"]),
+                budget,
+            ]
+        )
+    if info["memory_bytes"] is not None:
+        budget = f"<= {b['memory_ratio']:.2f}x" if b["memory_bytes"] is not None else "free"
+        rows.append(
+            [
+                "memory MB",
+                f"{info['base_memory_bytes'] / 1e6:,.1f}",
+                f"{info['memory_bytes'] / 1e6:,.1f}",
+                ratio(info["memory_ratio"]),
+                budget,
+            ]
+        )
+    return rows
+
+
+def _hardware_notes(info: dict[str, Any]) -> list[str]:
+    notes = []
+    batch = info["batch_size"]
+    if info["latency_ms"] is not None:
+        notes.append(
+            f"latency: predicted ms per forward of a batch of {batch}; "
+            + info["latency_model"].removeprefix("latency model: ")
+        )
+    if info["memory_bytes"] is not None:
+        notes.append(
+            f"memory: activation bytes a training step saves for backward at batch {batch} (exact)"
+        )
+    return notes
+
+
 def _check_budget_flags(args: argparse.Namespace) -> None:
     """One budget per cost, each a ratio or a finite count (before any model is analysed)."""
     from ..reconfig import parse_budget
 
-    if not (args.same_flops or args.same_params or args.params or args.flops or args.macs):
+    if not (
+        args.same_flops
+        or args.same_params
+        or args.params
+        or args.flops
+        or args.macs
+        or args.latency
+        or args.same_latency
+        or args.memory
+    ):
         raise WidthSearchError(
-            "give a budget: --same-flops, --same-params, --params R, --flops R or --macs R"
+            "give a budget: --same-flops, --same-params, --params R, --flops R, --macs R, "
+            "--latency R, --same-latency or --memory R"
         )
     if args.same_params and args.params is not None:
         raise WidthSearchError("give --same-params or --params, not both")
@@ -133,6 +190,7 @@ def _check_budget_flags(args: argparse.Namespace) -> None:
     for text in (args.params, args.flops, args.macs):
         if text is not None:
             parse_budget(text, 1)  # the syntax and range of the text; ratios need the model
+    _check_hardware_args(args)
 
 
 def _budgets(args: argparse.Namespace, space) -> tuple[int | None, int | None]:
@@ -147,6 +205,114 @@ def _budgets(args: argparse.Namespace, space) -> tuple[int | None, int | None]:
     if args.macs is not None:
         macs = parse_budget(args.macs, space.macs())
     return params, macs
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The latency and memory models a command needs, and their budgets (absolute)."""
+
+    latency_model: Any = None
+    memory_model: Any = None
+    latency: float | None = None
+    memory: int | None = None
+    latency_note: str = ""
+
+
+def _check_hardware_args(args: argparse.Namespace) -> None:
+    """Budget syntax and conflicts, before any model is parsed or profiled."""
+    from ..reconfig import parse_latency, parse_memory
+
+    if args.same_latency and args.latency is not None:
+        raise WidthSearchError("give --same-latency or --latency, not both")
+    if args.latency is not None:
+        parse_latency(args.latency, 1.0)
+    if args.memory is not None:
+        parse_memory(args.memory, 1)
+    if args.latency or args.same_latency or args.profile or getattr(args, "hardware", False):
+        from ..timing import current_device
+
+        current_device(  # the device exists, the settings make sense
+            args.device, threads=args.threads, batch_size=args.batch_size or 1, dtype="float32"
+        )
+
+
+def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False) -> Hardware:
+    """The latency model (profile, cached or quick), the memory model and their budgets that
+    ``args`` ask for (see :func:`add_hardware_args`)."""
+    from ..latency import resolve_latency_model
+    from ..memory import activation_memory
+    from ..reconfig import parse_latency, parse_memory
+
+    want_latency = bool(
+        args.latency or args.same_latency or args.profile or getattr(args, "hardware", False)
+    )
+    want_memory = bool(args.memory or getattr(args, "hardware", False))
+    latency_model = memory_model = None
+    note = ""
+    batch = args.batch_size
+    if want_latency:
+
+        def progress(message: str) -> None:
+            if not quiet:
+                print(message, file=sys.stderr, flush=True)
+
+        resolved = resolve_latency_model(
+            space,
+            profile=args.profile,
+            device=args.device,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+        latency_model, note = resolved.model, resolved.note
+        batch = latency_model.device.batch_size
+    if want_memory:
+        memory_model = activation_memory(space, batch_size=batch or 1)
+    latency = memory = None
+    if latency_model is not None:
+        base = latency_model(space.base_widths)
+        if args.same_latency:
+            latency = base
+        elif args.latency is not None:
+            latency = parse_latency(args.latency, base)
+    if memory_model is not None and args.memory is not None:
+        memory = parse_memory(args.memory, memory_model(space.base_widths))
+    return Hardware(latency_model, memory_model, latency, memory, note)
+
+
+def add_hardware_args(p: argparse.ArgumentParser, *, budgets: bool = True) -> None:
+    """Latency and memory options shared by reconfig and search."""
+    from ..timing import DEVICES
+
+    if budgets:
+        p.add_argument(
+            "--latency",
+            metavar="R",
+            help="predicted latency budget: ratio of the base's (0.9) or a time (12ms)",
+        )
+        p.add_argument(
+            "--same-latency", action="store_true", help="predicted latency at most the base's"
+        )
+        p.add_argument(
+            "--memory",
+            metavar="R",
+            help="training activation memory budget at --batch-size: ratio or a size (300MB)",
+        )
+    p.add_argument(
+        "--profile",
+        metavar="PROFILE.json",
+        help="latency profile of this device (widthsearch profile); default: a cached quick "
+        "profile, made if missing (about a minute)",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="cpu", help="device the latency is for (cpu)"
+    )
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="batch of the latency and memory figures (default: the profile's, or 1)",
+    )
 
 
 def _synflow_progress(k: int, n: int) -> None:
@@ -192,10 +358,16 @@ def run(args: argparse.Namespace) -> int:
     space = WidthSpace.from_timm(args.model, input_size=input_size, **kwargs)
     parse_seconds = time.perf_counter() - start
     params, macs = _budgets(args, space)
+    hw = hardware_models(args, space, quiet=args.json)
     result = reconfigure(
         space,
         params=params,
         macs=macs,
+        latency=hw.latency,
+        memory=hw.memory,
+        latency_model=hw.latency_model,
+        memory_model=hw.memory_model,
+        latency_note=hw.latency_note,
         mode=args.mode,
         min_width=args.min_width,
         max_width=args.max_width,
@@ -295,6 +467,12 @@ def add_parser(sub: Any) -> None:
         help="comparisons on the same budgets, run after the result is printed and written: "
         "uniform (default), synflow (needs a params budget; 20 s to minutes on a CPU), "
         "uniform,synflow, or none",
+    )
+    add_hardware_args(p)
+    p.add_argument(
+        "--hardware",
+        action="store_true",
+        help="also predict latency and activation memory without budgets on them",
     )
     p.add_argument("-o", "--output", metavar="WIDTHS.json", help="write a JSON width file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

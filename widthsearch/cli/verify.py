@@ -35,29 +35,37 @@ def format_verify(info: dict[str, Any]) -> str:
             return "-"
         return f"{s[key]:,}" + (f" ({s[key] / base[key]:.2f}x)" if base.get(key) else "")
 
+    latency = any(s.get("predicted_latency_ms") is not None for s in info["results"])
     for s in info["results"]:
         name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
-        rows.append(
-            [
-                name,
-                s["kind"],
-                f"{s['log_synexp']:+.2f}",
-                withratio(s, "params"),
-                withratio(s, "macs"),
-                mean_std(s["top1"], s["top1_std"], 100),
-                mean_std(s["loss"], s["loss_std"], digits=3),
-                f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
-                f"{s['wall_seconds']:.0f}",
-            ]
-        )
+        row = [
+            name,
+            s["kind"],
+            f"{s['log_synexp']:+.2f}",
+            withratio(s, "params"),
+            withratio(s, "macs"),
+            mean_std(s["top1"], s["top1_std"], 100),
+            mean_std(s["loss"], s["loss_std"], digits=3),
+        ]
+        if latency:
+            ms, base_ms = s.get("predicted_latency_ms"), base.get("predicted_latency_ms")
+            row.append(f"{ms:.2f} ({ms / base_ms:.2f}x)" if ms and base_ms else "-")
+        row += [f"{s['images_per_second']:.0f}" if s["seeds"] else "-", f"{s['wall_seconds']:.0f}"]
+        rows.append(row)
     header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "val loss"]
-    header += ["img/s", "wall s"]
-    lines.append(table(header, rows, right={2, 3, 4, 5, 6, 7, 8}))
+    header += ["pred ms"] * latency + ["img/s", "wall s"]
+    lines.append(table(header, rows, right=set(range(2, len(header)))))
     lines += [
         "",
         f"params and MACs of the models as trained ({info['num_classes']} classes, {c}x{h}x{w}); "
         "log SynExp: gain over the base at the search's input size;",
-        "top-1 and val loss: last epoch on the validation split, mean ± std over seeds.",
+        "top-1 and val loss: last epoch on the validation split, mean ± std over seeds."
+        + (
+            " pred ms: the study's predicted latency at the search's input size, next to the "
+            "measured training img/s."
+            if latency
+            else ""
+        ),
         *(f"note: {n}" for n in info["notes"]),
         f"{info['trained']} run(s) trained, {info['skipped']} already finished"
         + (f"; results in {info['out']}" if info["out"] else "")
