@@ -57,12 +57,18 @@ def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
     return rebuild(model, spec["layers"], kwargs, spec.get("init_family", type(model).__module__))
 
 
-def rebuild(model: nn.Module, layers: list, kwargs: dict, family: str) -> nn.Module:
+def rebuild(
+    model: nn.Module, layers: list, kwargs: dict, family: str, init: bool = True
+) -> nn.Module:
     """Resize ``model`` to ``layers`` in place; if anything changed, re-run ``family``'s init
-    and keep timm's head-size attributes in step. Returns the model."""
+    and keep timm's head-size attributes in step. Returns the model.
+
+    ``init=False`` leaves the resized parameters uninitialized (for checking shapes only).
+    """
     head = _head_attrs(model)
-    if resize(model, layers):
-        family_init(model, kwargs, family)
+    if resize(model, layers, init):
+        if init:
+            family_init(model, kwargs, family)
         _sync_head(model, head)
     return model
 
@@ -120,6 +126,8 @@ def _build_effnet_family(base: str, family: str, native: dict, kwargs: dict) -> 
                 ba["se_layer"] = partial(se_layer, rd_channels=w["rd"])
             if w.get("noskip"):
                 ba["noskip"] = True
+            if "group_size" in w:
+                ba["group_size"] = w["group_size"]
     return original(captured["variant"], pretrained=False, **mk)
 
 
@@ -136,21 +144,26 @@ def find(model: nn.Module, name: str) -> nn.Module | None:
     return None
 
 
-def resize(model: nn.Module, layers: list) -> bool:
-    """Rebuild every listed layer that is not at its width yet; True if any was."""
+def resize(model: nn.Module, layers: list, init: bool = True) -> bool:
+    """Rebuild every listed layer that is not at its width yet; True if any was.
+
+    With ``init=False`` the new parameters are left uninitialized: for checking shapes only.
+    """
     changed = False
     for name, kind, n_in, n_out, param_dim in layers:
         if kind == "scale":
             module_name, _, attr = name.rpartition(".")
             module = find(model, module_name)
-            if module is not None and getattr(module, attr).shape[param_dim] != n_in:
-                _resize_loose(module, attr, param_dim, n_in)
+            if module is None or n_in is None:  # a features_only model, or a fixed group
+                continue
+            if getattr(module, attr).shape[param_dim] != n_in:
+                _resize_loose(module, attr, param_dim, n_in, init)
                 changed = True
             continue
         module = find(model, name)
         if module is None:  # e.g. the classifier of a features_only model
             continue
-        changed |= _RESIZERS[kind](module, kind, n_in, n_out)
+        changed |= _RESIZERS[kind](module, kind, n_in, n_out, init)
     return changed
 
 
@@ -162,22 +175,25 @@ def _constant(t: torch.Tensor | None) -> float | None:
     return float(flat[0]) if bool((flat == flat[0]).all()) else None
 
 
-def _swap(module: nn.Module, shapes: dict, reset) -> None:
+def _swap(module: nn.Module, shapes: dict, reset, init: bool = True) -> None:
     """New parameters of the given shapes, reset, then the ones that were constant refilled."""
-    constants = {a: _constant(getattr(module, a)) for a in shapes}
+    constants = {a: _constant(getattr(module, a)) if init else None for a in shapes}
     for a, shape in shapes.items():
         old = getattr(module, a)
         if old is not None:
             new = torch.empty(*shape, dtype=old.dtype, device=old.device)
             setattr(module, a, nn.Parameter(new, requires_grad=old.requires_grad))
-    reset()
+    if init:
+        reset()
     with torch.no_grad():
         for a, value in constants.items():
             if value is not None and getattr(module, a) is not None:
                 getattr(module, a).fill_(value)
 
 
-def _resize_conv(m: nn.Conv2d, kind: str, n_in: int | None, n_out: int | None) -> bool:
+def _resize_conv(
+    m: nn.Conv2d, kind: str, n_in: int | None, n_out: int | None, init: bool = True
+) -> bool:
     n_in = m.in_channels if n_in is None else n_in
     n_out = m.out_channels if n_out is None else n_out
     if (n_in, n_out) == (m.in_channels, m.out_channels):
@@ -186,21 +202,25 @@ def _resize_conv(m: nn.Conv2d, kind: str, n_in: int | None, n_out: int | None) -
     if kind == "depthwise":
         m.groups = n_out
     shapes = {"weight": (n_out, n_in // m.groups, *m.kernel_size), "bias": (n_out,)}
-    _swap(m, shapes, m.reset_parameters)
+    _swap(m, shapes, m.reset_parameters, init)
     return True
 
 
-def _resize_linear(m: nn.Linear, kind: str, n_in: int | None, n_out: int | None) -> bool:
+def _resize_linear(
+    m: nn.Linear, kind: str, n_in: int | None, n_out: int | None, init: bool = True
+) -> bool:
     n_in = m.in_features if n_in is None else n_in
     n_out = m.out_features if n_out is None else n_out
     if (n_in, n_out) == (m.in_features, m.out_features):
         return False
     m.in_features, m.out_features = n_in, n_out
-    _swap(m, {"weight": (n_out, n_in), "bias": (n_out,)}, m.reset_parameters)
+    _swap(m, {"weight": (n_out, n_in), "bias": (n_out,)}, m.reset_parameters, init)
     return True
 
 
-def _resize_norm(m: nn.Module, kind: str, n: int | None, _n_out: int | None) -> bool:
+def _resize_norm(
+    m: nn.Module, kind: str, n: int | None, _n_out: int | None, init: bool = True
+) -> bool:
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
         if n is None or n == m.num_features:
             return False
@@ -218,22 +238,51 @@ def _resize_norm(m: nn.Module, kind: str, n: int | None, _n_out: int | None) -> 
         if n is None or n == m.num_channels:
             return False
         m.num_channels = n
-    _swap(m, {"weight": (n,), "bias": (n,)}, m.reset_parameters)
+    _swap(m, {"weight": (n,), "bias": (n,)}, m.reset_parameters, init)
     return True
 
 
-def _resize_loose(module: nn.Module, attr: str, dim: int, n: int) -> None:
+def _resize_loose(module: nn.Module, attr: str, dim: int, n: int, init: bool = True) -> None:
     old = getattr(module, attr)
     shape = list(old.shape)
+    _sync_width_attrs(module, shape[dim], n)
     shape[dim] = n
-    value = _constant(old)
+    value = _constant(old) if init else None
     with torch.no_grad():
-        if value is not None:
+        if not init:
+            new = torch.empty(shape, dtype=old.dtype, device=old.device)
+        elif value is not None:
             new = torch.full(shape, value, dtype=old.dtype, device=old.device)
         else:  # redraw from the values the family init produced
             pick = torch.randint(old.numel(), (math.prod(shape),), device=old.device)
             new = old.detach().reshape(-1)[pick].reshape(shape).clone()
     setattr(module, attr, nn.Parameter(new, requires_grad=old.requires_grad))
+
+
+def _sync_width_attrs(module: nn.Module, old: int, new: int) -> None:
+    """Set the plain attributes of ``module`` that hold its old channel count to the new one.
+
+    Modules that own a loose per-channel parameter often keep its width or shape next to it and
+    use that in ``forward`` (timm's ``Scale``: ``self.scale.view(self.shape)`` with
+    ``shape = (dim, 1, 1)``). An int equal to the old width, and a shape tuple holding it once,
+    follow the parameter; anything else stays. ``WidthSpace`` re-analyses a model realized at
+    other widths before it accepts a model, so a module this rule misses is refused up front.
+    """
+    if old == new:
+        return
+    for key, value in list(vars(module).items()):
+        if key.startswith("_") or isinstance(value, bool):
+            continue
+        if isinstance(value, int) and value == old:
+            setattr(module, key, new)
+        elif (
+            isinstance(value, tuple | list)
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and list(value).count(old) == 1
+        ):
+            swapped = [new if v == old else v for v in value]
+            setattr(module, key, type(value)(swapped))
 
 
 _RESIZERS = {
