@@ -18,6 +18,7 @@ from widthsearch.reconfig import reconfigure
 from widthsearch.widthfile import save_width_file
 
 from .conftest import SMALL, ZOO, zoo_space
+from .test_zoo import PARSED, TINY, tiny_space
 
 NATIVE = {
     "efficientnet_b0": "efficientnet",
@@ -27,6 +28,7 @@ NATIVE = {
     "mobilenetv3_large_100": "mobilenetv3",
     "resnet50": "resnet",
     "resnext50_32x4d": "resnet",
+    "mobilenet_edgetpu_v2_xs": "efficientnet",  # grouped EdgeResiduals: timm takes group sizes
 }
 
 
@@ -59,11 +61,11 @@ def test_resnet_falls_back_where_timm_would_change_downsampling():
     assert _shapes(_portable.build(spec)) == _shapes(space.realize(widths))
 
 
-def _width_file(tmp_path, name, **budget):
-    space = zoo_space(name)
+def _width_file(tmp_path, name, space=None, **budget):
+    space = space or zoo_space(name)
     budget = budget or {"params": space.params() // 2, "mode": "precrop"}
     result = reconfigure(space, baselines=(), **budget)
-    path = tmp_path / f"{name}.json"
+    path = tmp_path / f"{name}_{budget.get('mode', 'preconfig')}.json"
     save_width_file(path, result, space)
     return path
 
@@ -139,6 +141,35 @@ def test_exported_zoo_round_trip(tmp_path):
             data["params"],
             data["macs"],
         )
+
+
+@pytest.mark.parametrize("name", ["hardcorenas_a", "resnest50d_1s4x24d"])
+def test_spec_falls_back_where_timm_cannot_build_it(name):
+    # hardcorenas builds its MobileNetV3 without _create_mnv3; ResNeSt's blocks are not the
+    # BasicBlock/Bottleneck that timm's ResNet ``channels`` describe
+    space = tiny_space(name)
+    for mode, budget in (("precrop", {"params": space.params() // 2}), ("preconfig", {})):
+        widths = reconfigure(space, mode=mode, baselines=(), macs=space.macs(), **budget).widths
+        spec = build_spec(space, widths)
+        assert spec["native"] is None
+        assert _shapes(_portable.build(spec)) == _shapes(space.realize(widths))
+
+
+def test_exported_parsed_models_round_trip(tmp_path):
+    # every model that once parsed and then failed later, reshaped at its MACs (groups grow
+    # and shrink), exported and built in one fresh process
+    entries, files = [], {}
+    for name in PARSED:
+        space = tiny_space(name)
+        path = _width_file(tmp_path, name, space, mode="preconfig", macs=space.macs())
+        module = f"m_{name}"
+        entrypoint = export(path, tmp_path / f"{module}.py", name=f"{name}_ws_test")
+        entries.append([module, entrypoint, list(TINY)])
+        files[entrypoint] = json.loads(path.read_text())
+    res = _run_check(tmp_path, entries)
+    for entrypoint, data in files.items():
+        got = res[entrypoint]
+        assert (got["params"], got["macs"]) == (data["params"], data["macs"]), entrypoint
 
 
 def test_export_rejects_bad_names(tmp_path, capsys):
