@@ -85,7 +85,13 @@ for module, name, size in json.loads(sys.argv[2]):
     res = {"params": sum(p.numel() for p in model.parameters()), "macs": fc.get_total_flops() // 2,
            "predicted": mod.PREDICTED}
     if len(sys.argv) > 3:
+        from timm.data import resolve_data_config
+        res["cfg"] = model.pretrained_cfg
+        res["registry"] = timm.models.get_pretrained_cfg(name).to_dict()
+        res["data"] = resolve_data_config({}, model=model)
+        res["listed_with_weights"] = name in timm.list_models(pretrained=True)
         ten = timm.create_model(name, num_classes=10).eval()
+        res["ten_classes"] = ten.pretrained_cfg["num_classes"]
         res["ten"] = list(ten(torch.zeros(2, *size)).shape)
         feats = timm.create_model(name, features_only=True).eval()(torch.zeros(1, *size))
         res["features"] = [f.shape[1] for f in feats]
@@ -115,6 +121,16 @@ def test_exported_efficientnet_b0_same_flops_in_a_fresh_process(tmp_path, capsys
     assert (got["params"], got["macs"]) == (data["params"], data["macs"])
     assert got["predicted"]["params"] == data["params"]
     assert got["ten"] == [2, 10]
+    # the new model names itself and points at no weights; timm's data config still resolves
+    for cfg in (got["cfg"], got["registry"]):
+        assert cfg["architecture"] == "efficientnet_b0_ws"
+        assert not {"url", "hf_hub_id", "file", "tag"} & cfg.keys()
+        assert cfg["input_size"] == list(SMALL)  # the size the widths were found at
+    assert got["data"]["input_size"] == list(SMALL)
+    assert got["data"]["mean"] == [0.485, 0.456, 0.406]
+    assert got["data"]["interpolation"] == "bicubic"
+    assert not got["listed_with_weights"]
+    assert got["ten_classes"] == 10
     out_width = {lay.name: lay.out_groups[0] for lay in space.layers}
     ends = [
         "blocks.0.0.conv_pw",
@@ -170,6 +186,18 @@ def test_exported_parsed_models_round_trip(tmp_path):
     for entrypoint, data in files.items():
         got = res[entrypoint]
         assert (got["params"], got["macs"]) == (data["params"], data["macs"]), entrypoint
+
+
+def test_create_model_from_a_width_file_has_no_base_weights(tmp_path):
+    from timm.data import resolve_data_config
+
+    from widthsearch.factory import create_model
+
+    model = create_model(_width_file(tmp_path, "resnet18"), num_classes=7)
+    cfg = model.pretrained_cfg
+    assert cfg["architecture"] == "resnet18_ws" and cfg["num_classes"] == 7
+    assert not {"url", "hf_hub_id", "file", "tag"} & cfg.keys()
+    assert resolve_data_config({}, model=model)["input_size"] == SMALL
 
 
 def test_export_rejects_bad_names(tmp_path, capsys):

@@ -4,8 +4,10 @@ widthsearch builds models with this module, and ``widthsearch export`` copies it
 the generated model file, so a model made from a width file is the same model with or without
 widthsearch installed. What to build is a *spec*, plain JSON-ready data:
 
-``base``
-    the timm model the widths were found for, e.g. ``"efficientnet_b0"``.
+``name``, ``base`` and ``input_size``
+    the new model's name (the exported entrypoint), the timm model the widths were found for,
+    e.g. ``"efficientnet_b0"``, and the input size they were found at: the built model's
+    ``pretrained_cfg`` carries the name, the base's data settings and no weight location.
 ``family`` and ``native``
     the part timm's own builders construct: EfficientNet/MobileNetV2 (``_create_effnet``) and
     MobileNetV3 (``_create_mnv3``) take the stem width, each block's output, expansion and
@@ -39,8 +41,13 @@ class NativeBuildError(ValueError):
 
 # ------------------------------------------------------------------------------------ build
 def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
-    """The model of ``spec``, built by timm and freshly initialized by its family's init."""
-    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+    """The model of ``spec``, built by timm and freshly initialized by its family's init.
+
+    Its ``pretrained_cfg`` names the new model and points at no weights (:func:`own_cfg`);
+    a ``pretrained_cfg_overlay`` given to ``timm.create_model`` is applied on top.
+    """
+    overlay = kwargs.pop("pretrained_cfg_overlay", None)
+    for key in ("pretrained_cfg", "cache_dir"):
         kwargs.pop(key, None)
     if kwargs.pop("pretrained", False):
         raise ValueError("width-searched models have no pretrained weights (pretrained=False)")
@@ -54,7 +61,66 @@ def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
         )
     else:
         model = timm.create_model(spec["base"], pretrained=False, **kwargs)
-    return rebuild(model, spec["layers"], kwargs, spec.get("init_family", type(model).__module__))
+    model = rebuild(model, spec["layers"], kwargs, spec.get("init_family", type(model).__module__))
+    cfg = own_cfg(getattr(model, "pretrained_cfg", None) or {}, spec, kwargs)
+    cfg.update(overlay or {})
+    model.pretrained_cfg = model.default_cfg = cfg
+    return model
+
+
+# ------------------------------------------------------------------------------ pretrained_cfg
+# what describes the base model's weights, not the architecture: dropped for a new model
+_WEIGHT_KEYS = (
+    "url",
+    "file",
+    "state_dict",
+    "hf_hub_id",
+    "hf_hub_filename",
+    "source",
+    "tag",
+    "custom_load",
+    "license",
+    "description",
+    "origin_url",
+    "notes",
+    "label_offset",
+    "label_names",
+    "label_descriptions",
+    "test_input_size",
+    "test_crop_pct",
+    "test_pool_size",
+)
+
+
+def own_cfg(base_cfg: dict, spec: dict[str, Any], kwargs: dict | None = None) -> dict:
+    """The ``pretrained_cfg`` of the model ``spec`` builds, from its base model's.
+
+    The new model has its own name (``spec["name"]``) and no weights to load: the weight
+    location, tag, license and labels of the base's weights go. Its data settings (mean, std,
+    interpolation, crop) stay for ``timm.data.resolve_data_config``; ``input_size`` is the one
+    the widths were found at, and ``num_classes``/``in_chans`` follow ``kwargs``.
+    """
+    kwargs = kwargs or {}
+    cfg = {k: v for k, v in dict(base_cfg).items() if k not in _WEIGHT_KEYS}
+    cfg["architecture"] = spec.get("name") or f"{spec['base']}_ws"
+    if spec.get("input_size"):
+        size = tuple(spec["input_size"])
+        if kwargs.get("in_chans"):
+            size = (int(kwargs["in_chans"]), *size[1:])
+        if tuple(cfg.get("input_size") or ()) != size:
+            cfg["input_size"] = size
+            cfg["pool_size"] = None  # the base's pool size is for its own input size
+    if kwargs.get("num_classes") is not None:
+        cfg["num_classes"] = int(kwargs["num_classes"])
+    return cfg
+
+
+def registry_cfg(spec: dict[str, Any]) -> dict:
+    """The default cfg to register the exported entrypoint with (see :func:`own_cfg`)."""
+    from timm.models import get_pretrained_cfg
+
+    base = get_pretrained_cfg(spec["base"])
+    return own_cfg(base.to_dict() if base is not None else {}, spec, spec.get("timm_kwargs"))
 
 
 def rebuild(

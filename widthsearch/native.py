@@ -26,8 +26,12 @@ if TYPE_CHECKING:
 SPEC_VERSION = 1
 
 
-def build_spec(space: WidthSpace, widths: Sequence[int]) -> dict[str, Any]:
-    """The JSON-ready build spec of ``space`` at ``widths`` (checked)."""
+def build_spec(space: WidthSpace, widths: Sequence[int], name: str | None = None) -> dict[str, Any]:
+    """The JSON-ready build spec of ``space`` at ``widths`` (checked).
+
+    ``name`` is what the built model calls itself in its ``pretrained_cfg`` (the exported
+    entrypoint; default ``<model>_ws``).
+    """
     widths = space.widths(widths)
     base = space.realize()  # a fresh base model, to read block types and skips off
     family = family_name(base)
@@ -39,7 +43,9 @@ def build_spec(space: WidthSpace, widths: Sequence[int]) -> dict[str, Any]:
         native, kind = _resnet_native(space, widths, base), "resnet"
     spec = {
         "spec_version": SPEC_VERSION,
+        "name": name or f"{space.model}_ws",
         "base": space.model,
+        "input_size": list(space.input_size),
         "timm_kwargs": dict(space.timm_kwargs),
         "init_family": family,
         "family": kind if native is not None else None,
