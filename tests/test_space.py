@@ -188,6 +188,18 @@ def test_stored_shape_of_a_scale_follows_its_width():
     model(torch.randn(2, 3, 8, 8)).sum().backward()
 
 
+def test_parse_time_check_leaves_the_module_as_it_was():
+    model = StoredShape()
+    params = {n: (p, p.detach().clone()) for n, p in model.named_parameters()}
+    buffers = dict(model.named_buffers())
+    WidthSpace.from_module(model, torch.zeros(1, 3, 8, 8))
+    assert (model.shape, model.dim, model.conv.out_channels) == ((8, 1, 1), 8, 8)
+    for n, p in model.named_parameters():
+        assert p is params[n][0] and torch.equal(p, params[n][1])
+    assert dict(model.named_buffers()) == buffers
+    assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 10)
+
+
 class StoredWidth(nn.Module):
     """Reads its channel count from an attribute no resize can know about."""
 

@@ -8,8 +8,8 @@ change, and the family's own init runs again. The rebuilding itself lives in
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
@@ -93,24 +93,32 @@ def probe_widths(space: WidthSpace) -> list[int]:
     return [g.width if g.fixed else g.width + g.multiple_of * (1 + g.id % 3) for g in space.groups]
 
 
-def _shell(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose parameters are uninitialized (cheap: no weights copied)."""
-    memo: dict[int, object] = {}
-    for p in model.parameters():
-        memo[id(p)] = nn.Parameter(torch.empty_like(p), requires_grad=p.requires_grad)
-    return copy.deepcopy(model, memo)
+@contextmanager
+def _restored(model: nn.Module) -> Iterator[nn.Module]:
+    """Lend ``model`` for an in-place resize: every module's attributes, parameters, buffers
+    and children are put back afterwards. Cheap (no weights are copied): the resize swaps in
+    new tensors and leaves the old ones untouched."""
+    saved = [
+        (m, dict(vars(m)), dict(m._parameters), dict(m._buffers), dict(m._modules))
+        for m in model.modules()
+    ]
+    try:
+        yield model
+    finally:
+        for m, attrs, params, buffers, children in saved:
+            m.__dict__.clear()
+            m.__dict__.update(attrs)
+            m._parameters, m._buffers, m._modules = params, buffers, children
 
 
-def check_realizes(
-    space: WidthSpace, model: nn.Module, example_input: torch.Tensor, *, owned: bool = False
-) -> None:
+def check_realizes(space: WidthSpace, model: nn.Module, example_input: torch.Tensor) -> None:
     """Refuse, at parse time, a model that would not work once realized at other widths.
 
-    The model is rebuilt at :func:`probe_widths` by the generic path (without initializing
-    its weights) and analysed again; it must run and parse into this space at those widths:
-    the same layers over the same groups, with exactly the costs the space predicts. This
-    catches module code that keeps the base width (a stored shape, a width attribute) before
-    any user builds the model. ``owned``: ``model`` may be resized in place (no copy).
+    ``model`` is rebuilt in place at :func:`probe_widths` by the generic path (new weights
+    left uninitialized) and analysed again, then restored; at those widths it must run and
+    parse into this space: the same layers over the same groups, with exactly the costs the
+    space predicts. This catches module code that keeps the base width (a stored shape, a
+    width attribute) before any user builds the model.
 
     Raises:
         UnsupportedModelError: in one line, naming where the realized model fails.
@@ -121,22 +129,22 @@ def check_realizes(
     probe = probe_widths(space)
     if probe == list(space.base_widths):
         return
-    refuse = f"'{space.model}' parses, but realized at other widths it "  # completed below
-    shell = model if owned else _shell(model)
-    try:
-        table = layer_table(space, probe)
-        _portable.rebuild(shell, table, dict(space.timm_kwargs), family_name(shell), init=False)
-        result = trace_channels(shell, example_input, hint="")
-    except UnsupportedModelError as exc:
-        raise UnsupportedModelError(f"{refuse}fails: {exc}") from exc
-    except Exception as exc:  # the resize itself failed
-        raise UnsupportedModelError(
-            f"{refuse}cannot be rebuilt ({type(exc).__name__}: {exc}); widthsearch cannot "
-            "change this model's widths"
-        ) from exc
+    refuse = f"'{space.model}' parses, but realized at other widths it "
+    with _restored(model) as shell:
+        try:
+            table = layer_table(space, probe)
+            _portable.rebuild(shell, table, dict(space.timm_kwargs), family_name(shell), False)
+            result = trace_channels(shell, example_input, hint="")
+        except UnsupportedModelError as exc:
+            raise UnsupportedModelError(f"{refuse}fails: {exc}") from exc
+        except Exception as exc:  # the resize itself failed
+            raise UnsupportedModelError(
+                f"{refuse}cannot be rebuilt ({type(exc).__name__}: {exc}); widthsearch cannot "
+                "change this model's widths"
+            ) from exc
+        counted = sum(p.numel() for p in shell.parameters())
     groups, layers = _structure(result)
     problem = _compare(space, probe, groups, layers)
-    counted = sum(p.numel() for p in shell.parameters())
     if problem is None and counted != space.params(probe):
         problem = f"has {counted} params, not the predicted {space.params(probe)}"
     if problem is not None:

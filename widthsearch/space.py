@@ -152,9 +152,7 @@ class WidthSpace:
         """
         model = create_timm_model(name, **timm_kwargs)
         factory = _TimmFactory(name, dict(timm_kwargs))
-        return cls._analyse(
-            model, _example_input(input_size), name, factory, dict(timm_kwargs), owned=True
-        )
+        return cls._analyse(model, _example_input(input_size), name, factory, dict(timm_kwargs))
 
     @classmethod
     def from_module(
@@ -177,11 +175,9 @@ class WidthSpace:
         name: str,
         factory: Callable[[], nn.Module],
         timm_kwargs: dict[str, Any],
-        *,
-        owned: bool = False,
     ) -> WidthSpace:
         """Trace ``model``, build the space, and refuse it unless it also realizes at other
-        widths (``owned``: ``model`` is ours to resize for that check)."""
+        widths (``model`` is resized for that check and restored)."""
         from ._realize import check_realizes, check_resizable
         from ._trace import trace_channels
 
@@ -203,7 +199,7 @@ class WidthSpace:
                 f"cost model of {space.model} gives {space.params()} params but the model has "
                 f"{counted}; please report this model"
             )
-        check_realizes(space, model, example_input, owned=owned)
+        check_realizes(space, model, example_input)
         return space
 
     # ------------------------------------------------------------------ widths
