@@ -347,34 +347,35 @@ def _read_rows(path: Path) -> list[dict]:
 
 def mechanism(reason: str) -> str:
     """A short name for the mechanism behind a refusal or failure."""
-    ops = re.search(
-        r"'torch\.(?:tensor\.)?(split|chunk|narrow|unbind|tensor_split)'", reason.lower()
-    )
-    if ops:
-        return "channel split / slice"
-    reason = re.sub(r"'[^']*'|\([A-Z]\w*\)", "", reason)  # module and class names
+    by_op = [  # the op the message names
+        (r"'torch\.(?:\w+\.)*(split|chunk|narrow|unbind|tensor_split)'", "channel split / slice"),
+        (r"'torch\.stack'", "branches stacked on a new dim (SelectiveKernel)"),
+        (r"'torch\.[\w.]*conv1d'", "Conv1d across channels (ECA)"),
+        (r"'torch\.[\w.]*(matmul|einsum|bmm|attention)'", "attention / matmul"),
+    ]
+    for pattern, name in by_op:
+        if re.search(pattern, reason.lower()):
+            return name
+    low = re.sub(r"'[^']*'|\([A-Z]\w*\)", "", reason).lower()  # without module/class names
     rules = [
         (r"slicing a channel tensor", "channel split / slice"),
         (r"weight is computed|weight standardization", "computed weights (std conv, blur)"),
-        (r"conv1d", "Conv1d across channels (ECA)"),
         (r"channel multiplier", "depthwise conv with a multiplier"),
-        (r"mixes the channel dim", "reshape that mixes channels (radix, shuffle, EvoNorm)"),
+        (r"mixes the channel dim", "reshape that mixes channels (radix, EvoNorm, attention pool)"),
         (r"concatenated differently", "segments recombined in another split"),
-        (r"matmul|attention|einsum|bmm", "attention / matmul"),
         (r"used twice|runs twice", "weight sharing / reuse"),
-        (r"failed on an input of shape", "input too small / model fails"),
+        (r"failed on an input of shape", "input too small for the model"),
         (r"cannot resize module", "module type not resizable"),
         (r"realized at other widths", "breaks at other widths (parse-time check)"),
         (r"timeout", "timeout"),
     ]
-    low = reason.lower()
     for pattern, name in rules:
         if re.search(pattern, low):
             return name
     return "other: " + reason[:60]
 
 
-def summarize(rows: list[dict], size, elapsed: float) -> str:
+def summarize(rows: list[dict], size) -> str:
     n = len(rows)
     fams = sorted({r["family"] for r in rows})
     ok = {s: sum(r[s] == "ok" for r in rows) for s in (*STAGES, "tp")}
@@ -384,8 +385,9 @@ def summarize(rows: list[dict], size, elapsed: float) -> str:
         "# Coverage of timm's CNN families",
         "",
         f"`studies/coverage.py`: {n} models in {len(fams)} families (up to three of the smallest "
-        f"per family), input 3x{size[1]}x{size[2]}, timm and widthsearch as installed; "
-        f"{elapsed / 60:.0f} min on a shared 2-core machine.",
+        f"per family), input 3x{size[1]}x{size[2]}, timm {_timm_version()}; "
+        f"{sum(float(r.get('seconds') or 0) for r in rows) / 60:.0f} min of worker time (one "
+        "thread each) on a shared 2-core machine.",
         "",
         "| stage | models | share |",
         "|---|---|---|",
@@ -394,6 +396,8 @@ def summarize(rows: list[dict], size, elapsed: float) -> str:
         lines.append(f"| widthsearch {s} | {ok[s]} | {ok[s] / n:.0%} |")
     lines.append(f"| widthsearch end to end | {end_to_end} | {end_to_end / n:.0%} |")
     lines.append(f"| Torch-Pruning BasePruner (50%, runs) | {ok['tp']} | {ok['tp'] / n:.0%} |")
+    slow = sum(r["tp"] == "timeout" for r in rows)
+    lines += ["", f"Torch-Pruning ran out of its 120 s on {slow} models (counted as not pruned)."]
     lines += ["", f"Parsed but failed a later stage: {len(late)}."]
     for r in late:
         bad = next(s for s in STAGES if r[s] != "ok")
@@ -434,6 +438,12 @@ def summarize(rows: list[dict], size, elapsed: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _timm_version() -> str:
+    import timm
+
+    return timm.__version__
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-family", type=int, default=3)
@@ -442,6 +452,7 @@ def main() -> None:
     parser.add_argument("--out", default="studies/coverage", help="writes OUT.csv and OUT.md")
     parser.add_argument("--families", default="", help="comma-separated families only")
     parser.add_argument("--limit", type=int, default=0, help="first N models only (a dry run)")
+    parser.add_argument("--summarize", action="store_true", help="rewrite OUT.md from OUT.csv")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     parser.add_argument("--first-index", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("names", nargs="*", help=argparse.SUPPRESS)
@@ -450,20 +461,26 @@ def main() -> None:
     if args.worker:
         worker(Path(args.worker), args.names, size, args.first_index)
         return
+    out = Path(args.out)
+    if args.summarize:
+        with out.with_suffix(".csv").open() as f:
+            rows = [{**r, "params": int(r["params"])} for r in csv.DictReader(f)]
+        out.with_suffix(".md").write_text(summarize(rows, size))
+        return
     start = time.perf_counter()
     families = set(filter(None, args.families.split(","))) or None
     picked = select(args.per_family, families)
     if args.limit:
         picked = picked[: args.limit]
     print(f"{len(picked)} models in {len({f for f, _, _ in picked})} families", flush=True)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = drive(picked, size, args.timeout, out.with_suffix(".jsonl"))
     with out.with_suffix(".csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    out.with_suffix(".md").write_text(summarize(rows, size, time.perf_counter() - start))
+    out.with_suffix(".md").write_text(summarize(rows, size))
+    print(f"{(time.perf_counter() - start) / 60:.0f} min in all")
     for suffix in (".jsonl", ".stderr"):  # the resume state of an interrupted run
         out.with_suffix(suffix).unlink(missing_ok=True)
     print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
