@@ -726,12 +726,15 @@ _HANDLERS = {
 }
 
 
-def trace_channels(model: nn.Module, example_input: torch.Tensor) -> TraceResult:
+def trace_channels(
+    model: nn.Module, example_input: torch.Tensor, *, hint: str = "; try another input size"
+) -> TraceResult:
     """Run ``model`` once on ``example_input`` in eval mode and return its channel structure.
 
     Convolutions, norms and activations are not computed: their outputs are uninitialized
     tensors of the right shape, which saves most of a forward pass. Values never decide the
-    channel structure of the CNNs we analyse, and every shape stays real.
+    channel structure of the CNNs we analyse, and every shape stays real. ``hint`` ends the
+    message when the model itself fails on the input.
     """
     tracer = ChannelTracer(model)
     was_training = model.training
@@ -748,7 +751,7 @@ def trace_channels(model: nn.Module, example_input: torch.Tensor) -> TraceResult
         raise UnsupportedModelError(
             f"the model failed on an input of shape {tuple(example_input.shape)} in "
             f"{tracer.failed_in or tracer.where()} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); try another input size"
+            f"{str(exc).splitlines()[0] if str(exc) else ''}){hint}"
         ) from exc
     finally:
         pre.remove()

@@ -47,6 +47,9 @@ PREDICTED = {predicted}
 
 _SPEC = {spec}
 
+# registers the cfg with timm: this name, the base's data settings, no weights to download
+default_cfgs = {{"{name}": registry_cfg(_SPEC)}}
+
 
 @register_model
 def {name}(pretrained: bool = False, **kwargs):
@@ -73,7 +76,7 @@ def module_source(width_file: str | os.PathLike, name: str | None = None) -> tup
         raise WidthSearchError(f"--name '{name}' is not a Python identifier; timm needs one")
     if timm.is_model(name) and not _registered_by_us(name):
         raise WidthSearchError(f"'{name}' is a timm model already; choose another --name")
-    spec = build_spec(space, wf.widths)
+    spec = build_spec(space, wf.widths, name)
     data = wf.data
     how = (
         f"timm's own {spec['family']} builder"
