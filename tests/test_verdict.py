@@ -58,7 +58,7 @@ def test_one_seed_has_a_difference_but_no_verdict():
     v = paired({7: 0.95}, {7: 0.90}, name="base")
     assert v.label == ONE == "n=1, no verdict"
     assert v.std is None and v.low is None and v.half_width is None
-    assert v.text() == "+5.0 (n=1, no verdict)"
+    assert v.text() == "+5.0 (n=1, no verdict)" and v.interval() == "+5.0"
     assert v.to_dict()["n"] == 1
 
 

@@ -332,7 +332,7 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
             assert r["verdict_vs_base"] == vs_base["label"] and r["n"] == "2"
         if r["kind"] == "base":
             assert r["top1_vs_base"] == r["verdict_vs_base"] == ""
-    assert info["verdicts"][0].startswith(f"{cand['candidate']}: ")
+    assert info["verdicts"][0].startswith(f"{cand['candidate']} against base: {vs_base['label']} (")
     study = optuna.load_study(study_name="resnet18", storage=db)
     stored = study.user_attrs["verify"][info["recipe_key"]]
     assert len(stored["rows"]) == info["trained"]
@@ -345,7 +345,11 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
     text = capsys.readouterr().out
     assert f"0 run(s) trained, {info['trained']} already finished" in text
     assert "± " in text and "base" in text and "trial " in text
-    assert "vs base" in text and "vs control" in text and f"verdict: {cand['candidate']}: " in text
+    assert (
+        "vs base" in text
+        and "vs control" in text
+        and f"verdict: {cand['candidate']} against base: " in text
+    )
     assert out.read_text() == before
 
 

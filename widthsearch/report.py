@@ -288,7 +288,7 @@ def _verify_html(v: dict[str, Any]) -> str:
         else ""
     )
     n_val = v.get("val_images")
-    image = f" (one validation image: {100 / n_val:.2f} points)" if n_val else ""
+    image = f" ({100 / n_val:.2f} points)" if n_val else ""
     return f"""
 <h3>{html.escape(v["data_description"])}</h3>
 <p class="scale">Trained from scratch at {c}&times;{h}&times;{w} on {html.escape(v["device"])}:

@@ -72,14 +72,22 @@ class Verdict:
     def half_width(self) -> float | None:
         return None if self.low is None or self.high is None else (self.high - self.low) / 2
 
-    def text(self, scale: float = 100.0, digits: int = 1) -> str:
-        """``+5.6 ± 4.1, better`` (``±``: half the interval), ``+5.6 (n=1, no verdict)``."""
+    def interval(self, scale: float = 100.0, digits: int = 1) -> str:
+        """``+5.6 ± 4.1`` (``±``: half the interval), ``+5.6`` for one seed, ``-`` for none."""
         if self.mean is None:
-            return NONE
+            return "-"
         mean = f"{scale * self.mean:+.{digits}f}"
         if self.half_width is None:
-            return f"{mean} ({self.label})"
-        return f"{mean} ± {scale * self.half_width:.{digits}f}, {self.label}"
+            return mean
+        return f"{mean} ± {scale * self.half_width:.{digits}f}"
+
+    def text(self, scale: float = 100.0, digits: int = 1) -> str:
+        """``+5.6 ± 4.1, better``; ``+5.6 (n=1, no verdict)``; ``no shared seeds``."""
+        if self.mean is None:
+            return NONE
+        if self.half_width is None:
+            return f"{self.interval(scale, digits)} ({self.label})"
+        return f"{self.interval(scale, digits)}, {self.label}"
 
     def to_dict(self) -> dict[str, Any]:
         info = asdict(self)

@@ -444,31 +444,34 @@ def add_verdicts(results: list[dict[str, Any]], resolution: float = 0.0) -> None
             r[key] = v.to_dict()
 
 
-def verdict_text(v: dict[str, Any] | None, scale: float = 100.0) -> str:
-    """A stored verdict as ``+5.6 ± 4.1, better`` (``-`` for none)."""
+def _verdict(v: dict[str, Any]):
     from .verdict import Verdict
 
-    if v is None:
-        return "-"
-    fields = Verdict.__dataclass_fields__
-    return Verdict(**{k: v[k] for k in fields}).text(scale)
+    return Verdict(**{k: v[k] for k in Verdict.__dataclass_fields__})
+
+
+def verdict_text(v: dict[str, Any] | None, scale: float = 100.0) -> str:
+    """A stored verdict as ``+5.6 ± 4.1, better`` (``-`` for none)."""
+    return "-" if v is None else _verdict(v).text(scale)
 
 
 def verdict_lines(results: Sequence[dict[str, Any]]) -> list[str]:
-    """One sentence per candidate: its verdicts against the base and the control."""
+    """One sentence per candidate: its verdicts against the base and the control, e.g.
+    ``trial 7 against base: better (+5.6 ± 4.1 points); against uniform 0.9x: ...``."""
     lines = []
     for r in results:
         if r["kind"] != "candidate":
             continue
+        if r.get("same_as"):
+            lines.append(f"{r['candidate']}: the same widths as {r['same_as']}")
+            continue
         parts = [
-            f"{verdict_text(v)} points against {v['reference']}"
+            f"against {v['reference']}: {v['label']} ({_verdict(v).interval()} points)"
             for v in (r.get("vs_base"), r.get("vs_control"))
             if v is not None
         ]
-        if r.get("same_as"):
-            parts = [f"the same widths as {r['same_as']}"]
         if parts:
-            lines.append(f"{r['candidate']}: " + "; ".join(parts))
+            lines.append(f"{r['candidate']} " + "; ".join(parts))
     return lines
 
 
