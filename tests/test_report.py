@@ -43,7 +43,8 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.toml").write_text(STUDY)
     db = f"sqlite:///{tmp_path / 's.db'}"
-    assert main(["run", "tiny.toml", "--storage", db]) == 0
+    quick = ["--max-steps", "8"]  # a quick check: the same flags rebuild the same runs
+    assert main(["run", "tiny.toml", "--storage", db, *quick]) == 0
     text = capsys.readouterr().out
     assert "search: 12 trials (12 new)" in text and "report: out/tiny/index.html" in text
     folder = tmp_path / "out" / "tiny"
@@ -61,6 +62,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     # PreCrop has no max width but the base; the sampler and seed are on the page
     assert "<dt>max width</dt><dd>1 (PreCrop" in page and "1.25&ndash;2.5" not in page
     assert "<dt>sampler, seed</dt><dd>tpe, seed 0</dd>" in page
+    assert "<b>Quick check</b>: at most 8 steps; not a full run." in page
     # every command, with its storage, and they rebuild the same results without training
     commands = _commands(page)
     assert commands[0] == f"uv run widthsearch run tiny.toml --storage {db}"
@@ -88,7 +90,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
         (tmp_path / ".widthsearch" / "checkpoints").iterdir()
     )
 
-    assert main(["run", "tiny.toml", "--storage", db]) == 0  # resumes: nothing left to do
+    assert main(["run", "tiny.toml", "--storage", db, *quick]) == 0  # resumes: nothing to do
     text = capsys.readouterr().out
     assert "search: 12 trials (0 new)" in text and "0 run(s) trained" in text
     assert {name: (folder / name).read_bytes() for name in FILES} == first

@@ -542,15 +542,17 @@ def _duration(seconds: float) -> str:
 class _Estimate:
     """Times the first steps of the runs to do and says how long all of them will take.
 
-    Step time is measured on the first run with enough steps left; the estimate multiplies it
+    Step time is measured on the first run with enough steps left and scaled to the other
+    runs by their MACs as trained (``macs``, one entry per run); the estimate multiplies it
     over every run's steps and adds evaluation (a forward pass over the validation images per
-    epoch, taken as a third of a training step's time per image). Widths differ in speed, so
-    it is a rough figure, printed only when it exceeds ``threshold`` seconds.
+    epoch, taken as a third of a training step's time per image). Widths of equal MACs can
+    still differ in speed, and a shared machine's load changes, so it is a rough figure,
+    printed only when it exceeds ``threshold`` seconds.
     """
 
     def __init__(
         self,
-        runs: int,
+        macs: Sequence[int],
         steps: int,
         evaluations: int,
         batch_size: int,
@@ -558,9 +560,9 @@ class _Estimate:
         log: Log,
         threshold: float,
     ) -> None:
-        self.runs, self.steps, self.evaluations = runs, steps, evaluations
+        self.macs, self.runs, self.steps, self.evaluations = macs, len(macs), steps, evaluations
         self.batch_size, self.device, self.log, self.threshold = batch_size, device, log, threshold
-        self.done = runs == 0
+        self.done = not macs
         self.index, self.start, self.label = 0, None, ""
         self.seconds: float | None = None
 
@@ -594,9 +596,9 @@ class _Estimate:
             return
         self.done = True
         per_step = (self._now() - t0) / (i - i0)
-        runs_after = self.runs - self.index - 1
-        steps = self.steps - (i + 1) + runs_after * self.steps
-        evaluation = self.evaluations * (runs_after + 1) * per_step / self.batch_size / 3
+        later = sum(m / max(1, self.macs[self.index]) for m in self.macs[self.index + 1 :])
+        steps = self.steps - (i + 1) + later * self.steps
+        evaluation = self.evaluations * (later + 1) * per_step / self.batch_size / 3
         self.seconds = per_step * steps + evaluation
         if self.seconds > self.threshold:
             self.log(
@@ -685,8 +687,13 @@ def run_verify(
     todo = [(c, s) for c in distinct for s in seeds if (key, c.key, s) not in rows]
     skipped = len(distinct) * len(seeds) - len(todo)
     spe = recipe.steps_per_epoch(len(data.train))
+    counts: dict[str, tuple[int, int]] = {}
+    for cand, _ in todo:
+        if cand.key not in counts:
+            model = _portable.build(build_spec(space, cand.widths), num_classes=data.num_classes)
+            counts[cand.key] = count_trained_model(model, size)
     estimate = _Estimate(
-        len(todo),
+        [counts[c.key][1] for c, _ in todo],
         recipe.total_steps(spe),
         recipe.epochs_run(spe) * len(data.val),
         recipe.batch_size,
@@ -698,15 +705,12 @@ def run_verify(
         for w in warnings:
             log(f"warning: {w}")
     trained = 0
-    counts: dict[str, tuple[int, int]] = {}
     for index, (cand, seed) in enumerate(todo):
 
         def build(widths=cand.widths):
             return _portable.build(build_spec(space, widths), num_classes=data.num_classes)
 
         rid = (key, cand.key, seed)
-        if cand.key not in counts:
-            counts[cand.key] = count_trained_model(build(), size)
         hooks = progress(cand, seed) if progress else None
         on_step, on_epoch, close = hooks if hooks else (None, None, None)
         estimate.begin(index, cand, seed)
