@@ -446,21 +446,25 @@ def test_a_quick_single_seed_check_warns_shows_n_1_and_no_spread(tmp_path, capsy
     assert all(r["top1_std"] is None for r in info["results"])
 
 
+@pytest.mark.parametrize("probe", [True, False])
 def test_long_runs_print_an_estimate_of_their_time_before_the_bulk_of_the_work(
-    tmp_path, digits, width_file
+    tmp_path, digits, width_file, monkeypatch, probe
 ):
+    """Each model timed up front where that is cheap next to the runs (here forced), else the
+    first steps of the first run; either way one line before the bulk of the work."""
     import time
 
-    from widthsearch.verify import plan_from_width_files, run_verify
+    import widthsearch.verify as verify
 
+    monkeypatch.setattr(verify, "PROBE_SHARE", 1.0 if probe else 0.0)
     events = []
 
     def progress(cand, seed):
         events.append(("start", cand.label, time.perf_counter()))
 
-    plan = plan_from_width_files([width_file])
+    plan = verify.plan_from_width_files([width_file])
     t0 = time.perf_counter()
-    report = run_verify(
+    report = verify.run_verify(
         plan,
         digits,
         Recipe(epochs=1, max_steps=12),
@@ -477,11 +481,30 @@ def test_long_runs_print_an_estimate_of_their_time_before_the_bulk_of_the_work(
     assert runs == len(events) - sum(e[0] == "log" for e in events) >= 2
     estimates = [i for i, e in enumerate(events) if e[1].startswith("estimate: ")]
     starts = [i for i, e in enumerate(events) if e[0] == "start"]
-    assert len(estimates) == 1 and starts[0] < estimates[0] < starts[1]  # in the first run
+    assert len(estimates) == 1
     _, message, when = events[estimates[0]]
     assert f"for {runs} run(s) of 12 steps on cpu" in message
-    # the figure is rough (widths train at different speeds) but of the right size
+    if probe:  # before any training, with every model's step time
+        assert estimates[0] < starts[0] and "timed over 3 steps of each: " in message
+        assert all(f"{c.label} " in message for c in plan.candidates if c.kind != "control")
+    else:  # during the first run
+        assert starts[0] < estimates[0] < starts[1] and "were not timed" in message
+    # the figure is rough (a shared machine's load changes) but of the right size
     value, unit = re.search(r"about ([\d.]+) (s|min|h) more", message).groups()
     said = float(value) * {"s": 1, "min": 60, "h": 3600}[unit]
     remaining = total - (when - t0)
     assert remaining / 5 <= max(said, 1) <= remaining * 5, (message, remaining)
+
+
+def test_timing_a_model_leaves_training_as_it_was(digits, tiny_space):
+    """The up-front timing trains a throwaway model: the RNG, and so every run, is unchanged."""
+    import widthsearch._portable as portable
+    from widthsearch.train import step_seconds
+
+    spec = build_spec(tiny_space, tiny_space.base_widths)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    seconds = step_seconds(
+        lambda: portable.build(spec, num_classes=10), digits, TINY, Recipe(), torch.device("cpu")
+    )
+    assert seconds > 0 and torch.equal(torch.get_rng_state(), before)

@@ -252,6 +252,57 @@ def _workers(data: Dataset, device: torch.device) -> int:
     return min(8, os.cpu_count() or 1) if device.type == "cuda" else min(2, os.cpu_count() or 1)
 
 
+def _step(model, optimizer, x, y, label_smoothing: float, device: torch.device) -> torch.Tensor:
+    """One optimizer step on a prepared batch; the loss, not read (reading waits for a GPU)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        loss = F.cross_entropy(model(x).float(), y, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_seconds(
+    build: Callable[[], nn.Module],
+    data: Dataset,
+    input_size: tuple[int, int, int],
+    recipe: Recipe,
+    device: torch.device,
+    steps: int = 3,
+) -> float:
+    """Seconds per training step of ``build()``'s model with ``recipe``'s batch, timed over
+    ``steps`` steps after an untimed first one (which pays for lazy set-up). A throwaway model
+    and optimizer: the RNG is saved and restored, so later training is unaffected."""
+    import torch
+
+    cuda = device.type == "cuda"
+    rng = torch.get_rng_state()
+    try:
+        model = build().to(device)
+        if cuda:
+            model = model.to(memory_format=torch.channels_last)
+        model.train()
+        optimizer = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr)
+        index = batch_order(len(data.train), recipe.batch_size, 0, 0)[0]
+        x, y = data.train[index]
+        x = prepare(x, data, input_size, device, channels_last=cuda)
+        y = y.to(device)
+        for i in range(steps + 1):
+            if i == 1:
+                if cuda:
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+            _step(model, optimizer, x, y, recipe.label_smoothing, device)
+        if cuda:
+            torch.cuda.synchronize(device)
+        return (time.perf_counter() - t0) / steps
+    finally:
+        torch.set_rng_state(rng)
+
+
 SYNC_EVERY = 10
 """Steps between reads of the loss (each read waits for the GPU)."""
 
@@ -279,7 +330,6 @@ def train(
     the result is stored.
     """
     import torch
-    import torch.nn.functional as F
 
     cuda = device.type == "cuda"
     torch.manual_seed(seed)
@@ -318,11 +368,7 @@ def train(
                 group["lr"] = recipe.lr_at(epoch * steps + i, steps)
             x = prepare(x, data, input_size, device, channels_last=cuda)
             y = y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                loss = F.cross_entropy(model(x).float(), y, label_smoothing=recipe.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = _step(model, optimizer, x, y, recipe.label_smoothing, device)
             running += loss.detach() * len(y)
             count += len(y)
             if i % SYNC_EVERY == SYNC_EVERY - 1 or i == in_epoch - 1:  # a GPU sync: not always
@@ -378,4 +424,12 @@ def train(
     )
 
 
-__all__ = ["Recipe", "TrainResult", "evaluate", "resolve_device", "train", "training_subset"]
+__all__ = [
+    "Recipe",
+    "TrainResult",
+    "evaluate",
+    "resolve_device",
+    "step_seconds",
+    "train",
+    "training_subset",
+]

@@ -31,7 +31,7 @@ from ._io import write_atomic
 from .errors import WidthSearchError
 from .search import load_front, open_storage, widths_key
 from .synexp import log_synexp
-from .train import Recipe, TrainResult, train
+from .train import Recipe, TrainResult, step_seconds, train
 
 if TYPE_CHECKING:
     import optuna
@@ -526,7 +526,11 @@ Progress = Callable[[Candidate, int], Any]
 Log = Callable[[str], None]
 """Takes a one-line message for the user (warnings, the time estimate)."""
 ESTIMATE_STEPS = 5
-"""Steps timed (after the first, which pays for lazy set-up) to estimate the total time."""
+"""Steps of the first run timed (after its first) when the models are not timed up front."""
+PROBE_STEPS = 3
+"""Steps timed per model (after one untimed) before training, for the estimate."""
+PROBE_SHARE = 0.05
+"""Models are timed up front only when that costs at most this share of the steps to train."""
 LONG_RUN_SECONDS = 60.0
 """A verification estimated to take longer than this says so before the bulk of the work."""
 
@@ -540,19 +544,21 @@ def _duration(seconds: float) -> str:
 
 
 class _Estimate:
-    """Times the first steps of the runs to do and says how long all of them will take.
+    """Says how long the runs to do will take, when that is over ``threshold`` seconds.
 
-    Step time is measured on the first run with enough steps left and scaled to the other
-    runs by their MACs as trained (``macs``, one entry per run); the estimate multiplies it
-    over every run's steps and adds evaluation (a forward pass over the validation images per
-    epoch, taken as a third of a training step's time per image). Widths of equal MACs can
-    still differ in speed, and a shared machine's load changes, so it is a rough figure,
-    printed only when it exceeds ``threshold`` seconds.
+    Widths of one model train at very different speeds (on a CPU, a half-params candidate
+    with twice the base's MACs ran 2.5x faster than the base), so each distinct model is
+    timed for a few steps before training (:func:`widthsearch.train.step_seconds`) when that
+    costs little next to the runs (``PROBE_SHARE``); the estimate is then the sum over runs of
+    steps x that model's step time. Otherwise (short runs) the first steps of the first run
+    are timed and taken for every run, and the message says the others were not timed. Both
+    add evaluation: a forward pass over the validation images per epoch, a third of a
+    training step's time per image. A shared machine's load changes: a rough figure.
     """
 
     def __init__(
         self,
-        macs: Sequence[int],
+        runs: Sequence[tuple[Candidate, int]],
         steps: int,
         evaluations: int,
         batch_size: int,
@@ -560,14 +566,29 @@ class _Estimate:
         log: Log,
         threshold: float,
     ) -> None:
-        self.macs, self.runs, self.steps, self.evaluations = macs, len(macs), steps, evaluations
+        self.runs, self.steps, self.evaluations = list(runs), steps, evaluations
         self.batch_size, self.device, self.log, self.threshold = batch_size, device, log, threshold
-        self.done = not macs
-        self.index, self.start, self.label = 0, None, ""
+        self.done = not runs
+        self.index, self.start = 0, None
         self.seconds: float | None = None
 
-    def begin(self, index: int, cand: Candidate, seed: int) -> None:
-        self.index, self.start, self.label = index, None, f"{cand.label} seed {seed}"
+    def should_probe(self) -> bool:
+        models = len({c.key for c, _ in self.runs})
+        return (PROBE_STEPS + 1) * models <= PROBE_SHARE * self.steps * len(self.runs)
+
+    def _run_seconds(self, per_step: float) -> float:
+        return per_step * (self.steps + self.evaluations / self.batch_size / 3)
+
+    def probed(self, per_step: dict[str, float]) -> None:
+        """Estimate from each model's step time (by widths key), before any training."""
+        self.done = True
+        self.seconds = sum(self._run_seconds(per_step[c.key]) for c, _ in self.runs)
+        named = {c.key: c.label for c, _ in self.runs}
+        times = ", ".join(f"{named[k]} {t:.2f}" for k, t in per_step.items())
+        self._say(f"s per step, timed over {PROBE_STEPS} steps of each: {times}")
+
+    def begin(self, index: int) -> None:
+        self.index, self.start = index, None
 
     def wrap(self, on_step):
         def hook(epoch: int, step: int, steps: int, loss: float) -> None:
@@ -588,6 +609,7 @@ class _Estimate:
         return time.perf_counter()
 
     def _tick(self, i: int) -> None:
+        """In-run timing: the first run with enough steps left stands for all of them."""
         if self.start is None:
             self.start = (i, self._now())
             return
@@ -596,15 +618,20 @@ class _Estimate:
             return
         self.done = True
         per_step = (self._now() - t0) / (i - i0)
-        later = sum(m / max(1, self.macs[self.index]) for m in self.macs[self.index + 1 :])
-        steps = self.steps - (i + 1) + later * self.steps
-        evaluation = self.evaluations * (later + 1) * per_step / self.batch_size / 3
-        self.seconds = per_step * steps + evaluation
-        if self.seconds > self.threshold:
+        later = len(self.runs) - self.index - 1
+        this_run = self._run_seconds(per_step) - per_step * (i + 1)
+        self.seconds = this_run + later * self._run_seconds(per_step)
+        cand, seed = self.runs[self.index]
+        self._say(
+            f"{per_step:.2f} s per step, timed over {i - i0} steps of {cand.label} seed {seed}; "
+            "the other widths were not timed and may train at other speeds"
+        )
+
+    def _say(self, how: str) -> None:
+        if self.seconds is not None and self.seconds > self.threshold:
             self.log(
-                f"estimate: about {_duration(self.seconds)} more for {self.runs} run(s) of "
-                f"{self.steps} steps on {self.device} ({per_step:.2f} s per step, timed over "
-                f"{i - i0} steps of {self.label}; other widths train at other speeds)"
+                f"estimate: about {_duration(self.seconds)} more for {len(self.runs)} run(s) of "
+                f"{self.steps} steps on {self.device} ({how})"
             )
 
 
@@ -687,13 +714,8 @@ def run_verify(
     todo = [(c, s) for c in distinct for s in seeds if (key, c.key, s) not in rows]
     skipped = len(distinct) * len(seeds) - len(todo)
     spe = recipe.steps_per_epoch(len(data.train))
-    counts: dict[str, tuple[int, int]] = {}
-    for cand, _ in todo:
-        if cand.key not in counts:
-            model = _portable.build(build_spec(space, cand.widths), num_classes=data.num_classes)
-            counts[cand.key] = count_trained_model(model, size)
     estimate = _Estimate(
-        [counts[c.key][1] for c, _ in todo],
+        todo,
         recipe.total_steps(spe),
         recipe.epochs_run(spe) * len(data.val),
         recipe.batch_size,
@@ -704,16 +726,36 @@ def run_verify(
     if todo and log is not None:
         for w in warnings:
             log(f"warning: {w}")
+
+    def builder(cand: Candidate):
+        def build():
+            return _portable.build(build_spec(space, cand.widths), num_classes=data.num_classes)
+
+        return build
+
+    if log is not None and estimate.should_probe():
+        per_step = {}
+        for cand, _ in todo:
+            if cand.key not in per_step:
+                per_step[cand.key] = step_seconds(
+                    builder(cand),
+                    data,
+                    size,  # type: ignore[arg-type]
+                    recipe,
+                    device,
+                    PROBE_STEPS,
+                )
+        estimate.probed(per_step)
     trained = 0
+    counts: dict[str, tuple[int, int]] = {}
     for index, (cand, seed) in enumerate(todo):
-
-        def build(widths=cand.widths):
-            return _portable.build(build_spec(space, widths), num_classes=data.num_classes)
-
+        build = builder(cand)
         rid = (key, cand.key, seed)
+        if cand.key not in counts:
+            counts[cand.key] = count_trained_model(build(), size)
         hooks = progress(cand, seed) if progress else None
         on_step, on_epoch, close = hooks if hooks else (None, None, None)
-        estimate.begin(index, cand, seed)
+        estimate.begin(index)
         on_step = estimate.wrap(on_step)
         ckpt = ckpt_dir / f"{key}-{cand.key}-s{seed}.pt"
         try:
