@@ -158,6 +158,8 @@ def open_study(
         ("input_size", list(config.input_size)),
         ("timm_kwargs", dict(config.timm_kwargs)),
         ("ranges", config.ranges.to_dict()),
+        ("sampler", config.sampler),
+        ("seed", config.seed),
         ("widthsearch", "study"),
     ):
         study.set_user_attr(key, value)
