@@ -56,6 +56,49 @@ def random_widths(space: WidthSpace, seed: int, low: float = 0.25, high: float =
     return widths
 
 
+TINY = "mobilenetv2_050"
+"""A small model for tests that time or profile models; trains at batch 1 at 64x64."""
+TINY_SIZE = (3, 64, 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_space():
+    return WidthSpace.from_timm(TINY, input_size=TINY_SIZE)
+
+
+@pytest.fixture(scope="session")
+def tiny_profile(tiny_space):
+    """A real latency profile of :data:`TINY` on this CPU: few widths, a few seconds."""
+    from widthsearch.latency import make_profile
+    from widthsearch.timing import current_device
+
+    return make_profile([tiny_space], current_device("cpu", threads=1), samples=8, seconds=3)
+
+
+@pytest.fixture(scope="session")
+def fixed_profile(tiny_space, tiny_profile):
+    """:func:`tiny_profile` (made on this machine, so accepted here) with fixed coefficients.
+
+    Budget tests use it: a measured fit on a busy machine may put most of a tiny model's
+    latency in its constant term, and a latency budget the test means to bind could then be
+    out of reach. Here each kind of term carries a fixed share of the base's 10 ms.
+    """
+    import dataclasses
+
+    from widthsearch.latency import FEATURES, latency_features
+
+    feats = latency_features(tiny_space)
+    share = {"macs": 0.4, "elems": 0.3, "weights": 0.1, "ops": 0.2}
+    coefficients = {}
+    for f in FEATURES:
+        value = float(feats[f](tiny_space.base_widths))
+        kind = [k for k in share if f.startswith(k)][0]
+        n = sum(1 for g in FEATURES if g.startswith(kind) and feats[g](tiny_space.base_widths))
+        coefficients[f] = 10.0 * share[kind] / n / value if value else 0.0
+    fit = dataclasses.replace(tiny_profile.fits[0], coefficients=coefficients)
+    return dataclasses.replace(tiny_profile, fits=(fit,), pooled=coefficients)
+
+
 CIFAR10_NAME = "cifar10-train.tar.gz"
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from widthsearch import InvalidWidthsError, UnknownModelError, UnsupportedModelError, WidthSpace
+from widthsearch._realize import RealizationError
 
 from .conftest import SMALL, count, zoo_space
 
@@ -160,6 +161,71 @@ class ChannelShuffle(nn.Module):
 def test_channel_shuffle_is_reported_unsupported():
     with pytest.raises(UnsupportedModelError, match="mixes the channel dim"):
         WidthSpace.from_module(ChannelShuffle(), torch.zeros(1, 3, 8, 8))
+
+
+class StoredShape(nn.Module):
+    """A per-channel scale that keeps its shape and width in attributes (timm's Scale)."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 3, padding=1)
+        self.scale = nn.Parameter(torch.full((c,), 0.5))
+        self.shape = (c, 1, 1)
+        self.dim = c
+        self.fc = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.conv(x) * self.scale.view(self.shape)
+        return self.fc(x.mean((2, 3)).reshape(-1, self.dim))
+
+
+def test_stored_shape_of_a_scale_follows_its_width():
+    space = WidthSpace.from_module(StoredShape(), torch.zeros(1, 3, 8, 8))
+    conv = next(lay for lay in space.layers if lay.name == "conv").out_groups[0]
+    model = space.realize({conv: 24})
+    assert (model.shape, model.dim) == ((24, 1, 1), 24)
+    assert count(model, (3, 8, 8)) == (space.params({conv: 24}), space.macs({conv: 24}))
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+
+
+def test_parse_time_check_leaves_the_module_as_it_was():
+    model = StoredShape()
+    params = {n: (p, p.detach().clone()) for n, p in model.named_parameters()}
+    buffers = dict(model.named_buffers())
+    WidthSpace.from_module(model, torch.zeros(1, 3, 8, 8))
+    assert (model.shape, model.dim, model.conv.out_channels) == ((8, 1, 1), 8, 8)
+    for n, p in model.named_parameters():
+        assert p is params[n][0] and torch.equal(p, params[n][1])
+    assert dict(model.named_buffers()) == buffers
+    assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 10)
+
+
+class StoredWidth(nn.Module):
+    """Reads its channel count from an attribute no resize can know about."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 1)
+        self.c = c
+        self.fc = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.fc(x.reshape(x.shape[0], self.c, -1).mean(-1))
+
+
+def test_model_that_breaks_at_other_widths_is_refused_at_parse_time():
+    with pytest.raises(UnsupportedModelError, match="realized at other widths") as info:
+        WidthSpace.from_module(StoredWidth(), torch.zeros(1, 3, 8, 8))
+    assert "\n" not in str(info.value)
+
+
+def test_realized_parameter_count_is_checked():
+    model = StoredShape()
+    space = WidthSpace.from_module(model, torch.zeros(1, 3, 8, 8))
+    model.extra = nn.Parameter(torch.zeros(5))  # the space no longer describes the model
+    with pytest.raises(RealizationError, match="widthsearch bug"):
+        space.realize()
 
 
 def test_model_failing_on_input_size_is_reported():

@@ -86,12 +86,17 @@ def test_other_timm_version_fails_when_the_space_changed(tmp_path):
         create_model(path)
 
 
+def _groups(path):
+    return json.loads(path.read_text())["groups"]
+
+
 @pytest.mark.parametrize(
     "change,match",
     [
-        ({"format_version": 2}, "format_version 2"),
-        ({"widths": [8, 16]}, "2 widths for the"),
-        ({"widths": "wide"}, "must be a list of positive integers"),
+        ({"format_version": 99}, "format_version 99; this widthsearch reads 1, 2"),
+        ({"groups": [{"id": 0, "base": 3}]}, "a group lacks the field 'width'"),
+        ({"groups": "wide"}, "'groups' must be a list of objects"),
+        ({"groups": [{"id": 1, "base": 3, "width": 3}]}, r"groups\[0\] has id 1"),
         ({"timm_kwargs": [1]}, "'timm_kwargs' must be an object"),
     ],
 )
@@ -100,6 +105,13 @@ def test_bad_width_files(tmp_path, change, match):
     _rewrite(path, **change)
     with pytest.raises(WidthFileError, match=match):
         load_width_file(path)
+
+
+def test_groups_that_are_not_the_models_are_refused(tmp_path):
+    path, _ = _width_file(tmp_path, "resnet18")
+    _rewrite(path, groups=_groups(path)[:-1])
+    with pytest.raises(WidthFileError, match="does not match the width file"):
+        create_model(path)
 
 
 def test_width_file_for_another_model(tmp_path):
@@ -112,12 +124,63 @@ def test_width_file_for_another_model(tmp_path):
 
 
 def test_negative_width_is_named(tmp_path):
-    path, result = _width_file(tmp_path, "resnet18")
-    widths = list(result.widths)
-    widths[3] = -widths[3]
-    _rewrite(path, widths=widths)
-    with pytest.raises(WidthFileError, match="'widths' entry 3 is -"):
+    path, _ = _width_file(tmp_path, "resnet18")
+    groups = _groups(path)
+    groups[3]["width"] = -groups[3]["width"]
+    _rewrite(path, groups=groups)
+    with pytest.raises(WidthFileError, match=r"groups\[3\]\.width is -"):
         load_width_file(path)
+
+
+def test_widths_are_stored_once_and_the_readable_copy_counts(tmp_path):
+    """Editing a group's width where the file names its layer changes the model built."""
+    path, result = _width_file(tmp_path, "efficientnet_b0")
+    data = json.loads(path.read_text())
+    assert "widths" not in data and "base_widths" not in data and data["format_version"] == 2
+    groups = data["groups"]
+    g = next(g for g in groups if g["producer"] == "blocks.5.0.conv_pwl")
+    g["width"] += 16
+    _rewrite(path, groups=groups)
+    space = zoo_space("efficientnet_b0")
+    edited = list(result.widths)
+    edited[g["id"]] += 16
+    with pytest.warns(UserWarning, match="edited by hand"):
+        model = create_model(path)
+    assert count(model, SMALL) == (space.params(edited), space.macs(edited))
+    assert space.params(edited) > result.params
+
+
+def test_version_1_files_are_read_and_refused_when_their_copies_disagree(tmp_path):
+    path, result = _width_file(tmp_path, "mobilenetv2_100")
+    data = json.loads(path.read_text())
+    v1 = {
+        **data,
+        "format_version": 1,
+        "base_widths": [g["base"] for g in data["groups"]],
+        "widths": [g["width"] for g in data["groups"]],
+    }
+    path.write_text(json.dumps(v1))
+    assert load_width_file(path).widths == result.widths
+    assert count(create_model(path), SMALL) == (result.params, result.macs)
+    v1["groups"][5]["width"] += 8  # the readable copy, which version 1 ignored
+    path.write_text(json.dumps(v1))
+    with pytest.raises(WidthFileError, match=r"group 5 .* disagree"):
+        load_width_file(path)
+
+
+def test_a_width_far_beyond_its_base_is_refused_with_the_predicted_size(tmp_path):
+    path, result = _width_file(tmp_path, "resnet18")
+    groups = _groups(path)
+    g = next(g for g in groups if g["producer"] == "layer3.0.conv1")
+    g["width"] = 20 * g["base"]
+    _rewrite(path, groups=groups)
+    space = zoo_space("resnet18")
+    widths = list(result.widths)
+    widths[g["id"]] = g["width"]
+    with pytest.raises(WidthFileError, match="20.0x its base") as err:
+        create_model(path)
+    assert f"{space.params(widths):,} params" in str(err.value)
+    assert f"{space.macs(widths):,} MACs" in str(err.value)
 
 
 def test_not_json_and_missing(tmp_path):

@@ -4,8 +4,10 @@ widthsearch builds models with this module, and ``widthsearch export`` copies it
 the generated model file, so a model made from a width file is the same model with or without
 widthsearch installed. What to build is a *spec*, plain JSON-ready data:
 
-``base``
-    the timm model the widths were found for, e.g. ``"efficientnet_b0"``.
+``name``, ``base`` and ``input_size``
+    the new model's name (the exported entrypoint), the timm model the widths were found for,
+    e.g. ``"efficientnet_b0"``, and the input size they were found at: the built model's
+    ``pretrained_cfg`` carries the name, the base's data settings and no weight location.
 ``family`` and ``native``
     the part timm's own builders construct: EfficientNet/MobileNetV2 (``_create_effnet``) and
     MobileNetV3 (``_create_mnv3``) take the stem width, each block's output, expansion and
@@ -39,8 +41,13 @@ class NativeBuildError(ValueError):
 
 # ------------------------------------------------------------------------------------ build
 def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
-    """The model of ``spec``, built by timm and freshly initialized by its family's init."""
-    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+    """The model of ``spec``, built by timm and freshly initialized by its family's init.
+
+    Its ``pretrained_cfg`` names the new model and points at no weights (:func:`own_cfg`);
+    a ``pretrained_cfg_overlay`` given to ``timm.create_model`` is applied on top.
+    """
+    overlay = kwargs.pop("pretrained_cfg_overlay", None)
+    for key in ("pretrained_cfg", "cache_dir"):
         kwargs.pop(key, None)
     if kwargs.pop("pretrained", False):
         raise ValueError("width-searched models have no pretrained weights (pretrained=False)")
@@ -54,15 +61,80 @@ def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
         )
     else:
         model = timm.create_model(spec["base"], pretrained=False, **kwargs)
-    return rebuild(model, spec["layers"], kwargs, spec.get("init_family", type(model).__module__))
+    model = rebuild(model, spec["layers"], kwargs, spec.get("init_family", type(model).__module__))
+    cfg = own_cfg(getattr(model, "pretrained_cfg", None) or {}, spec, kwargs)
+    cfg.update(overlay or {})
+    model.pretrained_cfg = model.default_cfg = cfg
+    return model
 
 
-def rebuild(model: nn.Module, layers: list, kwargs: dict, family: str) -> nn.Module:
+# ------------------------------------------------------------------------------ pretrained_cfg
+# what describes the base model's weights, not the architecture: dropped for a new model
+_WEIGHT_KEYS = (
+    "url",
+    "file",
+    "state_dict",
+    "hf_hub_id",
+    "hf_hub_filename",
+    "source",
+    "tag",
+    "custom_load",
+    "license",
+    "description",
+    "origin_url",
+    "notes",
+    "label_offset",
+    "label_names",
+    "label_descriptions",
+    "test_input_size",
+    "test_crop_pct",
+    "test_pool_size",
+)
+
+
+def own_cfg(base_cfg: dict, spec: dict[str, Any], kwargs: dict | None = None) -> dict:
+    """The ``pretrained_cfg`` of the model ``spec`` builds, from its base model's.
+
+    The new model has its own name (``spec["name"]``) and no weights to load: the weight
+    location, tag, license and labels of the base's weights go. Its data settings (mean, std,
+    interpolation, crop) stay for ``timm.data.resolve_data_config``; ``input_size`` is the one
+    the widths were found at, and ``num_classes``/``in_chans`` follow ``kwargs``.
+    """
+    kwargs = kwargs or {}
+    cfg = {k: v for k, v in dict(base_cfg).items() if k not in _WEIGHT_KEYS}
+    cfg["architecture"] = spec.get("name") or f"{spec['base']}_ws"
+    if spec.get("input_size"):
+        size = tuple(spec["input_size"])
+        if kwargs.get("in_chans"):
+            size = (int(kwargs["in_chans"]), *size[1:])
+        if tuple(cfg.get("input_size") or ()) != size:
+            cfg["input_size"] = size
+            cfg["pool_size"] = None  # the base's pool size is for its own input size
+    if kwargs.get("num_classes") is not None:
+        cfg["num_classes"] = int(kwargs["num_classes"])
+    return cfg
+
+
+def registry_cfg(spec: dict[str, Any]) -> dict:
+    """The default cfg to register the exported entrypoint with (see :func:`own_cfg`)."""
+    from timm.models import get_pretrained_cfg
+
+    base = get_pretrained_cfg(spec["base"])
+    return own_cfg(base.to_dict() if base is not None else {}, spec, spec.get("timm_kwargs"))
+
+
+def rebuild(
+    model: nn.Module, layers: list, kwargs: dict, family: str, init: bool = True
+) -> nn.Module:
     """Resize ``model`` to ``layers`` in place; if anything changed, re-run ``family``'s init
-    and keep timm's head-size attributes in step. Returns the model."""
+    and keep timm's head-size attributes in step. Returns the model.
+
+    ``init=False`` leaves the resized parameters uninitialized (for checking shapes only).
+    """
     head = _head_attrs(model)
-    if resize(model, layers):
-        family_init(model, kwargs, family)
+    if resize(model, layers, init):
+        if init:
+            family_init(model, kwargs, family)
         _sync_head(model, head)
     return model
 
@@ -120,6 +192,8 @@ def _build_effnet_family(base: str, family: str, native: dict, kwargs: dict) -> 
                 ba["se_layer"] = partial(se_layer, rd_channels=w["rd"])
             if w.get("noskip"):
                 ba["noskip"] = True
+            if "group_size" in w:
+                ba["group_size"] = w["group_size"]
     return original(captured["variant"], pretrained=False, **mk)
 
 
@@ -136,21 +210,26 @@ def find(model: nn.Module, name: str) -> nn.Module | None:
     return None
 
 
-def resize(model: nn.Module, layers: list) -> bool:
-    """Rebuild every listed layer that is not at its width yet; True if any was."""
+def resize(model: nn.Module, layers: list, init: bool = True) -> bool:
+    """Rebuild every listed layer that is not at its width yet; True if any was.
+
+    With ``init=False`` the new parameters are left uninitialized: for checking shapes only.
+    """
     changed = False
     for name, kind, n_in, n_out, param_dim in layers:
         if kind == "scale":
             module_name, _, attr = name.rpartition(".")
             module = find(model, module_name)
-            if module is not None and getattr(module, attr).shape[param_dim] != n_in:
-                _resize_loose(module, attr, param_dim, n_in)
+            if module is None or n_in is None:  # a features_only model, or a fixed group
+                continue
+            if getattr(module, attr).shape[param_dim] != n_in:
+                _resize_loose(module, attr, param_dim, n_in, init)
                 changed = True
             continue
         module = find(model, name)
         if module is None:  # e.g. the classifier of a features_only model
             continue
-        changed |= _RESIZERS[kind](module, kind, n_in, n_out)
+        changed |= _RESIZERS[kind](module, kind, n_in, n_out, init)
     return changed
 
 
@@ -162,22 +241,25 @@ def _constant(t: torch.Tensor | None) -> float | None:
     return float(flat[0]) if bool((flat == flat[0]).all()) else None
 
 
-def _swap(module: nn.Module, shapes: dict, reset) -> None:
+def _swap(module: nn.Module, shapes: dict, reset, init: bool = True) -> None:
     """New parameters of the given shapes, reset, then the ones that were constant refilled."""
-    constants = {a: _constant(getattr(module, a)) for a in shapes}
+    constants = {a: _constant(getattr(module, a)) if init else None for a in shapes}
     for a, shape in shapes.items():
         old = getattr(module, a)
         if old is not None:
             new = torch.empty(*shape, dtype=old.dtype, device=old.device)
             setattr(module, a, nn.Parameter(new, requires_grad=old.requires_grad))
-    reset()
+    if init:
+        reset()
     with torch.no_grad():
         for a, value in constants.items():
             if value is not None and getattr(module, a) is not None:
                 getattr(module, a).fill_(value)
 
 
-def _resize_conv(m: nn.Conv2d, kind: str, n_in: int | None, n_out: int | None) -> bool:
+def _resize_conv(
+    m: nn.Conv2d, kind: str, n_in: int | None, n_out: int | None, init: bool = True
+) -> bool:
     n_in = m.in_channels if n_in is None else n_in
     n_out = m.out_channels if n_out is None else n_out
     if (n_in, n_out) == (m.in_channels, m.out_channels):
@@ -186,21 +268,25 @@ def _resize_conv(m: nn.Conv2d, kind: str, n_in: int | None, n_out: int | None) -
     if kind == "depthwise":
         m.groups = n_out
     shapes = {"weight": (n_out, n_in // m.groups, *m.kernel_size), "bias": (n_out,)}
-    _swap(m, shapes, m.reset_parameters)
+    _swap(m, shapes, m.reset_parameters, init)
     return True
 
 
-def _resize_linear(m: nn.Linear, kind: str, n_in: int | None, n_out: int | None) -> bool:
+def _resize_linear(
+    m: nn.Linear, kind: str, n_in: int | None, n_out: int | None, init: bool = True
+) -> bool:
     n_in = m.in_features if n_in is None else n_in
     n_out = m.out_features if n_out is None else n_out
     if (n_in, n_out) == (m.in_features, m.out_features):
         return False
     m.in_features, m.out_features = n_in, n_out
-    _swap(m, {"weight": (n_out, n_in), "bias": (n_out,)}, m.reset_parameters)
+    _swap(m, {"weight": (n_out, n_in), "bias": (n_out,)}, m.reset_parameters, init)
     return True
 
 
-def _resize_norm(m: nn.Module, kind: str, n: int | None, _n_out: int | None) -> bool:
+def _resize_norm(
+    m: nn.Module, kind: str, n: int | None, _n_out: int | None, init: bool = True
+) -> bool:
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
         if n is None or n == m.num_features:
             return False
@@ -218,22 +304,51 @@ def _resize_norm(m: nn.Module, kind: str, n: int | None, _n_out: int | None) -> 
         if n is None or n == m.num_channels:
             return False
         m.num_channels = n
-    _swap(m, {"weight": (n,), "bias": (n,)}, m.reset_parameters)
+    _swap(m, {"weight": (n,), "bias": (n,)}, m.reset_parameters, init)
     return True
 
 
-def _resize_loose(module: nn.Module, attr: str, dim: int, n: int) -> None:
+def _resize_loose(module: nn.Module, attr: str, dim: int, n: int, init: bool = True) -> None:
     old = getattr(module, attr)
     shape = list(old.shape)
+    _sync_width_attrs(module, shape[dim], n)
     shape[dim] = n
-    value = _constant(old)
+    value = _constant(old) if init else None
     with torch.no_grad():
-        if value is not None:
+        if not init:
+            new = torch.empty(shape, dtype=old.dtype, device=old.device)
+        elif value is not None:
             new = torch.full(shape, value, dtype=old.dtype, device=old.device)
         else:  # redraw from the values the family init produced
             pick = torch.randint(old.numel(), (math.prod(shape),), device=old.device)
             new = old.detach().reshape(-1)[pick].reshape(shape).clone()
     setattr(module, attr, nn.Parameter(new, requires_grad=old.requires_grad))
+
+
+def _sync_width_attrs(module: nn.Module, old: int, new: int) -> None:
+    """Set the plain attributes of ``module`` that hold its old channel count to the new one.
+
+    Modules that own a loose per-channel parameter often keep its width or shape next to it and
+    use that in ``forward`` (timm's ``Scale``: ``self.scale.view(self.shape)`` with
+    ``shape = (dim, 1, 1)``). An int equal to the old width, and a shape tuple holding it once,
+    follow the parameter; anything else stays. ``WidthSpace`` re-analyses a model realized at
+    other widths before it accepts a model, so a module this rule misses is refused up front.
+    """
+    if old == new:
+        return
+    for key, value in list(vars(module).items()):
+        if key.startswith("_") or isinstance(value, bool):
+            continue
+        if isinstance(value, int) and value == old:
+            setattr(module, key, new)
+        elif (
+            isinstance(value, tuple | list)
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and list(value).count(old) == 1
+        ):
+            swapped = [new if v == old else v for v in value]
+            setattr(module, key, type(value)(swapped))
 
 
 _RESIZERS = {

@@ -226,10 +226,15 @@ def _conv2d_shape_only(input, weight, bias=None, stride=1, padding=0, dilation=1
 
 
 class ChannelTracer(TorchFunctionMode):
-    """Labels channel tensors while the model runs; see the module docstring."""
+    """Labels channel tensors while the model runs; see the module docstring.
 
-    def __init__(self, model: nn.Module) -> None:
+    ``compute=True`` runs convolutions, norms and activations for real instead of shape-only,
+    so that autograd can record the pass (:mod:`widthsearch.memory` counts what it saves).
+    """
+
+    def __init__(self, model: nn.Module, *, compute: bool = False) -> None:
         super().__init__()
+        self.compute = compute
         self.uf = _UnionFind()
         self.layers: list[RawLayer] = []
         self._labels: dict[int, _Label] = {}
@@ -337,7 +342,9 @@ class ChannelTracer(TorchFunctionMode):
         if name in _SKIP:
             return func(*args, **kwargs)
         try:
-            if name == "torch.conv2d" or name == "torch.nn.functional.conv2d":
+            if self.compute:
+                out = func(*args, **kwargs)
+            elif name == "torch.conv2d" or name == "torch.nn.functional.conv2d":
                 out = _conv2d_shape_only(*args, **kwargs)
             elif name in _SHAPE_KEEPING:
                 out = _same_shape(*args, **kwargs)
@@ -719,12 +726,15 @@ _HANDLERS = {
 }
 
 
-def trace_channels(model: nn.Module, example_input: torch.Tensor) -> TraceResult:
+def trace_channels(
+    model: nn.Module, example_input: torch.Tensor, *, hint: str = "; try another input size"
+) -> TraceResult:
     """Run ``model`` once on ``example_input`` in eval mode and return its channel structure.
 
     Convolutions, norms and activations are not computed: their outputs are uninitialized
     tensors of the right shape, which saves most of a forward pass. Values never decide the
-    channel structure of the CNNs we analyse, and every shape stays real.
+    channel structure of the CNNs we analyse, and every shape stays real. ``hint`` ends the
+    message when the model itself fails on the input.
     """
     tracer = ChannelTracer(model)
     was_training = model.training
@@ -741,7 +751,7 @@ def trace_channels(model: nn.Module, example_input: torch.Tensor) -> TraceResult
         raise UnsupportedModelError(
             f"the model failed on an input of shape {tuple(example_input.shape)} in "
             f"{tracer.failed_in or tracer.where()} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); try another input size"
+            f"{str(exc).splitlines()[0] if str(exc) else ''}){hint}"
         ) from exc
     finally:
         pre.remove()

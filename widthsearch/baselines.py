@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from .rounding import nearest
 from .synexp import WEIGHT_KINDS, log_synexp, log_synexp_of_densities, synflow_prune
 
 if TYPE_CHECKING:
+    from .cost import Posynomial
     from .solve import Budgets
     from .space import WidthSpace
 
@@ -64,17 +65,19 @@ def uniform(
     *,
     min_width: float,
     max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
 ) -> Baseline:
-    """The largest uniform multiplier whose rounded widths hold every budget."""
+    """The largest uniform multiplier whose rounded widths hold every budget (latency and
+    memory budgets on ``costs``, a program's cost posynomials)."""
     start = time.perf_counter()
+    polys = {"params": space.param_cost, "macs": space.mac_cost, **(costs or {})}
+    limits = {n: b for n, b in budgets.limits().items() if b is not None and n in polys}
 
     def widths_at(alpha: float) -> tuple[int, ...]:
         return tuple(nearest(grid[g.id], alpha * g.width) for g in space.groups)
 
     def fits(widths: Sequence[int]) -> bool:
-        return (budgets.params is None or space.param_cost(widths) <= budgets.params) and (
-            budgets.macs is None or space.mac_cost(widths) <= budgets.macs
-        )
+        return all(polys[n](widths) <= b for n, b in limits.items())
 
     lo, hi = min_width, max_width
     if not fits(widths_at(lo)):

@@ -12,10 +12,11 @@ import inspect
 import keyword
 import os
 import pprint
+import re
 from pathlib import Path
 
 from . import __version__, _portable
-from ._io import write_atomic
+from ._io import check_output_path, write_atomic
 from .errors import WidthSearchError
 from .native import build_spec
 from .widthfile import load_width_file
@@ -46,6 +47,9 @@ PREDICTED = {predicted}
 
 _SPEC = {spec}
 
+# registers the cfg with timm: this name, the base's data settings, no weights to download
+default_cfgs = {{"{name}": registry_cfg(_SPEC)}}
+
 
 @register_model
 def {name}(pretrained: bool = False, **kwargs):
@@ -72,7 +76,7 @@ def module_source(width_file: str | os.PathLike, name: str | None = None) -> tup
         raise WidthSearchError(f"--name '{name}' is not a Python identifier; timm needs one")
     if timm.is_model(name) and not _registered_by_us(name):
         raise WidthSearchError(f"'{name}' is a timm model already; choose another --name")
-    spec = build_spec(space, wf.widths)
+    spec = build_spec(space, wf.widths, name)
     data = wf.data
     how = (
         f"timm's own {spec['family']} builder"
@@ -116,15 +120,38 @@ def _registered_by_us(name: str) -> bool:
     return "_SPEC" in getattr(model_entrypoint(name), "__globals__", {})
 
 
-def export(width_file: str | os.PathLike, py: str | os.PathLike, name: str | None = None) -> str:
-    """Write the module for ``width_file`` to ``py`` (atomically); returns the entrypoint name."""
+def check_module_path(py: str | os.PathLike) -> Path:
+    """``py`` as a :class:`Path`, once it is a ``.py`` file that Python can import by its stem
+    in a folder that exists (checked before any work, so nothing is written otherwise).
+
+    Raises:
+        WidthSearchError: not a ``.py`` file, a stem that is not a module name
+            (``my-models.py``: ``import my-models`` is a syntax error), or no such folder.
+    """
     py = Path(py)
     if py.suffix != ".py":
         raise WidthSearchError(f"--py {py} must name a .py file")
+    if not py.stem.isidentifier() or keyword.iskeyword(py.stem):
+        fixed = re.sub(r"\W", "_", py.stem)
+        fixed = fixed if fixed.isidentifier() and not keyword.iskeyword(fixed) else f"m_{fixed}"
+        raise WidthSearchError(
+            f"--py {py}: '{py.stem}' is not a Python module name, so `import {py.stem}` is "
+            f"impossible; use letters, digits and underscores, e.g. {py.with_stem(fixed)}"
+        )
+    return check_output_path(py, "--py")
+
+
+def export(width_file: str | os.PathLike, py: str | os.PathLike, name: str | None = None) -> str:
+    """Write the module for ``width_file`` to ``py`` (atomically); returns the entrypoint name.
+
+    Raises:
+        WidthSearchError: see :func:`check_module_path`; a bad ``name``; a bad width file.
+    """
+    py = check_module_path(py)
     text, name = module_source(width_file, name)
     text = text.replace("import <this module>", f"import {py.stem}")
     write_atomic(py, text)
     return name
 
 
-__all__ = ["export", "module_source"]
+__all__ = ["check_module_path", "export", "module_source"]

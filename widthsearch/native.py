@@ -5,7 +5,10 @@ EfficientNet and MobileNetV2 (``timm.models.efficientnet``) and MobileNetV3 get 
 block's output, expansion and squeeze-excite widths and their head as block arguments; ResNet
 gets its stage ``channels``. Whatever the builder cannot express (a ResNet stem or bottleneck
 width, an expansion width that timm's ``make_divisible`` would round) is rebuilt by the generic
-path, so every spec builds the same weight shapes as :meth:`WidthSpace.realize`.
+path, so every spec builds the same weight shapes as :meth:`WidthSpace.realize`. A spec is
+checked by building it once: where timm's builder cannot take the widths after all (an entrypoint
+that does not go through the builder, a block type the builder does not describe, an assertion
+in timm), the spec falls back to the generic path rather than fail or build another model.
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ if TYPE_CHECKING:
 SPEC_VERSION = 1
 
 
-def build_spec(space: WidthSpace, widths: Sequence[int]) -> dict[str, Any]:
-    """The JSON-ready build spec of ``space`` at ``widths`` (checked)."""
+def build_spec(space: WidthSpace, widths: Sequence[int], name: str | None = None) -> dict[str, Any]:
+    """The JSON-ready build spec of ``space`` at ``widths`` (checked).
+
+    ``name`` is what the built model calls itself in its ``pretrained_cfg`` (the exported
+    entrypoint; default ``<model>_ws``).
+    """
     widths = space.widths(widths)
     base = space.realize()  # a fresh base model, to read block types and skips off
     family = family_name(base)
@@ -34,14 +41,40 @@ def build_spec(space: WidthSpace, widths: Sequence[int]) -> dict[str, Any]:
         kind = "efficientnet" if family.endswith("efficientnet") else "mobilenetv3"
     elif family == "timm.models.resnet":
         native, kind = _resnet_native(space, widths, base), "resnet"
-    return {
+    spec = {
         "spec_version": SPEC_VERSION,
+        "name": name or f"{space.model}_ws",
         "base": space.model,
+        "input_size": list(space.input_size),
         "timm_kwargs": dict(space.timm_kwargs),
         "init_family": family,
         "family": kind if native is not None else None,
         "native": native,
         "layers": layer_table(space, widths),
+    }
+    generic = space.realize(widths)
+    if native is not None and not _builds_like(spec, generic):
+        spec.update(family=None, native=None)
+    return spec
+
+
+def _builds_like(spec: dict[str, Any], reference: nn.Module) -> bool:
+    """True if timm's builder makes ``spec`` into a model with ``reference``'s weight shapes.
+
+    The native part is derived from how timm's builders behave today (which entrypoint goes
+    through ``_create_mnv3``, how a block derives its groups). Where a builder cannot express
+    the widths (hardcorenas builds MobileNetV3 directly; a width timm would round; an
+    assertion), the generic rebuild takes over, so every spec builds what the space predicts.
+    """
+    from . import _portable
+
+    try:
+        built = _portable.build(spec)
+    except Exception:  # any failure of timm's builder means: not native
+        return False
+    shapes = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    return type(built) is type(reference) and shapes == {
+        k: tuple(v.shape) for k, v in built.state_dict().items()
     }
 
 
@@ -71,6 +104,9 @@ def _effnet_native(space: WidthSpace, widths: Sequence[int], model: nn.Module) -
         "ConvBnAct": "conv",
     }
     expand = {"InvertedResidual": "conv_pw", "EdgeResidual": "conv_exp"}
+    convs = {  # block -> groups count of its grouped conv (not depthwise, not dense)
+        lay.name.rsplit(".", 1)[0]: lay.groups for lay in space.layers if lay.kind == "grouped"
+    }
     stages, in_chs = [], stem
     for s, stage in enumerate(blocks):
         row = []
@@ -84,6 +120,9 @@ def _effnet_native(space: WidthSpace, widths: Sequence[int], model: nn.Module) -
                 if make_divisible(in_chs * (mid / in_chs)) != mid:
                     return None  # timm would round this expansion width
                 entry["mid"] = mid
+            grouped = convs.get(prefix)
+            if grouped is not None:  # timm derives groups from a group size: keep the count
+                entry["group_size"] = entry.get("mid", in_chs) // grouped
             rd = width(f"{prefix}.se.conv_reduce")
             if rd is not None:
                 entry["rd"] = rd
@@ -101,6 +140,10 @@ def _resnet_native(space: WidthSpace, widths: Sequence[int], model: nn.Module) -
     stages = [getattr(model, f"layer{s}", None) for s in range(1, 5)]
     if any(stage is None for stage in stages):
         return None
+    from timm.models.resnet import BasicBlock, Bottleneck
+
+    if any(type(b) not in (BasicBlock, Bottleneck) for stage in stages for b in stage):
+        return None  # ResNeSt, SE-ResNet variants with other blocks: generic path
     channels = []
     inplanes = model.layer1[0].conv1.in_channels  # the stem width timm fixes (64, deep: 2x)
     for s, stage in enumerate(stages, 1):

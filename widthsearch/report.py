@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._io import write_atomic
-from .search import load_front, open_storage, trial_summary, widths_key
-from .verify import mean_std, stored_verifications
+from .search import load_front, open_storage, stored_latency, trial_summary, widths_key
+from .verify import mean_std, quick_check, stored_verifications, verdict_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +32,7 @@ SHOWN = {
     "log_synexp": "log SynExp",
     "params_ratio": "params ×base",
     "macs_ratio": "MACs ×base",
+    "latency_ratio": "latency ×base",
     "mode": "mode",
     "budget_params": "params budget",
     "budget_macs": "MACs budget",
@@ -76,6 +79,10 @@ def _front_table(report: dict[str, Any]) -> pd.DataFrame:
                 "macs": t["macs"],
                 "params_ratio": round(t["params_ratio"], 4),
                 "macs_ratio": round(t["macs_ratio"], 4),
+                "latency_ms": None if t.get("latency_ms") is None else round(t["latency_ms"], 3),
+                "latency_ratio": None
+                if t.get("latency_ratio") is None
+                else round(t["latency_ratio"], 4),
                 "mode": mix.get("mode"),
                 "budget_params": None
                 if mix.get("params_ratio") is None
@@ -109,24 +116,35 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _pareto_figure(report, trials, verification) -> bytes:
+def _pareto_figure(report, trials, verification, latency=None) -> bytes:
+    """log SynExp against MACs, params and (where the study predicts it) latency; verified
+    top-1 against MACs and predicted latency. ``latency(widths)``: the study's latency model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 3 if verification else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4), constrained_layout=True)
+    has_latency = latency is not None and bool(report.get("base_latency_ms"))
+    panels = 2 + has_latency + (1 + has_latency) * bool(verification)
+    rows = 1 if panels <= 3 else 2
+    cols = panels if rows == 1 else -(-panels // 2)
+    fig, grid = plt.subplots(
+        rows, cols, figsize=(5.2 * cols, 4.4 * rows), constrained_layout=True, squeeze=False
+    )
+    axes = [ax for row in grid for ax in row]
     front_keys = {widths_key(t["widths"]) for t in report["front"]}
     verified = {
         widths_key(r["widths"])
         for r in (verification or {}).get("results", [])
         if r["kind"] == "candidate"
     }
-    for ax, key, label in (
+    scatter = [
         (axes[0], "macs_ratio", "MACs / base MACs"),
         (axes[1], "params_ratio", "params / base params"),
-    ):
+    ]
+    if has_latency:
+        scatter.append((axes[2], "latency_ratio", "predicted latency / base's"))
+    for ax, key, label in scatter:
         rest = [t for t in trials if widths_key(t["widths"]) not in front_keys]
         ax.scatter(
             [t[key] for t in rest],
@@ -160,33 +178,52 @@ def _pareto_figure(report, trials, verification) -> bytes:
     axes[0].legend(loc="best", fontsize=8)
     axes[0].set_title("log SynExp against MACs")
     axes[1].set_title("log SynExp against params")
+    if has_latency:
+        axes[2].set_title("log SynExp against predicted latency")
     if verification:
-        ax = axes[2]
-        colors = {"candidate": "#d62728", "base": "black", "control": "#2ca02c"}
-        markers = {"candidate": "o", "base": "*", "control": "s"}
-        for r in verification["results"]:
-            if r.get("same_as") or not r["seeds"]:
-                continue
-            ax.errorbar(
-                r["macs"] / 1e6,
-                100 * r["top1"],
-                yerr=100 * r["top1_std"],
-                fmt=markers[r["kind"]],
-                color=colors[r["kind"]],
-                markersize=12 if r["kind"] == "base" else 8,
-                capsize=4,
-                label=r["candidate"],
-            )
         c, h, w = verification["input_size"]
-        ax.set_xlabel(f"MACs (millions, model as trained at {h}x{w})")
-        ax.set_ylabel("validation top-1 % (mean ± std over seeds)")
         n = verification["recipe"]["epochs"]
-        ax.set_title(f"verified: {verification['data']}, {n} epoch{'s' * (n != 1)}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _, sh, sw = report["input_size"]
+        base_ms = report.get("base_latency_ms")
+        xs = [(lambda r: r["macs"] / 1e6, f"MACs (millions, model as trained at {h}x{w})")]
+        if has_latency:
+            xs.append(
+                (
+                    lambda r: latency(r["widths"]) / base_ms,
+                    f"predicted latency / base's (at the search's {sh}x{sw})",
+                )
+            )
+        for ax, (x_of, xlabel) in zip(axes[2 + has_latency :], xs, strict=False):
+            _verified_panel(ax, verification, x_of)
+            ax.set_xlabel(xlabel)
+            ax.set_title(f"verified: {verification['data']}, {n} epoch{'s' * (n != 1)}")
+    for ax in axes[panels:]:
+        ax.set_visible(False)
     data = _png(fig)
     plt.close(fig)
     return data
+
+
+def _verified_panel(ax, verification, x_of) -> None:
+    colors = {"candidate": "#d62728", "base": "black", "control": "#2ca02c"}
+    markers = {"candidate": "o", "base": "*", "control": "s"}
+    for r in verification["results"]:
+        if r.get("same_as") or not r["seeds"]:
+            continue
+        std = r["top1_std"] if r.get("n", len(r["seeds"])) > 1 else None
+        ax.errorbar(
+            x_of(r),
+            100 * r["top1"],
+            yerr=None if std is None else 100 * std,
+            fmt=markers[r["kind"]],
+            color=colors[r["kind"]],
+            markersize=12 if r["kind"] == "base" else 8,
+            capsize=4,
+            label=r["candidate"],
+        )
+    ax.set_ylabel(f"validation top-1 % (mean ± std over n={len(verification['seeds'])} seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def _widths_figure(report, profiles: Sequence[tuple[str, Sequence[int]]]) -> bytes:
@@ -237,15 +274,27 @@ def _profiles(report, verification) -> list[tuple[str, list[int]]]:
     return [(f"trial {t['number']} ({t['log_synexp']:+.1f})", t["widths"]) for t in best]
 
 
+def _verdict_cell(v: dict[str, Any] | None) -> str:
+    """A verdict in a table cell, coloured by its label."""
+    if v is None:
+        return ""
+    label = v["label"]
+    kind = {"better": "better", "worse": "worse"}.get(label, "same")
+    return f"<span class='{kind}'>{html.escape(verdict_text(v))}</span>"
+
+
 def _verify_html(v: dict[str, Any]) -> str:
     c, h, w = v["input_size"]
     r = v["recipe"]
     base = next((s for s in v["results"] if s["kind"] == "base"), {})
+    ranked = [s for s in v["results"] if s["seeds"] and not s.get("same_as")]
+    best = max(ranked, key=lambda s: s["top1"], default=None)
     rows = []
     for s in v["results"]:
         name = html.escape(s["candidate"] + (f" (= {s['same_as']})" if s.get("same_as") else ""))
-        top1 = mean_std(s["top1"], s["top1_std"], 100)
-        loss = mean_std(s["loss"], s["loss_std"], digits=3)
+        n = s.get("n", len(s["seeds"]))
+        top1 = mean_std(s["top1"], s["top1_std"], n, 100)
+        loss = mean_std(s["loss"], s["loss_std"], n, digits=3)
         cells = [
             name,
             s["kind"],
@@ -254,32 +303,51 @@ def _verify_html(v: dict[str, Any]) -> str:
             _count(s["search_macs"], base.get("search_macs")),
             _count(s["params"], base.get("params")),
             _count(s["macs"], base.get("macs")),
-            f"<b>{top1}</b>",
+            f"<b>{top1}</b>" if s is best else top1,
+            _verdict_cell(s.get("vs_base")),
+            _verdict_cell(s.get("vs_control")),
             loss,
             f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
         ]
         rows.append(f"<tr class='{s['kind']}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     seeds = ", ".join(map(str, v["seeds"]))
     n = r["epochs"]
+    quick = quick_check(r)
+    quick_html = f" <b>Quick check</b>: {html.escape(quick)}; not a full run." if quick else ""
     notes = "".join(f'<p class="warn">{html.escape(t)}</p>' for t in v.get("notes", []))
+    verdicts = v.get("verdicts")
+    verdict_html = (
+        "<ul class='verdict'>" + "".join(f"<li>{html.escape(t)}</li>" for t in verdicts) + "</ul>"
+        if verdicts
+        else ""
+    )
+    n_val = v.get("val_images")
+    image = f" ({100 / n_val:.2f} points)" if n_val else ""
     return f"""
 <h3>{html.escape(v["data_description"])}</h3>
 <p class="scale">Trained from scratch at {c}&times;{h}&times;{w} on {html.escape(v["device"])}:
 {n} epoch{"s" * (n != 1)}, batch {r["batch_size"]}, AdamW (peak lr {r["lr"]:g},
 weight decay {r["weight_decay"]:g}, warm-up {r["warmup_epochs"]:g} epoch, cosine), label
-smoothing {r["label_smoothing"]:g}; seeds {seeds}. Candidates: {html.escape(v["pick"])}. The
-uniform control is the largest single width multiplier within the first candidate's MACs as
-trained.</p>
+smoothing {r["label_smoothing"]:g}; seeds {seeds} (n={len(v["seeds"])}).{quick_html}
+Candidates: {html.escape(v["pick"])}. The uniform control is the largest single width
+multiplier within the first candidate's MACs as trained.</p>
+{verdict_html}
 <table>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
 <th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>
-<th>top-1 %</th><th>val loss</th><th>img/s</th></tr></thead>
+<th>top-1 %</th><th>vs base (points)</th><th>vs control (points)</th><th>val loss</th>
+<th>img/s</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 {notes}
 <p class="note">Search columns: the model at the search's input size with its original
 classifier; trained columns: the model as trained ({v["num_classes"]} classes,
 {h}&times;{w}), counted on the real module; in brackets the ratio to the base. Top-1 and loss:
-the last epoch on the validation split, mean ± std over seeds. img/s: training throughput.</p>
+the last epoch on the validation split, mean ± std over seeds (n=1: one seed, no spread); bold:
+the best mean top-1. vs base, vs control: the top-1 difference in points, paired by seed (same
+initialization and data order), as mean ± half its 95% Student-t interval over the seeds;
+<i>better</i> or <i>worse</i> only when the interval excludes zero, else <i>no detectable
+difference</i>. The spread used is at least one validation image{image}; intervals are per
+comparison, not corrected for the number of candidates. img/s: training throughput.</p>
 """
 
 
@@ -322,6 +390,10 @@ table { border-collapse: collapse; font-size: 0.88em; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 tr.base td { background: #f2f2f2; } tr.control td { background: #eef7ee; }
+.better { color: #1a7f37; font-weight: 600; } .worse { color: #c62828; font-weight: 600; }
+.same { color: #555; }
+.verdict { background: #eef3fb; border-left: 4px solid #1f77b4; padding: 0.5em 0.9em 0.5em 2em; }
+pre { background: #f4f4f4; padding: 0.6em 0.9em; overflow-x: auto; }
 img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #555; font-size: 0.88em; }
 .warn { background: #fdecea; border-left: 4px solid #d62728; padding: 0.5em 0.9em; }
@@ -343,16 +415,161 @@ def _settings_html(report: dict[str, Any], attrs: dict[str, Any]) -> str:
         return f"{v[0]:g}" if v[0] == v[1] else f"{v[0]:g}&ndash;{v[1]:g}"
 
     c, h, w = report["input_size"]
+    modes = ranges.get("mode") or []
+    if modes == ["precrop"]:
+        max_width = "1 (PreCrop: widths never exceed the base)"
+    elif "precrop" in modes:
+        max_width = f"{rng('max_width')} &times; base (PreConfig); 1 (PreCrop)"
+    else:
+        max_width = f"{rng('max_width')} &times; base"
+    if "sampler" in attrs:
+        seed = attrs.get("seed")
+        sampler = f"{html.escape(str(attrs['sampler']))}, seed {'none' if seed is None else seed}"
+    else:
+        sampler = "not recorded (the study predates widthsearch storing them)"
     items = [
         ("model", f"<code>{html.escape(report['model'])}</code> at {c}&times;{h}&times;{w}"),
         ("base", f"{report['base_params']:,} params, {report['base_macs']:,} MACs per image"),
         ("trials", f"{report['trials']} finished (front: {len(report['front'])})"),
+        ("sampler, seed", sampler),
         ("params budget", f"{rng('params')} &times; base"),
         ("MACs budget", f"{rng('macs')} &times; base"),
-        ("min / max width", f"{rng('min_width')} / {rng('max_width')} &times; base"),
+        *(
+            [
+                ("latency budget", f"{rng('latency')} &times; base"),
+                ("latency model", html.escape(report.get("latency_model") or "")),
+            ]
+            if report.get("base_latency_ms")
+            else []
+        ),
+        *(
+            [("memory budget", f"{rng('memory')} &times; base (training activations)")]
+            if ranges.get("memory")
+            else []
+        ),
+        ("min width", f"{rng('min_width')} &times; base"),
+        ("max width", max_width),
         ("divisor, mode", f"{rng('divisor')}; {rng('mode')}"),
     ]
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+
+
+def shown_storage(url: str | None) -> str:
+    """The storage URL as a command line takes it, with any password hidden."""
+    from .search import DEFAULT_STORAGE
+
+    url = url or DEFAULT_STORAGE
+    if "://" in url and not url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(url).render_as_string(hide_password=True)
+        except Exception:  # not an SQLAlchemy URL: show it as given
+            return url
+    return url
+
+
+def _toml(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def study_toml(study_name: str, report: dict[str, Any], attrs: dict[str, Any]) -> str:
+    """A study file with the stored study's model, search settings and ranges: what
+    ``widthsearch search --config`` needs to run the same search again."""
+    lines = [f"model = {_toml(report['model'])}", f"input_size = {_toml(report['input_size'])}"]
+    if attrs.get("timm_kwargs"):
+        lines.append(f"timm_kwargs = {_toml(attrs['timm_kwargs'])}")
+    lines += ["", "[search]", f"study = {_toml(study_name)}", f"trials = {report['trials']}"]
+    if "sampler" in attrs:
+        lines.append(f"sampler = {_toml(attrs['sampler'])}")
+        if attrs.get("seed") is not None:
+            lines.append(f"seed = {_toml(attrs['seed'])}")
+    lines += ["", "[search.ranges]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in (attrs.get("ranges") or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def reproduce_commands(
+    study_name: str,
+    storage_url: str | None,
+    folder: str | os.PathLike,
+    verifications: Sequence[dict[str, Any]],
+    study_file: str | os.PathLike | None = None,
+) -> list[str]:
+    """The command lines that rebuild this report: search, each verification, report
+    (``STUDY.toml`` stands for the study file when ``study_file`` is not known)."""
+    q = shlex.quote
+    storage = q(shown_storage(storage_url))
+    config = q(str(study_file)) if study_file else "STUDY.toml"
+    folder = str(folder)
+    commands = [f"uv run widthsearch search --config {config} --storage {storage}"]
+    for v in verifications:
+        r, (c, h, w) = v["recipe"], v["input_size"]
+        top = sum(1 for s in v["results"] if s["kind"] == "candidate")
+        args = [
+            f"uv run widthsearch verify {q(study_name)} --storage {storage} --top {top}",
+            f"--data {q(v['data'])} --input-size {c},{h},{w} --epochs {r['epochs']}",
+            f"--batch-size {r['batch_size']} --lr {r['lr']:g} --seeds "
+            + ",".join(map(str, v["seeds"])),
+        ]
+        if r.get("max_steps") is not None:
+            args.append(f"--max-steps {r['max_steps']}")
+        if r.get("train_subset") is not None:
+            args.append(f"--train-subset {r['train_subset']}")
+        args.append(f"--out {q(str(Path(folder) / 'verify.csv'))}")
+        commands.append(" ".join(args))
+    commands.append(f"uv run widthsearch report {q(study_name)} --storage {storage} -o {q(folder)}")
+    return commands
+
+
+def _reproduce_html(
+    study_name: str,
+    storage_url: str | None,
+    folder: Path,
+    report: dict[str, Any],
+    attrs: dict[str, Any],
+    verifications: Sequence[dict[str, Any]],
+    study_file: str | os.PathLike | None,
+) -> str:
+    commands = reproduce_commands(study_name, storage_url, folder, verifications, study_file)
+    storage = html.escape(shown_storage(storage_url))
+    parts = [f"<p>Storage: <code>{storage}</code>.</p>"]
+    if study_file:
+        one = f"uv run widthsearch run {shlex.quote(str(study_file))} --storage "
+        one += shlex.quote(shown_storage(storage_url))
+        parts.append(
+            "<p>In one command (search, verify and report; each step resumes):</p>"
+            f"<pre>{html.escape(one)}</pre><p>or step by step:</p>"
+        )
+    else:
+        toml = html.escape(study_toml(study_name, report, attrs))
+        parts.append(
+            "<p>The study's stored settings as a study file (save it as "
+            f"<code>STUDY.toml</code>):</p><pre>{toml}</pre><p>then:</p>"
+        )
+    parts.append(f"<pre>{html.escape(chr(10).join(commands))}</pre>")
+    return "\n".join(parts)
+
+
+def _verdict_summary(v: dict[str, Any] | None) -> str:
+    """The verdicts of the latest verification, for the top of the page."""
+    if v is None:
+        return ""
+    lines = v.get("verdicts") or []
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(t)}</li>" for t in lines)
+    n = len(v["seeds"])
+    return (
+        f"<div class='verdict'><b>Verdict</b> (validation top-1, paired by seed over n={n} "
+        f"seed{'s' * (n != 1)}, 95% interval; see Verification):<ul>{items}</ul></div>"
+    )
 
 
 def write_report(
@@ -360,18 +577,23 @@ def write_report(
     storage_url: str | None,
     folder: str | os.PathLike,
     *,
-    command: str | None = None,
+    study_file: str | os.PathLike | None = None,
 ) -> ReportResult:
     """Write the report of a stored study into ``folder`` (created if needed).
 
-    ``command`` is the command line that reproduces the study, shown on the page.
+    ``study_file`` is the study file the study was run from, named in the page's commands.
     """
     import optuna
 
     report = load_front(study_name, storage_url)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     attrs = study.user_attrs
-    base = {"params": report["base_params"], "macs": report["base_macs"]}
+    base = {
+        "params": report["base_params"],
+        "macs": report["base_macs"],
+        "latency_ms": report.get("base_latency_ms"),
+        "memory_bytes": report.get("base_memory_bytes"),
+    }
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     trials = [
         trial_summary(t, base)
@@ -386,10 +608,13 @@ def write_report(
     table = _front_table(report)
     write_atomic(out / "front.csv", table.to_csv(index=False, lineterminator="\n"))
     write_atomic(out / "front.md", _markdown(table))
-    write_atomic(out / "pareto.png", _pareto_figure(report, trials, main))
+    lat_cost = stored_latency(attrs)
+    latency = None if lat_cost is None else (lambda w: float(lat_cost(w)))
+    write_atomic(out / "pareto.png", _pareto_figure(report, trials, main, latency))
     write_atomic(out / "widths.png", _widths_figure(report, _profiles(report, main)))
 
-    shown = table[list(SHOWN)].head(FRONT_ROWS_SHOWN).rename(columns=SHOWN)
+    columns = [c for c in SHOWN if c != "latency_ratio" or report.get("base_latency_ms")]
+    shown = table[columns].head(FRONT_ROWS_SHOWN).rename(columns=SHOWN)
     front_html = shown.to_html(
         index=False, na_rep="free", border=0, float_format=lambda x: f"{x:.3f}"
     )
@@ -402,6 +627,7 @@ def write_report(
         verify_html += '<p>Every run, seed by seed: <a href="verify.csv">verify.csv</a>.</p>'
 
     c, h, w = report["input_size"]
+    objectives_extra = ", min predicted latency" if report.get("base_latency_ms") else ""
     from . import __version__
 
     try:
@@ -420,6 +646,7 @@ def write_report(
 initialization by SynExp (maximize &Sigma; log p<sub>l</sub> under params and MACs budgets), one
 geometric program per trial; Optuna explores the constraint mixes.</p>
 <p class="scale"><b>Scale.</b> {_scale(report, main)}</p>
+{_verdict_summary(main)}
 
 <h2>Search settings</h2>
 {_settings_html(report, attrs)}
@@ -427,8 +654,8 @@ geometric program per trial; Optuna explores the constraint mixes.</p>
 <h2>Pareto front</h2>
 <img src="pareto.png" alt="log SynExp against MACs and params; verified accuracy">
 <p class="note">Each point is one trial's rounded widths (duplicates removed). Blue: the
-Pareto front in (max log SynExp, min params, min MACs), so a front point can look dominated in
-one 2-D projection. Star: the base model (log SynExp gain 0 at 1&times; cost).</p>
+Pareto front in (max log SynExp, min params, min MACs{objectives_extra}), so a front point can
+look dominated in one 2-D projection. Star: the base model (log SynExp gain 0 at 1&times; cost).</p>
 
 <h2>Verification by training</h2>
 {verify_html}
@@ -446,7 +673,7 @@ smallest and largest width ratio over the free groups.</p>
 <div class="wide">{front_html}</div>
 
 <h2>Reproduce</h2>
-<p><code>{html.escape(command or f"uv run widthsearch report {study_name} -o {out}")}</code></p>
+{_reproduce_html(study_name, storage_url, out, report, attrs, verifications, study_file)}
 <p class="note">widthsearch {__version__}, timm {timm_version}, optuna {optuna.__version__}.</p>
 </body></html>
 """

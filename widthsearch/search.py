@@ -3,8 +3,11 @@
 A trial samples a constraint mix (budget ratios, width bounds, divisor, mode), re-solves the
 width space's :class:`~widthsearch.solve.SynExpProgram` and rounds, and records the mix, the
 widths, params, MACs and log SynExp on the trial. Objectives: log SynExp (maximize), params and
-MACs (minimize). A mix that lands on widths an earlier trial found is marked ``duplicate_of``
-and kept out of the front; an infeasible mix is pruned with its reason.
+MACs (minimize), and predicted latency on the study's device (minimize) when the study has a
+latency model (``latency = true`` or a latency range); latency and activation-memory budget
+ratios join the mix when their ranges are set. A mix that lands on widths an earlier trial
+found is marked ``duplicate_of`` and kept out of the front; an infeasible mix is pruned with
+its reason.
 
 Storage (:func:`open_storage`): a SQLite file by default; ``journal:PATH`` (or a ``.log``
 path) for an Optuna journal file that several processes on one host share; any SQLAlchemy URL,
@@ -32,10 +35,15 @@ from .synexp import log_synexp
 if TYPE_CHECKING:
     import optuna
 
+    from .cost import Posynomial
+    from .latency import LatencyModel
+    from .memory import ActivationMemory
     from .space import WidthSpace
 
+OBJECTIVES = ("log_synexp", "params", "macs")
 DEFAULT_STORAGE = "sqlite:///widthsearch.db"
 DIRECTIONS = ("maximize", "minimize", "minimize")
+"""Directions of log SynExp, params and MACs; a latency objective adds one more minimize."""
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 30
 
@@ -106,13 +114,18 @@ def _load(storage: Any, name: str) -> optuna.Study | None:
 
 
 def open_study(
-    config: StudyConfig, storage: Any, *, create: bool = True, space: WidthSpace | None = None
+    config: StudyConfig,
+    storage: Any,
+    *,
+    create: bool = True,
+    space: WidthSpace | None = None,
+    hardware: HardwareModels | None = None,
 ) -> optuna.Study:
-    """The study ``config.name``: created with its settings (and ``space``'s base), or loaded
-    and checked.
+    """The study ``config.name``: created with its settings (and ``space``'s base, and the
+    latency and memory models in ``hardware``), or loaded and checked.
 
     Raises:
-        StorageError: the stored study was made for another model or input size.
+        StorageError: the stored study was made for another model, input size or objectives.
     """
     import optuna
 
@@ -125,17 +138,28 @@ def open_study(
                 f"{attrs.get('input_size')}, not {config.model} at {list(config.input_size)}; "
                 "use another --study name"
             )
+        stored = tuple(attrs.get("objectives", OBJECTIVES))
+        if stored != config.objectives:
+            with_ = "with" if "latency_ms" in stored else "without"
+            raise StorageError(
+                f"study '{config.name}' was made {with_} a latency objective; use the same "
+                "settings or another --study name"
+            )
         return study
     if not create:
         raise StorageError(f"no study '{config.name}' in that storage")
+    directions = list(DIRECTIONS) + ["minimize"] * (len(config.objectives) - len(DIRECTIONS))
     study = optuna.create_study(
-        study_name=config.name, storage=storage, directions=list(DIRECTIONS), load_if_exists=True
+        study_name=config.name, storage=storage, directions=directions, load_if_exists=True
     )
+    study.set_user_attr("objectives", list(config.objectives))
     for key, value in (
         ("model", config.model),
         ("input_size", list(config.input_size)),
         ("timm_kwargs", dict(config.timm_kwargs)),
         ("ranges", config.ranges.to_dict()),
+        ("sampler", config.sampler),
+        ("seed", config.seed),
         ("widthsearch", "study"),
     ):
         study.set_user_attr(key, value)
@@ -144,6 +168,9 @@ def open_study(
         study.set_user_attr("base_macs", space.macs())
         study.set_user_attr("base_widths", list(space.base_widths))
         study.set_user_attr("fixed_groups", [g.id for g in space.groups if g.fixed])
+        if hardware is not None:
+            for key, value in hardware.attrs(space).items():
+                study.set_user_attr(key, value)
     return study
 
 
@@ -159,6 +186,79 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     raise StudyConfigError(f"unknown sampler '{name}'")
 
 
+# ----------------------------------------------------------------------------- hardware
+@dataclass(frozen=True)
+class HardwareModels:
+    """A study's latency and activation-memory models (None where it needs none)."""
+
+    latency: LatencyModel | None = None
+    memory: ActivationMemory | None = None
+    note: str = ""
+
+    @property
+    def costs(self) -> dict[str, Posynomial]:
+        out = {}
+        if self.latency is not None:
+            out["latency"] = self.latency.cost
+        if self.memory is not None:
+            out["memory"] = self.memory.cost
+        return out
+
+    def attrs(self, space: WidthSpace) -> dict[str, Any]:
+        """Study attributes: base figures and the latency model, so that fronts and reports
+        show latency without profiling again."""
+        out: dict[str, Any] = {}
+        if self.latency is not None:
+            out["base_latency_ms"] = self.latency(space.base_widths)
+            out["latency_model"] = {
+                "note": self.note,
+                "device": self.latency.device.to_dict(),
+                "terms": [[c, [list(p) for p in m]] for m, c in self.latency.cost.terms],
+            }
+        if self.memory is not None:
+            out["base_memory_bytes"] = self.memory(space.base_widths)
+            out["memory_batch_size"] = self.memory.batch_size
+        return out
+
+
+def hardware_models(
+    config: StudyConfig, space: WidthSpace, progress: Callable[[str], None] | None = None
+) -> HardwareModels:
+    """The latency model (``config.hardware``'s profile, or a cached quick profile) when the
+    study has a latency objective, and the memory model when it has a memory range."""
+    from .latency import resolve_latency_model
+    from .memory import activation_memory
+
+    hw = config.hardware
+    latency = memory = None
+    note = ""
+    batch = hw.batch_size
+    if "latency_ms" in config.objectives:
+        resolved = resolve_latency_model(
+            space,
+            profile=hw.profile,
+            device=hw.device,
+            threads=hw.threads,
+            batch_size=hw.batch_size,
+            progress=progress,
+        )
+        latency, note = resolved.model, resolved.note
+        batch = latency.device.batch_size
+    if config.ranges.memory is not None:
+        memory = activation_memory(space, batch_size=batch or 1)
+    return HardwareModels(latency, memory, note)
+
+
+def stored_latency(attrs: dict[str, Any]) -> Posynomial | None:
+    """The latency posynomial a study stored (see :meth:`HardwareModels.attrs`), or None."""
+    from .cost import Posynomial
+
+    model = attrs.get("latency_model")
+    if not model:
+        return None
+    return Posynomial(tuple((tuple(tuple(p) for p in m), c) for c, m in model["terms"]))
+
+
 # ----------------------------------------------------------------------------- objective
 def widths_key(widths: Sequence[int]) -> str:
     return hashlib.sha1(",".join(map(str, widths)).encode()).hexdigest()[:16]
@@ -171,6 +271,7 @@ class Objective:
     space: WidthSpace
     config: StudyConfig
     program: SynExpProgram
+    hardware: HardwareModels = HardwareModels()
     seen: dict[str, int] = field(default_factory=dict)
     """widths key -> first trial number, for this process (across workers the front dedups)."""
 
@@ -184,9 +285,13 @@ class Objective:
             trial.suggest_float("max_width", *r.max_width) if mix["mode"] == "preconfig" else 1.0
         )
         mix["divisor"] = trial.suggest_categorical("divisor", list(r.divisor))
+        if r.latency:
+            mix["latency_ratio"] = trial.suggest_float("latency_ratio", *r.latency)
+        if r.memory:
+            mix["memory_ratio"] = trial.suggest_float("memory_ratio", *r.memory)
         return mix
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, int, int]:
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         import optuna
 
         mix = self.sample(trial)  # the trial's params are the mix
@@ -198,8 +303,14 @@ class Objective:
             macs=None
             if mix["macs_ratio"] is None
             else math.floor(mix["macs_ratio"] * space.macs()),
+            latency=None
+            if mix.get("latency_ratio") is None or self.hardware.latency is None
+            else mix["latency_ratio"] * self.hardware.latency(space.base_widths),
+            memory=None
+            if mix.get("memory_ratio") is None or self.hardware.memory is None
+            else math.floor(mix["memory_ratio"] * self.hardware.memory(space.base_widths)),
         )
-        lo, hi = mix["min_width"], max(mix["max_width"], mix["min_width"])
+        lo, hi = mix["min_width"], mix["max_width"]  # min > max is pruned (BoundsError), not bent
         try:
             solution = self.program.solve(budgets, min_width=lo, max_width=hi)
             widths, _ = round_on_grid(
@@ -209,6 +320,7 @@ class Objective:
                 divisor=mix["divisor"],
                 min_width=lo,
                 max_width=hi,
+                costs=self.program.costs,
             )
         except (InfeasibleBudgetError, RoundingError) as exc:
             trial.set_user_attr("infeasible", str(exc))
@@ -219,7 +331,12 @@ class Objective:
         first = self.seen.setdefault(key, trial.number)
         if first != trial.number:
             trial.set_user_attr("duplicate_of", first)
-        return log_synexp(space, widths), space.params(widths), space.macs(widths)
+        if self.hardware.memory is not None:
+            trial.set_user_attr("memory_bytes", self.hardware.memory(widths))
+        values = (log_synexp(space, widths), space.params(widths), space.macs(widths))
+        if "latency_ms" in self.config.objectives:
+            return (*values, self.hardware.latency(widths))
+        return values
 
     def load_seen(self, study: optuna.Study) -> None:
         """Width vectors already in the study; later ones are duplicates of the first."""
@@ -233,7 +350,8 @@ class Objective:
 
 # ---------------------------------------------------------------------------------- front
 def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Pareto-optimal complete trials (max log SynExp, min params, min MACs), duplicates out."""
+    """Pareto-optimal complete trials (max log SynExp, min params, MACs and, where it is an
+    objective, latency), duplicates out."""
     import optuna
 
     seen: set[str] = set()
@@ -249,11 +367,12 @@ def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             continue
         seen.add(key)
         points.append(t)
-    objs = [(-t.values[0], t.values[1], t.values[2]) for t in points]
+    objs = [(-t.values[0], *t.values[1:]) for t in points]
+    n = len(objs[0]) if objs else 0
     keep = []
     for i, a in enumerate(objs):
         dominated = any(
-            all(b[k] <= a[k] for k in range(3)) and any(b[k] < a[k] for k in range(3))
+            all(b[k] <= a[k] for k in range(n)) and any(b[k] < a[k] for k in range(n))
             for j, b in enumerate(objs)
             if j != i
         )
@@ -262,11 +381,19 @@ def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return keep
 
 
-def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, int]) -> dict[str, Any]:
-    """JSON-ready description of a finished trial."""
+def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready description of a finished trial (``space_base``: the base's params, MACs
+    and, where the study has them, latency_ms and memory_bytes)."""
     a = t.user_attrs
-    log_s, params, macs = t.values if t.values else (None, None, None)
+    log_s, params, macs = t.values[:3] if t.values else (None, None, None)
+    latency = t.values[3] if t.values and len(t.values) > 3 else None
+    memory = a.get("memory_bytes")
+    base_lat, base_mem = space_base.get("latency_ms"), space_base.get("memory_bytes")
     return {
+        "latency_ms": latency,
+        "latency_ratio": None if latency is None or not base_lat else latency / base_lat,
+        "memory_bytes": memory,
+        "memory_ratio": None if memory is None or not base_mem else memory / base_mem,
         "number": t.number,
         "state": t.state.name,
         "log_synexp": log_s,
@@ -291,13 +418,22 @@ def load_front(study_name: str, storage_url: str | None) -> dict[str, Any]:
     attrs = study.user_attrs
     if attrs.get("widthsearch") != "study":
         raise StorageError(f"study '{study_name}' was not made by widthsearch search")
-    base = {"params": attrs["base_params"], "macs": attrs["base_macs"]}
+    base = {
+        "params": attrs["base_params"],
+        "macs": attrs["base_macs"],
+        "latency_ms": attrs.get("base_latency_ms"),
+        "memory_bytes": attrs.get("base_memory_bytes"),
+    }
     return {
         "study": study_name,
         "model": attrs["model"],
         "input_size": attrs["input_size"],
+        "objectives": attrs.get("objectives", list(OBJECTIVES)),
         "base_params": base["params"],
         "base_macs": base["macs"],
+        "base_latency_ms": base["latency_ms"],
+        "base_memory_bytes": base["memory_bytes"],
+        "latency_model": (attrs.get("latency_model") or {}).get("note"),
         "base_widths": attrs.get("base_widths"),
         "fixed_groups": attrs.get("fixed_groups", []),
         "trials": finished_count(study),
@@ -314,9 +450,14 @@ def finished_count(study: optuna.Study) -> int:
 
 
 def _prepare(
-    config: StudyConfig, storage_url: str | None, seed: int | None, space: WidthSpace | None = None
+    config: StudyConfig,
+    storage_url: str | None,
+    seed: int | None,
+    space: WidthSpace | None = None,
+    hardware: HardwareModels | None = None,
 ) -> tuple[optuna.Study, Objective]:
-    """A process's study handle and objective (its own width space, program and connection)."""
+    """A process's study handle and objective (its own width space, program and connection;
+    a worker loads the latency model from the profile or the cache the parent filled)."""
     import optuna
 
     from .space import WidthSpace
@@ -325,7 +466,11 @@ def _prepare(
     if space is None:
         kwargs = dict(config.timm_kwargs)
         space = WidthSpace.from_timm(config.model, input_size=config.input_size, **kwargs)
-    objective = Objective(space, config, SynExpProgram(space))
+    if hardware is None:
+        hardware = hardware_models(config, space)
+    costs = hardware.costs
+    program = SynExpProgram(space, latency=costs.get("latency"), memory=costs.get("memory"))
+    objective = Objective(space, config, program, hardware)
     study = open_study(config, open_storage(storage_url))
     objective.load_seen(study)
     study.sampler = make_sampler(config.sampler, seed)
@@ -403,7 +548,8 @@ def run_search(
     if _exists(storage, config.name):
         open_study(config, storage, create=False)  # checks model and input size before any work
     space = WidthSpace.from_timm(config.model, input_size=config.input_size, **config.timm_kwargs)
-    study = open_study(config, storage, space=space)
+    hardware = hardware_models(config, space, progress=_stderr if progress else None)
+    study = open_study(config, storage, space=space, hardware=hardware)
     done = finished_count(study)
     remaining = max(0, config.trials - done)
     shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
@@ -420,7 +566,7 @@ def run_search(
                 p = ctx.Process(target=_worker, args=args)
                 p.start()
                 procs.append((p, ready))
-        own = _prepare(config, storage_url, config.seed, space) if shares[0] else None
+        own = _prepare(config, storage_url, config.seed, space, hardware) if shares[0] else None
         for p, ready in procs:  # wait for their start-up (imports, width space): shares overlap
             while not ready.wait(0.5) and p.is_alive():
                 pass
@@ -447,6 +593,12 @@ def run_search(
         seconds=seconds,
         report=report,
     )
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 class _ProgressBar:
@@ -479,6 +631,10 @@ class _ProgressBar:
 __all__ = [
     "DEFAULT_STORAGE",
     "DIRECTIONS",
+    "OBJECTIVES",
+    "HardwareModels",
+    "hardware_models",
+    "stored_latency",
     "Objective",
     "SearchResult",
     "StorageError",

@@ -4,17 +4,22 @@ Over the multipliers ``x_g = w_g / base_g`` of the free groups:
 
     maximize    Π_l p_l(x)                 (a monomial: p_l = x_in · x_out, depthwise x_g)
     subject to  params(x) <= B_p,  MACs(x) <= B_m,  x_min <= x <= x_max
+                latency(x) <= B_t,  memory(x) <= B_a      (when the program has them)
+
+Latency is a device's fitted latency model (:mod:`widthsearch.latency`) and memory the exact
+activation bytes of a training step (:mod:`widthsearch.memory`); both are posynomials of the
+widths too, so they are constraints of the same program, built in when it is constructed.
 
 Costs are posynomials (:mod:`widthsearch.cost`), so this is a geometric program, solved by cvxpy
 in its disciplined geometric programming mode. The problem is built once per width space with
 ``cp.Parameter`` budgets and bounds: later solves only substitute numbers into the compiled
 cone program and call the solver (about 10 ms for EfficientNet-B0).
 
-Modes: **PreCrop** prunes whole channels (``x_max = 1``); **PreConfig** lets groups grow and
-reshapes the network at the same cost. A cap is needed then, or the cheapest groups grow without
-bound; :data:`DEFAULT_MAX_WIDTH` = 2 is the range timm's own width multipliers span within a
-family (EfficientNet-B0 to B7, ResNet-50 to Wide-ResNet-50-2), which keeps activations memory
-and latency, which SynExp does not see, within what those architectures already accept.
+Modes: **PreCrop** prunes whole channels (``x_max <= 1``, default 1); **PreConfig** lets groups grow
+and reshapes the network at the same cost. A cap is needed then, or the cheapest groups grow without
+bound; :data:`DEFAULT_MAX_WIDTH` = 2 is the range timm's own width multipliers span within a family
+(EfficientNet-B0 to B7, ResNet-50 to Wide-ResNet-50-2), which keeps activations memory and latency,
+which SynExp does not see, within what those architectures already accept.
 
 A layer that reads concatenated groups (DenseNet) has density ``Σ_a W_a x_a / Σ_a W_a · x_out``,
 a posynomial, which a geometric program cannot maximize; the solver uses its weighted geometric
@@ -46,14 +51,51 @@ DEFAULT_MAX_WIDTH = 2.0
 """PreConfig's default cap on any group's multiplier (see the module docstring)."""
 DEFAULT_MIN_WIDTH = 0.1
 """Default floor on any group's multiplier: no group is cut below a tenth of its base width."""
+MAX_WIDTH_RATIO = 16.0
+"""No group grows beyond 16x its base width: the largest ``max_width`` any solve accepts, and the
+largest width a width file may hold. Wider is not a width search any more but a model of another
+size class (a 16x group already multiplies its layers' weights by up to 256)."""
 
 
 class InfeasibleBudgetError(WidthSearchError, ValueError):
     """A budget is below the smallest cost the width bounds allow."""
 
 
+class BoundsError(InfeasibleBudgetError):
+    """Width bounds (min, max, divisor) that no width vector meets, or that leave the budgets
+    nothing to decide. An :class:`InfeasibleBudgetError`, so a search prunes such a mix as it
+    prunes an infeasible budget."""
+
+
+def check_bounds(min_width: float, max_width: float) -> None:
+    """Fail unless ``0 < min_width <= max_width <= MAX_WIDTH_RATIO`` (finite numbers).
+
+    Raises:
+        BoundsError: the bounds are empty, not positive, or beyond :data:`MAX_WIDTH_RATIO`.
+    """
+    if not (math.isfinite(min_width) and math.isfinite(max_width)):
+        raise BoundsError(
+            f"width bounds must be finite numbers, got --min-width {min_width:g} and "
+            f"--max-width {max_width:g}"
+        )
+    if not 0 < min_width <= max_width:
+        raise BoundsError(
+            f"width bounds must satisfy 0 < --min-width ({min_width:g}) <= --max-width "
+            f"({max_width:g}); lower --min-width or raise --max-width"
+        )
+    if max_width > MAX_WIDTH_RATIO:
+        raise BoundsError(
+            f"--max-width {max_width:g} is above {MAX_WIDTH_RATIO:g}, the widest multiple of a "
+            "group's base width widthsearch builds; lower --max-width"
+        )
+
+
 class SolverError(WidthSearchError):
     """The convex solver did not reach an optimum."""
+
+
+COSTS = ("params", "macs", "latency", "memory")
+"""Every cost a budget can bound, in the order messages list them."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +104,26 @@ class Budgets:
 
     params: int | None = None
     macs: int | None = None
+    latency: float | None = None
+    """Predicted milliseconds per batch on the profiled device (:mod:`widthsearch.latency`)."""
+    memory: int | None = None
+    """Activation bytes a training step saves at the profiled batch (:mod:`widthsearch.memory`)."""
+
+    def limits(self) -> dict[str, float | None]:
+        """Cost name -> budget, for every cost in :data:`COSTS`."""
+        return {name: getattr(self, name) for name in COSTS}
+
+
+def describe_cost(name: str, value: float) -> str:
+    """A cost value in its unit: counts with commas, milliseconds, megabytes."""
+    if name == "latency":
+        return f"{value:.2f} ms"
+    if name == "memory":
+        return f"{value / 1e6:,.1f} MB"
+    return f"{math.ceil(value):,}"
+
+
+_LABELS = {"params": "params", "macs": "MACs", "latency": "latency", "memory": "memory"}
 
 
 @dataclass(frozen=True)
@@ -122,12 +184,22 @@ def objective_exponents(space: WidthSpace) -> dict[int, float]:
 class SynExpProgram:
     """The SynExp geometric program of one width space, compiled once and re-solved.
 
+    ``latency`` and ``memory`` (posynomials of group widths: a device's latency model and the
+    activation memory, see :mod:`widthsearch.latency` and :mod:`widthsearch.memory`) add those
+    costs as constraints; budgets for them need a program built with them.
+
     Example:
         >>> program = SynExpProgram(space)
         >>> sol = program.solve(Budgets(macs=space.macs()), min_width=0.1, max_width=2.0)
     """
 
-    def __init__(self, space: WidthSpace) -> None:
+    def __init__(
+        self,
+        space: WidthSpace,
+        *,
+        latency: Posynomial | None = None,
+        memory: Posynomial | None = None,
+    ) -> None:
         import cvxpy as cp
 
         self.space = space
@@ -138,13 +210,17 @@ class SynExpProgram:
         n = len(self.free)
         base = space.base_widths
         exps = objective_exponents(space)
+        self.costs: dict[str, Posynomial] = {"params": space.param_cost, "macs": space.mac_cost}
+        """Every cost the program constrains, by name (see :data:`COSTS`)."""
+        if latency is not None:
+            self.costs["latency"] = latency
+        if memory is not None:
+            self.costs["memory"] = memory
         self.x = cp.Variable(n, pos=True, name="x")
-        self.params_budget = cp.Parameter(pos=True, name="params_budget")
-        self.macs_budget = cp.Parameter(pos=True, name="macs_budget")
+        self.budget = {name: cp.Parameter(pos=True, name=f"{name}_budget") for name in self.costs}
+        self.params_budget, self.macs_budget = self.budget["params"], self.budget["macs"]
         self.lower = cp.Parameter(n, pos=True, name="x_min")
         self.upper = cp.Parameter(n, pos=True, name="x_max")
-        p_expr, p_const = _posynomial_expr(space.param_cost, base, index, self.x)
-        m_expr, m_const = _posynomial_expr(space.mac_cost, base, index, self.x)
         weights = [exps.get(g, 0.0) for g in self.free]
         if min(weights) <= 0:  # pragma: no cover - every free group feeds some weight layer
             raise WidthSearchError("a free group touches no weight layer")
@@ -155,49 +231,46 @@ class SynExpProgram:
         objective = cp.prod(cp.hstack([self.x[i] ** (w / total) for i, w in enumerate(weights)]))
         # Budgets enter as "variable part <= budget - constant part"; a budget at or below the
         # constant part is infeasible and caught before solving.
-        self._p_const, self._m_const = p_const, m_const
+        self._const: dict[str, float] = {}
+        constraints = []
+        for name, poly in self.costs.items():
+            expr, self._const[name] = _posynomial_expr(poly, base, index, self.x)
+            if isinstance(expr, int):  # pragma: no cover - every cost grows with some width
+                raise WidthSearchError(f"{name} does not depend on any free width")
+            constraints.append(expr <= self.budget[name])
+        self._p_const, self._m_const = self._const["params"], self._const["macs"]
         self.problem = cp.Problem(
-            cp.Maximize(objective),
-            [
-                p_expr <= self.params_budget,
-                m_expr <= self.macs_budget,
-                self.x >= self.lower,
-                self.x <= self.upper,
-            ],
+            cp.Maximize(objective), [*constraints, self.x >= self.lower, self.x <= self.upper]
         )
         self.solves = 0
 
-    def uniform_costs(self, multiplier: float) -> tuple[float, float]:
-        """Params and MACs with every free group at ``multiplier`` (costs grow with it, so at
+    def uniform_costs(self, multiplier: float) -> dict[str, float]:
+        """Every cost with every free group at ``multiplier`` (costs grow with it, so at
         ``min_width`` these are the smallest reachable)."""
         x = [1.0 if g.fixed else multiplier for g in self.space.groups]
         base = self.space.base_widths
-        return (
-            _eval_multipliers(self.space.param_cost, base, x),
-            _eval_multipliers(self.space.mac_cost, base, x),
-        )
+        return {name: _eval_multipliers(poly, base, x) for name, poly in self.costs.items()}
 
     def solve(self, budgets: Budgets, *, min_width: float, max_width: float) -> ContinuousSolution:
         """Maximize SynExp under ``budgets`` with every free multiplier in [min_width, max_width].
 
         Raises:
+            BoundsError: the bounds are empty or beyond :data:`MAX_WIDTH_RATIO`.
             InfeasibleBudgetError: a budget is below what ``min_width`` allows.
             SolverError: the solver failed.
+            WidthSearchError: a latency or memory budget for a program built without that cost.
         """
         import cvxpy as cp
 
-        if not 0 < min_width <= max_width:
-            raise WidthSearchError(
-                f"width bounds must satisfy 0 < min ({min_width}) <= max ({max_width})"
-            )
+        check_bounds(min_width, max_width)
         check_feasible(self, budgets, min_width)
         start = time.perf_counter()
-        big_p, big_m = self.uniform_costs(max_width)
+        big = self.uniform_costs(max_width)
         slack = 2.0  # an unconstrained cost gets a budget it can never reach
-        bp = budgets.params if budgets.params is not None else slack * big_p
-        bm = budgets.macs if budgets.macs is not None else slack * big_m
-        self.params_budget.value = max(bp - self._p_const, 1e-9)
-        self.macs_budget.value = max(bm - self._m_const, 1e-9)
+        limits = budgets.limits()
+        for name, param in self.budget.items():
+            b = limits[name] if limits[name] is not None else slack * big[name]
+            param.value = max(b - self._const[name], 1e-9)
         n = len(self.free)
         self.lower.value = np.full(n, min_width)
         self.upper.value = np.full(n, max_width)
@@ -211,7 +284,14 @@ class SynExpProgram:
         self.solves += 1
         if self.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise SolverError(f"the geometric program ended {self.problem.status}")
-        values = np.clip(self.x.value, min_width, max_width)
+        values = self.x.value
+        slop = 1e-6  # the interior-point solver's tolerance; anything more is a real violation
+        if values.min() < min_width * (1 - slop) or values.max() > max_width * (1 + slop):
+            raise SolverError(  # pragma: no cover - the box is a constraint of the program
+                f"the geometric program returned multipliers {values.min():.4g}-"
+                f"{values.max():.4g} outside the bounds {min_width:g}-{max_width:g}"
+            )
+        values = np.clip(values, min_width, max_width)
         mult = [1.0] * len(self.space.groups)
         for g, v in zip(self.free, values, strict=True):
             mult[g] = float(v)
@@ -226,30 +306,39 @@ def _eval_multipliers(poly: Posynomial, base: Sequence[int], x: Sequence[float])
 
 def check_feasible(program: SynExpProgram, budgets: Budgets, min_width: float) -> None:
     """Fail before solving when a budget is below the cheapest model the bounds allow."""
-    space = program.space
-    min_p, min_m = program.uniform_costs(min_width)
-    for what, budget, smallest, base in (
-        ("params", budgets.params, min_p, space.params()),
-        ("MACs", budgets.macs, min_m, space.macs()),
-    ):
-        if budget is not None and budget < smallest:
+    limits = budgets.limits()
+    missing = [n for n, b in limits.items() if b is not None and n not in program.costs]
+    if missing:
+        raise WidthSearchError(
+            f"a {missing[0]} budget needs a program built with a {missing[0]} model"
+        )
+    smallest = program.uniform_costs(min_width)
+    for name, poly in program.costs.items():
+        budget = limits[name]
+        if budget is not None and budget < smallest[name]:
+            base = poly(program.space.base_widths)
             raise InfeasibleBudgetError(
-                f"{what} {budget / base:.3g}x ({budget:,}) is below the {smallest / base:.3g}x "
-                f"({math.ceil(smallest):,}) reachable with --min-width {min_width:g}; raise the "
-                "budget or lower --min-width"
+                f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) is below "
+                f"the {smallest[name] / base:.3g}x ({describe_cost(name, smallest[name])}) "
+                f"reachable with --min-width {min_width:g}; raise the budget or lower --min-width"
             )
 
 
 __all__ = [
+    "COSTS",
     "DEFAULT_MAX_WIDTH",
     "DEFAULT_MIN_WIDTH",
+    "MAX_WIDTH_RATIO",
     "MODES",
+    "BoundsError",
     "Budgets",
     "ContinuousSolution",
     "InfeasibleBudgetError",
     "Mode",
     "SolverError",
     "SynExpProgram",
+    "check_bounds",
     "check_feasible",
+    "describe_cost",
     "objective_exponents",
 ]

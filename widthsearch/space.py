@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from ._trace import TraceResult
     from .widthfile import WidthFile
 
 LayerKind = Literal["conv", "depthwise", "grouped", "linear", "norm", "scale"]
@@ -175,69 +176,19 @@ class WidthSpace:
         factory: Callable[[], nn.Module],
         timm_kwargs: dict[str, Any],
     ) -> WidthSpace:
-        from ._realize import check_resizable
+        """Trace ``model``, build the space, and refuse it unless it also realizes at other
+        widths (``model`` is resized for that check and restored)."""
+        from ._realize import check_realizes, check_resizable
         from ._trace import trace_channels
 
         result = trace_channels(model, example_input)
-        uf = result.uf
-        ids: dict[int, int] = {}
-        members: dict[int, list[str]] = {}
-        producers: dict[int, str] = {}
-
-        def gid(node: int) -> int:
-            root = uf.find(node)
-            if root not in ids:
-                ids[root] = len(ids)
-                members[ids[root]] = []
-            return ids[root]
-
-        layers = []
-        for raw in result.layers:
-            ins = tuple(gid(s) for s in raw.in_segs)
-            outs = tuple(gid(s) for s in raw.out_segs)
-            for g in ins:
-                producers.setdefault(g, "input")
-            for g in outs:
-                producers.setdefault(g, raw.name)
-            for g in dict.fromkeys(ins + outs):
-                members[g].append(raw.name)
-            layers.append(
-                Layer(
-                    name=raw.name,
-                    kind=raw.kind,
-                    in_groups=ins,
-                    out_groups=outs,  # type: ignore[arg-type]
-                    kernel=raw.kernel,
-                    groups=raw.groups,
-                    channels_per_group=raw.channels_per_group,
-                    out_size=raw.out_size,
-                    positions=raw.positions,
-                    per_channel=raw.per_channel,
-                    param_dim=raw.param_dim,
-                    param_attrs=tuple(raw.params.items()),
-                )
-            )
-        base = [uf.width[root] for root in ids]  # ids were handed out in insertion order
-        layers = [
-            replace(lay, params=lay.param_cost()(base), macs=lay.mac_cost()(base)) for lay in layers
-        ]
-        groups = tuple(
-            Group(
-                id=i,
-                width=uf.width[root],
-                fixed=uf.fixed[root],
-                multiple_of=uf.multiple_of[root],
-                layers=tuple(members[i]),
-                producer=producers[i],
-            )
-            for root, i in sorted(ids.items(), key=lambda kv: kv[1])
-        )
+        groups, layers = _structure(result)
         check_resizable(model, layers)
         space = cls(
             model=name,
             input_size=tuple(example_input.shape[1:]),
             groups=groups,
-            layers=tuple(layers),
+            layers=layers,
             constant_params=dict(result.constant_params),
             timm_kwargs=timm_kwargs,
             _factory=factory,
@@ -248,6 +199,7 @@ class WidthSpace:
                 f"cost model of {space.model} gives {space.params()} params but the model has "
                 f"{counted}; please report this model"
             )
+        check_realizes(space, model, example_input)
         return space
 
     # ------------------------------------------------------------------ widths
@@ -396,6 +348,64 @@ class WidthSpace:
 
 
 # ---------------------------------------------------------------------- helpers
+def _structure(result: TraceResult) -> tuple[tuple[Group, ...], tuple[Layer, ...]]:
+    """Groups and layers (with their base costs) of a traced model."""
+    uf = result.uf
+    ids: dict[int, int] = {}
+    members: dict[int, list[str]] = {}
+    producers: dict[int, str] = {}
+
+    def gid(node: int) -> int:
+        root = uf.find(node)
+        if root not in ids:
+            ids[root] = len(ids)
+            members[ids[root]] = []
+        return ids[root]
+
+    layers = []
+    for raw in result.layers:
+        ins = tuple(gid(s) for s in raw.in_segs)
+        outs = tuple(gid(s) for s in raw.out_segs)
+        for g in ins:
+            producers.setdefault(g, "input")
+        for g in outs:
+            producers.setdefault(g, raw.name)
+        for g in dict.fromkeys(ins + outs):
+            members[g].append(raw.name)
+        layers.append(
+            Layer(
+                name=raw.name,
+                kind=raw.kind,  # type: ignore[arg-type]
+                in_groups=ins,
+                out_groups=outs,
+                kernel=raw.kernel,
+                groups=raw.groups,
+                channels_per_group=raw.channels_per_group,
+                out_size=raw.out_size,
+                positions=raw.positions,
+                per_channel=raw.per_channel,
+                param_dim=raw.param_dim,
+                param_attrs=tuple(raw.params.items()),
+            )
+        )
+    base = [uf.width[root] for root in ids]  # ids were handed out in insertion order
+    layers = [
+        replace(lay, params=lay.param_cost()(base), macs=lay.mac_cost()(base)) for lay in layers
+    ]
+    groups = tuple(
+        Group(
+            id=i,
+            width=uf.width[root],
+            fixed=uf.fixed[root],
+            multiple_of=uf.multiple_of[root],
+            layers=tuple(members[i]),
+            producer=producers[i],
+        )
+        for root, i in sorted(ids.items(), key=lambda kv: kv[1])
+    )
+    return groups, tuple(layers)
+
+
 def create_timm_model(name: str, **timm_kwargs: Any) -> nn.Module:
     """``timm.create_model(name, pretrained=False, ...)`` with a helpful unknown-name error."""
     import timm

@@ -10,9 +10,17 @@ A study file names the model and the ranges of the constraint mix each trial sam
     sampler = "tpe"          # tpe | nsga2 | random
     seed = 0
 
+    latency = true           # predicted latency as a fourth objective (see below)
+    profile = "eff.json"     # latency profile of the device; default: a cached quick one
+    device = "cpu"           # what the latency is for: cpu | cuda, threads, batch_size
+    threads = 1
+    batch_size = 1
+
     [search.ranges]
     params = [0.7, 1.0]      # budget ratios of the base model; false: unconstrained
     macs = [1.0, 1.0]
+    latency = [0.8, 1.0]     # predicted latency ratio of the base's; sets latency = true
+    memory = [0.8, 1.2]      # training activation memory ratio (at batch_size)
     min_width = [0.05, 0.25]
     max_width = [1.25, 2.5]  # PreConfig only; PreCrop is capped at 1
     divisor = [8]            # choices
@@ -62,11 +70,17 @@ class Ranges:
     max_width: tuple[float, float] = (1.25, 2.5)
     divisor: tuple[int, ...] = (8,)
     mode: tuple[str, ...] = MODES
+    latency: tuple[float, float] | None = None
+    """Predicted latency budget ratio of the base's (needs the study's latency model)."""
+    memory: tuple[float, float] | None = None
+    """Training activation memory budget ratio of the base's."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "params": None if self.params is None else list(self.params),
             "macs": None if self.macs is None else list(self.macs),
+            "latency": None if self.latency is None else list(self.latency),
+            "memory": None if self.memory is None else list(self.memory),
             "min_width": list(self.min_width),
             "max_width": list(self.max_width),
             "divisor": list(self.divisor),
@@ -93,6 +107,17 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class Hardware:
+    """What predicted latency and memory are for: a device profile and the settings."""
+
+    profile: str | None = None
+    """A latency profile file; None: a cached quick profile of this device, made if missing."""
+    device: str = "cpu"
+    threads: int | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Everything a search needs besides storage."""
 
@@ -108,11 +133,20 @@ class StudyConfig:
     """None: the study file has no [verify] section, ``run`` trains nothing."""
     report: str | None = None
     """Folder ``run`` writes the report to (``[report] path``)."""
+    latency: bool = False
+    """Predicted latency is an objective (set too by a latency range)."""
+    hardware: Hardware = Hardware()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
         return self.study_name or self.model
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """What each trial returns: log SynExp (max), then costs (min)."""
+        base = ("log_synexp", "params", "macs")
+        return (*base, "latency_ms") if self.latency or self.ranges.latency else base
 
     def with_options(self, **options: Any) -> StudyConfig:
         """A copy with command-line options (None: keep) applied and checked."""
@@ -186,8 +220,10 @@ def parse_config(data: Mapping[str, Any], source: str = "study") -> StudyConfig:
             max_width=_pair(ranges.get("max_width", list(default.max_width)), "max_width"),
             divisor=_choices(ranges.get("divisor", list(default.divisor)), "divisor", None, int),
             mode=_choices(ranges.get("mode", list(default.mode)), "mode", MODES, str),
+            latency=_pair(ranges.get("latency", False), "latency", allow_none=True),
+            memory=_pair(ranges.get("memory", False), "memory", allow_none=True),
         )
-        if r.params is None and r.macs is None:
+        if r.params is None and r.macs is None and r.latency is None and r.memory is None:
             raise StudyConfigError("ranges.params and ranges.macs cannot both be false")
         input_size = _size(data.get("input_size", [3, 224, 224]), "input_size")
         config = StudyConfig(
@@ -201,12 +237,39 @@ def parse_config(data: Mapping[str, Any], source: str = "study") -> StudyConfig:
             seed=search.get("seed"),
             ranges=r,
             study_name=search.get("study"),
+            latency=_flag(search.get("latency", False), "search.latency"),
+            hardware=_hardware(search),
             raw=dict(data),
         )
         config.check()
     except StudyConfigError as exc:
         raise StudyConfigError(f"{source}: {exc}") from None
     return config
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise StudyConfigError(f"{key} must be true or false")
+    return value
+
+
+def _hardware(search: Mapping[str, Any]) -> Hardware:
+    """The [search] keys that say what latency and memory are for."""
+    from .timing import DEVICES
+
+    profile = search.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise StudyConfigError("search.profile must be a path to a latency profile")
+    device = search.get("device", "cpu")
+    if device not in DEVICES:
+        raise StudyConfigError(f"search.device must be one of {', '.join(DEVICES)}")
+    counts = {}
+    for key in ("threads", "batch_size"):
+        v = search.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise StudyConfigError(f"search.{key} must be a positive integer")
+        counts[key] = v
+    return Hardware(profile=profile, device=device, **counts)
 
 
 def _size(value: Any, key: str) -> tuple[int, int, int]:
@@ -281,6 +344,7 @@ def load_config(path: str | Path) -> StudyConfig:
 
 __all__ = [
     "SAMPLERS",
+    "Hardware",
     "Ranges",
     "StudyConfig",
     "StudyConfigError",

@@ -11,10 +11,25 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import WidthSearchError
-from . import export, front, inspect, reconfig, report, run, search, verify
+from . import bench, export, front, inspect, profile, reconfig, report, run, search, verify
 
-COMMANDS = (inspect, reconfig, export, search, front, verify, report, run)
+COMMANDS = (inspect, reconfig, export, search, front, verify, report, run, profile, bench)
 """Command modules in the order ``--help`` lists them; each has ``add_parser`` and ``run``."""
+
+
+def version_line() -> str:
+    """``widthsearch X (timm Y, torch Z)``, from package metadata: no import of torch or timm."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"widthsearch {__version__} (timm {installed('timm')}, torch {installed('torch')})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="widthsearch",
         description="Search the channel widths of timm CNNs at initialization.",
     )
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)

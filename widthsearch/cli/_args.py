@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any
+
+from ..errors import WidthSearchError
+
+DEFAULT_SIDE = 224
+"""The image side of the default input size (``C,224,224``)."""
 
 
 def parse_input_size(text: str) -> tuple[int, int, int]:
@@ -62,12 +68,96 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="timm model name, e.g. efficientnet_b0")
+class _InputSize(argparse.Action):
+    """``--input-size`` as ``C,H,W``, ``CxHxW``, ``C H W`` (timm's spelling) or ``S`` (a square
+    image whose channels follow ``--in-chans``, else 3). Stores ``(C or None, H, W)``."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        text = " ".join(values)
+        parts = [p for p in re.split(r"[,x\s]+", text.strip()) if p]
+        if not all(p.isdigit() and int(p) > 0 for p in parts) or len(parts) not in (1, 3):
+            hint = (
+                "; give the model name before --input-size"
+                if len(parts) > 1 and not parts[-1].isdigit()
+                else ""
+            )
+            raise argparse.ArgumentError(
+                self, f"expected C,H,W, C H W or a side S (e.g. 3,224,224), got '{text}'{hint}"
+            )
+        sizes = [int(p) for p in parts]
+        namespace.input_size = (None, sizes[0], sizes[0]) if len(sizes) == 1 else tuple(sizes)
+
+
+def add_input_size(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    """``--input-size C,H,W`` (or ``C H W``, or ``S``); read it with :func:`model_setting`."""
     p.add_argument(
         "--input-size",
-        type=parse_input_size,
-        default=(3, 224, 224),
-        metavar="C,H,W",
-        help="input size for MACs and spatial sizes (default 3,224,224; S means 3,S,S)",
+        nargs="+",
+        action=_InputSize,
+        default=None,
+        metavar="SIZE",
+        help=help
+        or f"input size for MACs and spatial sizes: C,H,W or C H W (default 3,{DEFAULT_SIDE},"
+        f"{DEFAULT_SIDE}; a single S means C,S,S)",
     )
+
+
+def add_timm_kwargs(p: argparse.ArgumentParser) -> None:
+    """``--num-classes N`` and ``--in-chans N``, passed to timm; read them with
+    :func:`model_setting` (or :func:`timm_kwargs`)."""
+    p.add_argument(
+        "--num-classes",
+        type=positive_int,
+        metavar="N",
+        help="classes of the model's head, as timm's num_classes (default: the model's, 1000 "
+        "for ImageNet models); costs and widths are for this head",
+    )
+    p.add_argument(
+        "--in-chans",
+        type=positive_int,
+        metavar="N",
+        help="input image channels, as timm's in_chans (default: --input-size's C, else 3)",
+    )
+
+
+def timm_kwargs(args: argparse.Namespace) -> dict[str, int]:
+    """The timm kwargs of :func:`add_timm_kwargs`'s flags that were given."""
+    kwargs = {}
+    if getattr(args, "num_classes", None) is not None:
+        kwargs["num_classes"] = args.num_classes
+    if getattr(args, "in_chans", None) is not None:
+        kwargs["in_chans"] = args.in_chans
+    return kwargs
+
+
+def model_setting(args: argparse.Namespace) -> tuple[tuple[int, int, int], dict[str, int]]:
+    """The input size and timm kwargs of ``--input-size``, ``--num-classes``, ``--in-chans``.
+
+    As in timm's ``train.py``, the input channels are ``--in-chans`` when given, else the C of
+    ``--input-size``; ``in_chans`` goes to timm only when it is not timm's default 3, so a
+    3-channel model keeps the width space (and the study) it always had.
+
+    Raises:
+        WidthSearchError: ``--in-chans`` and the C of ``--input-size`` disagree.
+    """
+    kwargs = timm_kwargs(args)
+    size = getattr(args, "input_size", None) or (None, DEFAULT_SIDE, DEFAULT_SIDE)
+    c, h, w = size
+    chans = kwargs.get("in_chans")
+    if chans is not None and c is not None and c != chans:
+        raise WidthSearchError(
+            f"--input-size {c},{h},{w} has {c} channels but --in-chans is {chans}; give one of "
+            "them, or make them agree"
+        )
+    chans = chans or c or 3
+    kwargs.pop("in_chans", None)
+    if chans != 3:
+        kwargs["in_chans"] = chans
+    return (chans, h, w), kwargs
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """The model name, ``--input-size``, ``--num-classes`` and ``--in-chans``."""
+    p.add_argument("model", help="timm model name, e.g. efficientnet_b0")
+    add_input_size(p)
+    add_timm_kwargs(p)

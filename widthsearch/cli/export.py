@@ -7,14 +7,11 @@ from typing import Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export
+    from ..export import check_module_path, export
 
+    module = check_module_path(args.py).stem
     name = export(args.widths, args.py, args.name)
-    module = args.py[:-3].replace("/", ".").lstrip(".") if args.py.endswith(".py") else args.py
-    print(
-        f"wrote {args.py}: after `import {module.rsplit('.', 1)[-1]}`, "
-        f'timm.create_model("{name}") builds the model'
-    )
+    print(f'wrote {args.py}: after `import {module}`, timm.create_model("{name}") builds the model')
     return 0
 
 

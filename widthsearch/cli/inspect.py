@@ -6,7 +6,14 @@ import argparse
 import json
 from typing import Any
 
-from ._args import add_model_args, fmt_count, table
+from ._args import add_model_args, fmt_count, model_setting, table
+
+
+def model_label(info: dict[str, Any]) -> str:
+    """The model name, with the timm kwargs it was built with: ``resnet18 (num_classes=10)``."""
+    kwargs = info.get("timm_kwargs") or {}
+    extra = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"{info['model']} ({extra})" if extra else info["model"]
 
 
 def format_space(info: dict[str, Any], *, verbose: bool = False) -> str:
@@ -31,7 +38,7 @@ def format_space(info: dict[str, Any], *, verbose: bool = False) -> str:
         )
     header = ["group", "width", "fixed", "mult", "producer", "layers", "params%", "MACs%"]
     lines = [
-        f"{info['model']} at {c}x{h}x{w}: {len(groups)} channel groups ({free} free), "
+        f"{model_label(info)} at {c}x{h}x{w}: {len(groups)} channel groups ({free} free), "
         f"{len(info['layers'])} layers",
         "",
         table(header, rows, right={0, 1, 3, 5, 6, 7}),
@@ -49,7 +56,8 @@ def format_space(info: dict[str, Any], *, verbose: bool = False) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..space import WidthSpace
 
-    space = WidthSpace.from_timm(args.model, input_size=args.input_size)
+    input_size, kwargs = model_setting(args)
+    space = WidthSpace.from_timm(args.model, input_size=input_size, **kwargs)
     info = space.to_dict()
     if args.json:
         print(json.dumps(info, indent=2))

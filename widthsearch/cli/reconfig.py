@@ -5,24 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import WidthSearchError
-from ._args import add_model_args, positive_float, positive_int, ratio, table
+from ._args import add_model_args, model_setting, positive_float, positive_int, ratio, table
+from .inspect import model_label
 
 
-def format_reconfig(info: dict[str, Any], seconds_parse: float, startup: float = 0.0) -> str:
-    """The ``reconfig`` report of a :meth:`Reconfiguration.to_dict` result."""
+def format_result(info: dict[str, Any]) -> str:
+    """The main result of a :meth:`Reconfiguration.to_dict`: bounds, widths, costs, SynExp."""
     c, h, w = info["input_size"]
-    bounds = (
-        f"widths up to {info['max_width']:g}x base"
-        if info["mode"] == "preconfig"
-        else "channels removed only"
-    )
-    mode = "PreConfig" if info["mode"] == "preconfig" else "PreCrop"
+    bounds = f"widths {info['min_width']:g}x-{info['max_width']:g}x base"
+    mode = "PreConfig" if info["mode"] == "preconfig" else "PreCrop, channels removed only"
     lines = [
-        f"{info['model']} at {c}x{h}x{w}: {mode} ({bounds}, at least {info['min_width']:g}x, "
-        f"multiples of {info['divisor']})",
+        f"{model_label(info)} at {c}x{h}x{w}: {mode} ({bounds}, multiples of {info['divisor']})",
         "",
     ]
     rows = []
@@ -41,7 +38,8 @@ def format_reconfig(info: dict[str, Any], seconds_parse: float, startup: float =
         "",
         table(
             ["", "base", "new", "ratio", "budget"],
-            [
+            _hardware_rows(info)
+            + [
                 [
                     "params",
                     f"{info['base_params']:,}",
@@ -66,50 +64,138 @@ def format_reconfig(info: dict[str, Any], seconds_parse: float, startup: float =
             ],
             right={1, 2, 3},
         ),
+        *_hardware_notes(info),
         "",
         f"log SynExp gain over the base model: {info['log_synexp_gain']:+.2f} "
         f"(continuous optimum {info['log_synexp_continuous']:+.2f}; rounding to multiples of "
         f"{info['divisor']} cost {info['rounding_loss']:.2f})",
     ]
-    if info["baselines"]:
-        lines += ["", "on the same budgets (log SynExp gain over the base model):"]
-        rows = [
-            [
-                f"widthsearch {info['mode']}",
-                f"{info['log_synexp_gain']:+.2f}",
-                ratio(info["params_ratio"]),
-                ratio(info["macs_ratio"]),
-                "",
-            ]
-        ]
-        for bl in info["baselines"]:
-            if bl["log_synexp"] is None and not bl["collapsed"]:
-                value = "n/a"
-            else:
-                value = "-inf" if bl["collapsed"] else f"{bl['log_synexp']:+.2f}"
-            p_ratio = None if bl["params"] is None else bl["params"] / info["base_params"]
-            m_ratio = None if bl["macs"] is None else bl["macs"] / info["base_macs"]
-            rows.append([bl["description"], value, ratio(p_ratio), ratio(m_ratio), bl["note"]])
-        lines.append(table(["", "log SynExp", "params", "MACs", "note"], rows, right={1, 2, 3}))
-    sec = info["seconds"]
-    lines += [
-        "",
-        f"time: parse {seconds_parse:.2f} s, solve {sec['build'] + sec['solve']:.2f} s, "
-        f"round {sec['round']:.2f} s, baselines {sec['baselines']:.2f} s "
-        f"(after {startup:.1f} s importing torch, timm and cvxpy)",
-    ]
     return "\n".join(lines)
 
 
-def _budgets(args: argparse.Namespace, space) -> tuple[int | None, int | None]:
+def format_baselines(info: dict[str, Any]) -> str:
+    """The comparison table of a :meth:`Reconfiguration.to_dict` with baselines ('' if none)."""
+    if not info["baselines"]:
+        return ""
+    rows = [
+        [
+            f"widthsearch {info['mode']}",
+            f"{info['log_synexp_gain']:+.2f}",
+            ratio(info["params_ratio"]),
+            ratio(info["macs_ratio"]),
+            "",
+        ]
+    ]
+    for bl in info["baselines"]:
+        if bl["log_synexp"] is None and not bl["collapsed"]:
+            value = "n/a"
+        else:
+            value = "-inf" if bl["collapsed"] else f"{bl['log_synexp']:+.2f}"
+        p_ratio = None if bl["params"] is None else bl["params"] / info["base_params"]
+        m_ratio = None if bl["macs"] is None else bl["macs"] / info["base_macs"]
+        rows.append([bl["description"], value, ratio(p_ratio), ratio(m_ratio), bl["note"]])
+    return "on the same budgets (log SynExp gain over the base model):\n" + table(
+        ["", "log SynExp", "params", "MACs", "note"], rows, right={1, 2, 3}
+    )
+
+
+def format_times(info: dict[str, Any], seconds_parse: float, startup: float = 0.0) -> str:
+    """The ``time:`` line: parse, solve, round, baselines, and the imports before them."""
+    sec = info["seconds"]
+    return (
+        f"time: parse {seconds_parse:.2f} s, solve {sec['build'] + sec['solve']:.2f} s, "
+        f"round {sec['round']:.2f} s, baselines {sec.get('baselines', 0.0):.2f} s "
+        f"(after {startup:.1f} s importing torch, timm and cvxpy)"
+    )
+
+
+def format_reconfig(info: dict[str, Any], seconds_parse: float, startup: float = 0.0) -> str:
+    """The whole ``reconfig`` report: result, baselines and times."""
+    parts = [
+        format_result(info),
+        format_baselines(info),
+        format_times(info, seconds_parse, startup),
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _hardware_rows(info: dict[str, Any]) -> list[list[str]]:
+    """Rows for predicted latency and activation memory, where the result has them."""
+    b = info["budgets"]
+    rows = []
+    if info["latency_ms"] is not None:
+        budget = f"<= {b['latency_ratio']:.2f}x" if b["latency_ms"] is not None else "free"
+        rows.append(
+            [
+                "latency ms",
+                f"{info['base_latency_ms']:.2f}",
+                f"{info['latency_ms']:.2f}",
+                ratio(info["latency_ratio"]),
+                budget,
+            ]
+        )
+    if info["memory_bytes"] is not None:
+        budget = f"<= {b['memory_ratio']:.2f}x" if b["memory_bytes"] is not None else "free"
+        rows.append(
+            [
+                "memory MB",
+                f"{info['base_memory_bytes'] / 1e6:,.1f}",
+                f"{info['memory_bytes'] / 1e6:,.1f}",
+                ratio(info["memory_ratio"]),
+                budget,
+            ]
+        )
+    return rows
+
+
+def _hardware_notes(info: dict[str, Any]) -> list[str]:
+    notes = []
+    batch = info["batch_size"]
+    if info["latency_ms"] is not None:
+        notes.append(
+            f"latency: predicted ms per forward of a batch of {batch}; "
+            + info["latency_model"].removeprefix("latency model: ")
+        )
+    if info["memory_bytes"] is not None:
+        notes.append(
+            f"memory: activation bytes a training step saves for backward at batch {batch} (exact)"
+        )
+    return notes
+
+
+def _check_budget_flags(args: argparse.Namespace) -> None:
+    """One budget per cost, each a ratio or a finite count (before any model is analysed)."""
     from ..reconfig import parse_budget
 
+    if not (
+        args.same_flops
+        or args.same_params
+        or args.params
+        or args.flops
+        or args.macs
+        or args.latency
+        or args.same_latency
+        or args.memory
+    ):
+        raise WidthSearchError(
+            "give a budget: --same-flops, --same-params, --params R, --flops R, --macs R, "
+            "--latency R, --same-latency or --memory R"
+        )
     if args.same_params and args.params is not None:
         raise WidthSearchError("give --same-params or --params, not both")
     if args.same_flops and (args.flops is not None or args.macs is not None):
         raise WidthSearchError("give --same-flops or --flops/--macs, not both")
     if args.flops is not None and args.macs is not None:
         raise WidthSearchError("give --flops or --macs, not both")
+    for text in (args.params, args.flops, args.macs):
+        if text is not None:
+            parse_budget(text, 1)  # the syntax and range of the text; ratios need the model
+    _check_hardware_args(args)
+
+
+def _budgets(args: argparse.Namespace, space) -> tuple[int | None, int | None]:
+    from ..reconfig import parse_budget
+
     params = space.params() if args.same_params else None
     if args.params is not None:
         params = parse_budget(args.params, space.params())
@@ -121,6 +207,114 @@ def _budgets(args: argparse.Namespace, space) -> tuple[int | None, int | None]:
     return params, macs
 
 
+@dataclass(frozen=True)
+class Hardware:
+    """The latency and memory models a command needs, and their budgets (absolute)."""
+
+    latency_model: Any = None
+    memory_model: Any = None
+    latency: float | None = None
+    memory: int | None = None
+    latency_note: str = ""
+
+
+def _check_hardware_args(args: argparse.Namespace) -> None:
+    """Budget syntax and conflicts, before any model is parsed or profiled."""
+    from ..reconfig import parse_latency, parse_memory
+
+    if args.same_latency and args.latency is not None:
+        raise WidthSearchError("give --same-latency or --latency, not both")
+    if args.latency is not None:
+        parse_latency(args.latency, 1.0)
+    if args.memory is not None:
+        parse_memory(args.memory, 1)
+    if args.latency or args.same_latency or args.profile or getattr(args, "hardware", False):
+        from ..timing import current_device
+
+        current_device(  # the device exists, the settings make sense
+            args.device, threads=args.threads, batch_size=args.batch_size or 1, dtype="float32"
+        )
+
+
+def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False) -> Hardware:
+    """The latency model (profile, cached or quick), the memory model and their budgets that
+    ``args`` ask for (see :func:`add_hardware_args`)."""
+    from ..latency import resolve_latency_model
+    from ..memory import activation_memory
+    from ..reconfig import parse_latency, parse_memory
+
+    want_latency = bool(
+        args.latency or args.same_latency or args.profile or getattr(args, "hardware", False)
+    )
+    want_memory = bool(args.memory or getattr(args, "hardware", False))
+    latency_model = memory_model = None
+    note = ""
+    batch = args.batch_size
+    if want_latency:
+
+        def progress(message: str) -> None:
+            if not quiet:
+                print(message, file=sys.stderr, flush=True)
+
+        resolved = resolve_latency_model(
+            space,
+            profile=args.profile,
+            device=args.device,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+        latency_model, note = resolved.model, resolved.note
+        batch = latency_model.device.batch_size
+    if want_memory:
+        memory_model = activation_memory(space, batch_size=batch or 1)
+    latency = memory = None
+    if latency_model is not None:
+        base = latency_model(space.base_widths)
+        if args.same_latency:
+            latency = base
+        elif args.latency is not None:
+            latency = parse_latency(args.latency, base)
+    if memory_model is not None and args.memory is not None:
+        memory = parse_memory(args.memory, memory_model(space.base_widths))
+    return Hardware(latency_model, memory_model, latency, memory, note)
+
+
+def add_hardware_args(p: argparse.ArgumentParser, *, budgets: bool = True) -> None:
+    """Latency and memory options shared by reconfig and search."""
+    from ..timing import DEVICES
+
+    if budgets:
+        p.add_argument(
+            "--latency",
+            metavar="R",
+            help="predicted latency budget: ratio of the base's (0.9) or a time (12ms)",
+        )
+        p.add_argument(
+            "--same-latency", action="store_true", help="predicted latency at most the base's"
+        )
+        p.add_argument(
+            "--memory",
+            metavar="R",
+            help="training activation memory budget at --batch-size: ratio or a size (300MB)",
+        )
+    p.add_argument(
+        "--profile",
+        metavar="PROFILE.json",
+        help="latency profile of this device (widthsearch profile); default: a cached quick "
+        "profile, made if missing (about a minute)",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="cpu", help="device the latency is for (cpu)"
+    )
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="batch of the latency and memory figures (default: the profile's, or 1)",
+    )
+
+
 def _synflow_progress(k: int, n: int) -> None:
     print(
         f"\rSynFlow baseline: round {k}/{n}",
@@ -130,50 +324,92 @@ def _synflow_progress(k: int, n: int) -> None:
     )
 
 
+def _baseline_names(text: str) -> list[str]:
+    from ..reconfig import check_baselines
+
+    names = [] if text.strip() == "none" else [b.strip() for b in text.split(",") if b.strip()]
+    check_baselines(names)
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
+    """Solve and print (and write ``-o``) first; then the baselines, which Ctrl-C may stop."""
     import time
 
-    from ..reconfig import reconfigure
+    from .._io import check_output_path
+
+    # everything a typo can break is checked before the seconds of imports and analysis
+    _check_budget_flags(args)
+    names = _baseline_names(args.baselines)
+    if args.output:
+        check_output_path(args.output, "-o")
+    input_size, kwargs = model_setting(args)
+
+    from ..reconfig import reconfigure, run_baseline
     from ..space import WidthSpace
     from ..widthfile import save_width_file
 
-    if not (args.same_flops or args.same_params or args.params or args.flops or args.macs):
-        raise WidthSearchError(
-            "give a budget: --same-flops, --same-params, --params R, --flops R or --macs R"
-        )
     start = time.perf_counter()
     import cvxpy  # noqa: F401  - imported before the timings, which measure the work alone
     import timm  # noqa: F401
 
     startup = time.perf_counter() - start
     start = time.perf_counter()
-    space = WidthSpace.from_timm(args.model, input_size=args.input_size)
+    space = WidthSpace.from_timm(args.model, input_size=input_size, **kwargs)
     parse_seconds = time.perf_counter() - start
     params, macs = _budgets(args, space)
-    chosen = [] if args.baselines == "none" else [b for b in args.baselines.split(",") if b]
-    progress = _synflow_progress if sys.stderr.isatty() and not args.json else None
+    hw = hardware_models(args, space, quiet=args.json)
     result = reconfigure(
         space,
         params=params,
         macs=macs,
+        latency=hw.latency,
+        memory=hw.memory,
+        latency_model=hw.latency_model,
+        memory_model=hw.memory_model,
+        latency_note=hw.latency_note,
         mode=args.mode,
         min_width=args.min_width,
         max_width=args.max_width,
         divisor=args.divisor,
-        baselines=chosen,
-        synflow_progress=progress,
     )
     if args.output:
         save_width_file(args.output, result, space)
+    if not args.json:
+        print(format_result(result.to_dict()), flush=True)
+        if args.output:
+            print(f"widths written to {args.output}", flush=True)
+
+    progress = _synflow_progress if sys.stderr.isatty() and not args.json else None
+    found, interrupted, start = [], None, time.perf_counter()
+    try:
+        for name in names:
+            found.append(run_baseline(result, space, name, synflow_progress=progress))
+    except KeyboardInterrupt:
+        interrupted = names[len(found)]
+        if progress is not None:
+            print(file=sys.stderr)  # end the progress line
+    result = result.with_baselines(found, time.perf_counter() - start)
     info = result.to_dict()
     info["parse_seconds"] = parse_seconds
     info["startup_seconds"] = startup
     if args.json:
+        if interrupted:
+            info["interrupted"] = f"baseline {interrupted}"
         print(json.dumps(info, indent=2))
     else:
-        print(format_reconfig(info, parse_seconds, startup))
-        if args.output:
-            print(f"widths written to {args.output}")
+        baselines = format_baselines(info)
+        if baselines:
+            print(f"\n{baselines}")
+        print(f"\n{format_times(info, parse_seconds, startup)}")
+    if interrupted:
+        kept = f"; {args.output} is written" if args.output else ""
+        print(
+            f"widthsearch: interrupted during the {interrupted} baseline; the result above is "
+            f"complete{kept}",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
@@ -207,7 +443,8 @@ def add_parser(sub: Any) -> None:
         "--max-width",
         type=positive_float,
         metavar="X",
-        help="largest multiplier of a group's base width (preconfig default 2)",
+        help="largest multiplier of a group's base width (default 2; precrop: at most 1, "
+        "default 1)",
     )
     p.add_argument(
         "--min-width",
@@ -225,9 +462,17 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--baselines",
-        default="uniform,synflow",
+        default="uniform",
         metavar="LIST",
-        help="comparisons: uniform, synflow (needs a params budget), or none",
+        help="comparisons on the same budgets, run after the result is printed and written: "
+        "uniform (default), synflow (needs a params budget; 20 s to minutes on a CPU), "
+        "uniform,synflow, or none",
+    )
+    add_hardware_args(p)
+    p.add_argument(
+        "--hardware",
+        action="store_true",
+        help="also predict latency and activation memory without budgets on them",
     )
     p.add_argument("-o", "--output", metavar="WIDTHS.json", help="write a JSON width file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -18,6 +18,7 @@ def format_front(info: dict[str, Any]) -> str:
     """The ``front`` report of :func:`widthsearch.search.load_front` (or a search's result)."""
     base_w = info.get("base_widths") or []
     fixed = set(info.get("fixed_groups", []))
+    latency = "latency_ms" in info.get("objectives", [])
     rows = []
     for t in sorted(info["front"], key=lambda t: t["macs"]):
         mix = t["mix"]
@@ -27,44 +28,81 @@ def format_front(info: dict[str, Any]) -> str:
             if i not in fixed
         ]
         spread = f"{min(ratios):.2f}-{max(ratios):.2f}x" if ratios else ""
-        rows.append(
-            [
-                t["number"],
-                f"{t['log_synexp']:+.2f}",
-                f"{t['params_ratio']:.3f}",
-                f"{t['macs_ratio']:.3f}",
-                mix.get("mode", ""),
-                _budget(mix, "params_ratio"),
-                _budget(mix, "macs_ratio"),
-                f"{mix.get('min_width', 0):.2f}",
-                f"{mix.get('max_width', 1.0):.2f}",
-                mix.get("divisor", ""),
-                spread,
-            ]
-        )
-    header = [
-        "trial",
-        "log SynExp",
-        "params",
-        "MACs",
-        "mode",
-        "B_params",
-        "B_MACs",
-        "min_w",
-        "max_w",
-        "div",
-        "widths/base",
-    ]
+        row = [
+            t["number"],
+            f"{t['log_synexp']:+.2f}",
+            f"{t['params_ratio']:.3f}",
+            f"{t['macs_ratio']:.3f}",
+        ]
+        if latency:
+            row.append(f"{t['latency_ratio']:.3f}")
+        row += [mix.get("mode", ""), _budget(mix, "params_ratio"), _budget(mix, "macs_ratio")]
+        if latency:
+            row.append(_budget(mix, "latency_ratio"))
+        row += [
+            f"{mix.get('min_width', 0):.2f}",
+            f"{mix.get('max_width', 1.0):.2f}",
+            mix.get("divisor", ""),
+            spread,
+        ]
+        rows.append(row)
+    header = ["trial", "log SynExp", "params", "MACs"]
+    header += ["latency"] * latency + ["mode", "B_params", "B_MACs"] + ["B_lat"] * latency
+    header += ["min_w", "max_w", "div", "widths/base"]
     c, h, w = info["input_size"]
+    objectives = "max log SynExp, min params, min MACs" + ", min latency" * latency
+    base = f"base: params {info['base_params']:,}, MACs {info['base_macs']:,}"
+    if latency:
+        base += f", predicted latency {info['base_latency_ms']:.2f} ms"
+    costs = "params, MACs and latency" if latency else "params and MACs"
     lines = [
         f"study '{info['study']}': {info['model']} at {c}x{h}x{w}, {info['trials']} finished "
-        f"trials, {len(info['front'])} on the Pareto front (max log SynExp, min params, min MACs)",
-        f"base: params {info['base_params']:,}, MACs {info['base_macs']:,}; params and MACs "
-        "below are ratios of the base, B_* the budget ratios the trial's mix set",
-        "",
-        table(header, rows, right={0, 1, 2, 3, 5, 6, 7, 8, 9}),
+        f"trials, {len(info['front'])} on the Pareto front ({objectives})",
+        f"{base}; {costs} below are ratios of the base, B_* the budget ratios the trial's mix set",
     ]
+    if latency and info.get("latency_model"):
+        lines.append(info["latency_model"])
+    right = {i for i, name in enumerate(header) if name not in ("mode", "widths/base")}
+    lines += ["", table(header, rows, right=right)]
     return "\n".join(lines)
+
+
+def _range(text: str, what: str) -> tuple[float, float]:
+    from ..study import StudyConfigError
+
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not 0 < parts[0] <= parts[1]:
+        raise StudyConfigError(
+            f"--{what} must be LOW,HIGH ratios of the base with 0 < LOW <= HIGH (or one ratio), "
+            f"got '{text}'"
+        )
+    return parts[0], parts[1]
+
+
+def _with_hardware(config: Any, args: argparse.Namespace) -> Any:
+    """The study config with the command line's latency and memory settings applied."""
+    from dataclasses import replace
+
+    ranges = config.ranges
+    if args.latency is not None:
+        ranges = replace(ranges, latency=_range(args.latency, "latency"))
+    if args.memory is not None:
+        ranges = replace(ranges, memory=_range(args.memory, "memory"))
+    hw = config.hardware
+    hw = replace(
+        hw,
+        profile=args.profile or hw.profile,
+        device=args.device or hw.device,
+        threads=args.threads or hw.threads,
+        batch_size=args.batch_size or hw.batch_size,
+    )
+    latency = config.latency or args.latency_objective or bool(args.profile)
+    return replace(config, ranges=ranges, hardware=hw, latency=latency)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         study_name=args.study,
         input_size=args.input_size,
     )
+    config = _with_hardware(config, args)
     result = run_search(
         config,
         args.storage,
@@ -138,5 +177,22 @@ def add_parser(sub: Any) -> None:
         metavar="C,H,W",
         help="input size for MACs (default 3,224,224)",
     )
+    p.add_argument(
+        "--latency",
+        metavar="LO,HI",
+        help="predicted latency budget range, ratios of the base's (adds latency as an objective)",
+    )
+    p.add_argument(
+        "--memory", metavar="LO,HI", help="training activation memory budget range (ratios)"
+    )
+    p.add_argument(
+        "--latency-objective",
+        action="store_true",
+        help="predicted latency as a fourth objective, without a budget range",
+    )
+    p.add_argument("--profile", metavar="PROFILE.json", help="latency profile of the device")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="device the latency is for (cpu)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    p.add_argument("--batch-size", type=positive_int, help="batch of latency and memory (1)")
     p.add_argument("--json", action="store_true", help="print the result as JSON, no progress")
     p.set_defaults(func=run)

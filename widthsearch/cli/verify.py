@@ -13,18 +13,20 @@ from ._args import parse_input_size, positive_float, positive_int, table
 
 def format_verify(info: dict[str, Any]) -> str:
     """The ``verify`` report of :meth:`VerifyReport.to_dict`."""
-    from ..verify import mean_std
+    from ..verify import mean_std, quick_check, verdict_text
 
     c, h, w = info["input_size"]
     r = info["recipe"]
     seeds = ",".join(map(str, info["seeds"]))
+    quick = quick_check(r)
     lines = [
         f"{info['model']}"
         + (f" (study '{info['study']}')" if info["study"] else "")
         + f": {info['pick']}, the base model and a uniform-width control",
         f"data {info['data_description']}; trained at {c}x{h}x{w} on {info['device']}, "
         f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}, "
-        f"AdamW lr {r['lr']:g}, seeds {seeds}",
+        f"AdamW lr {r['lr']:g}, seeds {seeds} (n={len(info['seeds'])})"
+        + (f"; QUICK CHECK: {quick}; not comparable with full runs" if quick else ""),
         "",
     ]
     rows = []
@@ -35,29 +37,43 @@ def format_verify(info: dict[str, Any]) -> str:
             return "-"
         return f"{s[key]:,}" + (f" ({s[key] / base[key]:.2f}x)" if base.get(key) else "")
 
+    latency = any(s.get("predicted_latency_ms") is not None for s in info["results"])
     for s in info["results"]:
         name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
-        rows.append(
-            [
-                name,
-                s["kind"],
-                f"{s['log_synexp']:+.2f}",
-                withratio(s, "params"),
-                withratio(s, "macs"),
-                mean_std(s["top1"], s["top1_std"], 100),
-                mean_std(s["loss"], s["loss_std"], digits=3),
-                f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
-                f"{s['wall_seconds']:.0f}",
-            ]
-        )
-    header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "val loss"]
-    header += ["img/s", "wall s"]
-    lines.append(table(header, rows, right={2, 3, 4, 5, 6, 7, 8}))
+        n = s.get("n", len(s["seeds"]))
+        row = [
+            name,
+            s["kind"],
+            f"{s['log_synexp']:+.2f}",
+            withratio(s, "params"),
+            withratio(s, "macs"),
+            mean_std(s["top1"], s["top1_std"], n, 100),
+            verdict_text(s.get("vs_base")) if s["kind"] != "base" else "",
+            verdict_text(s.get("vs_control")) if s["kind"] == "candidate" else "",
+            mean_std(s["loss"], s["loss_std"], n, digits=3),
+        ]
+        if latency:
+            ms, base_ms = s.get("predicted_latency_ms"), base.get("predicted_latency_ms")
+            row.append(f"{ms:.2f} ({ms / base_ms:.2f}x)" if ms and base_ms else "-")
+        row += [f"{s['images_per_second']:.0f}" if s["seeds"] else "-", f"{s['wall_seconds']:.0f}"]
+        rows.append(row)
+    header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "vs base"]
+    header += ["vs control", "val loss"] + ["pred ms"] * latency + ["img/s", "wall s"]
+    lines.append(table(header, rows, right=set(range(2, len(header)))))
     lines += [
         "",
         f"params and MACs of the models as trained ({info['num_classes']} classes, {c}x{h}x{w}); "
         "log SynExp: gain over the base at the search's input size;",
-        "top-1 and val loss: last epoch on the validation split, mean ± std over seeds.",
+        "top-1 and val loss: last epoch on the validation split, mean ± std over seeds; "
+        "vs base, vs control: top-1 difference in points, paired by seed,",
+        "mean ± half its 95% t-interval; better or worse when the interval excludes 0."
+        + (
+            " pred ms: the study's predicted latency at the search's input size, next to the "
+            "measured training img/s."
+            if latency
+            else ""
+        ),
+        *(f"verdict: {v}" for v in info.get("verdicts", [])),
         *(f"note: {n}" for n in info["notes"]),
         f"{info['trained']} run(s) trained, {info['skipped']} already finished"
         + (f"; results in {info['out']}" if info["out"] else "")
@@ -66,11 +82,18 @@ def format_verify(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def log_line(message: str) -> None:
+    """One line on stderr, above any progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
 class TrainBars:
     """A tqdm bar per candidate and seed: epoch, training loss, validation accuracy."""
 
     def __init__(self, recipe, n_train: int) -> None:
-        self.total = recipe.epochs * recipe.steps_per_epoch(n_train)
+        self.total = recipe.total_steps(recipe.steps_per_epoch(n_train))
 
     def __call__(self, cand, seed: int):
         from tqdm import tqdm
@@ -89,6 +112,22 @@ class TrainBars:
         return on_step, on_epoch, bar.close
 
 
+def add_quick_check_args(p: argparse.ArgumentParser) -> None:
+    """``--max-steps`` and ``--train-subset``: quick checks, kept apart from full runs."""
+    p.add_argument(
+        "--max-steps",
+        type=positive_int,
+        metavar="N",
+        help="quick check: stop each run after N optimizer steps (the schedule fits them)",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=positive_int,
+        metavar="N",
+        help="quick check: train on a fixed subset of N training images (validation: all)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..train import Recipe, resolve_device
@@ -100,7 +139,13 @@ def run(args: argparse.Namespace) -> int:
         raise VerifyError("give one study name or width files (.json), not both")
     if not files and len(targets) != 1:
         raise VerifyError("give one study name (with --storage) or one or more width files")
-    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    recipe = Recipe(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_steps=args.max_steps,
+        train_subset=args.train_subset,
+    )
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -123,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         input_size=size,
         out=out,
         progress=bars,
+        log=log_line,
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
@@ -139,8 +185,10 @@ def add_parser(sub: Any) -> None:
         description="Train the best front trials of a study (or the given width files), the "
         "unchanged base model and a uniform-width control at the first candidate's MACs from "
         "scratch, with one recipe, seeds and data order; print top-1 and loss as mean ± std "
-        "over seeds and store them in the study and a CSV. Finished runs are skipped; an "
-        "interrupted run resumes from its last epoch checkpoint.",
+        "over seeds and each candidate's paired difference to the base and the control with "
+        "its 95% interval and verdict (better, worse, no detectable difference); store them "
+        "in the study and a CSV. Finished runs are skipped; an interrupted run resumes from "
+        "its last epoch checkpoint. Long runs print an estimate of their time first.",
     )
     p.add_argument("targets", nargs="+", metavar="STUDY|WIDTHS.json", help="a study or width files")
     p.add_argument(
@@ -157,6 +205,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="AdamW peak lr (default 2e-3)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    add_quick_check_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument(
         "--input-size",

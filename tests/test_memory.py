@@ -1,0 +1,49 @@
+"""Activation memory: the posynomial equals what autograd saves, to the byte, on the zoo."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from widthsearch.memory import activation_memory, saved_bytes
+
+from .conftest import SMALL, ZOO, random_widths, zoo_space
+
+
+def _saved(space, widths, batch_size=1):
+    model = space.realize(widths)
+    return saved_bytes(model, torch.randn(batch_size, *SMALL))
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_activation_memory_exact_on_zoo(name):
+    space = zoo_space(name)
+    memory = activation_memory(space)
+    assert memory.cost.terms  # not empty
+    for widths in (space.base_widths, random_widths(space, 0), random_widths(space, 1)):
+        saved, storages = _saved(space, widths)
+        assert memory(widths) == saved
+    assert memory.storages == _saved(space, space.base_widths)[1]
+
+
+def test_activation_memory_grows_with_widths_and_batch():
+    space = zoo_space("mobilenetv2_100")
+    memory = activation_memory(space, batch_size=2)
+    wide = [w if g.fixed else 2 * w for w, g in zip(space.base_widths, space.groups, strict=True)]
+    assert memory(wide) == _saved(space, wide, batch_size=2)[0]
+    # per-channel statistics do not grow with the batch, so two images are not twice one
+    one = activation_memory(space)
+    assert one(space.base_widths) < memory(space.base_widths) < 2 * one(space.base_widths)
+    assert memory(wide) > memory(space.base_widths)
+
+
+def test_saved_bytes_counts_an_inplace_storage_once():
+    conv = torch.nn.Conv2d(3, 8, 3)
+    relu_inplace = torch.nn.Sequential(conv, torch.nn.ReLU(inplace=True), torch.nn.Conv2d(8, 4, 1))
+    relu_copy = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1))
+    x = torch.randn(1, 3, 10, 10)
+    fmap = 8 * 8 * 8 * 4  # one 8x8x8 float32 map
+    image = 3 * 10 * 10 * 4
+    # in place: the ReLU's output is the conv's output, saved by ReLU and the next conv once
+    assert saved_bytes(relu_inplace, x) == (image + fmap, 2)
+    assert saved_bytes(relu_copy, x) == (image + fmap, 2)
