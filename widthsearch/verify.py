@@ -664,6 +664,7 @@ def run_verify(
     progress: Progress | None = None,
     log: Log | None = None,
     estimate_over: float = LONG_RUN_SECONDS,
+    compile: bool = False,
 ) -> VerifyReport:
     """Train every distinct width vector of ``plan`` for every seed not already finished.
 
@@ -786,6 +787,7 @@ def run_verify(
                 checkpoint=ckpt,
                 on_step=on_step,
                 on_epoch=on_epoch,
+                compile=compile,
             )
         finally:
             if close:
