@@ -89,8 +89,8 @@ def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, caps
     db = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["report", "nope", "--storage", db, "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "no study 'nope'" in err and err.count("\n") == 1
-    assert not (tmp_path / "r").exists()
+    assert f"no storage at {db}" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s.db").exists()
 
 
 @pytest.mark.parametrize(
@@ -98,9 +98,10 @@ def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, caps
     [
         ("[verify]\nepochs = 0\n", "verify.epochs must be a positive int"),
         ("[verify]\nseeds = []\n", "verify.seeds"),
-        ("[verify]\nbatch = 3\n", "unknown \\[verify\\] key"),
+        ("[verify]\nbatch = 3\n", "unknown key 'verify.batch'"),
         ("[verify]\ninput_size = [3, 32]\n", "verify.input_size"),
-        ("[report]\nfolder = 'x'\n", "\\[report\\] needs path"),
+        ("[report]\nfolder = 'x'\n", "unknown key 'report.folder'"),
+        ("[report]\n", "\\[report\\] needs path"),
     ],
 )
 def test_bad_verify_and_report_sections(tmp_path, section, match):

@@ -15,11 +15,15 @@ def _budget(mix: dict[str, Any], key: str) -> str:
 
 
 def format_front(info: dict[str, Any]) -> str:
-    """The ``front`` report of :func:`widthsearch.search.load_front` (or a search's result)."""
+    """The ``front`` report of :func:`widthsearch.search.load_front` (or a search's result):
+    its thinned front (``shown``), cheapest MACs first."""
+    from ..search import shown_front
+
     base_w = info.get("base_widths") or []
     fixed = set(info.get("fixed_groups", []))
+    shown = shown_front(info)
     rows = []
-    for t in sorted(info["front"], key=lambda t: t["macs"]):
+    for t in shown:
         mix = t["mix"]
         ratios = [
             w / b
@@ -56,15 +60,34 @@ def format_front(info: dict[str, Any]) -> str:
         "widths/base",
     ]
     c, h, w = info["input_size"]
+    kwargs = "".join(f", {k} {v}" for k, v in (info.get("timm_kwargs") or {}).items())
+    n_front, eps = len(info["front"]), info.get("eps", 0)
+    thinned = (
+        f"{len(shown)} shown: every other one has a shown point within {1 + eps:g}x its params "
+        "and MACs with at least its log SynExp (--all: every point; --json: the whole front)"
+        if len(shown) < n_front
+        else "all shown"
+    )
     lines = [
-        f"study '{info['study']}': {info['model']} at {c}x{h}x{w}, {info['trials']} finished "
-        f"trials, {len(info['front'])} on the Pareto front (max log SynExp, min params, min MACs)",
+        f"study '{info['study']}': {info['model']} at {c}x{h}x{w}{kwargs}, {info['trials']} "
+        f"finished trials, {n_front} on the Pareto front (max log SynExp, min params, min MACs); "
+        f"{thinned}",
         f"base: params {info['base_params']:,}, MACs {info['base_macs']:,}; params and MACs "
         "below are ratios of the base, B_* the budget ratios the trial's mix set",
         "",
         table(header, rows, right={0, 1, 2, 3, 5, 6, 7, 8, 9}),
     ]
     return "\n".join(lines)
+
+
+def _timm_kwargs(args: argparse.Namespace, config: Any) -> dict[str, Any]:
+    """The study's timm kwargs with --num-classes and --in-chans applied."""
+    kwargs = dict(config.timm_kwargs)
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    if args.in_chans is not None:
+        kwargs["in_chans"] = args.in_chans
+    return kwargs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,12 +102,17 @@ def run(args: argparse.Namespace) -> int:
         config = StudyConfig(model=args.model)
     else:
         raise StudyConfigError("give a MODEL or --config STUDY.toml")
+    kwargs = _timm_kwargs(args, config)
+    input_size = args.input_size or config.input_size
+    if "in_chans" in kwargs:  # the input's channels are the model's
+        input_size = (kwargs["in_chans"], *input_size[1:])
     config = config.with_options(
         trials=args.trials,
         sampler=args.sampler,
         seed=args.seed,
         study_name=args.study,
-        input_size=args.input_size,
+        input_size=input_size,
+        timm_kwargs=kwargs,
     )
     result = run_search(
         config,
@@ -116,7 +144,10 @@ def add_parser(sub: Any) -> None:
         help="explore constraint mixes with Optuna; keep every candidate in a study",
         description="Each trial samples a constraint mix (budget ratios, width bounds, divisor, "
         "mode), re-solves the SynExp program and rounds. Objectives: log SynExp (max), params "
-        "and MACs (min). Re-running resumes the study; --trials counts all its finished trials.",
+        "and MACs (min). Re-running resumes the study; --trials counts all its finished trials. "
+        "A study keeps its settings (model, input size, classes, ranges, sampler, seed): a "
+        "re-run with other ones is refused, nothing changed. Ctrl-C stops after the running "
+        "trial, with every stored trial complete.",
     )
     p.add_argument("model", nargs="?", help="timm model name (or give --config)")
     p.add_argument("--config", metavar="STUDY.toml", help="a study file with model and ranges")
@@ -130,8 +161,24 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--study", help="study name (default: the model name)")
     p.add_argument("--workers", type=positive_int, default=1, help="local processes (default 1)")
     p.add_argument("--timeout", type=positive_float, metavar="S", help="stop after S seconds")
-    p.add_argument("--sampler", help="tpe (default), nsga2 or random")
-    p.add_argument("--seed", type=int, help="sampler seed")
+    p.add_argument(
+        "--sampler",
+        help="qmc (default: scrambled Sobol points over the mix ranges), tpe, nsga2 or random; "
+        "a stored study keeps its own",
+    )
+    p.add_argument("--seed", type=int, help="sampler seed (default: the study's, or a new one)")
+    p.add_argument(
+        "--num-classes",
+        type=positive_int,
+        metavar="N",
+        help="classifier classes (timm num_classes; default the model's, 1000 for ImageNet)",
+    )
+    p.add_argument(
+        "--in-chans",
+        type=positive_int,
+        metavar="C",
+        help="input channels (timm in_chans; default 3); the input size's C follows it",
+    )
     p.add_argument(
         "--input-size",
         type=parse_input_size,
