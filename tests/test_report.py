@@ -85,6 +85,28 @@ def test_report_without_verification_says_so(tmp_path, capsys):
     assert "No verification has run" in (tmp_path / "r" / "index.html").read_text()
 
 
+def test_report_front_table_is_the_thinned_front(tmp_path, capsys):
+    """The page shows the same thinned front as `widthsearch front`; front.csv all of it."""
+    import re
+
+    from widthsearch.report import FRONT_ROWS_SHOWN
+    from widthsearch.search import load_front
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["search", "resnet18", "--input-size", "16", "--trials", "80", "--storage", db]
+    assert main([*args, "--json"]) == 0
+    capsys.readouterr()
+    write_report("resnet18", db, tmp_path / "r")
+    info = load_front("resnet18", db, rows=FRONT_ROWS_SHOWN)
+    assert len(info["shown"]) <= FRONT_ROWS_SHOWN < len(info["front"])
+    page = (tmp_path / "r" / "index.html").read_text()
+    table = page[page.index("<h2>Front</h2>") :]
+    shown = [int(n) for n in re.findall(r"<tr>\s*<td>(\d+)</td>", table)]
+    assert sorted(shown) == sorted(info["shown"])
+    rows = list(csv.DictReader((tmp_path / "r" / "front.csv").open()))
+    assert len(rows) == len(info["front"])
+
+
 def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["report", "nope", "--storage", db, "-o", str(tmp_path / "r")]) == 2

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 FILES = ("index.html", "pareto.png", "widths.png", "front.csv", "front.md")
 FRONT_ROWS_SHOWN = 25
+"""At most this many rows in the page's front table: the thinned front (widthsearch.pareto)."""
 SHOWN = {
     "trial": "trial",
     "log_synexp": "log SynExp",
@@ -368,7 +369,7 @@ def write_report(
     """
     import optuna
 
-    report = load_front(study_name, storage_url)
+    report = load_front(study_name, storage_url, rows=FRONT_ROWS_SHOWN)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     attrs = study.user_attrs
     base = {"params": report["base_params"], "macs": report["base_macs"]}
@@ -389,7 +390,14 @@ def write_report(
     write_atomic(out / "pareto.png", _pareto_figure(report, trials, main))
     write_atomic(out / "widths.png", _widths_figure(report, _profiles(report, main)))
 
-    shown = table[list(SHOWN)].head(FRONT_ROWS_SHOWN).rename(columns=SHOWN)
+    thinned = table[table["trial"].isin(report["shown"])].sort_values(["macs", "params"])
+    shown = thinned[list(SHOWN)].rename(columns=SHOWN)
+    thinning = (
+        f": every other one has one of these within {1 + report['eps']:g}&times; its params "
+        "and MACs with at least its log SynExp"
+        if len(shown) < len(table)
+        else ""
+    )
     front_html = shown.to_html(
         index=False, na_rep="free", border=0, float_format=lambda x: f"{x:.3f}"
     )
@@ -439,7 +447,7 @@ one 2-D projection. Star: the base model (log SynExp gain 0 at 1&times; cost).</
 {"verified above" if main else "with the highest log SynExp on the front"}.</p>
 
 <h2>Front</h2>
-<p>The {len(shown)} front trials with the highest log SynExp of {len(table)}; all of them,
+<p>{len(shown)} of the {len(table)} front trials, cheapest MACs first{thinning}; all of them,
 with their widths, in <a href="front.csv">front.csv</a> and <a href="front.md">front.md</a>.
 Budgets are the ratios of the trial's mix (free: unconstrained); narrowest/widest: the
 smallest and largest width ratio over the free groups.</p>
