@@ -112,6 +112,7 @@ def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, int]) -> di
         "widths": a.get("widths"),
         "duplicate_of": a.get("duplicate_of"),
         "infeasible": a.get("infeasible"),
+        "solver_failed": a.get("solver_failed"),
     }
 
 

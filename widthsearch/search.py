@@ -48,7 +48,7 @@ from .pareto import (
     widths_key,
 )
 from .rounding import RoundingError, round_on_grid
-from .solve import Budgets, InfeasibleBudgetError, SynExpProgram
+from .solve import Budgets, InfeasibleBudgetError, SolverError, SynExpProgram
 from .storage import (
     DEFAULT_STORAGE,
     StorageError,
@@ -281,7 +281,12 @@ def _from_unit(d: Any, u: float) -> Any:
 
 # ----------------------------------------------------------------------------- objective
 class Infeasible(Exception):
-    """A mix whose budgets cannot be met under its bounds (the trial is pruned)."""
+    """A mix without widths: its budgets are out of reach of its bounds, or (rarely) the
+    solver failed on it. The trial is pruned, with the reason in the user attribute ``key``."""
+
+    def __init__(self, message: str, key: str = "infeasible") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
@@ -312,7 +317,8 @@ class Objective:
         """Solve and round the mix ``params``: (widths, (log SynExp, params, MACs)).
 
         Raises:
-            Infeasible: the mix's budgets are out of reach of its bounds.
+            Infeasible: the mix's budgets are out of reach of its bounds, or the solver
+                failed on it (one mix of thousands must not end a search).
         """
         mix = _full_mix(params)
         space = self.space
@@ -337,6 +343,8 @@ class Objective:
             )
         except (InfeasibleBudgetError, RoundingError) as exc:
             raise Infeasible(str(exc)) from None
+        except SolverError as exc:
+            raise Infeasible(str(exc), "solver_failed") from None
         values = (log_synexp(space, widths), space.params(widths), space.macs(widths))
         return list(widths), values
 
@@ -357,7 +365,7 @@ class Objective:
         try:
             widths, values = self.evaluate(params)
         except Infeasible as exc:
-            trial.set_user_attr("infeasible", str(exc))
+            trial.set_user_attr(exc.key, str(exc))
             raise optuna.TrialPruned(str(exc)) from None
         for key, value in self.attrs(trial.number, widths).items():
             trial.set_user_attr(key, value)
@@ -591,7 +599,7 @@ def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | No
                 attrs = objective.attrs(number, widths)
                 state = TrialState.COMPLETE
             except Infeasible as exc:
-                widths, values, attrs = None, None, {"infeasible": str(exc)}
+                widths, values, attrs = None, None, {exc.key: str(exc)}
                 state = TrialState.PRUNED
             dists = mix_distributions(ranges, params["mode"])
             for name, value in params.items():
