@@ -63,6 +63,22 @@ def run(config: StudyConfig, url: str, workers: int = 1) -> optuna.Study:
     return open_study(config, open_storage(url), create=False)
 
 
+def cpu_per_trial(trials: int, tmp: str) -> list[tuple[int, int, float]]:
+    """CPU seconds of this process per trial, stage by stage (run to 100, then resume to each
+    mark): what a free core gives, whatever else the machine runs. A resume's start-up (the
+    width space, the program) is counted in its stage."""
+    url = f"sqlite:///{tmp}/cpu.db"
+    stages, done = [], 0
+    for mark in [m for m in MARKS if m <= trials]:
+        config = StudyConfig(model=MODEL, trials=mark, seed=0, study_name="cpu")
+        start = time.process_time()
+        run_search(config, url)
+        if done:
+            stages.append((done, mark, (time.process_time() - start) / (mark - done)))
+        done = mark
+    return stages
+
+
 def throughput(trials: int, tmp: str) -> None:
     marks = [m for m in MARKS if m <= trials]
     print(f"(a) {MODEL} at 224x224, default ranges and sampler (qmc), {trials} trials; trials/s")
@@ -79,6 +95,12 @@ def throughput(trials: int, tmp: str) -> None:
         rows.append((f"{kind}, {workers} process(es)", [rate_at(done, m) for m in marks]))
     for name, rates in rows:
         print(f"    {name:<24}" + "".join(f"{r:8.1f}" for r in rates))
+    print("    CPU time of the search process (SQLite, one process), per trial:")
+    for first, last, cpu in cpu_per_trial(trials, tmp):
+        print(
+            f"    trials {first:5d}-{last:5d}: {cpu * 1e3:5.1f} ms "
+            f"({1 / cpu:5.1f} trials/s on a free core)"
+        )
 
 
 def points(trials: list[optuna.trial.FrozenTrial], base: dict[str, int]) -> list[dict]:

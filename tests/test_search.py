@@ -606,3 +606,19 @@ def test_a_mix_the_solver_fails_on_is_pruned_and_the_search_goes_on(tmp_path):
         assert t.state.name in ("COMPLETE", "PRUNED")
         if t.state.name == "PRUNED":
             assert "geometric program failed" in t.user_attrs["solver_failed"]
+
+
+def test_a_study_killed_before_its_settings_is_taken_over_but_a_foreign_one_is_not(tmp_path):
+    """An empty study without settings (creation killed half-way) is completed by the next
+    search; a study with trials that search did not make is refused and left alone."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    optuna.create_study(study_name="resnet18", storage=url, directions=["maximize"] * 3)
+    config = StudyConfig(model="resnet18", input_size=(3, 32, 32), trials=2, seed=0)
+    assert run_search(config, url).trials == 2
+    foreign = optuna.create_study(study_name="other", storage=url)
+    foreign.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    with pytest.raises(StorageError, match="was not made by widthsearch search"):
+        run_search(config.with_options(study_name="other"), url)
+    assert len(optuna.load_study(study_name="other", storage=url).trials) == 1

@@ -158,27 +158,34 @@ def open_study(
     import optuna
 
     study = find_study(storage, config.name)
-    if study is not None:
+    if study is not None and not (create and _unfinished(study)):
         check_settings(config, study, url)
         return study
-    if not create:
-        raise missing_study(config.name, storage, url)
-    study = optuna.create_study(
-        study_name=config.name, storage=storage, directions=list(DIRECTIONS), load_if_exists=True
-    )
+    if study is None:
+        if not create:
+            raise missing_study(config.name, storage, url)
+        study = optuna.create_study(
+            study_name=config.name, storage=storage, directions=list(DIRECTIONS)
+        )
+    # a new study, or one killed between its creation and its settings (it has no trials)
     sampler = config.sampler or DEFAULT_SAMPLER
     seed = config.seed
     if seed is None and sampler == "qmc":  # all workers and every resume share one sequence
         seed = random.SystemRandom().randrange(2**31)
     settings = {**study_settings(config), "sampler": sampler, "seed": seed}
-    for key, value in {**settings, "widthsearch": "study"}.items():
-        study.set_user_attr(key, value)
     if space is not None:
-        study.set_user_attr("base_params", space.params())
-        study.set_user_attr("base_macs", space.macs())
-        study.set_user_attr("base_widths", list(space.base_widths))
-        study.set_user_attr("fixed_groups", [g.id for g in space.groups if g.fixed])
+        settings["base_params"] = space.params()
+        settings["base_macs"] = space.macs()
+        settings["base_widths"] = list(space.base_widths)
+        settings["fixed_groups"] = [g.id for g in space.groups if g.fixed]
+    for key, value in {**settings, "widthsearch": "study"}.items():  # the mark comes last
+        study.set_user_attr(key, value)
     return study
+
+
+def _unfinished(study: optuna.Study) -> bool:
+    """A study without its widthsearch settings and without trials."""
+    return "widthsearch" not in study.user_attrs and not study.get_trials(deepcopy=False)
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -696,7 +703,8 @@ def run_search(
         raise StudyConfigError(f"workers must be at least 1, got {workers}")
     _quiet_optuna()  # the study's own lines, not Optuna's
     storage = open_storage(storage_url)
-    if (existing := find_study(storage, config.name)) is not None:
+    existing = find_study(storage, config.name)
+    if existing is not None and not _unfinished(existing):
         check_settings(config, existing, storage_url)  # before any work, and nothing written
     # spawn, not fork: a forked child deadlocks in OpenMP once the parent has run torch
     ctx = multiprocessing.get_context("spawn")
