@@ -18,7 +18,8 @@
     ranges (1.2x), against widthsearch's default at the same trial budget, by hypervolume.
 
     uv run python studies/bench_search.py [--trials 2000] [--samplers qmc,random,nsga2,tpe]
-        [--parts a,b,c] [--plain-trials 200]
+        [--parts a,b,c] [--plain-trials 200] [--configs sqlite1,sqlite2,journal1,journal2]
+        [--repeat 1]
 """
 
 from __future__ import annotations
@@ -79,20 +80,25 @@ def cpu_per_trial(trials: int, tmp: str) -> list[tuple[int, int, float]]:
     return stages
 
 
-def throughput(trials: int, tmp: str) -> None:
+def throughput(trials: int, tmp: str, configs: list[str], repeat: int) -> None:
     marks = [m for m in MARKS if m <= trials]
     print(f"(a) {MODEL} at 224x224, default ranges and sampler (qmc), {trials} trials; trials/s")
-    print("    over the last 100 trials at trial " + ", ".join(map(str, marks)))
+    print(
+        "    over the last 100 trials at trial " + ", ".join(map(str, marks)) + f"; median of "
+        f"{repeat} run(s)"
+    )
     rows = []
-    for kind, workers in (("sqlite", 1), ("sqlite", 2), ("journal", 1), ("journal", 2)):
-        url = (
-            f"sqlite:///{tmp}/a{workers}.db"
-            if kind == "sqlite"
-            else f"journal:{tmp}/a{workers}.log"
-        )
-        config = StudyConfig(model=MODEL, trials=trials, seed=0, study_name=f"{kind}{workers}")
-        done = finished(run(config, url, workers))
-        rows.append((f"{kind}, {workers} process(es)", [rate_at(done, m) for m in marks]))
+    for name in configs:
+        kind, workers = name[:-1], int(name[-1])
+        runs = []
+        for r in range(repeat):
+            stem = f"{tmp}/a_{name}_{r}"
+            url = f"sqlite:///{stem}.db" if kind == "sqlite" else f"journal:{stem}.log"
+            config = StudyConfig(model=MODEL, trials=trials, seed=0, study_name=name)
+            done = finished(run(config, url, workers))
+            runs.append([rate_at(done, m) for m in marks])
+        rates = np.median(np.array(runs), axis=0)
+        rows.append((f"{kind}, {workers} process(es)", rates))
     for name, rates in rows:
         print(f"    {name:<24}" + "".join(f"{r:8.1f}" for r in rates))
     print("    CPU time of the search process (SQLite, one process), per trial:")
@@ -234,13 +240,15 @@ def main() -> None:
     parser.add_argument("--samplers", default="qmc,random,nsga2,tpe")
     parser.add_argument("--parts", default="a,b,c")
     parser.add_argument("--plain-trials", type=int, default=200)
+    parser.add_argument("--configs", default="sqlite1,sqlite2,journal1,journal2")
+    parser.add_argument("--repeat", type=int, default=1, help="(a): median of this many runs")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     parts = args.parts.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         if "a" in parts:
-            throughput(args.trials, tmp)
+            throughput(args.trials, tmp, args.configs.split(","), args.repeat)
         if "b" in parts:
             samplers(args.samplers.split(","), args.trials, tmp)
         if "c" in parts:

@@ -127,9 +127,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(format_front(info))
-        rate = result.new_trials / result.seconds if result.seconds else 0.0
         print(
-            f"\n{result.new_trials} new trials in {result.seconds:.1f} s ({rate:.1f}/s) on "
+            f"\n{result.new_trials} new trials in {result.seconds:.1f} s (start-up included) on "
             f"{args.workers} worker(s); storage {result.storage}"
         )
     return 0
