@@ -773,7 +773,7 @@ def run_search(
 class _ProgressBar:
     """A tqdm bar on stderr: finished trials of the study (every worker's) and trials/s.
 
-    The total is read from the storage at most once a second, as one count query.
+    The study's count is read from the storage at most once a second, as one count query.
     """
 
     def __init__(self, total: int, done: int, proc: _Process) -> None:
@@ -781,7 +781,7 @@ class _ProgressBar:
 
         self.proc = proc
         self.bar = tqdm(total=total, initial=done, unit="trial", desc="search", leave=True)
-        self.start, self.done, self.shown = time.perf_counter(), done, 0.0
+        self.shown = time.perf_counter()
 
     def __call__(self) -> None:
         self.bar.update(1)
@@ -789,8 +789,6 @@ class _ProgressBar:
         if now - self.shown >= 1.0:
             self.shown = now
             self.bar.n = _count(self.proc.storage, self.proc.study_id)  # other workers' too
-            rate = (self.bar.n - self.done) / max(now - self.start, 1e-9)
-            self.bar.set_postfix(rate=f"{rate:.1f}/s", refresh=False)
             self.bar.refresh()
 
     def close(self) -> None:
