@@ -296,10 +296,8 @@ def test_rerun_with_other_settings_is_one_line_and_leaves_the_study(tmp_path, ca
 
 def _journal_study(tmp_path) -> tuple[str, bytes]:
     path = tmp_path / "s.log"
-    proc = cli(
-        "search", "resnet18", "--input-size", "32", "--trials", "6", "--storage", f"journal:{path}"
-    )
-    assert proc.returncode == 0, proc.stderr
+    config = StudyConfig(model="resnet18", input_size=(3, 32, 32), trials=6, seed=0)
+    run_search(config, f"journal:{path}")
     return str(path), path.read_bytes()
 
 
