@@ -146,7 +146,7 @@ def add_parser(sub: Any) -> None:
         "and MACs (min). Re-running resumes the study; --trials counts all its finished trials. "
         "A study keeps its settings (model, input size, classes, ranges, sampler, seed): a "
         "re-run with other ones is refused, nothing changed. Ctrl-C stops after the running "
-        "trial, with every stored trial complete.",
+        "trial and stores no half-done one.",
     )
     p.add_argument("model", nargs="?", help="timm model name (or give --config)")
     p.add_argument("--config", metavar="STUDY.toml", help="a study file with model and ranges")
