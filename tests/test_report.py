@@ -61,7 +61,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     assert page.count("<td><b>") == 1 and "<b>Verdict</b>" in page
     # PreCrop has no max width but the base; the sampler and seed are on the page
     assert "<dt>max width</dt><dd>1 (PreCrop" in page and "1.25&ndash;2.5" not in page
-    assert "<dt>sampler, seed</dt><dd>tpe, seed 0</dd>" in page
+    assert "<dt>sampler, seed</dt><dd>qmc, seed 0</dd>" in page
     assert "<b>Quick check</b>: at most 8 steps; not a full run." in page
     # every command, with its storage, and they rebuild the same results without training
     commands = _commands(page)
@@ -164,12 +164,34 @@ def test_committed_reports_are_found_again_by_their_study_files():
         assert {r["recipe_key"] for r in csv.DictReader(csv_path.open())} == {key}, path
 
 
+def test_report_front_table_is_the_thinned_front(tmp_path, capsys):
+    """The page shows the same thinned front as `widthsearch front`; front.csv all of it."""
+    import re
+
+    from widthsearch.report import FRONT_ROWS_SHOWN
+    from widthsearch.search import load_front
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["search", "resnet18", "--input-size", "16", "--trials", "80", "--storage", db]
+    assert main([*args, "--json"]) == 0
+    capsys.readouterr()
+    write_report("resnet18", db, tmp_path / "r")
+    info = load_front("resnet18", db, rows=FRONT_ROWS_SHOWN)
+    assert len(info["shown"]) <= FRONT_ROWS_SHOWN < len(info["front"])
+    page = (tmp_path / "r" / "index.html").read_text()
+    table = page[page.index("<h2>Front</h2>") :]
+    shown = [int(n) for n in re.findall(r"<tr>\s*<td>(\d+)</td>", table)]
+    assert sorted(shown) == sorted(info["shown"])
+    rows = list(csv.DictReader((tmp_path / "r" / "front.csv").open()))
+    assert len(rows) == len(info["front"])
+
+
 def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["report", "nope", "--storage", db, "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "no study 'nope'" in err and err.count("\n") == 1
-    assert not (tmp_path / "r").exists()
+    assert f"no storage at {db}" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s.db").exists()
 
 
 @pytest.mark.parametrize(
@@ -177,9 +199,10 @@ def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, caps
     [
         ("[verify]\nepochs = 0\n", "verify.epochs must be a positive int"),
         ("[verify]\nseeds = []\n", "verify.seeds"),
-        ("[verify]\nbatch = 3\n", "unknown \\[verify\\] key"),
+        ("[verify]\nbatch = 3\n", "unknown key 'verify.batch'"),
         ("[verify]\ninput_size = [3, 32]\n", "verify.input_size"),
-        ("[report]\nfolder = 'x'\n", "\\[report\\] needs path"),
+        ("[report]\nfolder = 'x'\n", "unknown key 'report.folder'"),
+        ("[report]\n", "\\[report\\] needs path"),
     ],
 )
 def test_bad_verify_and_report_sections(tmp_path, section, match):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 FILES = ("index.html", "pareto.png", "widths.png", "front.csv", "front.md")
 FRONT_ROWS_SHOWN = 25
+"""At most this many rows in the page's front table: the thinned front (widthsearch.pareto)."""
 SHOWN = {
     "trial": "trial",
     "log_synexp": "log SynExp",
@@ -585,7 +586,7 @@ def write_report(
     """
     import optuna
 
-    report = load_front(study_name, storage_url)
+    report = load_front(study_name, storage_url, rows=FRONT_ROWS_SHOWN)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     attrs = study.user_attrs
     base = {
@@ -614,7 +615,15 @@ def write_report(
     write_atomic(out / "widths.png", _widths_figure(report, _profiles(report, main)))
 
     columns = [c for c in SHOWN if c != "latency_ratio" or report.get("base_latency_ms")]
-    shown = table[columns].head(FRONT_ROWS_SHOWN).rename(columns=SHOWN)
+    thinned = table[table["trial"].isin(report["shown"])].sort_values(["macs", "params"])
+    shown = thinned[columns].rename(columns=SHOWN)
+    costs = "params, MACs and latency" if report.get("base_latency_ms") else "params and MACs"
+    thinning = (
+        f": every other one has one of these within {1 + report['eps']:g}&times; its {costs} "
+        "with at least its log SynExp"
+        if len(shown) < len(table)
+        else ""
+    )
     front_html = shown.to_html(
         index=False, na_rep="free", border=0, float_format=lambda x: f"{x:.3f}"
     )
@@ -666,7 +675,7 @@ look dominated in one 2-D projection. Star: the base model (log SynExp gain 0 at
 {"verified above" if main else "with the highest log SynExp on the front"}.</p>
 
 <h2>Front</h2>
-<p>The {len(shown)} front trials with the highest log SynExp of {len(table)}; all of them,
+<p>{len(shown)} of the {len(table)} front trials, cheapest MACs first{thinning}; all of them,
 with their widths, in <a href="front.csv">front.csv</a> and <a href="front.md">front.md</a>.
 Budgets are the ratios of the trial's mix (free: unconstrained); narrowest/widest: the
 smallest and largest width ratio over the free groups.</p>

@@ -15,12 +15,16 @@ def _budget(mix: dict[str, Any], key: str) -> str:
 
 
 def format_front(info: dict[str, Any]) -> str:
-    """The ``front`` report of :func:`widthsearch.search.load_front` (or a search's result)."""
+    """The ``front`` report of :func:`widthsearch.search.load_front` (or a search's result):
+    its thinned front (``shown``), cheapest MACs first."""
+    from ..search import shown_front
+
     base_w = info.get("base_widths") or []
     fixed = set(info.get("fixed_groups", []))
     latency = "latency_ms" in info.get("objectives", [])
+    shown = shown_front(info)
     rows = []
-    for t in sorted(info["front"], key=lambda t: t["macs"]):
+    for t in shown:
         mix = t["mix"]
         ratios = [
             w / b
@@ -55,9 +59,17 @@ def format_front(info: dict[str, Any]) -> str:
     if latency:
         base += f", predicted latency {info['base_latency_ms']:.2f} ms"
     costs = "params, MACs and latency" if latency else "params and MACs"
+    kwargs = "".join(f", {k} {v}" for k, v in (info.get("timm_kwargs") or {}).items())
+    n_front, eps = len(info["front"]), info.get("eps", 0)
+    thinned = (
+        f"{len(shown)} shown: every other one has a shown point within {1 + eps:g}x its params "
+        "and MACs with at least its log SynExp (--all: every point; --json: the whole front)"
+        if len(shown) < n_front
+        else "all shown"
+    )
     lines = [
-        f"study '{info['study']}': {info['model']} at {c}x{h}x{w}, {info['trials']} finished "
-        f"trials, {len(info['front'])} on the Pareto front ({objectives})",
+        f"study '{info['study']}': {info['model']} at {c}x{h}x{w}{kwargs}, {info['trials']} "
+        f"finished trials, {n_front} on the Pareto front ({objectives}); {thinned}",
         f"{base}; {costs} below are ratios of the base, B_* the budget ratios the trial's mix set",
     ]
     if latency and info.get("latency_model"):
@@ -105,6 +117,16 @@ def _with_hardware(config: Any, args: argparse.Namespace) -> Any:
     return replace(config, ranges=ranges, hardware=hw, latency=latency)
 
 
+def _timm_kwargs(args: argparse.Namespace, config: Any) -> dict[str, Any]:
+    """The study's timm kwargs with --num-classes and --in-chans applied."""
+    kwargs = dict(config.timm_kwargs)
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    if args.in_chans is not None:
+        kwargs["in_chans"] = args.in_chans
+    return kwargs
+
+
 def run(args: argparse.Namespace) -> int:
     from ..search import run_search
     from ..study import StudyConfig, StudyConfigError, load_config
@@ -117,12 +139,17 @@ def run(args: argparse.Namespace) -> int:
         config = StudyConfig(model=args.model)
     else:
         raise StudyConfigError("give a MODEL or --config STUDY.toml")
+    kwargs = _timm_kwargs(args, config)
+    input_size = args.input_size or config.input_size
+    if "in_chans" in kwargs:  # the input's channels are the model's
+        input_size = (kwargs["in_chans"], *input_size[1:])
     config = config.with_options(
         trials=args.trials,
         sampler=args.sampler,
         seed=args.seed,
         study_name=args.study,
-        input_size=args.input_size,
+        input_size=input_size,
+        timm_kwargs=kwargs,
     )
     config = _with_hardware(config, args)
     result = run_search(
@@ -138,9 +165,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(format_front(info))
-        rate = result.new_trials / result.seconds if result.seconds else 0.0
         print(
-            f"\n{result.new_trials} new trials in {result.seconds:.1f} s ({rate:.1f}/s) on "
+            f"\n{result.new_trials} new trials in {result.seconds:.1f} s (start-up included) on "
             f"{args.workers} worker(s); storage {result.storage}"
         )
     return 0
@@ -155,7 +181,10 @@ def add_parser(sub: Any) -> None:
         help="explore constraint mixes with Optuna; keep every candidate in a study",
         description="Each trial samples a constraint mix (budget ratios, width bounds, divisor, "
         "mode), re-solves the SynExp program and rounds. Objectives: log SynExp (max), params "
-        "and MACs (min). Re-running resumes the study; --trials counts all its finished trials.",
+        "and MACs (min). Re-running resumes the study; --trials counts all its finished trials. "
+        "A study keeps its settings (model, input size, classes, ranges, sampler, seed): a "
+        "re-run with other ones is refused, nothing changed. Ctrl-C stops after the running "
+        "trial and stores no half-done one.",
     )
     p.add_argument("model", nargs="?", help="timm model name (or give --config)")
     p.add_argument("--config", metavar="STUDY.toml", help="a study file with model and ranges")
@@ -169,8 +198,24 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--study", help="study name (default: the model name)")
     p.add_argument("--workers", type=positive_int, default=1, help="local processes (default 1)")
     p.add_argument("--timeout", type=positive_float, metavar="S", help="stop after S seconds")
-    p.add_argument("--sampler", help="tpe (default), nsga2 or random")
-    p.add_argument("--seed", type=int, help="sampler seed")
+    p.add_argument(
+        "--sampler",
+        help="qmc (default: scrambled Sobol points over the mix ranges), tpe, nsga2 or random; "
+        "a stored study keeps its own",
+    )
+    p.add_argument("--seed", type=int, help="sampler seed (default: the study's, or a new one)")
+    p.add_argument(
+        "--num-classes",
+        type=positive_int,
+        metavar="N",
+        help="classifier classes (timm num_classes; default the model's, 1000 for ImageNet)",
+    )
+    p.add_argument(
+        "--in-chans",
+        type=positive_int,
+        metavar="C",
+        help="input channels (timm in_chans; default 3); the input size's C follows it",
+    )
     p.add_argument(
         "--input-size",
         type=parse_input_size,
