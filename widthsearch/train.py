@@ -398,6 +398,8 @@ def train(
     from .augment import augment, epoch_generator
 
     cuda = device.type == "cuda"
+    if cuda:  # every training batch has one shape: let cuDNN pick its fastest kernels once
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(seed)
     model = _model(build, recipe, input_size, device)
     optimizer = _optimizer(model, recipe, device)
