@@ -69,11 +69,17 @@ def test_digits_are_real_and_split_the_same_way_every_time(digits):
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_mnist_idx_files_are_read_raw_or_gzipped(tmp_path, digits, gz):
+def test_mnist_training_files_are_read_raw_or_gzipped_and_split(tmp_path, digits, gz):
     _write_mnist(tmp_path / "MNIST" / "raw", digits, gz)
+    for test_file in (tmp_path / "MNIST" / "raw").glob("t10k*"):
+        test_file.unlink()  # the test split is never read: validation is held out
     data = load_dataset(f"mnist:{tmp_path}")
-    assert torch.equal(data.train.images, digits.train.images)
-    assert torch.equal(data.val.labels, digits.val.labels)
+    assert len(data.train) + len(data.val) == len(digits.train)
+    assert len(data.val) == sum(round(0.1 * n) for n in digits.train.labels.bincount().tolist())
+    seen = torch.cat([data.train.images, data.val.images]).flatten(1)
+    assert sorted(map(tuple, seen.tolist())) == sorted(
+        map(tuple, digits.train.images.flatten(1).tolist())
+    )
     assert data.num_classes == 10
 
 
@@ -91,12 +97,14 @@ def test_cifar_python_batches(tmp_path):
                 key.encode(): rng.integers(0, classes, 20).tolist(),
             }
             (d / name).write_bytes(pickle.dumps(batch))
+        (d / ("test_batch" if kind == "cifar10" else "test")).unlink()  # never read
         data = load_dataset(f"{kind}:{tmp_path / kind}")
-        assert len(data.train) == 20 * len(names) and len(data.val) == 20
+        assert len(data.train) + len(data.val) == 20 * len(names)  # validation held out
+        assert 0 < len(data.val) < len(data.train)
         assert data.train.images.shape[1:] == (3, 32, 32) and data.num_classes == classes
 
 
-def test_image_folder_is_decoded_at_the_input_size(tmp_path):
+def test_image_folder_keeps_one_stored_size_and_resizes_mixed_sizes(tmp_path):
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -106,9 +114,12 @@ def test_image_folder_is_decoded_at_the_input_size(tmp_path):
             pixels = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / c / f"{i}.png")
     data = load_dataset(f"imagefolder:{tmp_path}", (3, 24, 24))
-    assert (len(data.train), len(data.val), data.num_classes) == (16, 4, 2)
+    assert (len(data.train), len(data.val), data.num_classes) == (18, 2, 2)
     x, y = data.train[[0, 1, 2]]
-    assert x.shape == (3, 3, 24, 24) and x.dtype == torch.uint8 and y.shape == (3,)
+    assert x.shape == (3, 3, 20, 30) and x.dtype == torch.uint8 and y.shape == (3,)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "cat/x.png")
+    mixed = load_dataset(f"imagefolder:{tmp_path}", (3, 24, 24))
+    assert mixed.train.images.shape[1:] == mixed.val.images.shape[1:] == (3, 24, 24)
 
 
 def _corrupt(tmp_path, case: str) -> str:
@@ -154,7 +165,7 @@ def _corrupt(tmp_path, case: str) -> str:
         ("cifar-not-pickle", "is not a CIFAR python batch"),
         ("cifar-hostile-pickle", "refusing to load builtins.print"),
         ("imagefolder-empty", "no images"),
-        ("missing", "no folder at"),
+        ("missing", "no folder or archive at"),
         ("unknown", "unknown data set"),
     ],
 )

@@ -109,11 +109,22 @@ class VerifySettings:
     batch_size: int = 64
     lr: float = 2e-3
     seeds: tuple[int, ...] = (0, 1, 2)
+    augment: str = "auto"
+    """An augmentation policy (:mod:`widthsearch.augment`); ``auto`` suits it to ``data``."""
+    stem: str = "timm"
+    """A stem policy (:mod:`widthsearch.stem`)."""
 
     def recipe(self) -> Recipe:
+        from .augment import resolve_policy
         from .train import Recipe
 
-        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+        return Recipe(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            augment=resolve_policy(self.augment, self.data),
+            stem=self.stem,
+        )
 
 
 @dataclass(frozen=True)
@@ -366,7 +377,18 @@ def _verify(section: Any) -> VerifySettings | None:
     if not isinstance(data, str):
         raise StudyConfigError("verify.data must be a string such as digits or mnist:DIR")
     size = section.get("input_size")
+    from .augment import POLICIES as AUGMENTS
+    from .stem import POLICIES as STEMS
+
+    choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS}
+    policy = {}
+    for key, allowed in choices.items():
+        v = section.get(key, getattr(d, key))
+        if v not in allowed:
+            raise StudyConfigError(f"verify.{key} must be one of {', '.join(allowed)}, not {v!r}")
+        policy[key] = v
     return VerifySettings(
+        **policy,
         data=data,
         input_size=None if size is None else _size(size, "verify.input_size"),
         top=positive("top", int),

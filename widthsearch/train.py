@@ -8,7 +8,15 @@ the build), data order (:func:`widthsearch.data.batch_order`), dropout (the RNG 
 checkpoint). So candidates see the same data in the same order, and a run resumed from its last
 epoch checkpoint ends exactly where an uninterrupted run ends.
 
-On CUDA the step runs under bfloat16 autocast with channels_last tensors; on CPU in float32.
+Augmentation (:mod:`widthsearch.augment`) runs on the training device with draws seeded by
+(seed, epoch) as well, and the stem policy (:mod:`widthsearch.stem`) changes every model built
+for training alike; both are part of the recipe.
+
+On CUDA an epoch runs without waiting for the GPU except to read the loss every
+:data:`SYNC_EVERY` steps: in-memory data sets live on the GPU, the epoch's batch order is
+copied there once, augmentation and normalization run there, the step runs under bfloat16
+autocast with channels_last tensors and a fused AdamW, and ``compile=True`` hands the model
+to ``torch.compile``. On CPU it runs in float32.
 """
 
 from __future__ import annotations
@@ -51,14 +59,24 @@ class Recipe:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
+    augment: str = "none"
+    """An :mod:`widthsearch.augment` policy as it ran (``auto`` is resolved by the caller)."""
+    stem: str = "timm"
+    """A :mod:`widthsearch.stem` policy, applied to every model built for training."""
     max_steps: int | None = None
     train_subset: int | None = None
 
     def __post_init__(self) -> None:
+        from .augment import POLICIES
+        from .stem import check_policy
+
         if self.epochs < 1 or self.batch_size < 2:
             raise WidthSearchError("epochs must be at least 1 and batch size at least 2")
         if not self.lr > 0:
             raise WidthSearchError(f"learning rate must be positive, got {self.lr}")
+        if self.augment not in POLICIES:
+            raise WidthSearchError(f"augmentation must be one of {', '.join(POLICIES)}")
+        check_policy(self.stem)
         if self.max_steps is not None and self.max_steps < 1:
             raise WidthSearchError(f"max steps must be at least 1, got {self.max_steps}")
         if self.train_subset is not None and self.train_subset < self.batch_size:
@@ -68,13 +86,9 @@ class Recipe:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields, without the quick-check ones that are unset (so a full run's recipe,
-        and its key, read as before those options existed)."""
-        info = asdict(self)
-        for key in ("max_steps", "train_subset"):
-            if info[key] is None:
-                del info[key]
-        return info
+        """The fields, without the ones that are unset or at the value they implied before
+        they existed (so a full run's recipe, and its key, read as before those options)."""
+        return {k: v for k, v in asdict(self).items() if k not in _ADDED or v != _ADDED[k]}
 
     def key(self) -> dict[str, Any]:
         """What identifies the schedule: the fields, and the warm-up rule where it binds."""
@@ -142,6 +156,10 @@ class Recipe:
         return notes
 
 
+_ADDED = {"augment": "none", "stem": "timm", "max_steps": None, "train_subset": None}
+"""Recipe fields added after results were first stored, with the value they implied."""
+
+
 @dataclass
 class TrainResult:
     """What one candidate reached with one seed (validation metrics of the last epoch)."""
@@ -199,8 +217,18 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 
 def _batches(split, order, workers: int, pin: bool):
-    """Batches of a split in ``order``: decoded by ``workers`` processes for image folders."""
-    if split.images is not None or workers == 0:
+    """Batches of a split in ``order`` (a list of index tensors).
+
+    In-memory splits are indexed where they live, with the whole order copied there once;
+    image folders are decoded by ``workers`` processes.
+    """
+    if split.images is not None:
+        import torch
+
+        sizes = [len(idx) for idx in order]
+        flat = torch.cat(order).to(split.images.device, non_blocking=True)
+        return ((split.images[idx], split.labels[idx]) for idx in flat.split(sizes))
+    if workers == 0:
         return (split[idx] for idx in order)
     from torch.utils.data import DataLoader
 
@@ -209,26 +237,41 @@ def _batches(split, order, workers: int, pin: bool):
     )
 
 
+def on_device(data: Dataset, device: torch.device) -> Dataset:
+    """``data`` with its in-memory splits moved to ``device`` (CUDA: read by the GPU there)."""
+    if device.type == "cpu":
+        return data
+    moved = {}
+    for name in ("train", "val"):
+        split = getattr(data, name)
+        if split.images is not None:
+            images, labels = split.images.to(device), split.labels.to(device)
+            split = replace(split, images=images, labels=labels)
+        moved[name] = split
+    return replace(data, **moved)
+
+
 def evaluate(
     model: nn.Module, data: Dataset, input_size, device: torch.device, batch_size: int
 ) -> tuple[float, float]:
-    """(top-1, mean cross-entropy) on the validation split."""
+    """(top-1, mean cross-entropy) on the validation split, read from the GPU once."""
     import torch
     import torch.nn.functional as F
 
     cuda = device.type == "cuda"
     model.eval()
-    total_loss, correct = 0.0, 0
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     order = list(torch.arange(len(data.val)).split(batch_size))
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
         for x, y in _batches(data.val, order, _workers(data, device), cuda):
             x = prepare(x, data, input_size, device, channels_last=cuda)
-            y = y.to(device)
+            y = y.to(device, non_blocking=True)
             logits = model(x).float()
-            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            total_loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
     n = len(data.val)
-    return correct / n, total_loss / n
+    return correct.item() / n, total_loss.item() / n
 
 
 def training_subset(split: Split, size: int) -> Split:
@@ -281,11 +324,9 @@ def step_seconds(
     cuda = device.type == "cuda"
     rng = torch.get_rng_state()
     try:
-        model = build().to(device)
-        if cuda:
-            model = model.to(memory_format=torch.channels_last)
+        model = _model(build, recipe, input_size, device)
         model.train()
-        optimizer = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr)
+        optimizer = _optimizer(model, recipe, device)
         index = batch_order(len(data.train), recipe.batch_size, 0, 0)[0]
         x, y = data.train[index]
         x = prepare(x, data, input_size, device, channels_last=cuda)
@@ -312,6 +353,26 @@ EpochHook = Callable[[dict[str, float]], None]
 """The epoch's record (epoch, train_loss, val_loss, val_top1, seconds) after its checkpoint."""
 
 
+def _optimizer(model: nn.Module, recipe: Recipe, device: torch.device):
+    """AdamW with weight decay on weights only; fused into one kernel per step on CUDA."""
+    import torch
+
+    groups = _param_groups(model, recipe.weight_decay)
+    return torch.optim.AdamW(groups, lr=recipe.lr, fused=device.type == "cuda" or None)
+
+
+def _model(build: Callable[[], nn.Module], recipe: Recipe, input_size, device: torch.device):
+    """``build()`` with the recipe's stem policy, on ``device`` (channels_last on CUDA)."""
+    import torch
+
+    from .stem import apply_stem
+
+    model = apply_stem(build(), recipe.stem, input_size).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def train(
     build: Callable[[], nn.Module],
     data: Dataset,
@@ -323,20 +384,25 @@ def train(
     checkpoint: Path | None = None,
     on_step: StepHook | None = None,
     on_epoch: EpochHook | None = None,
+    compile: bool = False,
 ) -> TrainResult:
     """Train ``build()`` from scratch with ``recipe`` and ``seed``; resume from ``checkpoint``.
 
-    The checkpoint is written after every epoch and left in place; the caller removes it once
-    the result is stored.
+    The model is built after ``torch.manual_seed(seed)`` and changed by the recipe's stem
+    policy. The checkpoint is written after every epoch and left in place; the caller removes
+    it once the result is stored. ``compile`` runs the training steps through
+    ``torch.compile`` (worth its start-up on long CUDA runs; evaluation stays eager).
     """
     import torch
 
+    from .augment import augment, epoch_generator
+
     cuda = device.type == "cuda"
+    if cuda:  # every training batch has one shape: let cuDNN pick its fastest kernels once
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(seed)
-    model = build().to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr)
+    model = _model(build, recipe, input_size, device)
+    optimizer = _optimizer(model, recipe, device)
     split = data.train
     if recipe.train_subset is not None:
         split = training_subset(split, recipe.train_subset)
@@ -353,22 +419,24 @@ def train(
             torch.cuda.set_rng_state(state["cuda_rng"])
         start_epoch, history = state["epoch"], state["history"]
         wall, train_time, seen = state["wall"], state["train_time"], state["seen"]
+    step_model = torch.compile(model) if compile else model
     workers = _workers(data, device)
-    if cuda and split.images is not None:  # in-memory data sets live on the GPU
-        split = replace(split, images=split.images.to(device), labels=split.labels.to(device))
+    data = on_device(replace(data, train=split), device)
     for epoch in range(start_epoch, recipe.epochs_run(steps)):
         t0 = time.perf_counter()
         model.train()
         in_epoch = min(steps, total - epoch * steps)
         order = batch_order(n_train, recipe.batch_size, seed, epoch)[:in_epoch]
+        gen = epoch_generator(seed, epoch, device)
         running = torch.zeros((), device=device)
         count, value = 0, math.nan
-        for i, (x, y) in enumerate(_batches(split, order, workers, cuda)):
+        for i, (x, y) in enumerate(_batches(data.train, order, workers, cuda)):
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr_at(epoch * steps + i, steps)
+            x = augment(x.to(device, non_blocking=True), recipe.augment, gen)
             x = prepare(x, data, input_size, device, channels_last=cuda)
             y = y.to(device, non_blocking=True)
-            loss = _step(model, optimizer, x, y, recipe.label_smoothing, device)
+            loss = _step(step_model, optimizer, x, y, recipe.label_smoothing, device)
             running += loss.detach() * len(y)
             count += len(y)
             if i % SYNC_EVERY == SYNC_EVERY - 1 or i == in_epoch - 1:  # a GPU sync: not always
@@ -428,6 +496,7 @@ __all__ = [
     "Recipe",
     "TrainResult",
     "evaluate",
+    "on_device",
     "resolve_device",
     "step_seconds",
     "train",

@@ -160,12 +160,21 @@ def with_controls(
     return Plan(space, tuple(items), pick, divisor=divisor)
 
 
-def training_setting(space: WidthSpace, input_size: Sequence[int], num_classes: int):
-    """The width space of ``space``'s model as verification trains it."""
-    from .space import WidthSpace
+def training_setting(
+    space: WidthSpace, input_size: Sequence[int], num_classes: int, stem: str = "timm"
+):
+    """The width space of ``space``'s model as verification trains it: at the training input
+    size, with the data set's classes and the recipe's stem policy."""
+    from .space import WidthSpace, create_timm_model
+    from .stem import apply_stem
 
     kwargs = {**space.timm_kwargs, "num_classes": num_classes}
-    return WidthSpace.from_timm(space.model, input_size=tuple(input_size), **kwargs)
+    if stem == "timm":
+        return WidthSpace.from_timm(space.model, input_size=tuple(input_size), **kwargs)
+    import torch
+
+    model = apply_stem(create_timm_model(space.model, **kwargs), stem, input_size)
+    return WidthSpace.from_module(model, torch.zeros(1, *input_size), name=space.model)
 
 
 def plan_from_study(study_name: str, storage_url: str | None, top: int = 3) -> Plan:
@@ -655,6 +664,7 @@ def run_verify(
     progress: Progress | None = None,
     log: Log | None = None,
     estimate_over: float = LONG_RUN_SECONDS,
+    compile: bool = False,
 ) -> VerifyReport:
     """Train every distinct width vector of ``plan`` for every seed not already finished.
 
@@ -665,6 +675,7 @@ def run_verify(
     """
     from . import _portable
     from .native import build_spec
+    from .stem import apply_stem
     from .train import resolve_device
 
     space = plan.space
@@ -678,7 +689,7 @@ def run_verify(
     if not seeds:
         raise VerifyError("give at least one seed")
     picked = [c for c in plan.candidates if c.kind == "candidate"]
-    setting = training_setting(space, size, data.num_classes)
+    setting = training_setting(space, size, data.num_classes, recipe.stem)
     matched = with_controls(space, picked, plan.divisor, plan.pick, setting=setting)
     plan = replace(plan, candidates=matched.candidates)
     key = recipe_key(space.model, data.spec, size, recipe)
@@ -759,7 +770,7 @@ def run_verify(
         build = builder(cand)
         rid = (key, cand.key, seed)
         if cand.key not in counts:
-            counts[cand.key] = count_trained_model(build(), size)
+            counts[cand.key] = count_trained_model(apply_stem(build(), recipe.stem, size), size)
         hooks = progress(cand, seed) if progress else None
         on_step, on_epoch, close = hooks if hooks else (None, None, None)
         estimate.begin(index)
@@ -776,6 +787,7 @@ def run_verify(
                 checkpoint=ckpt,
                 on_step=on_step,
                 on_epoch=on_epoch,
+                compile=compile,
             )
         finally:
             if close:

@@ -128,7 +128,34 @@ def add_quick_check_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:
+    """``--augment``, ``--stem`` and ``--compile``: how every model of a verification trains."""
+    from ..augment import POLICIES as AUGMENTS
+    from ..stem import POLICIES as STEMS
+
+    p.add_argument(
+        "--augment",
+        default="auto",
+        choices=("auto", *AUGMENTS),
+        help="augmentation on the training device: crop (pad by 1/8, random crop), flip, "
+        "light (both), none; auto (default): light, or crop for digits and MNIST",
+    )
+    p.add_argument(
+        "--stem",
+        default="timm",
+        choices=STEMS,
+        help="timm (default): the model's ImageNet stem; cifar: the first 4x of downsampling "
+        "removed, for 32x32 images (every model alike; MACs grow about 16x)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run training steps through torch.compile (worth it for long CUDA runs)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..augment import resolve_policy
     from ..data import load_dataset
     from ..train import Recipe, resolve_device
     from ..verify import VerifyError, plan_from_study, plan_from_width_files, run_verify
@@ -145,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         max_steps=args.max_steps,
         train_subset=args.train_subset,
+        augment=resolve_policy(args.augment, args.data),
+        stem=args.stem,
     )
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -169,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         out=out,
         progress=bars,
         log=log_line,
+        compile=args.compile,
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
@@ -199,13 +229,16 @@ def add_parser(sub: Any) -> None:
         "--data",
         default="digits",
         metavar="SPEC",
-        help="digits (bundled, default), mnist:DIR, cifar10:DIR, cifar100:DIR, imagefolder:DIR",
+        help="digits (bundled, default), mnist:DIR, cifar10:PATH, cifar100:PATH, "
+        "imagefolder:PATH (a folder of class folders or a .tar/.tar.gz of one); validation is "
+        "held out from the training images",
     )
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="AdamW peak lr (default 2e-3)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     add_quick_check_args(p)
+    add_recipe_policy_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument(
         "--input-size",
