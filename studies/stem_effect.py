@@ -2,7 +2,7 @@
 
     uv run python studies/stem_effect.py --data cifar10:PATH [--models resnet18,efficientnet_b0]
         [--epochs 10] [--seeds 0] [--batch-size 256] [--train-subset N] [--device auto]
-        [--json OUT.json]
+        [--timm-kwargs JSON] [--json OUT.json]
 
 Each base model is trained from scratch on the held-out split of the data with the verify
 recipe (AdamW, warm-up and cosine, label smoothing, ``auto`` augmentation), once with timm's
@@ -36,6 +36,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--train-subset", type=int, help="train on the first N training images")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--timm-kwargs",
+        default="{}",
+        help="JSON kwargs for timm, e.g. '{\"channels\": [16, 32, 64, 128]}'",
+    )
     p.add_argument("--json", help="also write the results to this file")
     a = p.parse_args()
     device = resolve_device(a.device)
@@ -47,6 +52,7 @@ def main() -> None:
         t = data.train
         data = replace(data, train=Split(t.labels[: a.train_subset], t.images[: a.train_subset]))
     seeds = [int(s) for s in a.seeds.split(",")]
+    kwargs = json.loads(a.timm_kwargs)
     augment = resolve_policy("auto", a.data)
     rows = []
     for model in a.models.split(","):
@@ -56,13 +62,14 @@ def main() -> None:
             )
 
             def build(model=model):
-                return timm.create_model(model, num_classes=data.num_classes)
+                return timm.create_model(model, num_classes=data.num_classes, **kwargs)
 
             params, macs = count_trained_model(apply_stem(build(), stem, size), size)
             runs = [train(build, data, size, recipe, s, device) for s in seeds]
             top1 = [r.top1 for r in runs]
             row = {
                 "model": model,
+                "timm_kwargs": kwargs,
                 "stem": stem,
                 "seeds": seeds,
                 "top1": top1,
