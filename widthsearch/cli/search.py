@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ._args import parse_input_size, positive_float, positive_int, table
+from ..errors import WidthSearchError
+from ._args import add_input_size, add_timm_kwargs, positive_float, positive_int, table, timm_kwargs
 
 
 def _budget(mix: dict[str, Any], key: str) -> str:
@@ -117,14 +118,18 @@ def _with_hardware(config: Any, args: argparse.Namespace) -> Any:
     return replace(config, ranges=ranges, hardware=hw, latency=latency)
 
 
-def _timm_kwargs(args: argparse.Namespace, config: Any) -> dict[str, Any]:
-    """The study's timm kwargs with --num-classes and --in-chans applied."""
-    kwargs = dict(config.timm_kwargs)
-    if args.num_classes is not None:
-        kwargs["num_classes"] = args.num_classes
-    if args.in_chans is not None:
-        kwargs["in_chans"] = args.in_chans
-    return kwargs
+def _setting(args: argparse.Namespace, config: Any) -> tuple[tuple[int, int, int], dict]:
+    """The study's input size and timm kwargs with the command line's applied: as for
+    reconfig (:func:`model_setting`), the input's channels follow ``--in-chans``."""
+    kwargs = {**config.timm_kwargs, **timm_kwargs(args)}
+    c, h, w = args.input_size or (None, *config.input_size[1:])
+    chans = kwargs.get("in_chans")
+    if chans is not None and c is not None and c != chans:
+        raise WidthSearchError(
+            f"--input-size {c},{h},{w} has {c} channels but --in-chans is {chans}; give one of "
+            "them, or make them agree"
+        )
+    return (chans or c or config.input_size[0], h, w), kwargs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,10 +144,7 @@ def run(args: argparse.Namespace) -> int:
         config = StudyConfig(model=args.model)
     else:
         raise StudyConfigError("give a MODEL or --config STUDY.toml")
-    kwargs = _timm_kwargs(args, config)
-    input_size = args.input_size or config.input_size
-    if "in_chans" in kwargs:  # the input's channels are the model's
-        input_size = (kwargs["in_chans"], *input_size[1:])
+    input_size, kwargs = _setting(args, config)
     config = config.with_options(
         trials=args.trials,
         sampler=args.sampler,
@@ -204,23 +206,11 @@ def add_parser(sub: Any) -> None:
         "a stored study keeps its own",
     )
     p.add_argument("--seed", type=int, help="sampler seed (default: the study's, or a new one)")
-    p.add_argument(
-        "--num-classes",
-        type=positive_int,
-        metavar="N",
-        help="classifier classes (timm num_classes; default the model's, 1000 for ImageNet)",
-    )
-    p.add_argument(
-        "--in-chans",
-        type=positive_int,
-        metavar="C",
-        help="input channels (timm in_chans; default 3); the input size's C follows it",
-    )
-    p.add_argument(
-        "--input-size",
-        type=parse_input_size,
-        metavar="C,H,W",
-        help="input size for MACs (default 3,224,224)",
+    add_timm_kwargs(p)
+    add_input_size(
+        p,
+        "input size for MACs: C,H,W or C H W (default the study file's, else "
+        "3,224,224; a single S means C,S,S)",
     )
     p.add_argument(
         "--latency",

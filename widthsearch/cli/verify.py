@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from ._args import parse_input_size, positive_float, positive_int, table
+from ._args import add_input_size, positive_float, positive_int, table
 
 
 def format_verify(info: dict[str, Any]) -> str:
@@ -184,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_from_width_files(files)
     else:
         plan = plan_from_study(targets[0], args.storage, top=args.top)
-    size = args.input_size or plan.space.input_size
+    c, h, w = args.input_size or plan.space.input_size
+    size = (c or plan.space.input_size[0], h, w)
     data = load_dataset(args.data, size)
     out = args.out or f"{plan.study.study_name if plan.study else plan.space.model}-verify.csv"
     bars = TrainBars(recipe, len(data.train)) if sys.stderr.isatty() and not args.json else None
@@ -240,12 +241,7 @@ def add_parser(sub: Any) -> None:
     add_quick_check_args(p)
     add_recipe_policy_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument(
-        "--input-size",
-        type=parse_input_size,
-        metavar="C,H,W",
-        help="training input size (default: the search's)",
-    )
+    add_input_size(p, "training input size: C,H,W or C H W, or a side S (default: the search's)")
     p.add_argument("--out", metavar="results.csv", help="results CSV (default STUDY-verify.csv)")
     p.add_argument("--json", action="store_true", help="print the results as JSON, no progress")
     p.set_defaults(func=run)
