@@ -42,6 +42,7 @@ mode = ["precrop", "preconfig"]
 [verify]
 data = "digits"
 top = 2
+random = 3
 
 [report]
 path = "reports/r18"
@@ -60,6 +61,7 @@ def test_a_full_study_file_reads_every_key(tmp_path):
     assert config.timm_kwargs == {"num_classes": 10}
     assert config.ranges.macs is None and config.ranges.divisor == (8, 16)
     assert config.verify.top == 2 and config.report == "reports/r18"
+    assert config.verify.random == 3
 
 
 @pytest.mark.parametrize(
@@ -111,6 +113,8 @@ def test_timm_kwargs_keys_go_to_timm_unchecked(tmp_path):
         (("trials = 7", "trials = 0"), "search.trials must be at least 1"),
         (("trials = 7", "trials = true"), "search.trials must be an integer"),
         (("seed = 3", "seed = 1.5"), "search.seed must be an integer"),
+        (("random = 3", "random = -1"), "verify.random must be an integer >= 0"),
+        (("random = 3", "random = true"), "verify.random must be an integer >= 0"),
         (('study = "r18"', "study = 5"), "search.study must be a string"),
         (('sampler = "qmc"', 'sampler = "grid"'), "unknown sampler 'grid'"),
         (("[timm_kwargs]\nnum_classes = 10", "timm_kwargs = 3"), "[timm_kwargs] must be a table"),

@@ -270,6 +270,54 @@ def test_control_holds_the_first_candidates_macs_and_folds_into_the_base(tiny_sp
     assert plan.candidates[2].widths == space.base_widths  # trained once, reported as the base
 
 
+def test_random_controls_are_uneven_shapes_on_the_grid_at_the_candidates_macs(tiny_space):
+    from widthsearch.baselines import random_widths
+    from widthsearch.rounding import width_grid
+    from widthsearch.solve import Budgets
+
+    space = tiny_space
+    half = [w if g.fixed else w // 2 for g, w in zip(space.groups, space.base_widths, strict=True)]
+    cand = Candidate("half", "candidate", tuple(half), space.params(half), space.macs(half), 0.0)
+    plan = with_controls(space, [cand], 8, "test", random=3)
+    randoms = [c for c in plan.candidates if c.kind == "random"]
+    assert [c.label for c in randoms] == ["random 0", "random 1", "random 2"]
+    assert len({c.widths for c in randoms}) == 3  # each seed its own shape
+    for c in randoms:
+        assert c.macs <= cand.macs and c.macs > 0.85 * cand.macs  # rescaled to the same MACs
+        ratios = [w / g.width for g, w in zip(space.groups, c.widths, strict=True) if not g.fixed]
+        assert max(ratios) / min(ratios) > 1.5  # not a uniform multiplier
+        assert all(w % 8 == 0 for g, w in zip(space.groups, c.widths, strict=True) if not g.fixed)
+        assert max(ratios) <= 1.0  # a PreCrop candidate's random shapes do not widen either
+    again = with_controls(space, [cand], 8, "test", random=3)
+    assert [c.widths for c in again.candidates] == [c.widths for c in plan.candidates]
+    # a budget no shape reaches at its smallest scale is reported, not bent
+    grid = width_grid(space, divisor=8, min_width=0.5, max_width=1.0)
+    none = random_widths(space, Budgets(macs=1), grid, 0, min_width=0.5, max_width=1.0)
+    assert none.widths is None and "no scale" in none.note
+
+
+def test_candidates_are_compared_with_the_mean_of_the_random_controls_seed_by_seed():
+    from widthsearch.verify import add_verdicts
+
+    def result(label, kind, top1):
+        return {"candidate": label, "kind": kind, "seeds": [0, 1, 2], "top1_seeds": top1}
+
+    results = [
+        result("trial 1", "candidate", [0.80, 0.82, 0.81]),
+        result("base", "base", [0.78, 0.80, 0.79]),
+        result("uniform 0.5x", "control", [0.79, 0.80, 0.80]),
+        result("random 0", "random", [0.70, 0.75, 0.72]),
+        result("random 1", "random", [0.74, 0.73, 0.76]),
+    ]
+    add_verdicts(results, resolution=0.001)
+    v = results[0]["vs_random"]
+    assert v["reference"] == "random shapes (mean of 2)"
+    assert v["differences"] == pytest.approx([0.08, 0.08, 0.07])
+    assert v["label"] == "better"
+    assert results[3]["vs_random"] is None and results[3]["vs_base"]["label"] == "worse"
+    assert results[3]["vs_control"] is None
+
+
 def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 's.db'}"
     out = tmp_path / "r.csv"
@@ -519,3 +567,23 @@ def test_timing_a_model_leaves_training_as_it_was(digits, tiny_space):
         lambda: portable.build(spec, num_classes=10), digits, TINY, Recipe(), torch.device("cpu")
     )
     assert seconds > 0 and torch.equal(torch.get_rng_state(), before)
+
+
+def test_verify_with_random_controls_shows_them_and_the_candidates_verdict_against_them(
+    tmp_path, capsys, width_file
+):
+    out = tmp_path / "r.csv"
+    args = ["verify", str(width_file), "--epochs", "1", "--seeds", "0,1", "--out", str(out)]
+    assert main([*args, "--max-steps", "4", "--train-subset", "128", "--random", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "2 random-shape controls at the candidate's MACs" in text
+    assert "vs random" in text and "against random shapes (mean of 2)" in text
+    rows = list(csv.DictReader(out.open()))
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("random") == 4  # two shapes, two seeds
+    cand = [r for r in rows if r["kind"] == "candidate"]
+    assert all(r["verdict_vs_random"] in LABELS and r["top1_vs_random"] for r in cand)
+    assert all(r["verdict_vs_random"] == "" for r in rows if r["kind"] != "candidate")
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--random", "-1"])
+    assert exc.value.code == 2 and "--random: expected an integer >= 0" in capsys.readouterr().err

@@ -2,6 +2,10 @@
 
 - **uniform**: one width multiplier on every free group, as timm's ``channel_multiplier`` does,
   the largest that keeps every budget after rounding to the same grid.
+- **random**: a random shape at the same cost: each free group's width multiplied by its own
+  log-uniform draw from ``[min_width, max_width]``, then the whole vector scaled by the largest
+  common factor that keeps every budget after rounding. It answers whether the SynExp optimum
+  beats chance at equal cost.
 - **synflow**: the layer densities that SynFlow's iterative unstructured pruning (100 rounds,
   exponential schedule) reaches at the parameter budget. It prunes single weights, so it is a
   reference for how SynExp rates unstructured pruning, not a buildable channel configuration.
@@ -70,17 +74,10 @@ def uniform(
     """The largest uniform multiplier whose rounded widths hold every budget (latency and
     memory budgets on ``costs``, a program's cost posynomials)."""
     start = time.perf_counter()
-    polys = {"params": space.param_cost, "macs": space.mac_cost, **(costs or {})}
-    limits = {n: b for n, b in budgets.limits().items() if b is not None and n in polys}
-
-    def widths_at(alpha: float) -> tuple[int, ...]:
-        return tuple(nearest(grid[g.id], alpha * g.width) for g in space.groups)
-
-    def fits(widths: Sequence[int]) -> bool:
-        return all(polys[n](widths) <= b for n, b in limits.items())
-
-    lo, hi = min_width, max_width
-    if not fits(widths_at(lo)):
+    scaled = _largest_fitting(
+        space, budgets, grid, [1.0] * len(space.groups), min_width, max_width, costs
+    )
+    if scaled is None:
         return Baseline(
             "uniform",
             "uniform multiplier",
@@ -88,6 +85,95 @@ def uniform(
             note=f"no uniform multiplier >= {min_width:g} fits the budget",
             seconds=time.perf_counter() - start,
         )
+    alpha, widths = scaled
+    return Baseline(
+        "uniform",
+        f"uniform multiplier {alpha:.3f}x",
+        log_synexp(space, widths),
+        params=space.params(widths),
+        macs=space.macs(widths),
+        widths=widths,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def random_shape(
+    space: WidthSpace, seed: int, *, min_width: float, max_width: float
+) -> list[float]:
+    """One multiplier per group, log-uniform in ``[min_width, max_width]`` (1 for fixed groups),
+    from ``random.Random(seed)``: the same seed gives the same shape on every machine."""
+    import random
+
+    rng = random.Random(seed)
+    lo, hi = math.log(min_width), math.log(max_width)
+    return [1.0 if g.fixed else math.exp(rng.uniform(lo, hi)) for g in space.groups]
+
+
+def random_widths(
+    space: WidthSpace,
+    budgets: Budgets,
+    grid: Sequence[Sequence[int]],
+    seed: int,
+    *,
+    min_width: float,
+    max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
+) -> Baseline:
+    """A random-shape control: :func:`random_shape` scaled by the largest common factor whose
+    rounded widths hold every budget. Widths stay on ``grid`` (whose ends are the bounds), so a
+    scaled multiplier beyond a bound is clipped to it."""
+    start = time.perf_counter()
+    shape = random_shape(space, seed, min_width=min_width, max_width=max_width)
+    # the common factor may carry the smallest draw down to min_width / max_width
+    scaled = _largest_fitting(
+        space, budgets, grid, shape, min_width / max_width, max_width / min_width, costs
+    )
+    name, desc = "random", f"random shape {seed}"
+    if scaled is None:
+        return Baseline(
+            name,
+            desc,
+            None,
+            note="no scale of this shape fits the budget",
+            seconds=time.perf_counter() - start,
+        )
+    _, widths = scaled
+    return Baseline(
+        name,
+        desc,
+        log_synexp(space, widths),
+        params=space.params(widths),
+        macs=space.macs(widths),
+        widths=widths,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _largest_fitting(
+    space: WidthSpace,
+    budgets: Budgets,
+    grid: Sequence[Sequence[int]],
+    shape: Sequence[float],
+    lo: float,
+    hi: float,
+    costs: Mapping[str, Posynomial] | None,
+) -> tuple[float, tuple[int, ...]] | None:
+    """The largest ``alpha`` in ``[lo, hi]`` (bisection) whose widths ``alpha * shape * base``,
+    rounded on ``grid``, hold every budget, and those widths; None if ``lo`` does not fit."""
+    polys = {"params": space.param_cost, "macs": space.mac_cost, **(costs or {})}
+    limits = {n: b for n, b in budgets.limits().items() if b is not None and n in polys}
+
+    def widths_at(alpha: float) -> tuple[int, ...]:
+        return tuple(
+            nearest(grid[g.id], alpha * m * g.width)
+            for g, m in zip(space.groups, shape, strict=True)
+        )
+
+    def fits(widths: Sequence[int]) -> bool:
+        return all(polys[n](widths) <= b for n, b in limits.items())
+
+    if not fits(widths_at(lo)):
+        return None
     if fits(widths_at(hi)):
         lo = hi
     for _ in range(50):  # rounded costs are non-decreasing in alpha
@@ -95,16 +181,7 @@ def uniform(
             break
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if fits(widths_at(mid)) else (lo, mid)
-    widths = widths_at(lo)
-    return Baseline(
-        "uniform",
-        f"uniform multiplier {lo:.3f}x",
-        log_synexp(space, widths),
-        params=space.params(widths),
-        macs=space.macs(widths),
-        widths=widths,
-        seconds=time.perf_counter() - start,
-    )
+    return lo, widths_at(lo)
 
 
 def synflow(
@@ -156,4 +233,12 @@ def synflow(
     )
 
 
-__all__ = ["SYNFLOW_MAX_SIDE", "SYNFLOW_ROUNDS", "Baseline", "synflow", "uniform"]
+__all__ = [
+    "SYNFLOW_MAX_SIDE",
+    "SYNFLOW_ROUNDS",
+    "Baseline",
+    "random_shape",
+    "random_widths",
+    "synflow",
+    "uniform",
+]

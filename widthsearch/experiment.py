@@ -82,6 +82,7 @@ def run_experiment(
             checkpoints=CHECKPOINTS,
             progress=train_progress,
             log=log,
+            random=v.random,
         )
     report = write_report(config.name, storage_url, folder, study_file=study_file)
     return ExperimentResult(search, verified, report)

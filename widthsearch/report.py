@@ -206,11 +206,14 @@ def _pareto_figure(report, trials, verification, latency=None) -> bytes:
 
 
 def _verified_panel(ax, verification, x_of) -> None:
-    colors = {"candidate": "#d62728", "base": "black", "control": "#2ca02c"}
-    markers = {"candidate": "o", "base": "*", "control": "s"}
+    colors = {"candidate": "#d62728", "base": "black", "control": "#2ca02c", "random": "#7f7f7f"}
+    markers = {"candidate": "o", "base": "*", "control": "s", "random": "^"}
+    labelled = set()
     for r in verification["results"]:
         if r.get("same_as") or not r["seeds"]:
             continue
+        # random controls share one legend entry
+        label = "random shapes" if r["kind"] == "random" else r["candidate"]
         std = r["top1_std"] if r.get("n", len(r["seeds"])) > 1 else None
         ax.errorbar(
             x_of(r),
@@ -220,8 +223,9 @@ def _verified_panel(ax, verification, x_of) -> None:
             color=colors[r["kind"]],
             markersize=12 if r["kind"] == "base" else 8,
             capsize=4,
-            label=r["candidate"],
+            label=None if label in labelled else label,
         )
+        labelled.add(label)
     ax.set_ylabel(f"validation top-1 % (mean ± std over n={len(verification['seeds'])} seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -290,6 +294,7 @@ def _verify_html(v: dict[str, Any]) -> str:
     base = next((s for s in v["results"] if s["kind"] == "base"), {})
     ranked = [s for s in v["results"] if s["seeds"] and not s.get("same_as")]
     best = max(ranked, key=lambda s: s["top1"], default=None)
+    randoms = sum(s["kind"] == "random" for s in v["results"])
     rows = []
     for s in v["results"]:
         name = html.escape(s["candidate"] + (f" (= {s['same_as']})" if s.get("same_as") else ""))
@@ -307,6 +312,7 @@ def _verify_html(v: dict[str, Any]) -> str:
             f"<b>{top1}</b>" if s is best else top1,
             _verdict_cell(s.get("vs_base")),
             _verdict_cell(s.get("vs_control")),
+            *([_verdict_cell(s.get("vs_random"))] if randoms else []),
             loss,
             f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
         ]
@@ -324,6 +330,14 @@ def _verify_html(v: dict[str, Any]) -> str:
     )
     n_val = v.get("val_images")
     image = f" ({100 / n_val:.2f} points)" if n_val else ""
+    random_th = "<th>vs random (points)</th>" if randoms else ""
+    random_html = (
+        f" The {randoms} random-shape controls draw each channel group's multiplier at random "
+        "(log-uniform, as uneven as the candidate) and scale the whole vector to the same "
+        "MACs; vs random compares the candidate with their mean, seed by seed."
+        if randoms
+        else ""
+    )
     return f"""
 <h3>{html.escape(v["data_description"])}</h3>
 <p class="scale">Trained from scratch at {c}&times;{h}&times;{w} on {html.escape(v["device"])}:
@@ -331,12 +345,12 @@ def _verify_html(v: dict[str, Any]) -> str:
 weight decay {r["weight_decay"]:g}, warm-up {r["warmup_epochs"]:g} epoch, cosine), label
 smoothing {r["label_smoothing"]:g}; seeds {seeds} (n={len(v["seeds"])}).{quick_html}
 Candidates: {html.escape(v["pick"])}. The uniform control is the largest single width
-multiplier within the first candidate's MACs as trained.</p>
+multiplier within the first candidate's MACs as trained.{random_html}</p>
 {verdict_html}
 <table>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
 <th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>
-<th>top-1 %</th><th>vs base (points)</th><th>vs control (points)</th><th>val loss</th>
+<th>top-1 %</th><th>vs base (points)</th><th>vs control (points)</th>{random_th}<th>val loss</th>
 <th>img/s</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 {notes}
@@ -391,6 +405,7 @@ table { border-collapse: collapse; font-size: 0.88em; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 tr.base td { background: #f2f2f2; } tr.control td { background: #eef7ee; }
+tr.random td { background: #f7f7fb; }
 .better { color: #1a7f37; font-weight: 600; } .worse { color: #c62828; font-weight: 600; }
 .same { color: #555; }
 .verdict { background: #eef3fb; border-left: 4px solid #1f77b4; padding: 0.5em 0.9em 0.5em 2em; }

@@ -34,6 +34,7 @@ A study file names the model and the ranges of the constraint mix each trial sam
     data = "digits"          # digits | mnist:DIR | cifar10:DIR | cifar100:DIR | imagefolder:DIR
     input_size = [3, 32, 32] # training input size (default: the search's)
     top = 3
+    random = 0               # random-shape controls at the candidate's MACs
     epochs = 10
     batch_size = 64
     lr = 0.002
@@ -105,6 +106,8 @@ class VerifySettings:
     data: str = "digits"
     input_size: tuple[int, int, int] | None = None
     top: int = 3
+    random: int = 0
+    """Random-shape controls at the first candidate's MACs (``verify --random``)."""
     epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-3
@@ -358,6 +361,12 @@ def _size(value: Any, key: str) -> tuple[int, int, int]:
     return value[0], value[1], value[2]
 
 
+def _count(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StudyConfigError(f"{key} must be an integer >= 0")
+    return value
+
+
 def _verify(section: Any) -> VerifySettings | None:
     if section is None:
         return None
@@ -392,6 +401,7 @@ def _verify(section: Any) -> VerifySettings | None:
         data=data,
         input_size=None if size is None else _size(size, "verify.input_size"),
         top=positive("top", int),
+        random=_count(section.get("random", d.random), "verify.random"),
         epochs=positive("epochs", int),
         batch_size=positive("batch_size", int),
         lr=positive("lr", float),

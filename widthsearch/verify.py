@@ -67,11 +67,14 @@ CSV_FIELDS = (
     "n",
     "top1_vs_base",
     "top1_vs_control",
+    "top1_vs_random",
     "verdict_vs_base",
     "verdict_vs_control",
+    "verdict_vs_random",
 )
 """Columns of the results CSV: one row per candidate and seed. ``n`` (seeds of the candidate),
-the paired differences of this seed's top-1 to the base's and the control's, and the
+the paired differences of this seed's top-1 to the base's, the control's and the mean of the
+random-shape controls', and the
 candidate's verdicts (:mod:`widthsearch.verdict`) are filled in once a verification ends."""
 
 
@@ -124,15 +127,23 @@ def with_controls(
     pick: str,
     *,
     setting: WidthSpace | None = None,
+    random: int = 0,
 ) -> Plan:
-    """``picked`` plus the base model and the uniform control: the largest single width
-    multiplier whose MACs stay within the first candidate's, both counted in ``setting``.
+    """``picked`` plus the base model, the uniform control (the largest single width
+    multiplier whose MACs stay within the first candidate's) and ``random`` random-shape
+    controls at those MACs (:func:`widthsearch.baselines.random_widths`, shapes 0, 1, ...),
+    all counted in ``setting``.
+
+    A random shape draws each free group's multiplier log-uniformly between the smallest and
+    the largest multiplier of the first candidate (so it is as uneven as the candidate), then
+    scales the whole vector to the candidate's MACs; whether the candidate beats these says
+    whether SynExp picks better than chance at equal cost.
 
     ``setting`` is the width space as the models are trained (training input size, the data
     set's classes); squeeze-excite convs and the classifier do not shrink with the input, so a
     control matched at the search's input size may cost another ratio there. Default: ``space``.
     """
-    from .baselines import uniform
+    from .baselines import random_widths, uniform
     from .rounding import width_grid
     from .solve import Budgets
 
@@ -157,7 +168,23 @@ def with_controls(
     if bl.widths is not None:
         mult = bl.description.rsplit(" ", 1)[-1]
         items.append(_candidate(space, f"uniform {mult}", "control", move(bl.widths, space)))
+    if random:
+        rlo, rhi = shape_range(space, picked[0].widths)
+        rgrid = width_grid(setting, divisor=divisor, min_width=rlo, max_width=rhi)
+        for i in range(random):
+            r = random_widths(setting, budget, rgrid, i, min_width=rlo, max_width=rhi)
+            if r.widths is not None:
+                items.append(_candidate(space, f"random {i}", "random", move(r.widths, space)))
     return Plan(space, tuple(items), pick, divisor=divisor)
+
+
+def shape_range(space: WidthSpace, widths: Sequence[int]) -> tuple[float, float]:
+    """The smallest and largest multiplier of ``widths`` over the free groups, widened to hold
+    1 and to span at least 4x (downwards), so that a random shape in this range is uneven; a
+    PreCrop candidate (no multiplier above 1) gives random shapes that do not widen either."""
+    ratios = [w / g.width for g, w in zip(space.groups, widths, strict=True) if not g.fixed]
+    hi = max([1.0, *ratios])
+    return min([1.0, hi / 4, *ratios]), hi
 
 
 def training_setting(
@@ -312,7 +339,7 @@ def stored_verifications(study: optuna.Study) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------- run
-DIFFS = ("top1_vs_base", "top1_vs_control")
+DIFFS = ("top1_vs_base", "top1_vs_control", "top1_vs_random")
 
 
 @dataclass
@@ -438,9 +465,10 @@ def mean_std(
 
 def add_verdicts(results: list[dict[str, Any]], resolution: float = 0.0) -> None:
     """Give each result of :meth:`VerifyReport.to_dict` its paired top-1 verdicts:
-    ``vs_base`` (every result but the base) and ``vs_control`` (candidates), each a
-    :class:`widthsearch.verdict.Verdict` as a dict, or None where there is nothing to compare
-    (the result is the reference, or has its widths)."""
+    ``vs_base`` (every result but the base), ``vs_control`` (candidates) and ``vs_random``
+    (candidates, against the mean of the random-shape controls seed by seed, over the seeds
+    every random control finished), each a :class:`widthsearch.verdict.Verdict` as a dict, or
+    None where there is nothing to compare (the result is the reference, or has its widths)."""
     from .verdict import paired
 
     def by_seed(r: dict[str, Any]) -> dict[int, float]:
@@ -449,6 +477,9 @@ def add_verdicts(results: list[dict[str, Any]], resolution: float = 0.0) -> None
     refs = {
         kind: next((r for r in results if r["kind"] == kind), None) for kind in ("base", "control")
     }
+    randoms = [by_seed(r) for r in results if r["kind"] == "random"]
+    shared = set.intersection(*(set(r) for r in randoms)) if randoms else set()
+    random_mean = {s: statistics.fmean(r[s] for r in randoms) for s in sorted(shared)}
     for r in results:
         for kind, key in (("base", "vs_base"), ("control", "vs_control")):
             ref = refs[kind]
@@ -458,6 +489,12 @@ def add_verdicts(results: list[dict[str, Any]], resolution: float = 0.0) -> None
                 continue
             v = paired(by_seed(r), by_seed(ref), name=ref["candidate"], resolution=resolution)
             r[key] = v.to_dict()
+        r["vs_random"] = None
+        if randoms and r["kind"] == "candidate":
+            name = f"random shapes (mean of {len(randoms)})"
+            # the mean of k controls moves in steps of 1/k image
+            v = paired(by_seed(r), random_mean, name=name, resolution=resolution / len(randoms))
+            r["vs_random"] = v.to_dict()
 
 
 def _verdict(v: dict[str, Any]):
@@ -483,7 +520,7 @@ def verdict_lines(results: Sequence[dict[str, Any]]) -> list[str]:
             continue
         parts = [
             f"against {v['reference']}: {v['label']} ({_verdict(v).interval()} points)"
-            for v in (r.get("vs_base"), r.get("vs_control"))
+            for v in (r.get("vs_base"), r.get("vs_control"), r.get("vs_random"))
             if v is not None
         ]
         if parts:
@@ -665,8 +702,10 @@ def run_verify(
     log: Log | None = None,
     estimate_over: float = LONG_RUN_SECONDS,
     compile: bool = False,
+    random: int = 0,
 ) -> VerifyReport:
-    """Train every distinct width vector of ``plan`` for every seed not already finished.
+    """Train every distinct width vector of ``plan`` for every seed not already finished,
+    next to the base, the uniform control and ``random`` random-shape controls.
 
     Results go to ``out`` (CSV) and to the plan's study after each run; epoch checkpoints go
     to ``checkpoints`` (default: next to ``out``) and are removed once their result is stored.
@@ -690,7 +729,7 @@ def run_verify(
         raise VerifyError("give at least one seed")
     picked = [c for c in plan.candidates if c.kind == "candidate"]
     setting = training_setting(space, size, data.num_classes, recipe.stem)
-    matched = with_controls(space, picked, plan.divisor, plan.pick, setting=setting)
+    matched = with_controls(space, picked, plan.divisor, plan.pick, setting=setting, random=random)
     plan = replace(plan, candidates=matched.candidates)
     key = recipe_key(space.model, data.spec, size, recipe)
     out_path = Path(out) if out is not None else None
@@ -844,7 +883,7 @@ def _annotate(
         for seed in r["seeds"]:
             row = rows[(key, wk, seed)]
             row["n"] = r["n"]
-            for name in ("base", "control"):
+            for name in ("base", "control", "random"):
                 v = r.get(f"vs_{name}")
                 diffs = dict(zip(v["seeds"], v["differences"], strict=True)) if v else {}
                 row[f"top1_vs_{name}"] = diffs.get(seed, "")

@@ -68,6 +68,12 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def nonnegative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{text}'")
+    return int(text)
+
+
 class _InputSize(argparse.Action):
     """``--input-size`` as ``C,H,W``, ``CxHxW``, ``C H W`` (timm's spelling) or ``S`` (a square
     image whose channels follow ``--in-chans``, else 3). Stores ``(C or None, H, W)``."""

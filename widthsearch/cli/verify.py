@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from ._args import add_input_size, positive_float, positive_int, table
+from ._args import add_input_size, nonnegative_int, positive_float, positive_int, table
 
 
 def format_verify(info: dict[str, Any]) -> str:
@@ -17,12 +17,14 @@ def format_verify(info: dict[str, Any]) -> str:
 
     c, h, w = info["input_size"]
     r = info["recipe"]
+    randoms = sum(s["kind"] == "random" for s in info["results"])
     seeds = ",".join(map(str, info["seeds"]))
     quick = quick_check(r)
     lines = [
         f"{info['model']}"
         + (f" (study '{info['study']}')" if info["study"] else "")
-        + f": {info['pick']}, the base model and a uniform-width control",
+        + f": {info['pick']}, the base model and a uniform-width control"
+        + (f" and {randoms} random-shape controls at the candidate's MACs" if randoms else ""),
         f"data {info['data_description']}; trained at {c}x{h}x{w} on {info['device']}, "
         f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}, "
         f"AdamW lr {r['lr']:g}, seeds {seeds} (n={len(info['seeds'])})"
@@ -38,6 +40,7 @@ def format_verify(info: dict[str, Any]) -> str:
         return f"{s[key]:,}" + (f" ({s[key] / base[key]:.2f}x)" if base.get(key) else "")
 
     latency = any(s.get("predicted_latency_ms") is not None for s in info["results"])
+    randoms = sum(s["kind"] == "random" for s in info["results"])
     for s in info["results"]:
         name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
         n = s.get("n", len(s["seeds"]))
@@ -50,15 +53,18 @@ def format_verify(info: dict[str, Any]) -> str:
             mean_std(s["top1"], s["top1_std"], n, 100),
             verdict_text(s.get("vs_base")) if s["kind"] != "base" else "",
             verdict_text(s.get("vs_control")) if s["kind"] == "candidate" else "",
-            mean_std(s["loss"], s["loss_std"], n, digits=3),
         ]
+        if randoms:
+            row.append(verdict_text(s.get("vs_random")) if s["kind"] == "candidate" else "")
+        row += [mean_std(s["loss"], s["loss_std"], n, digits=3)]
         if latency:
             ms, base_ms = s.get("predicted_latency_ms"), base.get("predicted_latency_ms")
             row.append(f"{ms:.2f} ({ms / base_ms:.2f}x)" if ms and base_ms else "-")
         row += [f"{s['images_per_second']:.0f}" if s["seeds"] else "-", f"{s['wall_seconds']:.0f}"]
         rows.append(row)
     header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "vs base"]
-    header += ["vs control", "val loss"] + ["pred ms"] * latency + ["img/s", "wall s"]
+    header += ["vs control"] + ["vs random"] * bool(randoms) + ["val loss"]
+    header += ["pred ms"] * latency + ["img/s", "wall s"]
     lines.append(table(header, rows, right=set(range(2, len(header)))))
     lines += [
         "",
@@ -67,6 +73,11 @@ def format_verify(info: dict[str, Any]) -> str:
         "top-1 and val loss: last epoch on the validation split, mean ± std over seeds; "
         "vs base, vs control: top-1 difference in points, paired by seed,",
         "mean ± half its 95% t-interval; better or worse when the interval excludes 0."
+        + (
+            " vs random: against the mean of the random-shape controls, seed by seed."
+            if randoms
+            else ""
+        )
         + (
             " pred ms: the study's predicted latency at the search's input size, next to the "
             "measured training img/s."
@@ -200,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         progress=bars,
         log=log_line,
         compile=args.compile,
+        random=args.random,
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
@@ -226,6 +238,15 @@ def add_parser(sub: Any) -> None:
         "--storage", metavar="URL", help=f"the study's storage (default {DEFAULT_STORAGE})"
     )
     p.add_argument("--top", type=positive_int, default=3, help="front trials to train (default 3)")
+    p.add_argument(
+        "--random",
+        type=nonnegative_int,
+        default=0,
+        metavar="N",
+        help="also train N random-shape controls at the first candidate's MACs (as trained): "
+        "random widths on the same grid, as uneven as the candidate, scaled to its MACs; "
+        "does SynExp beat chance at equal cost? (default 0)",
+    )
     p.add_argument(
         "--data",
         default="digits",
