@@ -31,6 +31,7 @@ mode = ["precrop"]
 [verify]
 data = "digits"
 top = 1
+random = 1
 epochs = 1
 seeds = [0]
 
@@ -72,7 +73,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     for c in commands[1:]:
         args = shlex.split(c.replace(db, fresh).replace("-o out/tiny", "-o again2"))[3:]
         assert main(args) == 0, c
-    assert "0 run(s) trained, 3 already finished" in capsys.readouterr().out
+    assert "0 run(s) trained, 4 already finished" in capsys.readouterr().out  # random too
     for name in ("front.csv", "front.md", "pareto.png", "widths.png"):
         assert (tmp_path / "again2" / name).read_bytes() == first[name], name
     assert (folder / "verify.csv").read_bytes() == first_csv
@@ -85,7 +86,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     md = (folder / "front.md").read_text().splitlines()
     assert len(md) == 2 + len(front_rows) and md[0].startswith("| trial |")
     verify_rows = list(csv.DictReader((folder / "verify.csv").open()))
-    assert {r["kind"] for r in verify_rows} >= {"candidate", "base"}
+    assert {r["kind"] for r in verify_rows} >= {"candidate", "base", "random"}
     assert not (tmp_path / ".widthsearch" / "checkpoints").exists() or not any(
         (tmp_path / ".widthsearch" / "checkpoints").iterdir()
     )

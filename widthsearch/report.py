@@ -379,9 +379,12 @@ def _scale(report: dict[str, Any], v: dict[str, Any] | None) -> str:
     runs = sum(len(r["seeds"]) for r in v["results"] if not r.get("same_as"))
     minutes = sum(r["wall_seconds"] for r in v["results"] if not r.get("same_as")) / 60
     n = v["recipe"]["epochs"]
+    quick = quick_check(v["recipe"])
     return text + (
         f"Verification: {runs} training runs from scratch on {html.escape(v['data_description'])}"
-        f" at {th}&times;{tw}, {n} epoch{'s' * (n != 1)} each, on {html.escape(v['device'])} "
+        f" at {th}&times;{tw}, {n} epoch{'s' * (n != 1)} each"
+        + (f" (<b>quick check</b>: {html.escape(quick)})" if quick else "")
+        + f", {html.escape(v['recipe'].get('stem', 'timm'))} stem, on {html.escape(v['device'])} "
         f"({minutes:.0f} minutes in all). That checks that the chosen widths train and how they "
         "rank at small scale; it is not an ImageNet result."
     )
@@ -528,12 +531,16 @@ def reproduce_commands(
     for v in verifications:
         r, (c, h, w) = v["recipe"], v["input_size"]
         top = sum(1 for s in v["results"] if s["kind"] == "candidate")
+        randoms = sum(1 for s in v["results"] if s["kind"] == "random")
         args = [
-            f"uv run widthsearch verify {q(study_name)} --storage {storage} --top {top}",
+            f"uv run widthsearch verify {q(study_name)} --storage {storage} --top {top}"
+            + (f" --random {randoms}" if randoms else ""),
             f"--data {q(v['data'])} --input-size {c},{h},{w} --epochs {r['epochs']}",
             f"--batch-size {r['batch_size']} --lr {r['lr']:g} --seeds "
             + ",".join(map(str, v["seeds"])),
         ]
+        # a recipe without augment/stem predates them: none and timm (the CLI's default is auto)
+        args.append(f"--augment {r.get('augment', 'none')} --stem {r.get('stem', 'timm')}")
         if r.get("max_steps") is not None:
             args.append(f"--max-steps {r['max_steps']}")
         if r.get("train_subset") is not None:
