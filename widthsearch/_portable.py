@@ -213,24 +213,52 @@ def find(model: nn.Module, name: str) -> nn.Module | None:
 def resize(model: nn.Module, layers: list, init: bool = True) -> bool:
     """Rebuild every listed layer that is not at its width yet; True if any was.
 
-    With ``init=False`` the new parameters are left uninitialized: for checking shapes only.
+    Rows of kind ``scale`` and ``filter`` name a parameter or buffer, rows of kind ``attr`` a
+    module attribute that holds split sizes (set to the row's value). With ``init=False`` the
+    new parameters are left uninitialized: for checking shapes only.
     """
     changed = False
     for name, kind, n_in, n_out, param_dim in layers:
-        if kind == "scale":
+        if kind in ("scale", "filter", "attr"):
             module_name, _, attr = name.rpartition(".")
             module = find(model, module_name)
             if module is None or n_in is None:  # a features_only model, or a fixed group
                 continue
-            if getattr(module, attr).shape[param_dim] != n_in:
+            if kind == "attr":
+                changed |= _set_sizes(module, attr, n_in)
+            elif kind == "filter":
+                changed |= _resize_filter(module, attr, n_in, n_out)
+            elif getattr(module, attr).shape[param_dim] != n_in:
                 _resize_loose(module, attr, param_dim, n_in, init)
                 changed = True
             continue
         module = find(model, name)
-        if module is None:  # e.g. the classifier of a features_only model
+        if module is None or kind == "chanconv":  # a features_only head; width-independent
             continue
         changed |= _RESIZERS[kind](module, kind, n_in, n_out, init)
     return changed
+
+
+def _set_sizes(module: nn.Module, attr: str, value: int | list[int]) -> bool:
+    """Set a split-size attribute (an int, or a tuple/list of ints kept as its own type)."""
+    old = getattr(module, attr)
+    new = value if isinstance(value, int) else type(old)(value)
+    if new == old:
+        return False
+    setattr(module, attr, new)
+    return True
+
+
+def _resize_filter(module: nn.Module, attr: str, n_in: int, n_out: int | None) -> bool:
+    """A fixed filter with one copy per channel (``BlurPool2d.filt``): as many copies as the
+    new channels, and the module's channel count in step."""
+    old = getattr(module, attr)
+    n = n_in if n_out is None else n_out
+    if not attr or old.shape[0] in (1, n):
+        return False
+    setattr(module, attr, old[:1].expand(n, *old.shape[1:]).clone())
+    _sync_width_attrs(module, old.shape[0], n)
+    return True
 
 
 def _constant(t: torch.Tensor | None) -> float | None:
@@ -264,9 +292,13 @@ def _resize_conv(
     n_out = m.out_channels if n_out is None else n_out
     if (n_in, n_out) == (m.in_channels, m.out_channels):
         return False
+    old_fan_in = m.weight[0].numel()
     m.in_channels, m.out_channels = n_in, n_out
-    if kind == "depthwise":
-        m.groups = n_out
+    if kind == "depthwise":  # one input channel per group (the output may be a multiple)
+        m.groups = n_in
+    if isinstance(getattr(m, "scale", None), float) and hasattr(m, "gain"):
+        # timm's ScaledStdConv2d: scale = gamma / sqrt(fan_in), set from the fan-in once
+        m.scale *= math.sqrt(old_fan_in / (n_in // m.groups * math.prod(m.kernel_size)))
     shapes = {"weight": (n_out, n_in // m.groups, *m.kernel_size), "bias": (n_out,)}
     _swap(m, shapes, m.reset_parameters, init)
     return True
@@ -311,7 +343,8 @@ def _resize_norm(
 def _resize_loose(module: nn.Module, attr: str, dim: int, n: int, init: bool = True) -> None:
     old = getattr(module, attr)
     shape = list(old.shape)
-    _sync_width_attrs(module, shape[dim], n)
+    if not isinstance(module, (nn.Conv2d, nn.Linear, *_NORMS)):  # those keep their own counts
+        _sync_width_attrs(module, shape[dim], n)
     shape[dim] = n
     value = _constant(old) if init else None
     with torch.no_grad():

@@ -134,8 +134,8 @@ def _op_tracer_class() -> type:
             inputs = [t for t in _tensors((*args, *kwargs.values())) if self.label(t)]
             outputs = [t for t in _tensors((out,)) if self.label(t)]
             new = self.layers[n:]
-            if new and new[-1].kind in ("conv", "depthwise", "grouped", "linear"):
-                kind = "depthwise" if new[-1].kind == "depthwise" else "conv"
+            if new and new[-1].kind in ("conv", "depthwise", "grouped", "linear", "filter"):
+                kind = "depthwise" if new[-1].kind in ("depthwise", "filter") else "conv"
                 seen = [self.elems(t) for t in inputs[:1] + outputs[:1]]
                 self.ops.append((kind, seen, new[-1].name))
             elif inputs or outputs:
@@ -167,12 +167,12 @@ def op_terms(space: WidthSpace) -> list[OpTerms]:
         return cached
     from ._optrace import run_traced
 
-    tracer, gid = run_traced(space, _op_tracer_class(), train=False, what="model its latency")
+    tracer, groups_of = run_traced(space, _op_tracer_class(), train=False, what="model its latency")
     layers = {lay.name: lay for lay in space.layers}
     out = []
     for _kind, seen, name in tracer.ops:
         elems = Posynomial.from_terms(
-            (positions, monomial(gid[s])) for segs, positions in seen for s in segs
+            (positions, monomial(g)) for segs, positions in seen for g in groups_of(segs)
         )
         if not name:
             out.append(OpTerms("other", Posynomial(), elems, Posynomial()))
@@ -180,6 +180,8 @@ def op_terms(space: WidthSpace) -> list[OpTerms]:
         lay = layers[name]
         if lay.kind == "conv":
             key = "macs_conv" if math.prod(lay.kernel) > 1 else "macs_pointwise"
+        elif lay.kind == "filter":  # a fixed blur filter computes like a depthwise conv
+            key = "macs_depthwise"
         else:
             key = f"macs_{lay.kind}"
         out.append(OpTerms(key, lay.mac_cost(), elems, lay.param_cost()))
