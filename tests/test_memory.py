@@ -7,7 +7,15 @@ import torch
 
 from widthsearch.memory import activation_memory, saved_bytes
 
-from .conftest import SMALL, ZOO, random_widths, zoo_space
+from .conftest import (
+    MECHANISM_SIZE,
+    MECHANISMS,
+    SMALL,
+    ZOO,
+    mechanism_space,
+    random_widths,
+    zoo_space,
+)
 
 
 def _saved(space, widths, batch_size=1):
@@ -24,6 +32,18 @@ def test_activation_memory_exact_on_zoo(name):
         saved, storages = _saved(space, widths)
         assert memory(widths) == saved
     assert memory.storages == _saved(space, space.base_widths)[1]
+
+
+@pytest.mark.parametrize("name", MECHANISMS)
+def test_activation_memory_exact_on_channel_mechanisms(name):
+    """Splits (views of one storage), tied chunks, standardized weights (storages computed
+    from a parameter), fixed filters, ECA: still equal to what autograd saves, to the byte.
+    Batch 2: some models normalize a pooled 1x1 map in train mode."""
+    space = mechanism_space(name)
+    memory = activation_memory(space, batch_size=2)
+    for widths in (space.base_widths, *(random_widths(space, s, high=1.5) for s in (0, 1))):
+        model = space.realize(widths)
+        assert memory(widths) == saved_bytes(model, torch.randn(2, *MECHANISM_SIZE))[0]
 
 
 def test_activation_memory_grows_with_widths_and_batch():

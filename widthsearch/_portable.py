@@ -457,6 +457,42 @@ def _init_densenet(model: nn.Module, kwargs: dict) -> None:
             nn.init.constant_(m.bias, 0)
 
 
+def _init_cspnet(model: nn.Module, kwargs: dict) -> None:
+    from timm.models import cspnet
+    from timm.models._manipulate import named_apply
+
+    zero_init_last = kwargs.get("zero_init_last", True)
+    named_apply(partial(cspnet._init_weights, zero_init_last=zero_init_last), model)
+
+
+def _init_resnetv2(model: nn.Module, kwargs: dict) -> None:
+    from timm.models import resnetv2
+    from timm.models._manipulate import named_apply
+
+    zero_init_last = kwargs.get("zero_init_last", False)
+    named_apply(partial(resnetv2._init_weights, zero_init_last=zero_init_last), model)
+
+
+def _init_rdnet(model: nn.Module, kwargs: dict) -> None:
+    from timm.models import rdnet
+    from timm.models._manipulate import named_apply
+
+    scale = kwargs.get("head_init_scale", 1.0)
+    named_apply(partial(rdnet._init_weights, head_init_scale=scale), model)
+
+
+def _init_nfnet(model: nn.Module, kwargs: dict) -> None:
+    for n, m in model.named_modules():  # as timm.models.nfnet.NormFreeNet.__init__
+        if "fc" in n and isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="linear")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 FAMILY_INITS = {
     "timm.models.efficientnet": _init_efficientnet,
     "timm.models.mobilenetv3": _init_efficientnet,
@@ -464,6 +500,10 @@ FAMILY_INITS = {
     "timm.models.regnet": _init_regnet,
     "timm.models.convnext": _init_convnext,
     "timm.models.densenet": _init_densenet,
+    "timm.models.cspnet": _init_cspnet,
+    "timm.models.resnetv2": _init_resnetv2,
+    "timm.models.rdnet": _init_rdnet,
+    "timm.models.nfnet": _init_nfnet,
 }
 
 
