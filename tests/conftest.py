@@ -119,6 +119,25 @@ def fixed_profile(tiny_space, tiny_profile):
     return dataclasses.replace(tiny_profile, fits=(fit,), pooled=coefficients)
 
 
+CIFAR10_NAME = "cifar10-train.tar.gz"
+
+
+def cifar10_archive():
+    """The CIFAR-10 training images (a tar.gz of JPEGs), never in the repository: from
+    ``$WIDTHSEARCH_CIFAR10`` or the ``shared/data`` folder beside the checkout; the calling test
+    is skipped where there is none."""
+    import os
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[1]
+    candidates = [os.environ.get("WIDTHSEARCH_CIFAR10", "")]
+    candidates += [str(p / "shared" / "data" / CIFAR10_NAME) for p in here.parents]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    pytest.skip(f"no {CIFAR10_NAME} (set WIDTHSEARCH_CIFAR10 to its path)")
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import html
+import re
+import shlex
 
 import optuna
 import pytest
@@ -40,17 +43,39 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.toml").write_text(STUDY)
     db = f"sqlite:///{tmp_path / 's.db'}"
-    assert main(["run", "tiny.toml", "--storage", db]) == 0
+    quick = ["--max-steps", "8"]  # a quick check: the same flags rebuild the same runs
+    assert main(["run", "tiny.toml", "--storage", db, *quick]) == 0
     text = capsys.readouterr().out
     assert "search: 12 trials (12 new)" in text and "report: out/tiny/index.html" in text
     folder = tmp_path / "out" / "tiny"
     first = {name: (folder / name).read_bytes() for name in FILES}
+    first_csv = (folder / "verify.csv").read_bytes()
     assert all(first.values())
     assert first["pareto.png"][:8] == b"\x89PNG\r\n\x1a\n"
     page = first["index.html"].decode()
     for needle in ("pareto.png", "widths.png", "front.csv", "verify.csv", "top-1 %", "uniform"):
         assert needle in page, needle
     assert "digits (scikit-learn, 8x8)" in page and "1 epochs" not in page
+    # one seed: no spread and no verdict, said so; only the best top-1 is bold
+    assert "(n=1)" in page and "± 0.0" not in page and "n=1, no verdict" in page
+    assert page.count("<td><b>") == 1 and "<b>Verdict</b>" in page
+    # PreCrop has no max width but the base; the sampler and seed are on the page
+    assert "<dt>max width</dt><dd>1 (PreCrop" in page and "1.25&ndash;2.5" not in page
+    assert "<dt>sampler, seed</dt><dd>qmc, seed 0</dd>" in page
+    assert "<b>Quick check</b>: at most 8 steps; not a full run." in page
+    # every command, with its storage, and they rebuild the same results without training
+    commands = _commands(page)
+    assert commands[0] == f"uv run widthsearch run tiny.toml --storage {db}"
+    assert [c.split()[3] for c in commands[1:]] == ["search", "verify", "report"]
+    assert all(f"--storage {db}" in c for c in commands)
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    for c in commands[1:]:
+        args = shlex.split(c.replace(db, fresh).replace("-o out/tiny", "-o again2"))[3:]
+        assert main(args) == 0, c
+    assert "0 run(s) trained, 3 already finished" in capsys.readouterr().out
+    for name in ("front.csv", "front.md", "pareto.png", "widths.png"):
+        assert (tmp_path / "again2" / name).read_bytes() == first[name], name
+    assert (folder / "verify.csv").read_bytes() == first_csv
 
     study = optuna.load_study(study_name="tiny", storage=db)
     front_rows = list(csv.DictReader((folder / "front.csv").open()))
@@ -65,7 +90,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
         (tmp_path / ".widthsearch" / "checkpoints").iterdir()
     )
 
-    assert main(["run", "tiny.toml", "--storage", db]) == 0  # resumes: nothing left to do
+    assert main(["run", "tiny.toml", "--storage", db, *quick]) == 0  # resumes: nothing to do
     text = capsys.readouterr().out
     assert "search: 12 trials (0 new)" in text and "0 run(s) trained" in text
     assert {name: (folder / name).read_bytes() for name in FILES} == first
@@ -75,22 +100,98 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     assert again["front.csv"] == first["front.csv"] and again["pareto.png"] == first["pareto.png"]
 
 
+def _commands(page: str) -> list[str]:
+    """The command lines in the page's Reproduce section."""
+    section = page[page.index("<h2>Reproduce</h2>") :]
+    blocks = re.findall(r"<pre>(.*?)</pre>", section, flags=re.S)
+    return [
+        line
+        for block in blocks
+        for line in html.unescape(block).splitlines()
+        if line.startswith("uv run widthsearch ")
+    ]
+
+
 def test_report_without_verification_says_so(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 's.db'}"
     args = ["search", "resnet18", "--input-size", "16", "--trials", "8", "--storage", db]
-    assert main([*args, "--json"]) == 0
+    assert main([*args, "--sampler", "random", "--json"]) == 0
     capsys.readouterr()
     result = write_report("resnet18", db, tmp_path / "r")
     assert result.verified == 0 and result.front_size > 0
-    assert "No verification has run" in (tmp_path / "r" / "index.html").read_text()
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "No verification has run" in page
+    assert "<dt>sampler, seed</dt><dd>random, seed none</dd>" in page
+    # made without a study file: the page gives one with the stored settings, and commands
+    section = page[page.index("<h2>Reproduce</h2>") :]
+    toml = html.unescape(re.search(r"<pre>(.*?)</pre>", section, flags=re.S).group(1))
+    (tmp_path / "STUDY.toml").write_text(toml)
+    config = load_config(tmp_path / "STUDY.toml")
+    study = optuna.load_study(study_name="resnet18", storage=db)
+    assert (config.model, config.input_size, config.name) == ("resnet18", (3, 16, 16), "resnet18")
+    assert (config.sampler, config.seed, config.trials) == ("random", None, 8)
+    assert config.ranges.to_dict() == study.user_attrs["ranges"]
+    assert _commands(page) == [
+        f"uv run widthsearch search --config STUDY.toml --storage {db}",
+        f"uv run widthsearch report resnet18 --storage {db} -o {tmp_path / 'r'}",
+    ]
+
+
+def test_report_commands_hide_a_storage_password():
+    from widthsearch.report import shown_storage
+
+    url = "postgresql://ws:s3cret@db.example:5432/studies"
+    assert shown_storage(url) == "postgresql://ws:***@db.example:5432/studies"
+    assert shown_storage(None) == "sqlite:///widthsearch.db"
+    assert shown_storage("journal:/tmp/a.log") == "journal:/tmp/a.log"
+
+
+def test_committed_reports_are_found_again_by_their_study_files():
+    """The recipe key of each shipped study file still names the runs in its committed
+    verify.csv, so `widthsearch run` rebuilds the report from them without training."""
+    from pathlib import Path
+
+    from widthsearch.verify import recipe_key
+
+    root = Path(__file__).parent.parent
+    for path in sorted(root.glob("studies/*.toml")):
+        csv_path = root / "reports" / path.stem / "verify.csv"
+        if not csv_path.is_file():
+            continue
+        config = load_config(path)
+        v = config.verify
+        key = recipe_key(config.model, v.data, v.input_size or config.input_size, v.recipe())
+        assert {r["recipe_key"] for r in csv.DictReader(csv_path.open())} == {key}, path
+
+
+def test_report_front_table_is_the_thinned_front(tmp_path, capsys):
+    """The page shows the same thinned front as `widthsearch front`; front.csv all of it."""
+    import re
+
+    from widthsearch.report import FRONT_ROWS_SHOWN
+    from widthsearch.search import load_front
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["search", "resnet18", "--input-size", "16", "--trials", "80", "--storage", db]
+    assert main([*args, "--json"]) == 0
+    capsys.readouterr()
+    write_report("resnet18", db, tmp_path / "r")
+    info = load_front("resnet18", db, rows=FRONT_ROWS_SHOWN)
+    assert len(info["shown"]) <= FRONT_ROWS_SHOWN < len(info["front"])
+    page = (tmp_path / "r" / "index.html").read_text()
+    table = page[page.index("<h2>Front</h2>") :]
+    shown = [int(n) for n in re.findall(r"<tr>\s*<td>(\d+)</td>", table)]
+    assert sorted(shown) == sorted(info["shown"])
+    rows = list(csv.DictReader((tmp_path / "r" / "front.csv").open()))
+    assert len(rows) == len(info["front"])
 
 
 def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["report", "nope", "--storage", db, "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "no study 'nope'" in err and err.count("\n") == 1
-    assert not (tmp_path / "r").exists()
+    assert f"no storage at {db}" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s.db").exists()
 
 
 @pytest.mark.parametrize(
@@ -98,9 +199,10 @@ def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, caps
     [
         ("[verify]\nepochs = 0\n", "verify.epochs must be a positive int"),
         ("[verify]\nseeds = []\n", "verify.seeds"),
-        ("[verify]\nbatch = 3\n", "unknown \\[verify\\] key"),
+        ("[verify]\nbatch = 3\n", "unknown key 'verify.batch'"),
         ("[verify]\ninput_size = [3, 32]\n", "verify.input_size"),
-        ("[report]\nfolder = 'x'\n", "\\[report\\] needs path"),
+        ("[report]\nfolder = 'x'\n", "unknown key 'report.folder'"),
+        ("[report]\n", "\\[report\\] needs path"),
     ],
 )
 def test_bad_verify_and_report_sections(tmp_path, section, match):

@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import pickle
+import re
 import struct
 
 import numpy as np
@@ -16,8 +17,10 @@ import torch
 from widthsearch import WidthSpace
 from widthsearch.cli import main
 from widthsearch.data import DataError, load_dataset
+from widthsearch.errors import WidthSearchError
 from widthsearch.native import build_spec
 from widthsearch.train import Recipe, train
+from widthsearch.verdict import LABELS
 from widthsearch.verify import Candidate, training_setting, with_controls
 
 from .conftest import count
@@ -66,11 +69,17 @@ def test_digits_are_real_and_split_the_same_way_every_time(digits):
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_mnist_idx_files_are_read_raw_or_gzipped(tmp_path, digits, gz):
+def test_mnist_training_files_are_read_raw_or_gzipped_and_split(tmp_path, digits, gz):
     _write_mnist(tmp_path / "MNIST" / "raw", digits, gz)
+    for test_file in (tmp_path / "MNIST" / "raw").glob("t10k*"):
+        test_file.unlink()  # the test split is never read: validation is held out
     data = load_dataset(f"mnist:{tmp_path}")
-    assert torch.equal(data.train.images, digits.train.images)
-    assert torch.equal(data.val.labels, digits.val.labels)
+    assert len(data.train) + len(data.val) == len(digits.train)
+    assert len(data.val) == sum(round(0.1 * n) for n in digits.train.labels.bincount().tolist())
+    seen = torch.cat([data.train.images, data.val.images]).flatten(1)
+    assert sorted(map(tuple, seen.tolist())) == sorted(
+        map(tuple, digits.train.images.flatten(1).tolist())
+    )
     assert data.num_classes == 10
 
 
@@ -88,12 +97,14 @@ def test_cifar_python_batches(tmp_path):
                 key.encode(): rng.integers(0, classes, 20).tolist(),
             }
             (d / name).write_bytes(pickle.dumps(batch))
+        (d / ("test_batch" if kind == "cifar10" else "test")).unlink()  # never read
         data = load_dataset(f"{kind}:{tmp_path / kind}")
-        assert len(data.train) == 20 * len(names) and len(data.val) == 20
+        assert len(data.train) + len(data.val) == 20 * len(names)  # validation held out
+        assert 0 < len(data.val) < len(data.train)
         assert data.train.images.shape[1:] == (3, 32, 32) and data.num_classes == classes
 
 
-def test_image_folder_is_decoded_at_the_input_size(tmp_path):
+def test_image_folder_keeps_one_stored_size_and_resizes_mixed_sizes(tmp_path):
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -103,9 +114,12 @@ def test_image_folder_is_decoded_at_the_input_size(tmp_path):
             pixels = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / c / f"{i}.png")
     data = load_dataset(f"imagefolder:{tmp_path}", (3, 24, 24))
-    assert (len(data.train), len(data.val), data.num_classes) == (16, 4, 2)
+    assert (len(data.train), len(data.val), data.num_classes) == (18, 2, 2)
     x, y = data.train[[0, 1, 2]]
-    assert x.shape == (3, 3, 24, 24) and x.dtype == torch.uint8 and y.shape == (3,)
+    assert x.shape == (3, 3, 20, 30) and x.dtype == torch.uint8 and y.shape == (3,)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "cat/x.png")
+    mixed = load_dataset(f"imagefolder:{tmp_path}", (3, 24, 24))
+    assert mixed.train.images.shape[1:] == mixed.val.images.shape[1:] == (3, 24, 24)
 
 
 def _corrupt(tmp_path, case: str) -> str:
@@ -151,7 +165,7 @@ def _corrupt(tmp_path, case: str) -> str:
         ("cifar-not-pickle", "is not a CIFAR python batch"),
         ("cifar-hostile-pickle", "refusing to load builtins.print"),
         ("imagefolder-empty", "no images"),
-        ("missing", "no folder at"),
+        ("missing", "no folder or archive at"),
         ("unknown", "unknown data set"),
     ],
 )
@@ -298,7 +312,8 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
     assert kinds[:2] == ["candidate", "base"] and len(kinds) in (2, 3)
     assert info["trained"] == 2 * len({tuple(r["widths"]) for r in info["results"]})
     for r in info["results"]:
-        assert r["seeds"] == [0, 1] and 0 <= r["top1"] <= 1 and r["top1_std"] >= 0
+        assert r["seeds"] == [0, 1] and r["n"] == 2 and 0 <= r["top1"] <= 1
+        assert r["top1_std"] >= 0 and len(r["top1_seeds"]) == 2
     # the model as trained is counted, not predicted: check one against a real count
     base = next(r for r in info["results"] if r["kind"] == "base")
     assert (base["params"], base["macs"]) == count(
@@ -306,9 +321,33 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
     )
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == info["trained"]
+    # verdicts: paired by seed against the base and the control, in JSON, CSV and study
+    top1 = {(r["candidate"], int(r["seed"])): float(r["top1"]) for r in rows}
+    cand = info["results"][0]
+    control = next((r for r in info["results"] if r["kind"] == "control"), None)
+    vs_base = cand["vs_base"]
+    assert vs_base["reference"] == "base" and vs_base["seeds"] == [0, 1]
+    assert vs_base["differences"] == [
+        pytest.approx(top1[(cand["candidate"], s)] - top1[("base", s)]) for s in (0, 1)
+    ]
+    assert vs_base["low"] <= vs_base["mean"] <= vs_base["high"]
+    assert vs_base["label"] in LABELS[:3] and base["vs_base"] is None
+    if control is not None and not control["same_as"]:
+        assert cand["vs_control"]["reference"] == control["candidate"]
+        assert control["vs_base"] is not None and control["vs_control"] is None
+    for r in rows:
+        if r["kind"] == "candidate":
+            assert float(r["top1_vs_base"]) == pytest.approx(
+                top1[(r["candidate"], int(r["seed"]))] - top1[("base", int(r["seed"]))]
+            )
+            assert r["verdict_vs_base"] == vs_base["label"] and r["n"] == "2"
+        if r["kind"] == "base":
+            assert r["top1_vs_base"] == r["verdict_vs_base"] == ""
+    assert info["verdicts"][0].startswith(f"{cand['candidate']} against base: {vs_base['label']} (")
     study = optuna.load_study(study_name="resnet18", storage=db)
     stored = study.user_attrs["verify"][info["recipe_key"]]
     assert len(stored["rows"]) == info["trained"]
+    assert stored["summary"]["results"][0]["vs_base"] == vs_base
     assert stored["input_size"] == [3, 16, 16] and stored["data"] == "digits"
     assert not (tmp_path / "r.ckpt").exists()
 
@@ -317,6 +356,11 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
     text = capsys.readouterr().out
     assert f"0 run(s) trained, {info['trained']} already finished" in text
     assert "± " in text and "base" in text and "trial " in text
+    assert (
+        "vs base" in text
+        and "vs control" in text
+        and f"verdict: {cand['candidate']} against base: " in text
+    )
     assert out.read_text() == before
 
 
@@ -327,3 +371,151 @@ def test_a_results_file_that_is_not_ours_is_refused(tmp_path, capsys, width_file
     assert main(["verify", str(wf), "--epochs", "1", "--seeds", "0", "--out", str(out)]) == 2
     assert "not a widthsearch verify CSV" in capsys.readouterr().err
     assert out.read_text() == "a,b\n1,2\n"
+
+
+# ------------------------------------------------------------- small runs tell the truth
+def test_a_short_run_cuts_its_warm_up_and_says_so():
+    """One epoch used to be all warm-up (the peak lr at the last step); now the warm-up is at
+    most a quarter of the run and the recipe says so. Runs of 4+ epochs keep their schedule."""
+    spe = 22  # digits: 1,438 images, batch 64
+    short = Recipe(epochs=1)
+    lrs = [short.lr_at(i, spe) for i in range(spe)]
+    assert short.warmup_steps(spe) == 5
+    assert max(lrs) == pytest.approx(short.lr) and lrs.index(max(lrs)) == 4
+    assert lrs[-1] < 0.05 * short.lr  # cosine to (almost) zero by the end
+    notes = short.notes(1438)
+    assert any("warm-up cut to 5 steps, a quarter of this 22-step run" in n for n in notes)
+    assert any("only 22 training steps" in n for n in notes)
+    full = Recipe(epochs=8)
+    assert full.warmup_steps(spe) == spe and full.notes(1438) == []
+    assert [full.lr_at(i, spe) for i in range(spe)] == [full.lr * (i + 1) / spe for i in range(spe)]
+    # a changed schedule is another setting: its results never mix with the old rule's
+    assert "warmup_max_fraction" in short.key() and "warmup_max_fraction" not in full.key()
+
+
+def test_max_steps_and_train_subset_train_less_and_are_their_own_setting(digits, tiny_space):
+    import widthsearch._portable as portable
+    from widthsearch.train import training_subset
+    from widthsearch.verify import recipe_key
+
+    widths = [
+        w if g.fixed else max(8, w // 4)
+        for g, w in zip(tiny_space.groups, tiny_space.base_widths, strict=True)
+    ]
+    spec = build_spec(tiny_space, widths)
+    calls = []
+
+    def on_step(epoch, step, steps, loss):
+        calls.append((epoch, step, steps))
+
+    cpu = torch.device("cpu")
+    recipe = Recipe(epochs=3, max_steps=7)
+    result = train(
+        lambda: portable.build(spec, num_classes=10), digits, TINY, recipe, 0, cpu, on_step=on_step
+    )
+    assert result.steps == 7 and result.epochs == 1 and len(calls) == 7
+    assert calls[-1] == (0, 6, 22)
+    calls.clear()
+    recipe = Recipe(epochs=2, train_subset=200)
+    result = train(
+        lambda: portable.build(spec, num_classes=10), digits, TINY, recipe, 0, cpu, on_step=on_step
+    )
+    assert result.steps == 6 and result.epochs == 2 and {c[2] for c in calls} == {3}
+    sub = training_subset(digits.train, 200)
+    assert torch.equal(sub.labels, training_subset(digits.train, 200).labels)  # fixed
+    rows = {tuple(x.flatten().tolist()) for x in digits.train.images}
+    assert len(sub) == 200 and all(tuple(x.flatten().tolist()) in rows for x in sub.images)
+    keys = {
+        recipe_key("resnet18", "digits", TINY, r)
+        for r in (Recipe(), Recipe(max_steps=7), Recipe(train_subset=200))
+    }
+    assert len(keys) == 3
+    assert "max_steps" not in Recipe().to_dict()  # a full run's key is what it always was
+    with pytest.raises(WidthSearchError, match="less than one batch"):
+        Recipe(train_subset=10)
+
+
+def test_a_quick_single_seed_check_warns_shows_n_1_and_no_spread(tmp_path, capsys, width_file):
+    out = tmp_path / "r.csv"
+    args = ["verify", str(width_file), "--epochs", "3", "--seeds", "3", "--out", str(out)]
+    assert main([*args, "--max-steps", "8", "--train-subset", "256"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert len([w for w in warnings if "warm-up cut to 2 steps" in w]) == 1
+    assert any("only 8 training steps" in w for w in warnings)
+    text = captured.out
+    assert "QUICK CHECK: at most 8 steps, a fixed subset of 256 training images" in text
+    assert "seeds 3 (n=1)" in text and "(n=1)" in text and "± 0.0" not in text
+    assert "n=1, no verdict" in text and "note: warm-up cut to 2 steps" in text
+    rows = list(csv.DictReader(out.open()))
+    assert {r["n"] for r in rows} == {"1"} and {r["steps"] for r in rows} == {"8"}
+    assert {r["verdict_vs_base"] for r in rows if r["kind"] != "base"} == {"n=1, no verdict"}
+    assert json.loads(rows[0]["recipe"])["max_steps"] == 8
+    assert main([*args, "--max-steps", "8", "--train-subset", "256", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["trained"] == 0 and all(r["n"] == 1 for r in info["results"])
+    assert all(r["top1_std"] is None for r in info["results"])
+
+
+@pytest.mark.parametrize("probe", [True, False])
+def test_long_runs_print_an_estimate_of_their_time_before_the_bulk_of_the_work(
+    tmp_path, digits, width_file, monkeypatch, probe
+):
+    """Each model timed up front where that is cheap next to the runs (here forced), else the
+    first steps of the first run; either way one line before the bulk of the work."""
+    import time
+
+    import widthsearch.verify as verify
+
+    monkeypatch.setattr(verify, "PROBE_SHARE", 1.0 if probe else 0.0)
+    events = []
+
+    def progress(cand, seed):
+        events.append(("start", cand.label, time.perf_counter()))
+
+    plan = verify.plan_from_width_files([width_file])
+    t0 = time.perf_counter()
+    report = verify.run_verify(
+        plan,
+        digits,
+        Recipe(epochs=1, max_steps=12),
+        seeds=(0,),
+        device="cpu",
+        input_size=TINY,
+        out=tmp_path / "r.csv",
+        progress=progress,
+        log=lambda m: events.append(("log", m, time.perf_counter())),
+        estimate_over=0.0,
+    )
+    total = time.perf_counter() - t0
+    runs = report.trained
+    assert runs == len(events) - sum(e[0] == "log" for e in events) >= 2
+    estimates = [i for i, e in enumerate(events) if e[1].startswith("estimate: ")]
+    starts = [i for i, e in enumerate(events) if e[0] == "start"]
+    assert len(estimates) == 1
+    _, message, when = events[estimates[0]]
+    assert f"for {runs} run(s) of 12 steps on cpu" in message
+    if probe:  # before any training, with every model's step time
+        assert estimates[0] < starts[0] and "timed over 3 steps of each: " in message
+        assert all(f"{c.label} " in message for c in plan.candidates if c.kind != "control")
+    else:  # during the first run
+        assert starts[0] < estimates[0] < starts[1] and "were not timed" in message
+    # the figure is rough (a shared machine's load changes) but of the right size
+    value, unit = re.search(r"about ([\d.]+) (s|min|h) more", message).groups()
+    said = float(value) * {"s": 1, "min": 60, "h": 3600}[unit]
+    remaining = total - (when - t0)
+    assert remaining / 5 <= max(said, 1) <= remaining * 5, (message, remaining)
+
+
+def test_timing_a_model_leaves_training_as_it_was(digits, tiny_space):
+    """The up-front timing trains a throwaway model: the RNG, and so every run, is unchanged."""
+    import widthsearch._portable as portable
+    from widthsearch.train import step_seconds
+
+    spec = build_spec(tiny_space, tiny_space.base_widths)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    seconds = step_seconds(
+        lambda: portable.build(spec, num_classes=10), digits, TINY, Recipe(), torch.device("cpu")
+    )
+    assert seconds > 0 and torch.equal(torch.get_rng_state(), before)

@@ -2,18 +2,27 @@
 
 A data spec names a data set and where it lies:
 
-- ``digits``: scikit-learn's bundled 8x8 digit images (1,797 real images, 10 classes), split
-  1,437 / 360 by a fixed permutation. The default: it needs no files.
-- ``mnist:DIR``: the four MNIST idx files, gzipped or raw, in ``DIR`` (or ``DIR/raw``,
-  ``DIR/MNIST/raw``: torchvision's layout). Train/test are the official splits.
-- ``cifar10:DIR``, ``cifar100:DIR``: the python batches (``cifar-10-batches-py``,
-  ``cifar-100-python``) in ``DIR`` or one folder below it. Official splits.
-- ``imagefolder:DIR``: one sub-folder of images per class; ``DIR/train`` and ``DIR/val`` when both
-  exist, else a fixed 80/20 split of ``DIR``. Images are decoded as batches are drawn.
+- ``digits``: scikit-learn's bundled 8x8 digit images (1,797 real images, 10 classes). The
+  default: it needs no files.
+- ``mnist:DIR``: the MNIST idx training files, gzipped or raw, in ``DIR`` (or ``DIR/raw``,
+  ``DIR/MNIST/raw``: torchvision's layout).
+- ``cifar10:PATH``, ``cifar100:PATH``: the python batches (``cifar-10-batches-py``,
+  ``cifar-100-python``) in ``PATH`` or one folder below it, or the images as JPEG/PNG files in
+  one folder per class (a folder, or a ``.tar``/``.tar.gz`` archive of one, such as
+  ``cifar10-train.tar.gz`` with its ``train/<class>/*.jpg``).
+- ``imagefolder:PATH`` (or a bare ``PATH``): one sub-folder of images per class, in a folder or
+  a ``.tar``/``.tar.gz`` archive; ``train/`` and ``val/`` when both exist.
 
-Every split yields uint8 images at their stored size (N, C, H, W); resizing to the input size,
-channel conversion and normalization happen per batch on the training device (:func:`prepare`),
-so a CIFAR run at 224x224 does not hold the upscaled data set in memory.
+**Validation is always held out from the training images** (:func:`held_out_split`: a fixed,
+class-stratified 10%), except for an image folder that brings its own ``val/``. Official test
+splits (MNIST's t10k, CIFAR's test batch) are never read: every choice verification informs is
+made on held-out training images, and the test images stay untouched for a final evaluation.
+
+Small images (CIFAR-sized folders and archives, everything bundled) are decoded once at load
+time into one uint8 tensor (N, C, H, W), which a CUDA run keeps on the GPU; large image
+folders (ImageNet-style) decode per batch. Resizing to the input size, channel conversion,
+augmentation and normalization happen per batch on the training device (:func:`prepare`), so
+a CIFAR run at 224x224 does not hold the upscaled data set in memory.
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ if TYPE_CHECKING:
 KINDS = ("digits", "mnist", "cifar10", "cifar100", "imagefolder")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 SPLIT_SEED = 0
-"""Seed of the fixed train/validation permutation of data sets without an official split."""
+"""Seed of the fixed train/validation split of every data set."""
+VAL_FRACTION = 0.1
+"""Share of each class's training images held out for validation (see :func:`held_out_split`)."""
 
 
 class DataError(WidthSearchError):
@@ -90,33 +101,47 @@ class Dataset:
 def load_dataset(spec: str, input_size: Sequence[int] = (3, 32, 32)) -> Dataset:
     """The data set a spec names (see the module docstring).
 
-    ``input_size`` only matters for image folders, whose images are decoded at that size.
+    ``input_size`` only matters for image folders of mixed or large images, which are
+    decoded at that size.
 
     Raises:
         DataError: unknown kind, or a missing, empty or corrupt data set; the message says
             what was expected where.
     """
-    kind, _, path = spec.partition(":")
+    kind, sep, path = spec.partition(":")
     kind = kind.strip().lower()
     if kind not in KINDS:
+        bare = Path(spec).expanduser()
+        if bare.is_dir() or _is_archive(bare):  # a folder or archive given without a kind
+            return _imagefolder(spec, bare, tuple(input_size[1:]))  # type: ignore[arg-type]
         raise DataError(
-            f"unknown data set '{spec}'; use digits, mnist:DIR, cifar10:DIR, cifar100:DIR "
-            "or imagefolder:DIR"
+            f"unknown data set '{spec}'; use digits, mnist:DIR, cifar10:PATH, cifar100:PATH "
+            "or imagefolder:PATH (a folder of class folders, or a .tar/.tar.gz of one)"
         )
     if kind == "digits":
         if path:
             raise DataError("digits is bundled with scikit-learn and takes no DIR")
         return _digits(spec)
     if not path:
-        raise DataError(f"{kind} needs a folder: --data {kind}:DIR")
+        raise DataError(f"{kind} needs a folder: --data {kind}:PATH")
     root = Path(path).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{spec}: no folder at {root}")
+    archive = _is_archive(root)
+    if not (root.is_dir() or (archive and kind != "mnist")):
+        raise DataError(f"{spec}: no folder{'' if kind == 'mnist' else ' or archive'} at {root}")
+    size = tuple(input_size[1:])
     if kind == "mnist":
         return _mnist(spec, root)
     if kind in ("cifar10", "cifar100"):
-        return _cifar(spec, root, kind)
-    return _imagefolder(spec, root, tuple(input_size[1:]))  # type: ignore[arg-type]
+        return _cifar(spec, root, kind, size)  # type: ignore[arg-type]
+    return _imagefolder(spec, root, size)  # type: ignore[arg-type]
+
+
+def _hold_out(name: str, spec: str, images, labels, classes: int) -> Dataset:
+    """A data set whose validation split is :func:`held_out_split` of its training images."""
+    train, val = held_out_split(labels.tolist())
+    return _finish(
+        name, spec, Split(labels[train], images[train]), Split(labels[val], images[val]), classes
+    )
 
 
 def _finish(name: str, spec: str, train: Split, val: Split, classes: int) -> Dataset:
@@ -129,9 +154,7 @@ def _finish(name: str, spec: str, train: Split, val: Split, classes: int) -> Dat
         gen = torch.Generator().manual_seed(SPLIT_SEED)
         sample = torch.randperm(len(train), generator=gen)[:256]
         images = train[sample][0]
-    x = images.double() / 255
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    mean, std = _channel_stats(images)
     return Dataset(
         name,
         spec,
@@ -139,9 +162,28 @@ def _finish(name: str, spec: str, train: Split, val: Split, classes: int) -> Dat
         val,
         classes,
         images.shape[1],
-        tuple(mean.tolist()),
-        tuple(std.tolist()),
+        mean,
+        std,
     )
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images, scaled to [0, 1], exactly
+    (integer sums in chunks: a float64 copy of CIFAR-10 would take 1 GB)."""
+    import torch
+
+    c = images.shape[1]
+    total = torch.zeros(c, dtype=torch.int64)
+    squares = torch.zeros(c, dtype=torch.int64)
+    for chunk in images.split(4096):
+        x = chunk.to(torch.int64)
+        total += x.sum(dim=(0, 2, 3))
+        squares += (x * x).sum(dim=(0, 2, 3))
+    n = images.numel() // c
+    mean = total.double() / n
+    var = (squares.double() - n * mean * mean) / max(n - 1, 1)
+    std = var.clamp_min(0).sqrt() / 255
+    return tuple((mean / 255).tolist()), tuple(std.clamp_min(1e-3).tolist())
 
 
 # ------------------------------------------------------------------------------- digits
@@ -153,7 +195,7 @@ def _digits(spec: str) -> Dataset:
     images = torch.from_numpy((bunch.images * (255 / 16)).round()).to(torch.uint8)[:, None]
     labels = torch.from_numpy(bunch.target).long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    n_val = len(labels) // 5
+    n_val = len(labels) // 5  # 359 images: a tenth would leave too few to tell models apart
     val, train = order[:n_val], order[n_val:]
     return _finish(
         "digits (scikit-learn, 8x8)",
@@ -165,12 +207,8 @@ def _digits(spec: str) -> Dataset:
 
 
 # -------------------------------------------------------------------------------- mnist
-_MNIST = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "val_images": "t10k-images-idx3-ubyte",
-    "val_labels": "t10k-labels-idx1-ubyte",
-}
+_MNIST = {"images": "train-images-idx3-ubyte", "labels": "train-labels-idx1-ubyte"}
+"""The training files; the t10k test files are never read (validation is held out)."""
 
 
 def _find(root: Path, name: str, subdirs: Sequence[str]) -> Path | None:
@@ -210,21 +248,14 @@ def _mnist(spec: str, root: Path) -> Dataset:
         if p is None:
             raise DataError(
                 f"{spec}: no {name}[.gz] in {root} (or raw/, MNIST/raw/); mnist:DIR needs the "
-                "four MNIST idx files"
+                "MNIST training idx files"
             )
         paths[key] = p
-    arrays = {k: _read_idx(p, 3 if k.endswith("images") else 1, spec) for k, p in paths.items()}
-    for split in ("train", "val"):
-        if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
-            raise DataError(f"{spec}: {split} images and labels differ in count")
-    classes = int(max(arrays["train_labels"].max(), arrays["val_labels"].max())) + 1
-    return _finish(
-        "MNIST",
-        spec,
-        Split(arrays["train_labels"].long(), arrays["train_images"][:, None]),
-        Split(arrays["val_labels"].long(), arrays["val_images"][:, None]),
-        classes,
-    )
+    images = _read_idx(paths["images"], 3, spec)
+    labels = _read_idx(paths["labels"], 1, spec).long()
+    if len(images) != len(labels):
+        raise DataError(f"{spec}: {len(images)} images but {len(labels)} labels")
+    return _hold_out("MNIST", spec, images[:, None], labels, int(labels.max()) + 1)
 
 
 # -------------------------------------------------------------------------------- cifar
@@ -256,104 +287,243 @@ def _unpickle(path: Path, spec: str) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
 
 
-def _cifar(spec: str, root: Path, kind: str) -> Dataset:
+def _cifar(spec: str, root: Path, kind: str, size: tuple[int, int]) -> Dataset:
+    """CIFAR's python training batches, or its images in class folders (or an archive)."""
     import numpy as np
     import torch
 
+    classes = 10 if kind == "cifar10" else 100
+    name = "CIFAR-10" if kind == "cifar10" else "CIFAR-100"
     if kind == "cifar10":
-        folder, train_files, val_files = (
+        folder, files, label_key = (
             "cifar-10-batches-py",
             [f"data_batch_{i}" for i in range(1, 6)],
-            ["test_batch"],
+            "labels",
         )
-        label_key, classes = "labels", 10
     else:
-        folder, train_files, val_files = "cifar-100-python", ["train"], ["test"]
-        label_key, classes = "fine_labels", 100
-    base = next((d for d in (root, root / folder) if (d / val_files[0]).is_file()), None)
-    if base is None:
-        raise DataError(
-            f"{spec}: no {val_files[0]} in {root} or {root / folder}; {kind}:DIR needs the "
-            f"python batches ({', '.join(train_files + val_files)})"
-        )
-
-    def read(names: list[str]) -> Split:
-        xs, ys = [], []
-        for name in names:
-            p = base / name
-            if not p.is_file():
-                raise DataError(f"{spec}: {p} is missing")
-            d = _unpickle(p, spec)
-            try:
-                x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-                y = np.asarray(d[label_key], dtype=np.int64)
-            except (KeyError, ValueError) as exc:
-                raise DataError(f"{spec}: {p} lacks CIFAR data or {label_key} ({exc})") from None
-            if len(x) != len(y):
-                raise DataError(f"{spec}: {p} holds {len(x)} images but {len(y)} labels")
-            xs.append(x)
-            ys.append(y)
-        return Split(torch.from_numpy(np.concatenate(ys)), torch.from_numpy(np.concatenate(xs)))
-
-    name = "CIFAR-10" if kind == "cifar10" else "CIFAR-100"
-    return _finish(name, spec, read(train_files), read(val_files), classes)
+        folder, files, label_key = "cifar-100-python", ["train"], "fine_labels"
+    base = None
+    if root.is_dir():
+        base = next((d for d in (root, root / folder) if (d / files[0]).is_file()), None)
+    if base is None:  # the images themselves, one folder per class
+        data = _imagefolder(spec, root, size, name=f"{name} images")
+        if data.num_classes != classes:
+            raise DataError(
+                f"{spec}: no python batches ({', '.join(files)}) in {root} or {root / folder}, "
+                f"and {data.num_classes} class folders where {name} has {classes}"
+            )
+        return data
+    xs, ys = [], []
+    for file in files:
+        p = base / file
+        if not p.is_file():
+            raise DataError(f"{spec}: {p} is missing")
+        d = _unpickle(p, spec)
+        try:
+            x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(d[label_key], dtype=np.int64)
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"{spec}: {p} lacks CIFAR data or {label_key} ({exc})") from None
+        if len(x) != len(y):
+            raise DataError(f"{spec}: {p} holds {len(x)} images but {len(y)} labels")
+        xs.append(x)
+        ys.append(y)
+    images = torch.from_numpy(np.concatenate(xs))
+    return _hold_out(name, spec, images, torch.from_numpy(np.concatenate(ys)), classes)
 
 
 # -------------------------------------------------------------------------- imagefolder
-def _class_files(root: Path) -> dict[str, list[str]]:
-    return {
-        d.name: sorted(
-            str(f) for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-        )
-        for d in sorted(root.iterdir())
-        if d.is_dir() and not d.name.startswith(".")
-    }
+IN_MEMORY_BYTES = 4 * 2**30
+"""Image folders whose decoded images fit in this many bytes are decoded once, at load time,
+into one uint8 tensor (which a CUDA run then keeps on the GPU); larger ones decode per batch."""
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 
-def _decode(path: str, size: tuple[int, int] | None) -> torch.Tensor:
+@dataclass(frozen=True)
+class _Image:
+    """One image of a folder or archive: its path parts below the root, and where to read it."""
+
+    parts: tuple[str, ...]
+    source: str
+    """A file path, or the member name inside the archive."""
+
+
+def _is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _folder_images(root: Path) -> list[_Image]:
+    return [
+        _Image(f.relative_to(root).parts, str(f))
+        for f in sorted(root.rglob("*"))
+        if f.is_file()
+        and f.suffix.lower() in IMAGE_SUFFIXES
+        and not any(p.startswith(".") for p in f.relative_to(root).parts)
+    ]
+
+
+def _read_archive(path: Path, spec: str) -> tuple[list[_Image], dict[str, bytes]]:
+    """Every image of a tar archive (gzipped or not) and its bytes, in one pass."""
+    import tarfile
+
+    images, blobs = [], {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for m in tar:
+                parts = tuple(p for p in m.name.split("/") if p not in ("", "."))
+                if (
+                    not m.isfile()
+                    or not parts
+                    or Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES
+                    or any(p.startswith(".") for p in parts)
+                ):
+                    continue
+                f = tar.extractfile(m)
+                if f is None:
+                    continue
+                blobs[m.name] = f.read()
+                images.append(_Image(parts, m.name))
+    except (OSError, EOFError, tarfile.TarError) as exc:
+        raise DataError(f"{spec}: cannot read the archive {path} ({exc})") from None
+    images.sort(key=lambda im: im.parts)
+    return images, blobs
+
+
+def _layout(images: list[_Image], spec: str) -> tuple[list[str], list, list | None]:
+    """Class names, train items and val items (None: hold out a split) of a folder's images.
+
+    ``train/`` and ``val/`` (one folder per class in each) are the official split; a lone
+    ``train/`` (the layout of CIFAR-10's JPEG release) or class folders at the top are split.
+    """
+    tops = {im.parts[0] for im in images if len(im.parts) > 1}
+
+    def classes_under(prefix: str | None) -> dict[str, list[_Image]]:
+        found: dict[str, list[_Image]] = {}
+        for im in images:
+            parts = im.parts if prefix is None else im.parts[1:]
+            if prefix is not None and im.parts[0] != prefix:
+                continue
+            if len(parts) >= 2:
+                found.setdefault(parts[0], []).append(im)
+        return found
+
+    if {"train", "val"} <= tops:
+        train, val = classes_under("train"), classes_under("val")
+        if sorted(train) != sorted(val):
+            raise DataError(f"{spec}: train/ and val/ have different class folders")
+    elif tops == {"train"}:
+        train, val = classes_under("train"), None
+    else:
+        train, val = classes_under(None), None
+    names = sorted(train)
+    if len(names) < 2:
+        raise DataError(f"{spec}: imagefolder needs one sub-folder per class (found {names})")
+    as_items = lambda d: [(im, c) for c, n in enumerate(names) for im in d[n]]  # noqa: E731
+    return names, as_items(train), None if val is None else as_items(val)
+
+
+def held_out_split(labels: Sequence[int], fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED):
+    """Indices (train, val) of a fixed, class-stratified split: per class, a permutation
+    fixed by ``seed`` and the class puts ``round(fraction * n)`` images (at least one) aside.
+
+    The split depends only on the labels in the order given (sorted paths, for folders), so
+    it is the same on every machine and in every run: the validation images are never trained on.
+    """
+    import torch
+
+    train, val = [], []
+    by_class: dict[int, list[int]] = {}
+    for i, c in enumerate(labels):
+        by_class.setdefault(int(c), []).append(i)
+    for c, idx in sorted(by_class.items()):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + c)
+        order = [idx[i] for i in torch.randperm(len(idx), generator=gen).tolist()]
+        n_val = min(len(idx) - 1, max(1, round(fraction * len(idx))))
+        val += order[:n_val]
+        train += order[n_val:]
+    return sorted(train), sorted(val)
+
+
+def _decode(source: str | bytes, size: tuple[int, int] | None) -> torch.Tensor:
+    """An image file (a path, or its bytes) as uint8 (C, H, W), RGB, resized to ``size``."""
+    import io
+
     import numpy as np
     import torch
     from PIL import Image, UnidentifiedImageError
 
+    what = source if isinstance(source, str) else "an archive member"
     try:
-        with Image.open(path) as im:
+        with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as im:
             im = im.convert("RGB")
             if size is not None and im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(im, dtype=np.uint8).copy()
     except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"cannot decode image {path} ({exc})") from None
+        raise DataError(f"cannot decode image {what} ({exc})") from None
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
-def _imagefolder(spec: str, root: Path, size: tuple[int, int]) -> Dataset:
+def _decode_all(
+    items: list, blobs: dict[str, bytes] | None, size: tuple[int, int], *, resize: bool = False
+) -> torch.Tensor:
+    """All images of ``items`` as one uint8 tensor: at their stored size when they all share
+    one (resized per batch on the device later), else (or with ``resize``) at ``size``."""
     import torch
 
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        train_classes, val_classes = _class_files(root / "train"), _class_files(root / "val")
-        names = sorted(train_classes)
-        if sorted(val_classes) != names:
-            raise DataError(f"{spec}: train/ and val/ have different class folders")
-        parts = [
-            [(f, c) for c, n in enumerate(names) for f in d[n]]
-            for d in (train_classes, val_classes)
-        ]
+    read = lambda im, at: _decode(blobs[im.source] if blobs else im.source, at)  # noqa: E731
+    images = [read(im, size if resize else None) for im, _ in items]
+    if len({tuple(x.shape) for x in images}) > 1:
+        images = [read(im, size) for im, _ in items]
+    return torch.stack(images)
+
+
+def _imagefolder(
+    spec: str, root: Path, size: tuple[int, int], *, name: str | None = None
+) -> Dataset:
+    """Class folders (or a tar archive of them), decoded into memory when they fit."""
+    import torch
+
+    blobs = None
+    if _is_archive(root):
+        images, blobs = _read_archive(root, spec)
+    elif root.is_dir():
+        images = _folder_images(root)
     else:
-        classes = _class_files(root)
-        names = sorted(classes)
-        items = [(f, c) for c, n in enumerate(names) for f in classes[n]]
-        order = torch.randperm(len(items), generator=torch.Generator().manual_seed(SPLIT_SEED))
-        n_val = len(items) // 5
-        parts = [[items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]]]
-    if len(names) < 2:
-        raise DataError(f"{spec}: imagefolder:DIR needs one sub-folder per class (found {names})")
-    if not parts[0] or not parts[1]:
+        raise DataError(f"{spec}: no folder or .tar/.tar.gz archive at {root}")
+    if not images:
         raise DataError(f"{spec}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
-    train, val = (
-        Split(torch.tensor([c for _, c in p]), files=tuple(f for f, _ in p), size=size)
-        for p in parts
-    )
-    return _finish(f"image folder {root.name}", spec, train, val, len(names))
+    names, train_items, val_items = _layout(images, spec)
+    if val_items is None:
+        t, v = held_out_split([c for _, c in train_items])
+        train_items, val_items = [train_items[i] for i in t], [train_items[i] for i in v]
+    if not train_items or not val_items:
+        raise DataError(f"{spec}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
+    first = train_items[0][0]
+    probe = _decode(blobs[first.source] if blobs else first.source, None)
+    n = len(train_items) + len(val_items)
+    small = probe.numel() * n <= IN_MEMORY_BYTES
+    if blobs is not None and not small:
+        raise DataError(
+            f"{spec}: {n:,} images of {tuple(probe.shape)} are too many to decode into memory "
+            "from an archive; unpack it and give the folder"
+        )
+    labels = [torch.tensor([c for _, c in items]) for items in (train_items, val_items)]
+    if small:
+        train_x, val_x = (_decode_all(items, blobs, size) for items in (train_items, val_items))
+        if train_x.shape[1:] != val_x.shape[1:]:  # the splits differ: both at the input size
+            train_x, val_x = (
+                _decode_all(items, blobs, size, resize=True) if x.shape[-2:] != size else x
+                for items, x in ((train_items, train_x), (val_items, val_x))
+            )
+        train, val = Split(labels[0], train_x), Split(labels[1], val_x)
+    else:
+        train, val = (
+            Split(y, files=tuple(im.source for im, _ in items), size=size)
+            for y, items in zip(labels, (train_items, val_items), strict=True)
+        )
+    where = "archive" if blobs is not None else "image folder"
+    return _finish(name or f"{where} {root.name}", spec, train, val, len(names))
 
 
 # ------------------------------------------------------------------------------ batches
@@ -364,6 +534,21 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Te
 
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return list(torch.randperm(n, generator=gen).split(batch_size))
+
+
+def _stats(data: Dataset, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data set's mean and std as (1, C, 1, 1) tensors on ``device``, made once per device:
+    a new host-to-device copy per batch would make every step wait for the GPU."""
+    import torch
+
+    cache = data.__dict__.setdefault("_stats_cache", {})
+    key = str(device)
+    if key not in cache:
+        cache[key] = (
+            torch.tensor(data.mean, device=device).view(1, -1, 1, 1),
+            torch.tensor(data.std, device=device).view(1, -1, 1, 1),
+        )
+    return cache[key]
 
 
 def prepare(
@@ -379,8 +564,7 @@ def prepare(
 
     c, h, w = input_size
     x = images.to(device, non_blocking=True).float().div_(255)
-    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    mean, std = _stats(data, x.device)
     x = (x - mean) / std
     if x.shape[1] != c:  # grey to colour by repetition, colour to grey by the channel mean
         x = x.mean(dim=1, keepdim=True).expand(-1, c, -1, -1)

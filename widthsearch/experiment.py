@@ -8,7 +8,6 @@ checkpoint, and the report is rewritten from what the study holds.
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,8 @@ if TYPE_CHECKING:
     from .report import ReportResult
     from .search import SearchResult
     from .study import StudyConfig
-    from .verify import VerifyReport
+    from .train import Recipe
+    from .verify import Log, VerifyReport
 
 CHECKPOINTS = Path(".widthsearch") / "checkpoints"
 """Where interrupted verification runs keep their epoch checkpoints (not in the report)."""
@@ -47,12 +47,15 @@ def run_experiment(
     search_progress: bool = False,
     train_progress: Any = None,
     data: Dataset | None = None,
+    recipe: Recipe | None = None,
+    log: Log | None = None,
 ) -> ExperimentResult:
     """Search ``config``, verify its top candidates as its ``[verify]`` section says (if it
     has one), and write the report to its ``[report]`` path (default ``reports/STUDY``).
 
-    ``train_progress`` is :func:`widthsearch.verify.run_verify`'s progress factory; ``data``
-    the ``[verify]`` data set when the caller has loaded it already.
+    ``train_progress`` and ``log`` are :func:`widthsearch.verify.run_verify`'s progress
+    factory and message sink; ``data`` the ``[verify]`` data set when the caller has loaded it
+    already; ``recipe`` replaces the section's (a quick check with ``max_steps``, say).
     """
     from .data import load_dataset
     from .report import write_report
@@ -71,18 +74,16 @@ def run_experiment(
         verified = run_verify(
             plan,
             data,
-            v.recipe(),
+            recipe or v.recipe(),
             seeds=v.seeds,
             device=device,
             input_size=size,
             out=folder / "verify.csv",
             checkpoints=CHECKPOINTS,
             progress=train_progress,
+            log=log,
         )
-    command = "uv run widthsearch run " + (
-        shlex.quote(str(study_file)) if study_file else f"STUDY.toml  # study {config.name}"
-    )
-    report = write_report(config.name, storage_url, folder, command=command)
+    report = write_report(config.name, storage_url, folder, study_file=study_file)
     return ExperimentResult(search, verified, report)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._io import write_atomic
 from .search import load_front, open_storage, stored_latency, trial_summary, widths_key
-from .verify import mean_std, stored_verifications
+from .verify import mean_std, quick_check, stored_verifications, verdict_text
 
 if TYPE_CHECKING:
     import pandas as pd
 
 FILES = ("index.html", "pareto.png", "widths.png", "front.csv", "front.md")
 FRONT_ROWS_SHOWN = 25
+"""At most this many rows in the page's front table: the thinned front (widthsearch.pareto)."""
 SHOWN = {
     "trial": "trial",
     "log_synexp": "log SynExp",
@@ -208,17 +211,18 @@ def _verified_panel(ax, verification, x_of) -> None:
     for r in verification["results"]:
         if r.get("same_as") or not r["seeds"]:
             continue
+        std = r["top1_std"] if r.get("n", len(r["seeds"])) > 1 else None
         ax.errorbar(
             x_of(r),
             100 * r["top1"],
-            yerr=100 * r["top1_std"],
+            yerr=None if std is None else 100 * std,
             fmt=markers[r["kind"]],
             color=colors[r["kind"]],
             markersize=12 if r["kind"] == "base" else 8,
             capsize=4,
             label=r["candidate"],
         )
-    ax.set_ylabel("validation top-1 % (mean ± std over seeds)")
+    ax.set_ylabel(f"validation top-1 % (mean ± std over n={len(verification['seeds'])} seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -271,15 +275,27 @@ def _profiles(report, verification) -> list[tuple[str, list[int]]]:
     return [(f"trial {t['number']} ({t['log_synexp']:+.1f})", t["widths"]) for t in best]
 
 
+def _verdict_cell(v: dict[str, Any] | None) -> str:
+    """A verdict in a table cell, coloured by its label."""
+    if v is None:
+        return ""
+    label = v["label"]
+    kind = {"better": "better", "worse": "worse"}.get(label, "same")
+    return f"<span class='{kind}'>{html.escape(verdict_text(v))}</span>"
+
+
 def _verify_html(v: dict[str, Any]) -> str:
     c, h, w = v["input_size"]
     r = v["recipe"]
     base = next((s for s in v["results"] if s["kind"] == "base"), {})
+    ranked = [s for s in v["results"] if s["seeds"] and not s.get("same_as")]
+    best = max(ranked, key=lambda s: s["top1"], default=None)
     rows = []
     for s in v["results"]:
         name = html.escape(s["candidate"] + (f" (= {s['same_as']})" if s.get("same_as") else ""))
-        top1 = mean_std(s["top1"], s["top1_std"], 100)
-        loss = mean_std(s["loss"], s["loss_std"], digits=3)
+        n = s.get("n", len(s["seeds"]))
+        top1 = mean_std(s["top1"], s["top1_std"], n, 100)
+        loss = mean_std(s["loss"], s["loss_std"], n, digits=3)
         cells = [
             name,
             s["kind"],
@@ -288,32 +304,51 @@ def _verify_html(v: dict[str, Any]) -> str:
             _count(s["search_macs"], base.get("search_macs")),
             _count(s["params"], base.get("params")),
             _count(s["macs"], base.get("macs")),
-            f"<b>{top1}</b>",
+            f"<b>{top1}</b>" if s is best else top1,
+            _verdict_cell(s.get("vs_base")),
+            _verdict_cell(s.get("vs_control")),
             loss,
             f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
         ]
         rows.append(f"<tr class='{s['kind']}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     seeds = ", ".join(map(str, v["seeds"]))
     n = r["epochs"]
+    quick = quick_check(r)
+    quick_html = f" <b>Quick check</b>: {html.escape(quick)}; not a full run." if quick else ""
     notes = "".join(f'<p class="warn">{html.escape(t)}</p>' for t in v.get("notes", []))
+    verdicts = v.get("verdicts")
+    verdict_html = (
+        "<ul class='verdict'>" + "".join(f"<li>{html.escape(t)}</li>" for t in verdicts) + "</ul>"
+        if verdicts
+        else ""
+    )
+    n_val = v.get("val_images")
+    image = f" ({100 / n_val:.2f} points)" if n_val else ""
     return f"""
 <h3>{html.escape(v["data_description"])}</h3>
 <p class="scale">Trained from scratch at {c}&times;{h}&times;{w} on {html.escape(v["device"])}:
 {n} epoch{"s" * (n != 1)}, batch {r["batch_size"]}, AdamW (peak lr {r["lr"]:g},
 weight decay {r["weight_decay"]:g}, warm-up {r["warmup_epochs"]:g} epoch, cosine), label
-smoothing {r["label_smoothing"]:g}; seeds {seeds}. Candidates: {html.escape(v["pick"])}. The
-uniform control is the largest single width multiplier within the first candidate's MACs as
-trained.</p>
+smoothing {r["label_smoothing"]:g}; seeds {seeds} (n={len(v["seeds"])}).{quick_html}
+Candidates: {html.escape(v["pick"])}. The uniform control is the largest single width
+multiplier within the first candidate's MACs as trained.</p>
+{verdict_html}
 <table>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
 <th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>
-<th>top-1 %</th><th>val loss</th><th>img/s</th></tr></thead>
+<th>top-1 %</th><th>vs base (points)</th><th>vs control (points)</th><th>val loss</th>
+<th>img/s</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 {notes}
 <p class="note">Search columns: the model at the search's input size with its original
 classifier; trained columns: the model as trained ({v["num_classes"]} classes,
 {h}&times;{w}), counted on the real module; in brackets the ratio to the base. Top-1 and loss:
-the last epoch on the validation split, mean ± std over seeds. img/s: training throughput.</p>
+the last epoch on the validation split, mean ± std over seeds (n=1: one seed, no spread); bold:
+the best mean top-1. vs base, vs control: the top-1 difference in points, paired by seed (same
+initialization and data order), as mean ± half its 95% Student-t interval over the seeds;
+<i>better</i> or <i>worse</i> only when the interval excludes zero, else <i>no detectable
+difference</i>. The spread used is at least one validation image{image}; intervals are per
+comparison, not corrected for the number of candidates. img/s: training throughput.</p>
 """
 
 
@@ -356,6 +391,10 @@ table { border-collapse: collapse; font-size: 0.88em; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 tr.base td { background: #f2f2f2; } tr.control td { background: #eef7ee; }
+.better { color: #1a7f37; font-weight: 600; } .worse { color: #c62828; font-weight: 600; }
+.same { color: #555; }
+.verdict { background: #eef3fb; border-left: 4px solid #1f77b4; padding: 0.5em 0.9em 0.5em 2em; }
+pre { background: #f4f4f4; padding: 0.6em 0.9em; overflow-x: auto; }
 img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #555; font-size: 0.88em; }
 .warn { background: #fdecea; border-left: 4px solid #d62728; padding: 0.5em 0.9em; }
@@ -377,10 +416,23 @@ def _settings_html(report: dict[str, Any], attrs: dict[str, Any]) -> str:
         return f"{v[0]:g}" if v[0] == v[1] else f"{v[0]:g}&ndash;{v[1]:g}"
 
     c, h, w = report["input_size"]
+    modes = ranges.get("mode") or []
+    if modes == ["precrop"]:
+        max_width = "1 (PreCrop: widths never exceed the base)"
+    elif "precrop" in modes:
+        max_width = f"{rng('max_width')} &times; base (PreConfig); 1 (PreCrop)"
+    else:
+        max_width = f"{rng('max_width')} &times; base"
+    if "sampler" in attrs:
+        seed = attrs.get("seed")
+        sampler = f"{html.escape(str(attrs['sampler']))}, seed {'none' if seed is None else seed}"
+    else:
+        sampler = "not recorded (the study predates widthsearch storing them)"
     items = [
         ("model", f"<code>{html.escape(report['model'])}</code> at {c}&times;{h}&times;{w}"),
         ("base", f"{report['base_params']:,} params, {report['base_macs']:,} MACs per image"),
         ("trials", f"{report['trials']} finished (front: {len(report['front'])})"),
+        ("sampler, seed", sampler),
         ("params budget", f"{rng('params')} &times; base"),
         ("MACs budget", f"{rng('macs')} &times; base"),
         *(
@@ -396,10 +448,129 @@ def _settings_html(report: dict[str, Any], attrs: dict[str, Any]) -> str:
             if ranges.get("memory")
             else []
         ),
-        ("min / max width", f"{rng('min_width')} / {rng('max_width')} &times; base"),
+        ("min width", f"{rng('min_width')} &times; base"),
+        ("max width", max_width),
         ("divisor, mode", f"{rng('divisor')}; {rng('mode')}"),
     ]
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+
+
+def shown_storage(url: str | None) -> str:
+    """The storage URL as a command line takes it, with any password hidden."""
+    from .search import DEFAULT_STORAGE
+
+    url = url or DEFAULT_STORAGE
+    if "://" in url and not url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(url).render_as_string(hide_password=True)
+        except Exception:  # not an SQLAlchemy URL: show it as given
+            return url
+    return url
+
+
+def _toml(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def study_toml(study_name: str, report: dict[str, Any], attrs: dict[str, Any]) -> str:
+    """A study file with the stored study's model, search settings and ranges: what
+    ``widthsearch search --config`` needs to run the same search again."""
+    lines = [f"model = {_toml(report['model'])}", f"input_size = {_toml(report['input_size'])}"]
+    if attrs.get("timm_kwargs"):
+        lines.append(f"timm_kwargs = {_toml(attrs['timm_kwargs'])}")
+    lines += ["", "[search]", f"study = {_toml(study_name)}", f"trials = {report['trials']}"]
+    if "sampler" in attrs:
+        lines.append(f"sampler = {_toml(attrs['sampler'])}")
+        if attrs.get("seed") is not None:
+            lines.append(f"seed = {_toml(attrs['seed'])}")
+    lines += ["", "[search.ranges]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in (attrs.get("ranges") or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def reproduce_commands(
+    study_name: str,
+    storage_url: str | None,
+    folder: str | os.PathLike,
+    verifications: Sequence[dict[str, Any]],
+    study_file: str | os.PathLike | None = None,
+) -> list[str]:
+    """The command lines that rebuild this report: search, each verification, report
+    (``STUDY.toml`` stands for the study file when ``study_file`` is not known)."""
+    q = shlex.quote
+    storage = q(shown_storage(storage_url))
+    config = q(str(study_file)) if study_file else "STUDY.toml"
+    folder = str(folder)
+    commands = [f"uv run widthsearch search --config {config} --storage {storage}"]
+    for v in verifications:
+        r, (c, h, w) = v["recipe"], v["input_size"]
+        top = sum(1 for s in v["results"] if s["kind"] == "candidate")
+        args = [
+            f"uv run widthsearch verify {q(study_name)} --storage {storage} --top {top}",
+            f"--data {q(v['data'])} --input-size {c},{h},{w} --epochs {r['epochs']}",
+            f"--batch-size {r['batch_size']} --lr {r['lr']:g} --seeds "
+            + ",".join(map(str, v["seeds"])),
+        ]
+        if r.get("max_steps") is not None:
+            args.append(f"--max-steps {r['max_steps']}")
+        if r.get("train_subset") is not None:
+            args.append(f"--train-subset {r['train_subset']}")
+        args.append(f"--out {q(str(Path(folder) / 'verify.csv'))}")
+        commands.append(" ".join(args))
+    commands.append(f"uv run widthsearch report {q(study_name)} --storage {storage} -o {q(folder)}")
+    return commands
+
+
+def _reproduce_html(
+    study_name: str,
+    storage_url: str | None,
+    folder: Path,
+    report: dict[str, Any],
+    attrs: dict[str, Any],
+    verifications: Sequence[dict[str, Any]],
+    study_file: str | os.PathLike | None,
+) -> str:
+    commands = reproduce_commands(study_name, storage_url, folder, verifications, study_file)
+    storage = html.escape(shown_storage(storage_url))
+    parts = [f"<p>Storage: <code>{storage}</code>.</p>"]
+    if study_file:
+        one = f"uv run widthsearch run {shlex.quote(str(study_file))} --storage "
+        one += shlex.quote(shown_storage(storage_url))
+        parts.append(
+            "<p>In one command (search, verify and report; each step resumes):</p>"
+            f"<pre>{html.escape(one)}</pre><p>or step by step:</p>"
+        )
+    else:
+        toml = html.escape(study_toml(study_name, report, attrs))
+        parts.append(
+            "<p>The study's stored settings as a study file (save it as "
+            f"<code>STUDY.toml</code>):</p><pre>{toml}</pre><p>then:</p>"
+        )
+    parts.append(f"<pre>{html.escape(chr(10).join(commands))}</pre>")
+    return "\n".join(parts)
+
+
+def _verdict_summary(v: dict[str, Any] | None) -> str:
+    """The verdicts of the latest verification, for the top of the page."""
+    if v is None:
+        return ""
+    lines = v.get("verdicts") or []
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(t)}</li>" for t in lines)
+    n = len(v["seeds"])
+    return (
+        f"<div class='verdict'><b>Verdict</b> (validation top-1, paired by seed over n={n} "
+        f"seed{'s' * (n != 1)}, 95% interval; see Verification):<ul>{items}</ul></div>"
+    )
 
 
 def write_report(
@@ -407,15 +578,15 @@ def write_report(
     storage_url: str | None,
     folder: str | os.PathLike,
     *,
-    command: str | None = None,
+    study_file: str | os.PathLike | None = None,
 ) -> ReportResult:
     """Write the report of a stored study into ``folder`` (created if needed).
 
-    ``command`` is the command line that reproduces the study, shown on the page.
+    ``study_file`` is the study file the study was run from, named in the page's commands.
     """
     import optuna
 
-    report = load_front(study_name, storage_url)
+    report = load_front(study_name, storage_url, rows=FRONT_ROWS_SHOWN)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     attrs = study.user_attrs
     base = {
@@ -444,7 +615,15 @@ def write_report(
     write_atomic(out / "widths.png", _widths_figure(report, _profiles(report, main)))
 
     columns = [c for c in SHOWN if c != "latency_ratio" or report.get("base_latency_ms")]
-    shown = table[columns].head(FRONT_ROWS_SHOWN).rename(columns=SHOWN)
+    thinned = table[table["trial"].isin(report["shown"])].sort_values(["macs", "params"])
+    shown = thinned[columns].rename(columns=SHOWN)
+    costs = "params, MACs and latency" if report.get("base_latency_ms") else "params and MACs"
+    thinning = (
+        f": every other one has one of these within {1 + report['eps']:g}&times; its {costs} "
+        "with at least its log SynExp"
+        if len(shown) < len(table)
+        else ""
+    )
     front_html = shown.to_html(
         index=False, na_rep="free", border=0, float_format=lambda x: f"{x:.3f}"
     )
@@ -476,6 +655,7 @@ def write_report(
 initialization by SynExp (maximize &Sigma; log p<sub>l</sub> under params and MACs budgets), one
 geometric program per trial; Optuna explores the constraint mixes.</p>
 <p class="scale"><b>Scale.</b> {_scale(report, main)}</p>
+{_verdict_summary(main)}
 
 <h2>Search settings</h2>
 {_settings_html(report, attrs)}
@@ -495,14 +675,14 @@ look dominated in one 2-D projection. Star: the base model (log SynExp gain 0 at
 {"verified above" if main else "with the highest log SynExp on the front"}.</p>
 
 <h2>Front</h2>
-<p>The {len(shown)} front trials with the highest log SynExp of {len(table)}; all of them,
+<p>{len(shown)} of the {len(table)} front trials, cheapest MACs first{thinning}; all of them,
 with their widths, in <a href="front.csv">front.csv</a> and <a href="front.md">front.md</a>.
 Budgets are the ratios of the trial's mix (free: unconstrained); narrowest/widest: the
 smallest and largest width ratio over the free groups.</p>
 <div class="wide">{front_html}</div>
 
 <h2>Reproduce</h2>
-<p><code>{html.escape(command or f"uv run widthsearch report {study_name} -o {out}")}</code></p>
+{_reproduce_html(study_name, storage_url, out, report, attrs, verifications, study_file)}
 <p class="note">widthsearch {__version__}, timm {timm_version}, optuna {optuna.__version__}.</p>
 </body></html>
 """

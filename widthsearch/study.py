@@ -5,9 +5,13 @@ A study file names the model and the ranges of the constraint mix each trial sam
     model = "efficientnet_b0"
     input_size = [3, 224, 224]
 
+    [timm_kwargs]            # passed to timm.create_model (any keys timm takes)
+    num_classes = 1000
+
     [search]
+    study = "efficientnet_b0"  # study name (default: the model)
     trials = 200
-    sampler = "tpe"          # tpe | nsga2 | random
+    sampler = "qmc"          # qmc | tpe | nsga2 | random
     seed = 0
 
     latency = true           # predicted latency as a fourth objective (see below)
@@ -37,12 +41,16 @@ A study file names the model and the ranges of the constraint mix each trial sam
 
     [report]
     path = "reports/efficientnet_b0"
+
+Every key is checked: an unknown one is an error that names the closest valid key (the keys of
+``[timm_kwargs]`` go to timm as they are). The README has the reference table of every key.
 """
 
 from __future__ import annotations
 
+import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +61,9 @@ from .solve import MODES
 if TYPE_CHECKING:
     from .train import Recipe
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("qmc", "tpe", "nsga2", "random")
+DEFAULT_SAMPLER = "qmc"
+"""Scrambled Sobol points over the mix ranges, trial number n taking point n (see search.py)."""
 
 
 class StudyConfigError(WidthSearchError, ValueError):
@@ -99,11 +109,22 @@ class VerifySettings:
     batch_size: int = 64
     lr: float = 2e-3
     seeds: tuple[int, ...] = (0, 1, 2)
+    augment: str = "auto"
+    """An augmentation policy (:mod:`widthsearch.augment`); ``auto`` suits it to ``data``."""
+    stem: str = "timm"
+    """A stem policy (:mod:`widthsearch.stem`)."""
 
     def recipe(self) -> Recipe:
+        from .augment import resolve_policy
         from .train import Recipe
 
-        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+        return Recipe(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            augment=resolve_policy(self.augment, self.data),
+            stem=self.stem,
+        )
 
 
 @dataclass(frozen=True)
@@ -125,8 +146,10 @@ class StudyConfig:
     input_size: tuple[int, int, int] = (3, 224, 224)
     timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
     trials: int = 200
-    sampler: str = "tpe"
+    sampler: str | None = None
+    """None: the stored study's sampler, or :data:`DEFAULT_SAMPLER` for a new study."""
     seed: int | None = None
+    """None: the stored study's seed, or a new one (qmc draws and records one)."""
     ranges: Ranges = Ranges()
     study_name: str | None = None
     verify: VerifySettings | None = None
@@ -156,7 +179,7 @@ class StudyConfig:
         return config
 
     def check(self) -> None:
-        if self.sampler not in SAMPLERS:
+        if self.sampler is not None and self.sampler not in SAMPLERS:
             raise StudyConfigError(
                 f"unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}"
             )
@@ -192,58 +215,111 @@ def _choices(value: Any, key: str, allowed: tuple | None, kind: type) -> tuple:
     return tuple(value)
 
 
+TOP_KEYS = ("model", "input_size", "timm_kwargs", "search", "verify", "report")
+SEARCH_KEYS = (
+    "study",
+    "trials",
+    "sampler",
+    "seed",
+    "ranges",
+    "latency",
+    "profile",
+    "device",
+    "threads",
+    "batch_size",
+)
+REPORT_KEYS = ("path",)
+
+
+def _check_keys(table: Mapping[str, Any], valid: Iterable[str], section: str = "") -> None:
+    """Refuse a key that is not in ``valid``, naming the closest valid one."""
+    valid = list(valid)
+    for key in table:
+        if key in valid:
+            continue
+        where = f"{section}.{key}" if section else key
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        hint = (
+            f"did you mean '{f'{section}.{close[0]}' if section else close[0]}'?"
+            if close
+            else f"valid keys{f' in [{section}]' if section else ''}: {', '.join(valid)}"
+        )
+        raise StudyConfigError(f"unknown key '{where}' ({hint})")
+
+
+def _table(value: Any, section: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise StudyConfigError(f"[{section}] must be a table")
+    return value
+
+
+def _int(value: Any, key: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StudyConfigError(f"{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise StudyConfigError(f"{key} must be at least {minimum}, got {value}")
+    return value
+
+
+def _str(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise StudyConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
 def parse_config(data: Mapping[str, Any], source: str = "study") -> StudyConfig:
-    """A :class:`StudyConfig` from parsed TOML (``source`` names it in errors)."""
+    """A :class:`StudyConfig` from parsed TOML (``source`` names it in errors).
+
+    Every key is checked: an unknown one (a typo such as ``trails`` or ``[serch]``) is an error
+    naming the closest valid key; only ``[timm_kwargs]`` passes its keys on unchecked.
+    """
     try:
-        model = data["model"]
-    except KeyError:
-        raise StudyConfigError(f"{source}: 'model' is missing") from None
-    if not isinstance(model, str):
-        raise StudyConfigError(f"{source}: 'model' must be a string")
-    search = data.get("search", {})
-    ranges = search.get("ranges", {})
-    if not isinstance(search, dict) or not isinstance(ranges, dict):
-        raise StudyConfigError(f"{source}: [search] and [search.ranges] must be tables")
-    unknown = set(ranges) - set(Ranges.__dataclass_fields__)
-    if unknown:
-        raise StudyConfigError(f"{source}: unknown range {sorted(unknown)}")
-    default = Ranges()
-    try:
-        r = Ranges(
-            params=_pair(ranges["params"], "params", allow_none=True)
-            if "params" in ranges
-            else default.params,
-            macs=_pair(ranges["macs"], "macs", allow_none=True)
-            if "macs" in ranges
-            else default.macs,
-            min_width=_pair(ranges.get("min_width", list(default.min_width)), "min_width"),
-            max_width=_pair(ranges.get("max_width", list(default.max_width)), "max_width"),
-            divisor=_choices(ranges.get("divisor", list(default.divisor)), "divisor", None, int),
-            mode=_choices(ranges.get("mode", list(default.mode)), "mode", MODES, str),
-            latency=_pair(ranges.get("latency", False), "latency", allow_none=True),
-            memory=_pair(ranges.get("memory", False), "memory", allow_none=True),
-        )
-        if r.params is None and r.macs is None and r.latency is None and r.memory is None:
-            raise StudyConfigError("ranges.params and ranges.macs cannot both be false")
-        input_size = _size(data.get("input_size", [3, 224, 224]), "input_size")
-        config = StudyConfig(
-            verify=_verify(data.get("verify")),
-            report=_report(data.get("report")),
-            model=model,
-            input_size=input_size,  # type: ignore[arg-type]
-            timm_kwargs=dict(data.get("timm_kwargs", {})),
-            trials=int(search.get("trials", 200)),
-            sampler=str(search.get("sampler", "tpe")),
-            seed=search.get("seed"),
-            ranges=r,
-            study_name=search.get("study"),
-            latency=_flag(search.get("latency", False), "search.latency"),
-            hardware=_hardware(search),
-            raw=dict(data),
-        )
-        config.check()
+        return _parse(data)
     except StudyConfigError as exc:
         raise StudyConfigError(f"{source}: {exc}") from None
+
+
+def _parse(data: Mapping[str, Any]) -> StudyConfig:
+    _check_keys(data, TOP_KEYS)
+    if "model" not in data:
+        raise StudyConfigError("'model' is missing")
+    model = _str(data["model"], "model")
+    search = _table(data.get("search", {}), "search")
+    _check_keys(search, SEARCH_KEYS, "search")
+    ranges = _table(search.get("ranges", {}), "search.ranges")
+    _check_keys(ranges, Ranges.__dataclass_fields__, "search.ranges")
+    default = Ranges()
+    r = Ranges(
+        params=_pair(ranges["params"], "params", allow_none=True)
+        if "params" in ranges
+        else default.params,
+        macs=_pair(ranges["macs"], "macs", allow_none=True) if "macs" in ranges else default.macs,
+        min_width=_pair(ranges.get("min_width", list(default.min_width)), "min_width"),
+        max_width=_pair(ranges.get("max_width", list(default.max_width)), "max_width"),
+        divisor=_choices(ranges.get("divisor", list(default.divisor)), "divisor", None, int),
+        mode=_choices(ranges.get("mode", list(default.mode)), "mode", MODES, str),
+        latency=_pair(ranges.get("latency", False), "latency", allow_none=True),
+        memory=_pair(ranges.get("memory", False), "memory", allow_none=True),
+    )
+    if r.params is None and r.macs is None and r.latency is None and r.memory is None:
+        raise StudyConfigError("ranges.params and ranges.macs cannot both be false")
+    seed = search.get("seed")
+    config = StudyConfig(
+        verify=_verify(data.get("verify")),
+        report=_report(data.get("report")),
+        model=model,
+        input_size=_size(data.get("input_size", [3, 224, 224]), "input_size"),
+        timm_kwargs=dict(_table(data.get("timm_kwargs", {}), "timm_kwargs")),
+        trials=_int(search.get("trials", 200), "search.trials", minimum=1),
+        sampler=None if "sampler" not in search else _str(search["sampler"], "search.sampler"),
+        seed=None if seed is None else _int(seed, "search.seed"),
+        ranges=r,
+        study_name=None if "study" not in search else _str(search["study"], "search.study"),
+        latency=_flag(search.get("latency", False), "search.latency"),
+        hardware=_hardware(search),
+        raw=dict(data),
+    )
+    config.check()
     return config
 
 
@@ -285,11 +361,7 @@ def _size(value: Any, key: str) -> tuple[int, int, int]:
 def _verify(section: Any) -> VerifySettings | None:
     if section is None:
         return None
-    if not isinstance(section, dict):
-        raise StudyConfigError("[verify] must be a table")
-    unknown = set(section) - set(VerifySettings.__dataclass_fields__)
-    if unknown:
-        raise StudyConfigError(f"unknown [verify] key {sorted(unknown)}")
+    _check_keys(_table(section, "verify"), VerifySettings.__dataclass_fields__, "verify")
     d = VerifySettings()
 
     def positive(key: str, kind: type) -> Any:
@@ -305,7 +377,18 @@ def _verify(section: Any) -> VerifySettings | None:
     if not isinstance(data, str):
         raise StudyConfigError("verify.data must be a string such as digits or mnist:DIR")
     size = section.get("input_size")
+    from .augment import POLICIES as AUGMENTS
+    from .stem import POLICIES as STEMS
+
+    choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS}
+    policy = {}
+    for key, allowed in choices.items():
+        v = section.get(key, getattr(d, key))
+        if v not in allowed:
+            raise StudyConfigError(f"verify.{key} must be one of {', '.join(allowed)}, not {v!r}")
+        policy[key] = v
     return VerifySettings(
+        **policy,
         data=data,
         input_size=None if size is None else _size(size, "verify.input_size"),
         top=positive("top", int),
@@ -319,11 +402,9 @@ def _verify(section: Any) -> VerifySettings | None:
 def _report(section: Any) -> str | None:
     if section is None:
         return None
-    if not isinstance(section, dict) or not isinstance(section.get("path"), str):
+    _check_keys(_table(section, "report"), REPORT_KEYS, "report")
+    if not isinstance(section.get("path"), str):
         raise StudyConfigError('[report] needs path = "reports/NAME"')
-    unknown = set(section) - {"path"}
-    if unknown:
-        raise StudyConfigError(f"unknown [report] key {sorted(unknown)}")
     return section["path"]
 
 

@@ -23,7 +23,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from ._io import write_atomic
 from .errors import WidthSearchError
 from .search import load_front, open_storage, stored_latency, widths_key
 from .synexp import log_synexp
-from .train import Recipe, TrainResult, train
+from .train import Recipe, TrainResult, step_seconds, train
 
 if TYPE_CHECKING:
     import optuna
@@ -50,6 +50,7 @@ CSV_FIELDS = (
     "top1",
     "loss",
     "epochs",
+    "steps",
     "wall_seconds",
     "images_per_second",
     "params",
@@ -63,7 +64,15 @@ CSV_FIELDS = (
     "recipe",
     "recipe_key",
     "widths_key",
+    "n",
+    "top1_vs_base",
+    "top1_vs_control",
+    "verdict_vs_base",
+    "verdict_vs_control",
 )
+"""Columns of the results CSV: one row per candidate and seed. ``n`` (seeds of the candidate),
+the paired differences of this seed's top-1 to the base's and the control's, and the
+candidate's verdicts (:mod:`widthsearch.verdict`) are filled in once a verification ends."""
 
 
 class VerifyError(WidthSearchError):
@@ -151,12 +160,21 @@ def with_controls(
     return Plan(space, tuple(items), pick, divisor=divisor)
 
 
-def training_setting(space: WidthSpace, input_size: Sequence[int], num_classes: int):
-    """The width space of ``space``'s model as verification trains it."""
-    from .space import WidthSpace
+def training_setting(
+    space: WidthSpace, input_size: Sequence[int], num_classes: int, stem: str = "timm"
+):
+    """The width space of ``space``'s model as verification trains it: at the training input
+    size, with the data set's classes and the recipe's stem policy."""
+    from .space import WidthSpace, create_timm_model
+    from .stem import apply_stem
 
     kwargs = {**space.timm_kwargs, "num_classes": num_classes}
-    return WidthSpace.from_timm(space.model, input_size=tuple(input_size), **kwargs)
+    if stem == "timm":
+        return WidthSpace.from_timm(space.model, input_size=tuple(input_size), **kwargs)
+    import torch
+
+    model = apply_stem(create_timm_model(space.model, **kwargs), stem, input_size)
+    return WidthSpace.from_module(model, torch.zeros(1, *input_size), name=space.model)
 
 
 def plan_from_study(study_name: str, storage_url: str | None, top: int = 3) -> Plan:
@@ -215,7 +233,7 @@ def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
 # ------------------------------------------------------------------------------- results
 def recipe_key(model: str, data_spec: str, input_size: Sequence[int], recipe: Recipe) -> str:
     """Identifies a verification setting: results under one key are comparable."""
-    text = json.dumps([model, data_spec, list(input_size), recipe.to_dict()], sort_keys=True)
+    text = json.dumps([model, data_spec, list(input_size), recipe.key()], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -256,10 +274,10 @@ def _row_id(row: dict[str, Any]) -> tuple[str, str, int]:
 def _numeric(row: dict[str, Any]) -> dict[str, Any]:
     """A CSV row (all strings) with its numbers typed again."""
     out = dict(row)
-    for k in ("seed", "epochs", "params", "macs", "search_params", "search_macs"):
+    for k in ("seed", "epochs", "steps", "params", "macs", "search_params", "search_macs", "n"):
         if out.get(k) not in (None, ""):
             out[k] = int(out[k])
-    for k in ("top1", "loss", "wall_seconds", "images_per_second", "log_synexp"):
+    for k in ("top1", "loss", "wall_seconds", "images_per_second", "log_synexp") + DIFFS:
         if out.get(k) not in (None, ""):
             out[k] = float(out[k])
     out["trial"] = None if out.get("trial") in (None, "", "None") else int(out["trial"])
@@ -294,20 +312,23 @@ def stored_verifications(study: optuna.Study) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------- run
+DIFFS = ("top1_vs_base", "top1_vs_control")
+
+
 @dataclass
 class Summary:
-    """Mean and standard deviation over seeds of one candidate (std 0 for one seed)."""
+    """Mean and standard deviation over seeds of one candidate (no std for one seed)."""
 
     candidate: Candidate
     rows: list[dict[str, Any]]
     same_as: str | None = None
     """The label of a candidate with the same widths, whose results these are."""
 
-    def _stat(self, key: str) -> tuple[float, float]:
+    def _stat(self, key: str) -> tuple[float, float | None]:
         values = [float(r[key]) for r in self.rows]
         if not values:
-            return math.nan, math.nan
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+            return math.nan, None
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
     def to_dict(self) -> dict[str, Any]:
         c = self.candidate
@@ -320,11 +341,14 @@ class Summary:
             "trial": c.trial,
             "same_as": self.same_as,
             "seeds": [int(r["seed"]) for r in self.rows],
+            "n": len(self.rows),
             "top1": top1,
             "top1_std": top1_std,
+            "top1_seeds": [float(r["top1"]) for r in self.rows],
             "loss": loss,
             "loss_std": loss_std,
             "epochs": first.get("epochs"),
+            "steps": first.get("steps"),
             "images_per_second": self._stat("images_per_second")[0],
             "wall_seconds": sum(float(r["wall_seconds"]) for r in self.rows),
             "params": first.get("params"),
@@ -358,6 +382,10 @@ class VerifyReport:
     out: str | None
     latency: Posynomial | None = None
     """The study's latency model (ms at the search's input size), where it has one."""
+    val_images: int = 0
+    """Validation images: one of them is the resolution of top-1 (a floor on the spread)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the recipe warns about at this data size (:meth:`Recipe.notes`)."""
 
     def summary(self) -> dict[str, Any]:
         """The results without this session's counts: what the study keeps."""
@@ -383,21 +411,95 @@ class VerifyReport:
             "trained": self.trained,
             "skipped": self.skipped,
             "out": self.out,
+            "val_images": self.val_images,
             "results": [s.to_dict() for s in self.summaries],
         }
         for r in info["results"]:  # predicted at the search's input size, next to img/s
             r["predicted_latency_ms"] = (
                 None if self.latency is None else float(self.latency(r["widths"]))
             )
-        info["notes"] = cost_notes(info)
+        add_verdicts(info["results"], 1 / self.val_images if self.val_images else 0.0)
+        info["verdicts"] = verdict_lines(info["results"])
+        info["notes"] = [*self.warnings, *cost_notes(info)]
         return info
 
 
-def mean_std(mean: float | None, std: float | None, scale: float = 1.0, digits: int = 1) -> str:
-    """``mean ± std`` of a summary (``-`` when no seed finished: the mean is NaN)."""
-    if mean is None or std is None or math.isnan(mean):
+def mean_std(
+    mean: float | None, std: float | None, n: int, scale: float = 1.0, digits: int = 1
+) -> str:
+    """``mean ± std`` over ``n`` seeds; ``mean (n=1)`` for one seed, which has no spread;
+    ``-`` when no seed finished."""
+    if mean is None or n < 1 or math.isnan(mean):
         return "-"
+    if n == 1 or std is None:
+        return f"{scale * mean:.{digits}f} (n={n})"
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def add_verdicts(results: list[dict[str, Any]], resolution: float = 0.0) -> None:
+    """Give each result of :meth:`VerifyReport.to_dict` its paired top-1 verdicts:
+    ``vs_base`` (every result but the base) and ``vs_control`` (candidates), each a
+    :class:`widthsearch.verdict.Verdict` as a dict, or None where there is nothing to compare
+    (the result is the reference, or has its widths)."""
+    from .verdict import paired
+
+    def by_seed(r: dict[str, Any]) -> dict[int, float]:
+        return dict(zip(r["seeds"], r.get("top1_seeds") or [], strict=False))
+
+    refs = {
+        kind: next((r for r in results if r["kind"] == kind), None) for kind in ("base", "control")
+    }
+    for r in results:
+        for kind, key in (("base", "vs_base"), ("control", "vs_control")):
+            ref = refs[kind]
+            applies = r["kind"] != "base" if kind == "base" else r["kind"] == "candidate"
+            if ref is None or ref is r or not applies or r.get("same_as") == ref["candidate"]:
+                r[key] = None
+                continue
+            v = paired(by_seed(r), by_seed(ref), name=ref["candidate"], resolution=resolution)
+            r[key] = v.to_dict()
+
+
+def _verdict(v: dict[str, Any]):
+    from .verdict import Verdict
+
+    return Verdict(**{k: v[k] for k in Verdict.__dataclass_fields__})
+
+
+def verdict_text(v: dict[str, Any] | None, scale: float = 100.0) -> str:
+    """A stored verdict as ``+5.6 ± 4.1, better`` (``-`` for none)."""
+    return "-" if v is None else _verdict(v).text(scale)
+
+
+def verdict_lines(results: Sequence[dict[str, Any]]) -> list[str]:
+    """One sentence per candidate: its verdicts against the base and the control, e.g.
+    ``trial 7 against base: better (+5.6 ± 4.1 points); against uniform 0.9x: ...``."""
+    lines = []
+    for r in results:
+        if r["kind"] != "candidate":
+            continue
+        if r.get("same_as"):
+            lines.append(f"{r['candidate']}: the same widths as {r['same_as']}")
+            continue
+        parts = [
+            f"against {v['reference']}: {v['label']} ({_verdict(v).interval()} points)"
+            for v in (r.get("vs_base"), r.get("vs_control"))
+            if v is not None
+        ]
+        if parts:
+            lines.append(f"{r['candidate']} " + "; ".join(parts))
+    return lines
+
+
+def quick_check(recipe: dict[str, Any]) -> str:
+    """``at most 20 steps, a fixed subset of 256 training images`` for a recipe (as a dict)
+    with ``max_steps`` or ``train_subset``: what makes it a quick check; empty for a full run."""
+    parts = []
+    if recipe.get("max_steps") is not None:
+        parts.append(f"at most {recipe['max_steps']} steps")
+    if recipe.get("train_subset") is not None:
+        parts.append(f"a fixed subset of {recipe['train_subset']:,} training images")
+    return ", ".join(parts)
 
 
 def cost_notes(info: dict[str, Any]) -> list[str]:
@@ -437,6 +539,116 @@ def count_trained_model(model, input_size: Sequence[int]) -> tuple[int, int]:
 
 Progress = Callable[[Candidate, int], Any]
 """Called before a candidate/seed trains; returns (on_step, on_epoch, close) hooks or None."""
+Log = Callable[[str], None]
+"""Takes a one-line message for the user (warnings, the time estimate)."""
+ESTIMATE_STEPS = 5
+"""Steps of the first run timed (after its first) when the models are not timed up front."""
+PROBE_STEPS = 3
+"""Steps timed per model (after one untimed) before training, for the estimate."""
+PROBE_SHARE = 0.05
+"""Models are timed up front only when that costs at most this share of the steps to train."""
+LONG_RUN_SECONDS = 60.0
+"""A verification estimated to take longer than this says so before the bulk of the work."""
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class _Estimate:
+    """Says how long the runs to do will take, when that is over ``threshold`` seconds.
+
+    Widths of one model train at very different speeds (on a CPU, a half-params candidate
+    with twice the base's MACs ran 2.5x faster than the base), so each distinct model is
+    timed for a few steps before training (:func:`widthsearch.train.step_seconds`) when that
+    costs little next to the runs (``PROBE_SHARE``); the estimate is then the sum over runs of
+    steps x that model's step time. Otherwise (short runs) the first steps of the first run
+    are timed and taken for every run, and the message says the others were not timed. Both
+    add evaluation: a forward pass over the validation images per epoch, a third of a
+    training step's time per image. A shared machine's load changes: a rough figure.
+    """
+
+    def __init__(
+        self,
+        runs: Sequence[tuple[Candidate, int]],
+        steps: int,
+        evaluations: int,
+        batch_size: int,
+        device: torch.device,
+        log: Log,
+        threshold: float,
+    ) -> None:
+        self.runs, self.steps, self.evaluations = list(runs), steps, evaluations
+        self.batch_size, self.device, self.log, self.threshold = batch_size, device, log, threshold
+        self.done = not runs
+        self.index, self.start = 0, None
+        self.seconds: float | None = None
+
+    def should_probe(self) -> bool:
+        models = len({c.key for c, _ in self.runs})
+        return (PROBE_STEPS + 1) * models <= PROBE_SHARE * self.steps * len(self.runs)
+
+    def _run_seconds(self, per_step: float) -> float:
+        return per_step * (self.steps + self.evaluations / self.batch_size / 3)
+
+    def probed(self, per_step: dict[str, float]) -> None:
+        """Estimate from each model's step time (by widths key), before any training."""
+        self.done = True
+        self.seconds = sum(self._run_seconds(per_step[c.key]) for c, _ in self.runs)
+        named = {c.key: c.label for c, _ in self.runs}
+        times = ", ".join(f"{named[k]} {t:.2f}" for k, t in per_step.items())
+        self._say(f"s per step, timed over {PROBE_STEPS} steps of each: {times}")
+
+    def begin(self, index: int) -> None:
+        self.index, self.start = index, None
+
+    def wrap(self, on_step):
+        def hook(epoch: int, step: int, steps: int, loss: float) -> None:
+            if on_step is not None:
+                on_step(epoch, step, steps, loss)
+            if not self.done:
+                self._tick(epoch * steps + step)
+
+        return hook
+
+    def _now(self) -> float:
+        import time
+
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _tick(self, i: int) -> None:
+        """In-run timing: the first run with enough steps left stands for all of them."""
+        if self.start is None:
+            self.start = (i, self._now())
+            return
+        i0, t0 = self.start
+        if i - i0 < ESTIMATE_STEPS:
+            return
+        self.done = True
+        per_step = (self._now() - t0) / (i - i0)
+        later = len(self.runs) - self.index - 1
+        this_run = self._run_seconds(per_step) - per_step * (i + 1)
+        self.seconds = this_run + later * self._run_seconds(per_step)
+        cand, seed = self.runs[self.index]
+        self._say(
+            f"{per_step:.2f} s per step, timed over {i - i0} steps of {cand.label} seed {seed}; "
+            "the other widths were not timed and may train at other speeds"
+        )
+
+    def _say(self, how: str) -> None:
+        if self.seconds is not None and self.seconds > self.threshold:
+            self.log(
+                f"estimate: about {_duration(self.seconds)} more for {len(self.runs)} run(s) of "
+                f"{self.steps} steps on {self.device} ({how})"
+            )
 
 
 def run_verify(
@@ -450,14 +662,20 @@ def run_verify(
     out: str | os.PathLike | None = None,
     checkpoints: str | os.PathLike | None = None,
     progress: Progress | None = None,
+    log: Log | None = None,
+    estimate_over: float = LONG_RUN_SECONDS,
+    compile: bool = False,
 ) -> VerifyReport:
     """Train every distinct width vector of ``plan`` for every seed not already finished.
 
     Results go to ``out`` (CSV) and to the plan's study after each run; epoch checkpoints go
     to ``checkpoints`` (default: next to ``out``) and are removed once their result is stored.
+    ``log`` gets the recipe's warnings before training and, once a few steps are timed, the
+    estimated total time when it is over ``estimate_over`` seconds.
     """
     from . import _portable
     from .native import build_spec
+    from .stem import apply_stem
     from .train import resolve_device
 
     space = plan.space
@@ -471,7 +689,7 @@ def run_verify(
     if not seeds:
         raise VerifyError("give at least one seed")
     picked = [c for c in plan.candidates if c.kind == "candidate"]
-    setting = training_setting(space, size, data.num_classes)
+    setting = training_setting(space, size, data.num_classes, recipe.stem)
     matched = with_controls(space, picked, plan.divisor, plan.pick, setting=setting)
     plan = replace(plan, candidates=matched.candidates)
     key = recipe_key(space.model, data.spec, size, recipe)
@@ -504,46 +722,80 @@ def run_verify(
         if plan.study is not None:
             _save_study_rows(plan.study, ordered, settings, summary)
 
+    warnings = recipe.notes(len(data.train))
     first_label: dict[str, str] = {}
-    trained = skipped = 0
-    counts: dict[str, tuple[int, int]] = {}
+    distinct = []
     for cand in plan.candidates:
-        if cand.key in first_label:
-            continue
-        first_label[cand.key] = cand.label
+        if cand.key not in first_label:
+            first_label[cand.key] = cand.label
+            distinct.append(cand)
+    todo = [(c, s) for c in distinct for s in seeds if (key, c.key, s) not in rows]
+    skipped = len(distinct) * len(seeds) - len(todo)
+    spe = recipe.steps_per_epoch(len(data.train))
+    estimate = _Estimate(
+        todo,
+        recipe.total_steps(spe),
+        recipe.epochs_run(spe) * len(data.val),
+        recipe.batch_size,
+        device,
+        log or (lambda _: None),
+        estimate_over,
+    )
+    if todo and log is not None:
+        for w in warnings:
+            log(f"warning: {w}")
 
-        def build(widths=cand.widths):
-            return _portable.build(build_spec(space, widths), num_classes=data.num_classes)
+    def builder(cand: Candidate):
+        def build():
+            return _portable.build(build_spec(space, cand.widths), num_classes=data.num_classes)
 
-        for seed in seeds:
-            rid = (key, cand.key, seed)
-            if rid in rows:
-                skipped += 1
-                continue
-            if cand.key not in counts:
-                counts[cand.key] = count_trained_model(build(), size)
-            hooks = progress(cand, seed) if progress else None
-            on_step, on_epoch, close = hooks if hooks else (None, None, None)
-            ckpt = ckpt_dir / f"{key}-{cand.key}-s{seed}.pt"
-            try:
-                result = train(
-                    build,
+        return build
+
+    if log is not None and estimate.should_probe():
+        per_step = {}
+        for cand, _ in todo:
+            if cand.key not in per_step:
+                per_step[cand.key] = step_seconds(
+                    builder(cand),
                     data,
                     size,  # type: ignore[arg-type]
                     recipe,
-                    seed,
                     device,
-                    checkpoint=ckpt,
-                    on_step=on_step,
-                    on_epoch=on_epoch,
+                    PROBE_STEPS,
                 )
-            finally:
-                if close:
-                    close()
-            rows[rid] = _result_row(cand, seed, result, counts[cand.key], settings, device)
-            store()
-            ckpt.unlink(missing_ok=True)
-            trained += 1
+        estimate.probed(per_step)
+    trained = 0
+    counts: dict[str, tuple[int, int]] = {}
+    for index, (cand, seed) in enumerate(todo):
+        build = builder(cand)
+        rid = (key, cand.key, seed)
+        if cand.key not in counts:
+            counts[cand.key] = count_trained_model(apply_stem(build(), recipe.stem, size), size)
+        hooks = progress(cand, seed) if progress else None
+        on_step, on_epoch, close = hooks if hooks else (None, None, None)
+        estimate.begin(index)
+        on_step = estimate.wrap(on_step)
+        ckpt = ckpt_dir / f"{key}-{cand.key}-s{seed}.pt"
+        try:
+            result = train(
+                build,
+                data,
+                size,  # type: ignore[arg-type]
+                recipe,
+                seed,
+                device,
+                checkpoint=ckpt,
+                on_step=on_step,
+                on_epoch=on_epoch,
+                compile=compile,
+            )
+        finally:
+            if close:
+                close()
+        rows[rid] = _result_row(cand, seed, result, counts[cand.key], settings, device)
+        store()
+        ckpt.unlink(missing_ok=True)
+        trained += 1
     if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
         ckpt_dir.rmdir()
     summaries = [
@@ -572,9 +824,31 @@ def run_verify(
         skipped=skipped,
         out=None if out_path is None else str(out_path),
         latency=None if plan.study is None else stored_latency(plan.study.user_attrs),
+        val_images=len(data.val),
+        warnings=warnings,
     )
-    store(report.summary())  # also gives a new results file what the study held
+    summary = report.summary()
+    _annotate(rows, key, summary["results"])
+    store(summary)  # also gives a new results file what the study held
     return report
+
+
+def _annotate(
+    rows: dict[tuple[str, str, int], dict[str, Any]], key: str, results: list[dict[str, Any]]
+) -> None:
+    """Write each result's seed count, paired differences and verdicts into its rows."""
+    for r in results:
+        if r.get("same_as"):
+            continue
+        wk = widths_key(r["widths"])
+        for seed in r["seeds"]:
+            row = rows[(key, wk, seed)]
+            row["n"] = r["n"]
+            for name in ("base", "control"):
+                v = r.get(f"vs_{name}")
+                diffs = dict(zip(v["seeds"], v["differences"], strict=True)) if v else {}
+                row[f"top1_vs_{name}"] = diffs.get(seed, "")
+                row[f"verdict_vs_{name}"] = v["label"] if v else ""
 
 
 def _result_row(
@@ -594,6 +868,7 @@ def _result_row(
         "top1": result.top1,
         "loss": result.loss,
         "epochs": result.epochs,
+        "steps": result.steps,
         "wall_seconds": result.wall_seconds,
         "images_per_second": result.images_per_second,
         "params": counted[0],
@@ -617,11 +892,15 @@ __all__ = [
     "Summary",
     "VerifyError",
     "VerifyReport",
+    "add_verdicts",
     "cost_notes",
     "mean_std",
+    "verdict_lines",
+    "verdict_text",
     "count_trained_model",
     "plan_from_study",
     "plan_from_width_files",
+    "quick_check",
     "read_results_csv",
     "recipe_key",
     "run_verify",

@@ -7,6 +7,7 @@ command, never at the top: ``widthsearch --help`` and argument errors answer at 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,13 +49,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # `widthsearch front ... | head -1`: the reader has enough
+        _discard_stdout()
+        return 1
     except WidthSearchError as exc:
         print(f"widthsearch: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("widthsearch: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # SearchInterrupted says what was kept
+        print(f"widthsearch: interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail again (the
+    recipe of the Python docs for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (captured output)
+        pass
 
 
 __all__ = ["COMMANDS", "build_parser", "main"]

@@ -6,28 +6,60 @@ import argparse
 import json
 from typing import Any
 
+from ._args import positive_int
 from .search import format_front
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{text}'")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     from ..search import load_front
 
-    info = load_front(args.study, args.storage)
+    eps = 0.0 if args.all else args.eps
+    info = load_front(args.study, args.storage, eps=eps, rows=args.rows)
     print(json.dumps(info, indent=2) if args.json else format_front(info))
     return 0
 
 
 def add_parser(sub: Any) -> None:
     """Register the ``front`` command."""
-    from ..search import DEFAULT_STORAGE
+    from ..search import DEFAULT_ROWS, DEFAULT_STORAGE, EPS_STEPS
 
     p = sub.add_parser(
         "front",
-        help="print the Pareto front of a search study",
-        description="Print the Pareto front (max log SynExp, min params, min MACs) of a study "
-        "that search stored, with each trial's constraint mix and widths.",
+        help="print the Pareto front of a search study (thinned; --all for every point)",
+        description="Print a stored study's Pareto front in (max log SynExp, min params, min "
+        "MACs, and min predicted latency where the study has a latency model). Much of a study "
+        "is on it (each trial is the optimum of its own budgets), so the table is thinned: the "
+        "costs in relative steps of E, the best log SynExp in each, and a point only where no "
+        "step cheaper in every cost does as well; every point left out has a shown one within "
+        "1+E times each of its costs with at least its log SynExp. By default E is the finest "
+        f"of {', '.join(f'{e:g}' for e in EPS_STEPS)} that fits in --rows. --json and the "
+        "report's front.csv hold the whole front. Only reads: creates no storage or study.",
     )
     p.add_argument("study", help="study name (the model name unless --study was given)")
     p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")
-    p.add_argument("--json", action="store_true", help="print the front as JSON")
+    p.add_argument(
+        "--eps",
+        type=non_negative_float,
+        metavar="E",
+        help="relative cost step of the thinned table, e.g. 0.1 (0: every point)",
+    )
+    p.add_argument(
+        "--rows",
+        type=positive_int,
+        default=DEFAULT_ROWS,
+        metavar="N",
+        help=f"without --eps: the finest step that shows at most N rows (default {DEFAULT_ROWS})",
+    )
+    p.add_argument("--all", action="store_true", help="print every front point (--eps 0)")
+    p.add_argument("--json", action="store_true", help="print the whole front as JSON")
     p.set_defaults(func=run)

@@ -7,9 +7,18 @@ from typing import Any
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import WidthSearchError
     from ..report import default_folder, write_report
 
-    folder = args.output or default_folder(args.study)
+    folder = Path(args.output) if args.output else default_folder(args.study)
+    for parent in (folder, *folder.parents):  # checked before anything is read or written
+        if parent.exists() and not parent.is_dir():
+            raise WidthSearchError(
+                f"-o {folder}: {parent} is a file, not a folder; give -o a folder for the "
+                "report's files"
+            )
     result = write_report(args.study, args.storage, folder)
     print(
         f"wrote {', '.join(result.files)} to {result.folder}/ (front: {result.front_size} "
@@ -27,7 +36,8 @@ def add_parser(sub: Any) -> None:
         help="write a study's report: index.html, pareto.png, widths.png, front.csv, front.md",
         description="Turn a stored study into one HTML page with the Pareto front, width "
         "profiles and the verification results, plus the figures and the front as CSV and "
-        "Markdown. The same study gives the same files.",
+        "Markdown. The same study gives the same files. Only reads the study: a storage or "
+        "study that does not exist is an error, never created.",
     )
     p.add_argument("study", help="study name")
     p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")

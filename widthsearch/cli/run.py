@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import Any
 
 from ._args import positive_int
-from .verify import TrainBars, format_verify
+from .verify import TrainBars, add_quick_check_args, format_verify, log_line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,12 +17,13 @@ def run(args: argparse.Namespace) -> int:
     from ..study import load_config
 
     config = load_config(args.study_file)
-    data, bars = None, None
+    data, bars, recipe = None, None, None
     if config.verify is not None:  # a missing data set fails before the search runs
         v = config.verify
+        recipe = replace(v.recipe(), max_steps=args.max_steps, train_subset=args.train_subset)
         data = load_dataset(v.data, v.input_size or config.input_size)
         if sys.stderr.isatty():
-            bars = TrainBars(v.recipe(), len(data.train))
+            bars = TrainBars(recipe, len(data.train))
     result = run_experiment(
         config,
         args.storage,
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         search_progress=sys.stderr.isatty(),
         train_progress=bars,
         data=data,
+        recipe=recipe,
+        log=log_line,
     )
     s = result.search
     print(f"search: {s.trials} trials ({s.new_trials} new), front {len(s.front)}; {s.storage}")
@@ -60,4 +64,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")
     p.add_argument("--workers", type=positive_int, default=1, help="search processes (default 1)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_quick_check_args(p)
     p.set_defaults(func=run)

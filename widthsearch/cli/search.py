@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ._args import parse_input_size, positive_float, positive_int, table
+from ..errors import WidthSearchError
+from ._args import add_input_size, add_timm_kwargs, positive_float, positive_int, table, timm_kwargs
 
 
 def _budget(mix: dict[str, Any], key: str) -> str:
@@ -15,12 +16,16 @@ def _budget(mix: dict[str, Any], key: str) -> str:
 
 
 def format_front(info: dict[str, Any]) -> str:
-    """The ``front`` report of :func:`widthsearch.search.load_front` (or a search's result)."""
+    """The ``front`` report of :func:`widthsearch.search.load_front` (or a search's result):
+    its thinned front (``shown``), cheapest MACs first."""
+    from ..search import shown_front
+
     base_w = info.get("base_widths") or []
     fixed = set(info.get("fixed_groups", []))
     latency = "latency_ms" in info.get("objectives", [])
+    shown = shown_front(info)
     rows = []
-    for t in sorted(info["front"], key=lambda t: t["macs"]):
+    for t in shown:
         mix = t["mix"]
         ratios = [
             w / b
@@ -55,9 +60,17 @@ def format_front(info: dict[str, Any]) -> str:
     if latency:
         base += f", predicted latency {info['base_latency_ms']:.2f} ms"
     costs = "params, MACs and latency" if latency else "params and MACs"
+    kwargs = "".join(f", {k} {v}" for k, v in (info.get("timm_kwargs") or {}).items())
+    n_front, eps = len(info["front"]), info.get("eps", 0)
+    thinned = (
+        f"{len(shown)} shown: every other one has a shown point within {1 + eps:g}x its params "
+        "and MACs with at least its log SynExp (--all: every point; --json: the whole front)"
+        if len(shown) < n_front
+        else "all shown"
+    )
     lines = [
-        f"study '{info['study']}': {info['model']} at {c}x{h}x{w}, {info['trials']} finished "
-        f"trials, {len(info['front'])} on the Pareto front ({objectives})",
+        f"study '{info['study']}': {info['model']} at {c}x{h}x{w}{kwargs}, {info['trials']} "
+        f"finished trials, {n_front} on the Pareto front ({objectives}); {thinned}",
         f"{base}; {costs} below are ratios of the base, B_* the budget ratios the trial's mix set",
     ]
     if latency and info.get("latency_model"):
@@ -105,6 +118,20 @@ def _with_hardware(config: Any, args: argparse.Namespace) -> Any:
     return replace(config, ranges=ranges, hardware=hw, latency=latency)
 
 
+def _setting(args: argparse.Namespace, config: Any) -> tuple[tuple[int, int, int], dict]:
+    """The study's input size and timm kwargs with the command line's applied: as for
+    reconfig (:func:`model_setting`), the input's channels follow ``--in-chans``."""
+    kwargs = {**config.timm_kwargs, **timm_kwargs(args)}
+    c, h, w = args.input_size or (None, *config.input_size[1:])
+    chans = kwargs.get("in_chans")
+    if chans is not None and c is not None and c != chans:
+        raise WidthSearchError(
+            f"--input-size {c},{h},{w} has {c} channels but --in-chans is {chans}; give one of "
+            "them, or make them agree"
+        )
+    return (chans or c or config.input_size[0], h, w), kwargs
+
+
 def run(args: argparse.Namespace) -> int:
     from ..search import run_search
     from ..study import StudyConfig, StudyConfigError, load_config
@@ -117,12 +144,14 @@ def run(args: argparse.Namespace) -> int:
         config = StudyConfig(model=args.model)
     else:
         raise StudyConfigError("give a MODEL or --config STUDY.toml")
+    input_size, kwargs = _setting(args, config)
     config = config.with_options(
         trials=args.trials,
         sampler=args.sampler,
         seed=args.seed,
         study_name=args.study,
-        input_size=args.input_size,
+        input_size=input_size,
+        timm_kwargs=kwargs,
     )
     config = _with_hardware(config, args)
     result = run_search(
@@ -138,9 +167,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(format_front(info))
-        rate = result.new_trials / result.seconds if result.seconds else 0.0
         print(
-            f"\n{result.new_trials} new trials in {result.seconds:.1f} s ({rate:.1f}/s) on "
+            f"\n{result.new_trials} new trials in {result.seconds:.1f} s (start-up included) on "
             f"{args.workers} worker(s); storage {result.storage}"
         )
     return 0
@@ -155,7 +183,10 @@ def add_parser(sub: Any) -> None:
         help="explore constraint mixes with Optuna; keep every candidate in a study",
         description="Each trial samples a constraint mix (budget ratios, width bounds, divisor, "
         "mode), re-solves the SynExp program and rounds. Objectives: log SynExp (max), params "
-        "and MACs (min). Re-running resumes the study; --trials counts all its finished trials.",
+        "and MACs (min). Re-running resumes the study; --trials counts all its finished trials. "
+        "A study keeps its settings (model, input size, classes, ranges, sampler, seed): a "
+        "re-run with other ones is refused, nothing changed. Ctrl-C stops after the running "
+        "trial and stores no half-done one.",
     )
     p.add_argument("model", nargs="?", help="timm model name (or give --config)")
     p.add_argument("--config", metavar="STUDY.toml", help="a study file with model and ranges")
@@ -169,13 +200,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--study", help="study name (default: the model name)")
     p.add_argument("--workers", type=positive_int, default=1, help="local processes (default 1)")
     p.add_argument("--timeout", type=positive_float, metavar="S", help="stop after S seconds")
-    p.add_argument("--sampler", help="tpe (default), nsga2 or random")
-    p.add_argument("--seed", type=int, help="sampler seed")
     p.add_argument(
-        "--input-size",
-        type=parse_input_size,
-        metavar="C,H,W",
-        help="input size for MACs (default 3,224,224)",
+        "--sampler",
+        help="qmc (default: scrambled Sobol points over the mix ranges), tpe, nsga2 or random; "
+        "a stored study keeps its own",
+    )
+    p.add_argument("--seed", type=int, help="sampler seed (default: the study's, or a new one)")
+    add_timm_kwargs(p)
+    add_input_size(
+        p,
+        "input size for MACs: C,H,W or C H W (default the study file's, else "
+        "3,224,224; a single S means C,S,S)",
     )
     p.add_argument(
         "--latency",

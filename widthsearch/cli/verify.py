@@ -8,23 +8,25 @@ import math
 import sys
 from typing import Any
 
-from ._args import parse_input_size, positive_float, positive_int, table
+from ._args import add_input_size, positive_float, positive_int, table
 
 
 def format_verify(info: dict[str, Any]) -> str:
     """The ``verify`` report of :meth:`VerifyReport.to_dict`."""
-    from ..verify import mean_std
+    from ..verify import mean_std, quick_check, verdict_text
 
     c, h, w = info["input_size"]
     r = info["recipe"]
     seeds = ",".join(map(str, info["seeds"]))
+    quick = quick_check(r)
     lines = [
         f"{info['model']}"
         + (f" (study '{info['study']}')" if info["study"] else "")
         + f": {info['pick']}, the base model and a uniform-width control",
         f"data {info['data_description']}; trained at {c}x{h}x{w} on {info['device']}, "
         f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}, "
-        f"AdamW lr {r['lr']:g}, seeds {seeds}",
+        f"AdamW lr {r['lr']:g}, seeds {seeds} (n={len(info['seeds'])})"
+        + (f"; QUICK CHECK: {quick}; not comparable with full runs" if quick else ""),
         "",
     ]
     rows = []
@@ -38,34 +40,40 @@ def format_verify(info: dict[str, Any]) -> str:
     latency = any(s.get("predicted_latency_ms") is not None for s in info["results"])
     for s in info["results"]:
         name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
+        n = s.get("n", len(s["seeds"]))
         row = [
             name,
             s["kind"],
             f"{s['log_synexp']:+.2f}",
             withratio(s, "params"),
             withratio(s, "macs"),
-            mean_std(s["top1"], s["top1_std"], 100),
-            mean_std(s["loss"], s["loss_std"], digits=3),
+            mean_std(s["top1"], s["top1_std"], n, 100),
+            verdict_text(s.get("vs_base")) if s["kind"] != "base" else "",
+            verdict_text(s.get("vs_control")) if s["kind"] == "candidate" else "",
+            mean_std(s["loss"], s["loss_std"], n, digits=3),
         ]
         if latency:
             ms, base_ms = s.get("predicted_latency_ms"), base.get("predicted_latency_ms")
             row.append(f"{ms:.2f} ({ms / base_ms:.2f}x)" if ms and base_ms else "-")
         row += [f"{s['images_per_second']:.0f}" if s["seeds"] else "-", f"{s['wall_seconds']:.0f}"]
         rows.append(row)
-    header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "val loss"]
-    header += ["pred ms"] * latency + ["img/s", "wall s"]
+    header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "vs base"]
+    header += ["vs control", "val loss"] + ["pred ms"] * latency + ["img/s", "wall s"]
     lines.append(table(header, rows, right=set(range(2, len(header)))))
     lines += [
         "",
         f"params and MACs of the models as trained ({info['num_classes']} classes, {c}x{h}x{w}); "
         "log SynExp: gain over the base at the search's input size;",
-        "top-1 and val loss: last epoch on the validation split, mean ± std over seeds."
+        "top-1 and val loss: last epoch on the validation split, mean ± std over seeds; "
+        "vs base, vs control: top-1 difference in points, paired by seed,",
+        "mean ± half its 95% t-interval; better or worse when the interval excludes 0."
         + (
             " pred ms: the study's predicted latency at the search's input size, next to the "
             "measured training img/s."
             if latency
             else ""
         ),
+        *(f"verdict: {v}" for v in info.get("verdicts", [])),
         *(f"note: {n}" for n in info["notes"]),
         f"{info['trained']} run(s) trained, {info['skipped']} already finished"
         + (f"; results in {info['out']}" if info["out"] else "")
@@ -74,11 +82,18 @@ def format_verify(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def log_line(message: str) -> None:
+    """One line on stderr, above any progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
 class TrainBars:
     """A tqdm bar per candidate and seed: epoch, training loss, validation accuracy."""
 
     def __init__(self, recipe, n_train: int) -> None:
-        self.total = recipe.epochs * recipe.steps_per_epoch(n_train)
+        self.total = recipe.total_steps(recipe.steps_per_epoch(n_train))
 
     def __call__(self, cand, seed: int):
         from tqdm import tqdm
@@ -97,7 +112,50 @@ class TrainBars:
         return on_step, on_epoch, bar.close
 
 
+def add_quick_check_args(p: argparse.ArgumentParser) -> None:
+    """``--max-steps`` and ``--train-subset``: quick checks, kept apart from full runs."""
+    p.add_argument(
+        "--max-steps",
+        type=positive_int,
+        metavar="N",
+        help="quick check: stop each run after N optimizer steps (the schedule fits them)",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=positive_int,
+        metavar="N",
+        help="quick check: train on a fixed subset of N training images (validation: all)",
+    )
+
+
+def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:
+    """``--augment``, ``--stem`` and ``--compile``: how every model of a verification trains."""
+    from ..augment import POLICIES as AUGMENTS
+    from ..stem import POLICIES as STEMS
+
+    p.add_argument(
+        "--augment",
+        default="auto",
+        choices=("auto", *AUGMENTS),
+        help="augmentation on the training device: crop (pad by 1/8, random crop), flip, "
+        "light (both), none; auto (default): light, or crop for digits and MNIST",
+    )
+    p.add_argument(
+        "--stem",
+        default="timm",
+        choices=STEMS,
+        help="timm (default): the model's ImageNet stem; cifar: the first 4x of downsampling "
+        "removed, for 32x32 images (every model alike; MACs grow about 16x)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run training steps through torch.compile (worth it for long CUDA runs)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..augment import resolve_policy
     from ..data import load_dataset
     from ..train import Recipe, resolve_device
     from ..verify import VerifyError, plan_from_study, plan_from_width_files, run_verify
@@ -108,7 +166,15 @@ def run(args: argparse.Namespace) -> int:
         raise VerifyError("give one study name or width files (.json), not both")
     if not files and len(targets) != 1:
         raise VerifyError("give one study name (with --storage) or one or more width files")
-    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    recipe = Recipe(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_steps=args.max_steps,
+        train_subset=args.train_subset,
+        augment=resolve_policy(args.augment, args.data),
+        stem=args.stem,
+    )
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -118,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_from_width_files(files)
     else:
         plan = plan_from_study(targets[0], args.storage, top=args.top)
-    size = args.input_size or plan.space.input_size
+    c, h, w = args.input_size or plan.space.input_size
+    size = (c or plan.space.input_size[0], h, w)
     data = load_dataset(args.data, size)
     out = args.out or f"{plan.study.study_name if plan.study else plan.space.model}-verify.csv"
     bars = TrainBars(recipe, len(data.train)) if sys.stderr.isatty() and not args.json else None
@@ -131,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
         input_size=size,
         out=out,
         progress=bars,
+        log=log_line,
+        compile=args.compile,
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
@@ -147,8 +216,10 @@ def add_parser(sub: Any) -> None:
         description="Train the best front trials of a study (or the given width files), the "
         "unchanged base model and a uniform-width control at the first candidate's MACs from "
         "scratch, with one recipe, seeds and data order; print top-1 and loss as mean ± std "
-        "over seeds and store them in the study and a CSV. Finished runs are skipped; an "
-        "interrupted run resumes from its last epoch checkpoint.",
+        "over seeds and each candidate's paired difference to the base and the control with "
+        "its 95% interval and verdict (better, worse, no detectable difference); store them "
+        "in the study and a CSV. Finished runs are skipped; an interrupted run resumes from "
+        "its last epoch checkpoint. Long runs print an estimate of their time first.",
     )
     p.add_argument("targets", nargs="+", metavar="STUDY|WIDTHS.json", help="a study or width files")
     p.add_argument(
@@ -159,19 +230,18 @@ def add_parser(sub: Any) -> None:
         "--data",
         default="digits",
         metavar="SPEC",
-        help="digits (bundled, default), mnist:DIR, cifar10:DIR, cifar100:DIR, imagefolder:DIR",
+        help="digits (bundled, default), mnist:DIR, cifar10:PATH, cifar100:PATH, "
+        "imagefolder:PATH (a folder of class folders or a .tar/.tar.gz of one); validation is "
+        "held out from the training images",
     )
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="AdamW peak lr (default 2e-3)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    add_quick_check_args(p)
+    add_recipe_policy_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument(
-        "--input-size",
-        type=parse_input_size,
-        metavar="C,H,W",
-        help="training input size (default: the search's)",
-    )
+    add_input_size(p, "training input size: C,H,W or C H W, or a side S (default: the search's)")
     p.add_argument("--out", metavar="results.csv", help="results CSV (default STUDY-verify.csv)")
     p.add_argument("--json", action="store_true", help="print the results as JSON, no progress")
     p.set_defaults(func=run)

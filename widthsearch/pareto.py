@@ -1,0 +1,161 @@
+"""Pareto fronts of search studies, and the thinned front that ``front`` and reports show.
+
+Every trial of a search is the SynExp optimum of its own budgets, so much of a study is
+Pareto-optimal in (max log SynExp, min params, min MACs): the front is a surface over the
+budget space. :func:`front` finds it (duplicates out); :func:`thin_front` keeps a readable
+part of it by ε-dominance in the costs, with a stated guarantee for every point left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import optuna
+
+DEFAULT_ROWS = 40
+"""Rows of a thinned front when no step is given: the finest of :data:`EPS_STEPS` that fits."""
+EPS_STEPS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
+"""Relative cost steps :func:`choose_eps` tries, finest first."""
+
+
+def widths_key(widths: Sequence[int]) -> str:
+    """A short key of a width vector (duplicates have the same one)."""
+    return hashlib.sha1(",".join(map(str, widths)).encode()).hexdigest()[:16]
+
+
+def pareto_mask(points: np.ndarray) -> np.ndarray:
+    """Which rows of ``points`` (n x k, every column minimized) no other row dominates."""
+    import numpy as np
+
+    keep = np.ones(len(points), dtype=bool)
+    for i in range(len(points)):
+        if keep[i]:
+            p = points[i]
+            beaten = np.all(p <= points, axis=1) & np.any(p < points, axis=1)
+            keep[beaten] = False
+    return keep
+
+
+def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Pareto-optimal complete trials (max log SynExp, min params, min MACs and, where it is an
+    objective, min predicted latency), duplicates out."""
+    import numpy as np
+    import optuna
+
+    seen: set[str] = set()
+    points = []
+    for t in sorted(
+        study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+        key=lambda t: t.number,
+    ):
+        if "duplicate_of" in t.user_attrs or "widths" not in t.user_attrs or t.values is None:
+            continue
+        key = widths_key(t.user_attrs["widths"])
+        if key in seen:  # a duplicate two workers found at once
+            continue
+        seen.add(key)
+        points.append(t)
+    if not points:
+        return []
+    objs = np.array([(-t.values[0], *t.values[1:]) for t in points], dtype=float)
+    return [t for t, k in zip(points, pareto_mask(objs), strict=True) if k]
+
+
+def thin_front(points: Sequence[dict[str, Any]], eps: float) -> list[dict[str, Any]]:
+    """A readable front: ε-dominance in the costs.
+
+    The costs (params, MACs and, in a study with a latency objective, predicted latency) are
+    cut into cells of relative size ``1 + eps`` (log scale); each cell keeps its point with the
+    highest log SynExp, and a cell's point is dropped when a point in a cell no costlier in
+    every cost has at least its log SynExp. So every point left out has a shown point within
+    ``1 + eps`` times each of its costs with at least its log SynExp. ``points`` are
+    :func:`trial_summary` dicts (the front); ``eps=0`` returns them all.
+    """
+    if eps <= 0 or not points:
+        return list(points)
+    import numpy as np
+
+    costs = ["params", "macs"]
+    if all(t.get("latency_ms") for t in points):
+        costs.append("latency_ms")
+    step = math.log1p(eps)
+    best: dict[tuple[int, ...], dict[str, Any]] = {}
+    for t in points:
+        cell = tuple(math.floor(math.log(t[c]) / step) for c in costs)
+        if cell not in best or t["log_synexp"] > best[cell]["log_synexp"]:
+            best[cell] = t
+    cells = list(best)
+    objs = np.array([(*c, -best[c]["log_synexp"]) for c in cells], dtype=float)
+    # weak dominance: an equal-cell point cannot beat itself (one per cell), so <= suffices
+    keep = np.ones(len(cells), dtype=bool)
+    for i in range(len(cells)):
+        others = np.all(objs <= objs[i], axis=1)
+        others[i] = False
+        keep[i] = not others.any()
+    shown = [best[c] for c, k in zip(cells, keep, strict=True) if k]
+    return sorted(shown, key=lambda t: (t["macs"], t["params"]))
+
+
+def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready description of a finished trial (``space_base``: the base's params, MACs
+    and, where the study has them, latency_ms and memory_bytes)."""
+    a = t.user_attrs
+    log_s, params, macs = t.values[:3] if t.values else (None, None, None)
+    latency = t.values[3] if t.values and len(t.values) > 3 else None
+    memory = a.get("memory_bytes")
+    base_lat, base_mem = space_base.get("latency_ms"), space_base.get("memory_bytes")
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "log_synexp": log_s,
+        "params": None if params is None else int(params),
+        "macs": None if macs is None else int(macs),
+        "params_ratio": None if params is None else params / space_base["params"],
+        "macs_ratio": None if macs is None else macs / space_base["macs"],
+        "latency_ms": latency,
+        "latency_ratio": None if latency is None or not base_lat else latency / base_lat,
+        "memory_bytes": memory,
+        "memory_ratio": None if memory is None or not base_mem else memory / base_mem,
+        "mix": dict(t.params),
+        "widths": a.get("widths"),
+        "duplicate_of": a.get("duplicate_of"),
+        "infeasible": a.get("infeasible"),
+        "solver_failed": a.get("solver_failed"),
+    }
+
+
+def choose_eps(points: Sequence[dict[str, Any]], rows: int = DEFAULT_ROWS) -> float:
+    """The finest step of :data:`EPS_STEPS` whose :func:`thin_front` has at most ``rows``
+    points (0 when the whole front fits; the coarsest step when none does)."""
+    if len(points) <= rows:
+        return 0.0
+    for eps in EPS_STEPS:
+        if len(thin_front(points, eps)) <= rows:
+            return eps
+    return EPS_STEPS[-1]
+
+
+def shown_front(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The thinned front of a :func:`load_front` report, cheapest MACs first."""
+    shown = set(report["shown"])
+    return sorted(
+        (t for t in report["front"] if t["number"] in shown), key=lambda t: (t["macs"], t["params"])
+    )
+
+
+__all__ = [
+    "DEFAULT_ROWS",
+    "EPS_STEPS",
+    "choose_eps",
+    "front",
+    "pareto_mask",
+    "shown_front",
+    "thin_front",
+    "trial_summary",
+    "widths_key",
+]
