@@ -38,6 +38,7 @@ MECHANISMS = {
     "cspnext_tiny": "a concatenation recombined with one conv's output (EffectiveSEModule)",
     "resnest14d": "a reshape of the channels into radix chunks (SplitAttn)",
     "rdnet_tiny": "depthwise convs with a channel multiplier",
+    "gcresnet33ts": "a matmul pooling each channel over positions (GlobalContext)",
 }
 """One timm model per channel mechanism of issue 14, and what it exercises."""
 MECHANISM_SIZE = (3, 32, 32)

@@ -189,6 +189,48 @@ def test_reshape_that_mixes_channels_with_space_is_reported_unsupported():
         WidthSpace.from_module(MixesDims(), torch.zeros(1, 3, 8, 8))
 
 
+class Matmuls(nn.Module):
+    """``mode``: pool the channels over positions with a one-channel map (GlobalContext), mix
+    channels with channels (a Gram matrix: attention-like), or multiply by a parameter."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.attn = nn.Conv2d(8, 1, 1)
+        self.weight = nn.Parameter(torch.randn(64, 1))
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.conv(x)
+        n, c, h, w = x.shape
+        if self.mode == "pool":
+            attn = self.attn(x).reshape(n, 1, h * w).softmax(-1).unsqueeze(3)
+            pooled = x.reshape(n, c, h * w).unsqueeze(1) @ attn
+        elif self.mode == "gram":
+            pooled = (x.flatten(2) @ x.flatten(2).transpose(1, 2)).mean(2)
+        else:
+            pooled = x.flatten(2) @ self.weight
+        return self.fc(pooled.reshape(n, c))
+
+
+def test_matmul_pooling_over_positions_is_a_layer_without_parameters():
+    space = WidthSpace.from_module(Matmuls("pool"), torch.zeros(1, 3, 8, 8))
+    pool = next(lay for lay in space.layers if lay.kind == "pool")
+    assert (pool.name, pool.params, pool.macs) == ("matmul", 0, 8 * 64)
+    attn = next(lay for lay in space.layers if lay.name == "attn")
+    assert space.groups[attn.out_groups[0]].fixed  # one weight per position, for every channel
+    g = pool.in_groups[0]
+    model = space.realize({g: 24})
+    assert count(model, (3, 8, 8)) == (space.params({g: 24}), space.macs({g: 24}))
+
+
+@pytest.mark.parametrize("mode", ["gram", "param"])
+def test_matmul_that_mixes_channels_or_holds_weights_is_refused(mode):
+    with pytest.raises(UnsupportedModelError, match="matmul' is not modelled"):
+        WidthSpace.from_module(Matmuls(mode), torch.zeros(1, 3, 8, 8))
+
+
 class Splits(nn.Module):
     """A conv whose output is sliced at an attribute (``self.keep``), split by an attribute
     list (``self.sizes``), chunked, and sliced at a constant; a concatenation is added to one

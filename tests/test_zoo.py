@@ -142,7 +142,11 @@ def test_mechanism_costs_equal_counts(name):
     assert sum(lay.params for lay in space.layers) + sum(space.constant_params.values()) == params
     assert sum(lay.macs for lay in space.layers) == macs
     assert space.groups[0].fixed and space.groups[0].width == 3
-    assert sum(g.fixed for g in space.groups) == 2  # the image and the classes: nothing else
+    fixed = [g for g in space.groups if g.fixed]
+    # the image and the classes; else only GlobalContext's one-channel maps of weights
+    assert len([g for g in fixed if not g.note]) == 2
+    assert all(g.width == 1 and "one weight per position" in g.note for g in fixed if g.note)
+    assert len(fixed) == 2 + 10 * (name == "gcresnet33ts")
 
 
 @pytest.mark.parametrize("name", MECHANISMS)
@@ -162,7 +166,8 @@ def test_mechanism_realizes_runs_and_builds_at_random_widths(name):
         assert count(_portable.build(build_spec(space, widths)), MECHANISM_SIZE) == predicted
 
 
-@pytest.mark.parametrize("name", sorted(set(MECHANISMS) - {"cs3darknet_s"}))  # TP: TypeError
+# Torch-Pruning raises a TypeError on cs3darknet_s and runs out of memory on GlobalContext
+@pytest.mark.parametrize("name", sorted(set(MECHANISMS) - {"cs3darknet_s", "gcresnet33ts"}))
 def test_mechanism_grouping_refines_torch_pruning(name):
     """Torch-Pruning keeps a split tensor in one group; we give its segments their own widths
     where the model lets them differ. So every set of layers we tie is tied by Torch-Pruning,

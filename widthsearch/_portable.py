@@ -232,6 +232,8 @@ def resize(model: nn.Module, layers: list, init: bool = True) -> bool:
                 _resize_loose(module, attr, param_dim, n_in, init)
                 changed = True
             continue
+        if kind == "pool":  # a matmul without parameters: nothing to resize
+            continue
         module = find(model, name)
         if module is None or kind == "chanconv":  # a features_only head; width-independent
             continue

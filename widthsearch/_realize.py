@@ -36,7 +36,7 @@ def check_resizable(model: nn.Module, layers: Sequence[Layer]) -> None:
         "norm": _portable._NORMS,
     }
     for layer in layers:
-        if layer.kind in ("scale", "filter", "chanconv"):  # resized by their parameter/buffer
+        if layer.kind in ("scale", "filter", "chanconv", "pool"):  # by a parameter/buffer/none
             continue
         module = model.get_submodule(layer.name)
         if not isinstance(module, wanted[layer.kind]):

@@ -219,7 +219,7 @@ class RawLayer:
     """One weight-carrying op seen during the forward pass, over union-find nodes."""
 
     name: str  # module path; parameter path (scale) or buffer path (filter)
-    kind: str  # conv | depthwise | grouped | linear | norm | scale | filter | chanconv
+    kind: str  # conv | depthwise | grouped | linear | norm | scale | filter | chanconv | pool
     in_segs: tuple[int, ...]
     out_segs: tuple[int, ...]
     params: dict[str, str]  # role ("weight", "bias", "param") -> attribute name on the module
@@ -288,6 +288,14 @@ _MATMUL_NAMES = {
     "torch.conv_transpose2d",
     "torch.nn.functional.unfold",
     "torch.nn.functional.fold",
+}
+# matmuls that may pool over positions with channel-free weights (see ``_pooling_matmul``)
+_POOLING_MATMULS = {
+    "torch.matmul",
+    "torch.Tensor.matmul",
+    "torch.Tensor.__matmul__",
+    "torch.bmm",
+    "torch.Tensor.bmm",
 }
 _REDUCTIONS = {"mean", "sum", "amax", "amin", "std", "var", "logsumexp", "nansum", "nanmean"}
 _VIEWS = {
@@ -599,6 +607,8 @@ class ChannelTracer(TorchFunctionMode):
             self.failed_in = self.failed_in or self.where()
             raise
         if name in _MATMUL_NAMES:
+            if name in _POOLING_MATMULS and _pooling_matmul(self, out, *args, **kwargs):
+                return out
             raise self.fail(f"'{name}' is not modelled (only 2-D convolutions and linear layers)")
         short = name.rpartition(".")[2]
         handler = _HANDLERS.get(name)
@@ -925,6 +935,48 @@ def _conv1d(tr: ChannelTracer, out, input, weight, bias=None, stride=1, padding=
         )
     )
     tr.set_label(out, _Label(out.ndim - 1, lab.segs))
+
+
+def _pooling_matmul(tr: ChannelTracer, out, a, b, **kwargs) -> bool:
+    """``x @ w`` that pools a channel tensor over positions with weights no channel reaches
+    (GlobalContext's attention pooling: ``(B, 1, C, HW) @ (B, 1, HW, 1)``): the channels are
+    the rows of ``a`` (or the columns of ``b``) and the product keeps them, so it is a layer
+    without parameters whose MACs grow with the width (kind ``pool``). False for any other
+    matmul (attention, a linear layer by matmul), which the caller refuses."""
+    if kwargs or not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        return False
+    if a.ndim < 2 or b.ndim < 2 or out.ndim < 2:
+        return False
+    la, lb = tr.label(a), tr.label(b)
+    if la is not None and la.dim == a.ndim - 2 and (lb is None or lb.dim < b.ndim - 2):
+        lab, other, olab, dim = la, b, lb, out.ndim - 2
+    elif lb is not None and lb.dim == b.ndim - 1 and (la is None or la.dim < a.ndim - 2):
+        lab, other, olab, dim = lb, a, la, out.ndim - 1
+    else:
+        return False
+    if id(other) in tr._pview or id(other) in tr._bview:  # a weight: a linear layer by matmul
+        return False
+    if olab is not None:  # a one-channel weight map broadcast over the channels stays one
+        if other.shape[olab.dim] != 1:
+            return False
+        tr.uf.fix(olab.segs, f"fixed: one weight per position in {tr.where()}, for every channel")
+    module = tr._stack[-1][0] if tr._stack else ""
+    name = f"{module}.matmul" if module else "matmul"
+    tr.once(name)
+    c = out.shape[dim]
+    tr.layers.append(
+        RawLayer(
+            name=name,
+            kind="pool",
+            in_segs=lab.segs,
+            out_segs=lab.segs,
+            params={},
+            kernel=(a.shape[-1],),
+            positions=out.numel() // c,
+        )
+    )
+    tr.set_label(out, _Label(dim, lab.segs))
+    return True
 
 
 def _linear(tr: ChannelTracer, out, input, weight, bias=None):

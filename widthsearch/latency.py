@@ -4,8 +4,9 @@
 non-negative multiples of what each op costs in the widths, by op kind:
 
 - *compute*: the MACs of dense convs with a kernel larger than 1x1, of 1x1 (pointwise) convs,
-  of depthwise convs (with fixed blur filters and ECA's Conv1d along the channels, which also
-  apply a few taps per channel), of grouped convs and of linear layers (``x_in·x_out`` or ``x``);
+  of depthwise convs (with fixed blur filters, ECA's Conv1d along the channels and
+  GlobalContext's pooling matmul, which also work per channel), of grouped convs and of
+  linear layers (``x_in·x_out`` or ``x``);
 - *memory traffic*: the elements a weight layer reads and writes (input plus output feature
   map), separately for depthwise convs, which are memory-bound on every device, and the
   elements every other op touches (norms, activations, residual adds, squeeze-excite gates,
@@ -184,7 +185,7 @@ def op_terms(space: WidthSpace) -> list[OpTerms]:
         lay = layers[name]
         if lay.kind == "conv":
             key = "macs_conv" if math.prod(lay.kernel) > 1 else "macs_pointwise"
-        elif lay.kind in ("filter", "chanconv"):  # a blur filter, ECA's Conv1d: few taps each
+        elif lay.kind in ("filter", "chanconv", "pool"):  # blur, ECA's Conv1d, context pooling
             key = "macs_depthwise"
         else:
             key = f"macs_{lay.kind}"

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from ._trace import TraceResult
     from .widthfile import WidthFile
 
-LayerKind = Literal["conv", "depthwise", "grouped", "linear", "norm", "scale", "filter", "chanconv"]
+LayerKind = Literal[
+    "conv", "depthwise", "grouped", "linear", "norm", "scale", "filter", "chanconv", "pool"
+]
 Widths = Sequence[int] | Mapping[int, int]
 
 
@@ -66,11 +68,14 @@ class Layer:
     channel multiplier its output groups repeat its input groups), ``linear``, ``norm``,
     ``scale`` (a loose per-channel parameter), ``filter`` (a depthwise conv with a fixed filter
     from a buffer, ``BlurPool2d``: MACs but no parameters) and ``chanconv`` (a one-channel
-    Conv1d along the channel axis, ECA: MACs grow with the width, parameters do not).
+    Conv1d along the channel axis, ECA: MACs grow with the width, parameters do not) and
+    ``pool`` (a matmul that pools each channel over positions with channel-free weights,
+    GlobalContext: MACs but no parameters).
     """
 
     name: str
-    """Module path (``scale``: the parameter path; ``filter``: the buffer path)."""
+    """Module path (``scale``: the parameter path; ``filter``: the buffer path; ``pool``: the
+    module path and ``.matmul``)."""
     kind: LayerKind
     in_groups: tuple[int, ...]
     """Groups of the input channels, in order (several after a channel ``torch.cat``)."""
@@ -104,7 +109,7 @@ class Layer:
         """Parameters of this layer as a posynomial of group widths."""
         if self.kind in ("norm", "scale"):
             return Posynomial.from_terms((self.per_channel, monomial(g)) for g in self.in_groups)
-        if self.kind in ("filter", "chanconv"):
+        if self.kind in ("filter", "chanconv", "pool"):
             return Posynomial.from_terms([(self.constant, ())])
         k = 1
         for s in self.kernel:
@@ -113,7 +118,7 @@ class Layer:
         return Posynomial.from_terms(terms) + self._weight_terms(k)
 
     def _weight_terms(self, k: int) -> Posynomial:
-        if self.kind in ("depthwise", "filter", "chanconv"):  # one weight per output channel
+        if self.kind in ("depthwise", "filter", "chanconv", "pool"):  # one per output channel
             return Posynomial.from_terms((k, monomial(b)) for b in self.out_groups)
         coef = Fraction(k, self.groups) if self.groups > 1 else k
         return Posynomial.from_terms(
