@@ -227,7 +227,7 @@ def test_matmul_pooling_over_positions_is_a_layer_without_parameters():
 
 @pytest.mark.parametrize("mode", ["gram", "param"])
 def test_matmul_that_mixes_channels_or_holds_weights_is_refused(mode):
-    with pytest.raises(UnsupportedModelError, match="matmul' is not modelled"):
+    with pytest.raises(UnsupportedModelError, match="matmul' mixes channels or applies a weight"):
         WidthSpace.from_module(Matmuls(mode), torch.zeros(1, 3, 8, 8))
 
 

@@ -607,9 +607,14 @@ class ChannelTracer(TorchFunctionMode):
             self.failed_in = self.failed_in or self.where()
             raise
         if name in _MATMUL_NAMES:
-            if name in _POOLING_MATMULS and _pooling_matmul(self, out, *args, **kwargs):
-                return out
-            raise self.fail(f"'{name}' is not modelled (only 2-D convolutions and linear layers)")
+            if name not in _POOLING_MATMULS:
+                raise self.fail(f"'{name}' is not modelled (only 2-D convs and linear layers)")
+            if not _pooling_matmul(self, out, *args, **kwargs):
+                raise self.fail(
+                    f"'{name}' mixes channels or applies a weight (attention); only a matmul "
+                    "that pools each channel over positions is modelled"
+                )
+            return out
         short = name.rpartition(".")[2]
         handler = _HANDLERS.get(name)
         if handler is not None:
