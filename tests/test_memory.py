@@ -67,3 +67,25 @@ def test_saved_bytes_counts_an_inplace_storage_once():
     # in place: the ReLU's output is the conv's output, saved by ReLU and the next conv once
     assert saved_bytes(relu_inplace, x) == (image + fmap, 2)
     assert saved_bytes(relu_copy, x) == (image + fmap, 2)
+
+
+def test_counting_frees_the_activations_it_saw():
+    """The pack hooks must not tie the saved tensors into reference cycles through the
+    autograd graph (which Python's collector cannot see): every count would leak a pass."""
+    import gc
+    import weakref
+
+    from widthsearch import WidthSpace
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1))
+    outputs = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: outputs.append(weakref.ref(o)) if isinstance(m, torch.nn.ReLU) else None
+    )
+    try:
+        saved_bytes(model, torch.randn(2, 3, 10, 10))
+        activation_memory(WidthSpace.from_module(model, torch.zeros(1, 3, 10, 10)), batch_size=2)
+    finally:
+        hook.remove()
+    gc.collect()
+    assert len(outputs) >= 2 and all(ref() is None for ref in outputs)

@@ -75,7 +75,7 @@ def saved_bytes(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int
         s = t.untyped_storage()
         if s.data_ptr() not in owned:
             seen.setdefault(s.data_ptr(), s.nbytes())
-        return t
+        return t.detach()  # see _free
 
     was_training = model.training
     buffers = [(b, b.clone()) for b in model.buffers()]
@@ -89,11 +89,20 @@ def saved_bytes(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int
             for b, before in buffers:
                 b.copy_(before)
     del out
+    keep.clear()  # see _free
     return sum(seen.values()), len(seen)
 
 
 def _unpack(t: Any) -> Any:
     return t
+
+
+# _free: the pack hooks here would make two reference cycles through the autograd graph, which
+# Python's collector cannot see, and every pass would leak the activations it saved: an op that
+# saves its own output (ReLU) would hold it through its grad_fn if the hook returned the tensor
+# itself (it returns a detached alias: same storage, no grad_fn), and the tensors a hook keeps
+# (so that storage addresses stay unique) hold their grad_fns, whose saved variables hold the
+# hook (they are dropped after the pass).
 
 
 def _owned_storages(model: nn.Module) -> set[int]:
@@ -135,6 +144,7 @@ def _trace_memory(space: WidthSpace, batch_size: int, dtype: str) -> ActivationM
         what="count its activation memory",
     )
     tracer.resolve((), None)  # tensors saved outside any op we saw (none in the zoo)
+    tracer.release()
     terms: list[tuple[int, tuple]] = []
     for stored in tracer.stored.values():
         if stored.segs:
@@ -207,7 +217,14 @@ class _MemoryTracer(ChannelTracer):
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         self.pending.append(t)
         self.saved.append(t)
-        return t
+        return t.detach()  # see _free
+
+    def release(self) -> None:
+        """Drop the tensors of the pass (see ``_free``): what was counted stays."""
+        self.saved.clear()
+        self.pending.clear()
+        self._keep.clear()
+        self._labels.clear()
 
     def set_label(self, t: torch.Tensor, lab: Any) -> None:
         super().set_label(t, lab)
