@@ -13,7 +13,9 @@ user goes through, each stage only if the one before worked:
               entrypoint counted exactly
 
 and, independently, ``tp``: Torch-Pruning's ``BasePruner`` (magnitude importance, 50% of the
-channels, classifier ignored) prunes the base model into one that runs (within 120 s).
+channels, classifier ignored) prunes the base model into one that runs (within 120 s). Its
+result does not depend on widthsearch: ``--tp-from`` takes it from an earlier table of the same
+timm and Torch-Pruning versions instead of running it again (about half the study's time).
 
 Each model runs in a worker subprocess (one torch thread) with a per-model time limit; a worker
 that overruns is killed and the model recorded as ``timeout``. Results go to a CSV (one row per
@@ -22,6 +24,7 @@ models it blocks.
 
     nice uv run python studies/coverage.py [--per-family 3] [--size 64] [--timeout 300]
         [--out studies/coverage] [--families resnet,ghostnet] [--limit N]
+        [--tp-from studies/coverage.csv]
 """
 
 from __future__ import annotations
@@ -158,8 +161,11 @@ def _random_widths(space, seed: int) -> list[int]:
     ]
 
 
-def run_one(name: str, size: tuple[int, int, int], workdir: Path, index: int) -> dict:
-    """Every stage for ``name``; a stage that raises records its reason and stops the rest."""
+def run_one(
+    name: str, size: tuple[int, int, int], workdir: Path, index: int, tp: dict | None = None
+) -> dict:
+    """Every stage for ``name``; a stage that raises records its reason and stops the rest.
+    ``tp``: Torch-Pruning's ``(tp, tp_reason)`` by model, from an earlier table."""
     import importlib.util
 
     import timm
@@ -221,7 +227,10 @@ def run_one(name: str, size: tuple[int, int, int], workdir: Path, index: int) ->
     except Exception as exc:  # noqa: BLE001 - the study records every failure
         row[stage] = "crash" if stage == "parse" else "fail"
         row["reason"] = _first_line(exc)
-    row["tp"], row["tp_reason"] = _torch_pruning(name, size)
+    if tp and name in tp:
+        row["tp"], row["tp_reason"] = tp[name]
+    else:
+        row["tp"], row["tp_reason"] = _torch_pruning(name, size)
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 
@@ -276,7 +285,7 @@ def _torch_pruning(name: str, size, limit: int = 120) -> tuple[str, str]:
         signal.alarm(0)
 
 
-def worker(out: Path, names: list[str], size, first_index: int) -> None:
+def worker(out: Path, names: list[str], size, first_index: int, tp_from: str = "") -> None:
     """Run ``names`` in order, one JSON line each to ``out`` (appended, flushed)."""
     import warnings
 
@@ -284,16 +293,33 @@ def worker(out: Path, names: list[str], size, first_index: int) -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
+    tp = _earlier_tp(Path(tp_from), size) if tp_from else None
     with tempfile.TemporaryDirectory() as tmp, out.open("a") as f:
         sys.path.insert(0, tmp)
         for i, name in enumerate(names):
-            row = run_one(name, size, Path(tmp), first_index + i)
+            row = run_one(name, size, Path(tmp), first_index + i, tp)
             f.write(json.dumps(row) + "\n")
             f.flush()
 
 
+def _earlier_tp(path: Path, size) -> dict[str, tuple[str, str]]:
+    """Torch-Pruning's results by model from an earlier CSV of this study, checked to be of the
+    same input and timm version, and Torch-Pruning version where its Markdown summary names it
+    (older summaries do not: check that the lock file has not changed since)."""
+    import timm
+    import torch_pruning
+
+    head = path.with_suffix(".md").read_text().split("\n", 4)[2]
+    want = f"input 3x{size[1]}x{size[2]}, timm {timm.__version__}"
+    tp = f"Torch-Pruning {torch_pruning.__version__}"
+    if want not in head or ("Torch-Pruning" in head and tp not in head):
+        raise SystemExit(f"--tp-from {path}: not {want}, {tp}")
+    with path.open() as f:
+        return {r["model"]: (r["tp"], r["tp_reason"]) for r in csv.DictReader(f)}
+
+
 # ------------------------------------------------------------------------------ driver
-def drive(picked, size, timeout: float, out_jsonl: Path) -> list[dict]:
+def drive(picked, size, timeout: float, out_jsonl: Path, tp_from: str = "") -> list[dict]:
     """Run every model in worker processes, restarting a worker that overruns the limit."""
     out_jsonl.touch()  # rows already there are from an interrupted run: resumed
     done = {row["model"]: row for row in _read_rows(out_jsonl)}
@@ -301,7 +327,7 @@ def drive(picked, size, timeout: float, out_jsonl: Path) -> list[dict]:
     todo = [name for _, name, _ in picked if name not in done]
     while todo:
         cmd = [sys.executable, __file__, "--worker", str(out_jsonl), "--size", str(size[1])]
-        cmd += ["--first-index", str(index[todo[0]]), *todo]
+        cmd += ["--first-index", str(index[todo[0]]), "--tp-from", tp_from, *todo]
         err = out_jsonl.with_suffix(".stderr")
         with err.open("w") as stderr:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -375,7 +401,7 @@ def mechanism(reason: str) -> str:
     return "other: " + reason[:60]
 
 
-def summarize(rows: list[dict], size) -> str:
+def summarize(rows: list[dict], size, tp_from: str = "") -> str:
     n = len(rows)
     fams = sorted({r["family"] for r in rows})
     ok = {s: sum(r[s] == "ok" for r in rows) for s in (*STAGES, "tp")}
@@ -385,7 +411,8 @@ def summarize(rows: list[dict], size) -> str:
         "# Coverage of timm's CNN families",
         "",
         f"`studies/coverage.py`: {n} models in {len(fams)} families (up to three of the smallest "
-        f"per family), input 3x{size[1]}x{size[2]}, timm {_timm_version()}; "
+        f"per family), input 3x{size[1]}x{size[2]}, timm {_timm_version()}, "
+        f"Torch-Pruning {_tp_version()}; "
         f"{sum(float(r.get('seconds') or 0) for r in rows) / 60:.0f} min of worker time (one "
         "thread each) on a shared 2-core machine.",
         "",
@@ -398,6 +425,8 @@ def summarize(rows: list[dict], size) -> str:
     lines.append(f"| Torch-Pruning BasePruner (50%, runs) | {ok['tp']} | {ok['tp'] / n:.0%} |")
     slow = sum(r["tp"] == "timeout" for r in rows)
     lines += ["", f"Torch-Pruning ran out of its 120 s on {slow} models (counted as not pruned)."]
+    if tp_from:
+        lines[-1] += f" Its results are taken from the previous run of this study ({tp_from})."
     lines += ["", f"Parsed but failed a later stage: {len(late)}."]
     for r in late:
         bad = next(s for s in STAGES if r[s] != "ok")
@@ -444,6 +473,12 @@ def _timm_version() -> str:
     return timm.__version__
 
 
+def _tp_version() -> str:
+    import torch_pruning
+
+    return torch_pruning.__version__
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-family", type=int, default=3)
@@ -453,13 +488,16 @@ def main() -> None:
     parser.add_argument("--families", default="", help="comma-separated families only")
     parser.add_argument("--limit", type=int, default=0, help="first N models only (a dry run)")
     parser.add_argument("--summarize", action="store_true", help="rewrite OUT.md from OUT.csv")
+    parser.add_argument(
+        "--tp-from", default="", help="Torch-Pruning's results from this earlier CSV (and its .md)"
+    )
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     parser.add_argument("--first-index", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("names", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = (3, args.size, args.size)
     if args.worker:
-        worker(Path(args.worker), args.names, size, args.first_index)
+        worker(Path(args.worker), args.names, size, args.first_index, args.tp_from)
         return
     out = Path(args.out)
     if args.summarize:
@@ -474,12 +512,14 @@ def main() -> None:
         picked = picked[: args.limit]
     print(f"{len(picked)} models in {len({f for f, _, _ in picked})} families", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = drive(picked, size, args.timeout, out.with_suffix(".jsonl"))
+    if args.tp_from:  # the earlier table may be the one this run replaces: read it first
+        _earlier_tp(Path(args.tp_from), size)
+    rows = drive(picked, size, args.timeout, out.with_suffix(".jsonl"), args.tp_from)
     with out.with_suffix(".csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    out.with_suffix(".md").write_text(summarize(rows, size))
+    out.with_suffix(".md").write_text(summarize(rows, size, args.tp_from))
     print(f"{(time.perf_counter() - start) / 60:.0f} min in all")
     for suffix in (".jsonl", ".stderr"):  # the resume state of an interrupted run
         out.with_suffix(suffix).unlink(missing_ok=True)

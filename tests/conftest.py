@@ -27,10 +27,31 @@ ZOO = [
 # Small inputs keep CI fast; the cost model is exact at any input size the model accepts.
 SMALL = (3, 64, 64)
 
+MECHANISMS = {
+    "ghostnet_050": "a channel slice whose end a module attribute holds (GhostModule.out_chs)",
+    "mixnet_s": "a split by a list of sizes (MixedConv2d.splits)",
+    "cs3darknet_s": "a split into halves of a width (CrossStage: expand_chs // 2), tied",
+    "dpn48b": "slices at one offset of two tensors (DualPathBlock.num_1x1_c)",
+    "test_nfnet": "weight-standardized convs with a per-channel gain (ScaledStdConv2d)",
+    "resnetblur18": "a fixed blur filter from a buffer (BlurPool2d)",
+    "eca_resnet33ts": "a one-channel Conv1d along the channel axis (ECA)",
+    "cspnext_tiny": "a concatenation recombined with one conv's output (EffectiveSEModule)",
+    "resnest14d": "a reshape of the channels into radix chunks (SplitAttn)",
+    "rdnet_tiny": "depthwise convs with a channel multiplier",
+    "gcresnet33ts": "a matmul pooling each channel over positions (GlobalContext)",
+}
+"""One timm model per channel mechanism of issue 14, and what it exercises."""
+MECHANISM_SIZE = (3, 32, 32)
+
 
 @functools.cache
 def zoo_space(name: str) -> WidthSpace:
     return WidthSpace.from_timm(name, input_size=SMALL)
+
+
+@functools.cache
+def mechanism_space(name: str) -> WidthSpace:
+    return WidthSpace.from_timm(name, input_size=MECHANISM_SIZE)
 
 
 def count(model: torch.nn.Module, input_size) -> tuple[int, int]:

@@ -36,6 +36,19 @@ def test_inspect_table(capsys):
     assert "layer1.0.conv1" in out
 
 
+def test_inspect_says_which_groups_splits_restrict(capsys):
+    assert main(["inspect", "cs3darknet_s", "--input-size", "3,32,32"]) == 0
+    out = capsys.readouterr().out
+    assert "groups restricted by splits or constants" in out
+    assert "tied: 2 equal pieces of 'split' in module 'stages.0' (CrossStage3)" in out
+    assert "split sizes set on realization: stages.0.expand_chs" in out
+    assert main(["inspect", "cs3darknet_s", "--input-size", "3,32,32", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["size_attrs"][0]["name"] == "stages.0.expand_chs"
+    tied = [g for g in info["groups"] if g["note"]]
+    assert info["size_attrs"][0]["value"] == 2 * tied[0]["width"]
+
+
 def test_inspect_unknown_model_exits_2_with_one_line(capsys):
     assert main(["inspect", "resnet19"]) == 2
     err = capsys.readouterr().err.strip()

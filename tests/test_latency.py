@@ -22,12 +22,14 @@ from widthsearch.latency import (
 from widthsearch.synexp import WEIGHT_KINDS
 from widthsearch.timing import current_device
 
-from .conftest import TINY, random_widths, zoo_space
+from .conftest import MECHANISMS, TINY, mechanism_space, random_widths, zoo_space
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "resnext50_32x4d", "densenet121"])
+@pytest.mark.parametrize(
+    "name", ["efficientnet_b0", "resnext50_32x4d", "densenet121", *sorted(MECHANISMS)]
+)
 def test_compute_terms_add_up_to_macs_and_params(name):
-    space = zoo_space(name)
+    space = mechanism_space(name) if name in MECHANISMS else zoo_space(name)
     feats = latency_features(space)
     assert set(feats) == set(FEATURES)
     for widths in (space.base_widths, random_widths(space, 3)):

@@ -151,16 +151,212 @@ class ChannelShuffle(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 1)
+        self.fc = nn.Linear(8, 4)
 
     def forward(self, x):
         x = self.conv(x)
         n, c, h, w = x.shape
-        return x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.fc(x.mean((2, 3)))
 
 
-def test_channel_shuffle_is_reported_unsupported():
+def test_channel_shuffle_ties_its_chunks():
+    """``view(n, 2, c // 2, ...)`` splits the channels into two equal chunks: one group of
+    half the conv's width, which the shuffle and the merge back keep."""
+    space = WidthSpace.from_module(ChannelShuffle(), torch.zeros(1, 3, 8, 8))
+    conv = next(lay for lay in space.layers if lay.name == "conv")
+    g = conv.out_groups[0]
+    assert conv.out_groups == (g, g) and space.groups[g].width == 4
+    assert "2 equal chunks" in space.groups[g].note
+    model = space.realize({g: 12})
+    assert model.conv.out_channels == 24
+    assert count(model, (3, 8, 8)) == (space.params({g: 12}), space.macs({g: 12}))
+
+
+class MixesDims(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        n, c, h, w = x.shape
+        return x.reshape(n, c // 2, 2 * h, w)
+
+
+def test_reshape_that_mixes_channels_with_space_is_reported_unsupported():
     with pytest.raises(UnsupportedModelError, match="mixes the channel dim"):
-        WidthSpace.from_module(ChannelShuffle(), torch.zeros(1, 3, 8, 8))
+        WidthSpace.from_module(MixesDims(), torch.zeros(1, 3, 8, 8))
+
+
+class Matmuls(nn.Module):
+    """``mode``: pool the channels over positions with a one-channel map (GlobalContext), mix
+    channels with channels (a Gram matrix: attention-like), or multiply by a parameter."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.attn = nn.Conv2d(8, 1, 1)
+        self.weight = nn.Parameter(torch.randn(64, 1))
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.conv(x)
+        n, c, h, w = x.shape
+        if self.mode == "pool":
+            attn = self.attn(x).reshape(n, 1, h * w).softmax(-1).unsqueeze(3)
+            pooled = x.reshape(n, c, h * w).unsqueeze(1) @ attn
+        elif self.mode == "gram":
+            pooled = (x.flatten(2) @ x.flatten(2).transpose(1, 2)).mean(2)
+        else:
+            pooled = x.flatten(2) @ self.weight
+        return self.fc(pooled.reshape(n, c))
+
+
+def test_matmul_pooling_over_positions_is_a_layer_without_parameters():
+    space = WidthSpace.from_module(Matmuls("pool"), torch.zeros(1, 3, 8, 8))
+    pool = next(lay for lay in space.layers if lay.kind == "pool")
+    assert (pool.name, pool.params, pool.macs) == ("matmul", 0, 8 * 64)
+    attn = next(lay for lay in space.layers if lay.name == "attn")
+    assert space.groups[attn.out_groups[0]].fixed  # one weight per position, for every channel
+    g = pool.in_groups[0]
+    model = space.realize({g: 24})
+    assert count(model, (3, 8, 8)) == (space.params({g: 24}), space.macs({g: 24}))
+
+
+@pytest.mark.parametrize("mode", ["gram", "param"])
+def test_matmul_that_mixes_channels_or_holds_weights_is_refused(mode):
+    with pytest.raises(UnsupportedModelError, match="matmul' mixes channels or applies a weight"):
+        WidthSpace.from_module(Matmuls(mode), torch.zeros(1, 3, 8, 8))
+
+
+class Splits(nn.Module):
+    """A conv whose output is sliced at an attribute (``self.keep``), split by an attribute
+    list (``self.sizes``), chunked, and sliced at a constant; a concatenation is added to one
+    conv's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 24, 1)
+        self.keep = 16
+        self.sizes = [6, 10]
+        self.a = nn.Conv2d(6, 6, 3, padding=1, groups=6)
+        self.b = nn.Conv2d(10, 4, 1)
+        self.other = nn.Conv2d(3, 10, 1)
+        self.mix = nn.Conv2d(3, 10, 1)
+        self.fc = nn.Linear(5 + 8 + 10, 5)
+
+    def forward(self, img):
+        x = self.stem(img)
+        kept = x[:, : self.keep]  # the last 8 channels are dropped
+        a, b = torch.split(kept, self.sizes, dim=1)
+        y = torch.cat([self.a(a), self.b(b)], dim=1) + self.mix(img)  # 6 + 4 recombined
+        c1, c2 = self.other(img).chunk(2, dim=1)
+        z = torch.cat([c1 * c2, x[:, self.keep :], y], dim=1)
+        lead, rest = z[:, :5], z[:, 5:]  # a constant offset: the first 5 channels stay 5
+        return self.fc(torch.cat([lead, rest], 1).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return WidthSpace.from_module(Splits(), torch.zeros(1, 3, 8, 8))
+
+
+def test_split_segments_become_groups(splits):
+    stem = next(lay for lay in splits.layers if lay.name == "stem")
+    widths = [splits.groups[g].width for g in stem.out_groups]
+    assert sum(widths) == 24 and len(stem.out_groups) >= 3  # kept: 6 + 10, dropped: 8
+    mix = next(lay for lay in splits.layers if lay.name == "mix")
+    a = next(lay for lay in splits.layers if lay.name == "a")
+    b = next(lay for lay in splits.layers if lay.name == "b")
+    assert mix.out_groups == a.out_groups + b.out_groups  # recombined: refined at 6 | 4
+    other = next(lay for lay in splits.layers if lay.name == "other")
+    assert other.out_groups[0] == other.out_groups[-1]  # two chunks tied: one group
+    attrs = {a.attr: a for a in splits.size_attrs}
+    assert attrs["keep"].value(splits.base_widths) == 16
+    assert attrs["sizes"].value(splits.base_widths) == [6, 10]
+    fixed = [g for g in splits.groups if g.fixed and g.producer not in ("input", "fc")]
+    assert fixed and all("constant" in g.note for g in fixed)
+    assert sum(g.width for g in fixed) == 5
+
+
+def test_split_models_realize_at_new_widths(splits):
+    free = [g for g in splits.groups if not g.fixed]
+    widths = {g.id: g.width + 2 * (1 + g.id % 3) for g in free}
+    model = splits.realize(widths)
+    full = splits.widths(widths)
+    assert model.keep == splits.size_attrs[0].value(full) != 16
+    assert model.sizes == [sum(full[g] for g in p) for p in splits.size_attrs[1].parts]
+    assert count(model, (3, 8, 8)) == (splits.params(widths), splits.macs(widths))
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+
+
+class ComputedSplit(nn.Module):
+    """Splits at ``x.shape[1] // 2``: no attribute holds the size, so the first half is
+    fixed, and at other widths the code splits elsewhere: refused, never built broken."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.fc(x[:, : x.shape[1] // 2].mean((2, 3)))
+
+
+def test_split_at_a_computed_size_is_refused_at_parse_time():
+    with pytest.raises(UnsupportedModelError, match="realized at other widths") as info:
+        WidthSpace.from_module(ComputedSplit(), torch.zeros(1, 3, 8, 8))
+    assert "\n" not in str(info.value)
+
+
+class TwoParamWeight(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.randn(4, 3, 1, 1))
+        self.w2 = nn.Parameter(torch.randn(4, 3, 1, 1))
+
+    def forward(self, x):
+        return F.conv2d(x, self.w1 + self.w2)
+
+
+def test_conv_weight_computed_from_two_parameters_is_refused():
+    with pytest.raises(UnsupportedModelError, match="weight is computed in a way"):
+        WidthSpace.from_module(TwoParamWeight(), torch.zeros(1, 3, 8, 8))
+
+
+class Blur(nn.Module):
+    """A conv, then a fixed depthwise filter from a buffer (as timm's BlurPool2d)."""
+
+    def __init__(self, same: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.channels = 8
+        filt = torch.ones(8, 1, 3, 3) / 9
+        if not same:
+            filt[0] *= 2
+        self.register_buffer("filt", filt)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = F.conv2d(self.conv(x), self.filt, padding=1, groups=self.channels)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_fixed_filter_follows_its_width_or_keeps_it():
+    space = WidthSpace.from_module(Blur(), torch.zeros(1, 3, 8, 8))
+    filt = next(lay for lay in space.layers if lay.kind == "filter")
+    assert (filt.name, filt.params, filt.macs) == ("filt", 0, 8 * 9 * 64)
+    g = filt.out_groups[0]
+    model = space.realize({g: 16})
+    assert model.filt.shape == (16, 1, 3, 3) and model.channels == 16
+    assert torch.equal(model.filt, torch.ones(16, 1, 3, 3) / 9)
+    assert count(model, (3, 8, 8)) == (space.params({g: 16}), space.macs({g: 16}))
+    # filters that differ per channel cannot follow a new width: the group is fixed
+    fixed = WidthSpace.from_module(Blur(same=False), torch.zeros(1, 3, 8, 8))
+    assert fixed.groups[g].fixed and "differ per channel" in fixed.groups[g].note
 
 
 class StoredShape(nn.Module):

@@ -13,7 +13,16 @@ from torch import nn
 from widthsearch import WidthSpace, _portable
 from widthsearch.native import build_spec
 
-from .conftest import SMALL, ZOO, count, random_widths, zoo_space
+from .conftest import (
+    MECHANISM_SIZE,
+    MECHANISMS,
+    SMALL,
+    ZOO,
+    count,
+    mechanism_space,
+    random_widths,
+    zoo_space,
+)
 
 # Models that parsed with exact costs and then failed to realize, run or build (issue 11), by
 # mechanism: a per-channel scale that keeps its shape in an attribute (MetaFormer's Scale:
@@ -67,13 +76,13 @@ def test_random_widths_realize_exactly(name, seed):
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-def _torch_pruning_partition(name: str) -> set[frozenset[str]]:
+def _torch_pruning_partition(name: str, size=SMALL) -> set[frozenset[str]]:
     """Sets of conv/linear layers whose output channels Torch-Pruning prunes together."""
     import torch_pruning as tp
 
     model = timm.create_model(name).eval()
     graph = tp.DependencyGraph().build_dependency(
-        model, example_inputs=torch.zeros(1, *SMALL), verbose=False
+        model, example_inputs=torch.zeros(1, *size), verbose=False
     )
     parts = set()
     for group in graph.get_all_groups():
@@ -88,9 +97,8 @@ def _torch_pruning_partition(name: str) -> set[frozenset[str]]:
     return parts
 
 
-@pytest.mark.parametrize("name", ZOO)
-def test_grouping_agrees_with_torch_pruning(name):
-    space = zoo_space(name)
+def _writers(space: WidthSpace) -> set[frozenset[str]]:
+    """Per group, the conv/linear layers that write its channels."""
     ours = set()
     for g in space.groups:
         writers = frozenset(
@@ -100,7 +108,12 @@ def test_grouping_agrees_with_torch_pruning(name):
         )
         if writers:
             ours.add(writers)
-    assert ours == _torch_pruning_partition(name)
+    return ours
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_grouping_agrees_with_torch_pruning(name):
+    assert _writers(zoo_space(name)) == _torch_pruning_partition(name)
 
 
 @pytest.mark.parametrize("name", PARSED)
@@ -118,3 +131,48 @@ def test_parsed_models_realize_run_and_build_at_random_widths(name):
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
         # what create_model, verify and exported modules build: native where timm can
         assert count(_portable.build(build_spec(space, widths)), TINY) == predicted
+
+
+# ------------------------------------------------------------------ issue 14: one per mechanism
+@pytest.mark.parametrize("name", MECHANISMS)
+def test_mechanism_costs_equal_counts(name):
+    space = mechanism_space(name)
+    params, macs = count(timm.create_model(name), MECHANISM_SIZE)
+    assert (space.params(), space.macs()) == (params, macs)
+    assert sum(lay.params for lay in space.layers) + sum(space.constant_params.values()) == params
+    assert sum(lay.macs for lay in space.layers) == macs
+    assert space.groups[0].fixed and space.groups[0].width == 3
+    fixed = [g for g in space.groups if g.fixed]
+    # the image and the classes; else only GlobalContext's one-channel maps of weights
+    assert len([g for g in fixed if not g.note]) == 2
+    assert all(g.width == 1 and "one weight per position" in g.note for g in fixed if g.note)
+    assert len(fixed) == 2 + 10 * (name == "gcresnet33ts")
+
+
+@pytest.mark.parametrize("name", MECHANISMS)
+def test_mechanism_realizes_runs_and_builds_at_random_widths(name):
+    space = mechanism_space(name)
+    for seed in (0, 1):
+        widths = random_widths(space, seed, high=1.5)
+        assert any(w > g.width for w, g in zip(widths, space.groups, strict=True))
+        assert any(w < g.width for w, g in zip(widths, space.groups, strict=True))
+        predicted = (space.params(widths), space.macs(widths))
+        model = space.realize(widths)
+        assert count(model, MECHANISM_SIZE) == predicted
+        model.train()
+        model(torch.randn(2, *MECHANISM_SIZE)).square().mean().backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+        # what create_model, verify and exported modules build
+        assert count(_portable.build(build_spec(space, widths)), MECHANISM_SIZE) == predicted
+
+
+# Torch-Pruning raises a TypeError on cs3darknet_s and runs out of memory on GlobalContext
+@pytest.mark.parametrize("name", sorted(set(MECHANISMS) - {"cs3darknet_s", "gcresnet33ts"}))
+def test_mechanism_grouping_refines_torch_pruning(name):
+    """Torch-Pruning keeps a split tensor in one group; we give its segments their own widths
+    where the model lets them differ. So every set of layers we tie is tied by Torch-Pruning,
+    and each of its sets is made of ours: a partition ours refines."""
+    ours = _writers(mechanism_space(name))
+    theirs = _torch_pruning_partition(name, MECHANISM_SIZE)
+    assert all(any(w <= t for t in theirs) for w in ours)
+    assert all(t == frozenset().union(*(w for w in ours if w <= t)) for t in theirs if t)

@@ -34,10 +34,11 @@ def run_traced(
     dtype: str = "float32",
     context: Callable[[T], Any] = lambda tracer: contextlib.nullcontext(),
     what: str,
-) -> tuple[T, dict[int, int]]:
+) -> tuple[T, Callable[[Any], tuple[int, ...]]]:
     """Run ``space``'s base model once under ``make_tracer(model)``.
 
-    Returns the tracer after the pass and ``{union-find node: group id}``. ``context(tracer)``
+    Returns the tracer after the pass and a function from a tuple of its union-find nodes (a
+    label's segments) to the group ids of their channels, in order. ``context(tracer)``
     is entered around the forward pass (a saved-tensors hook, say); ``train`` picks the mode
     and, for ``False``, runs without autograd. ``what`` names the purpose in errors.
 
@@ -72,16 +73,12 @@ def run_traced(
     return tracer, _group_ids(space, tracer.finish(out), train)
 
 
-def _group_ids(space: WidthSpace, result: Any, train: bool) -> dict[int, int]:
-    """Union-find node -> group id, numbered as :meth:`WidthSpace._analyse` numbers them."""
+def _group_ids(space: WidthSpace, result: Any, train: bool) -> Callable[[Any], tuple[int, ...]]:
+    """Union-find nodes -> the group ids of their segments, numbered as
+    :meth:`WidthSpace._analyse` numbers them (a node a split refined has several)."""
     uf = result.uf
-    ids: dict[int, int] = {}
-    for raw in result.layers:
-        for s in (*raw.in_segs, *raw.out_segs):
-            ids.setdefault(uf.find(s), len(ids))
-    widths = [0] * len(ids)
-    for root, i in ids.items():
-        widths[i] = uf.width[root]
+    ids = {root: i for i, root in enumerate(result.group_roots())}
+    widths = [uf.width[root] for root in ids]
     names = [raw.name for raw in result.layers]
     if tuple(widths) != space.base_widths or names != [lay.name for lay in space.layers]:
         mode = "train" if train else "eval"
@@ -89,7 +86,11 @@ def _group_ids(space: WidthSpace, result: Any, train: bool) -> dict[int, int]:
             f"{space.model} runs differently in {mode} mode than when it was analysed; its "
             "costs beyond params and MACs cannot be modelled"
         )
-    return {node: ids[uf.find(node)] for node in range(len(uf.parent))}
+
+    def groups_of(segs: Any) -> tuple[int, ...]:
+        return tuple(ids[leaf] for leaf in uf.expand(segs))
+
+    return groups_of
 
 
 __all__ = ["run_traced"]

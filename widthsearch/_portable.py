@@ -213,24 +213,54 @@ def find(model: nn.Module, name: str) -> nn.Module | None:
 def resize(model: nn.Module, layers: list, init: bool = True) -> bool:
     """Rebuild every listed layer that is not at its width yet; True if any was.
 
-    With ``init=False`` the new parameters are left uninitialized: for checking shapes only.
+    Rows of kind ``scale`` and ``filter`` name a parameter or buffer, rows of kind ``attr`` a
+    module attribute that holds split sizes (set to the row's value). With ``init=False`` the
+    new parameters are left uninitialized: for checking shapes only.
     """
     changed = False
     for name, kind, n_in, n_out, param_dim in layers:
-        if kind == "scale":
+        if kind in ("scale", "filter", "attr"):
             module_name, _, attr = name.rpartition(".")
             module = find(model, module_name)
             if module is None or n_in is None:  # a features_only model, or a fixed group
                 continue
-            if getattr(module, attr).shape[param_dim] != n_in:
+            if kind == "attr":
+                changed |= _set_sizes(module, attr, n_in)
+            elif kind == "filter":
+                changed |= _resize_filter(module, attr, n_in, n_out)
+            elif getattr(module, attr).shape[param_dim] != n_in:
                 _resize_loose(module, attr, param_dim, n_in, init)
                 changed = True
             continue
+        if kind == "pool":  # a matmul without parameters: nothing to resize
+            continue
         module = find(model, name)
-        if module is None:  # e.g. the classifier of a features_only model
+        if module is None or kind == "chanconv":  # a features_only head; width-independent
             continue
         changed |= _RESIZERS[kind](module, kind, n_in, n_out, init)
     return changed
+
+
+def _set_sizes(module: nn.Module, attr: str, value: int | list[int]) -> bool:
+    """Set a split-size attribute (an int, or a tuple/list of ints kept as its own type)."""
+    old = getattr(module, attr)
+    new = value if isinstance(value, int) else type(old)(value)
+    if new == old:
+        return False
+    setattr(module, attr, new)
+    return True
+
+
+def _resize_filter(module: nn.Module, attr: str, n_in: int, n_out: int | None) -> bool:
+    """A fixed filter with one copy per channel (``BlurPool2d.filt``): as many copies as the
+    new channels, and the module's channel count in step."""
+    old = getattr(module, attr)
+    n = n_in if n_out is None else n_out
+    if not attr or old.shape[0] in (1, n):
+        return False
+    setattr(module, attr, old[:1].expand(n, *old.shape[1:]).clone())
+    _sync_width_attrs(module, old.shape[0], n)
+    return True
 
 
 def _constant(t: torch.Tensor | None) -> float | None:
@@ -264,9 +294,13 @@ def _resize_conv(
     n_out = m.out_channels if n_out is None else n_out
     if (n_in, n_out) == (m.in_channels, m.out_channels):
         return False
+    old_fan_in = m.weight[0].numel()
     m.in_channels, m.out_channels = n_in, n_out
-    if kind == "depthwise":
-        m.groups = n_out
+    if kind == "depthwise":  # one input channel per group (the output may be a multiple)
+        m.groups = n_in
+    if isinstance(getattr(m, "scale", None), float) and hasattr(m, "gain"):
+        # timm's ScaledStdConv2d: scale = gamma / sqrt(fan_in), set from the fan-in once
+        m.scale *= math.sqrt(old_fan_in / (n_in // m.groups * math.prod(m.kernel_size)))
     shapes = {"weight": (n_out, n_in // m.groups, *m.kernel_size), "bias": (n_out,)}
     _swap(m, shapes, m.reset_parameters, init)
     return True
@@ -311,7 +345,8 @@ def _resize_norm(
 def _resize_loose(module: nn.Module, attr: str, dim: int, n: int, init: bool = True) -> None:
     old = getattr(module, attr)
     shape = list(old.shape)
-    _sync_width_attrs(module, shape[dim], n)
+    if not isinstance(module, (nn.Conv2d, nn.Linear, *_NORMS)):  # those keep their own counts
+        _sync_width_attrs(module, shape[dim], n)
     shape[dim] = n
     value = _constant(old) if init else None
     with torch.no_grad():
@@ -424,6 +459,42 @@ def _init_densenet(model: nn.Module, kwargs: dict) -> None:
             nn.init.constant_(m.bias, 0)
 
 
+def _init_cspnet(model: nn.Module, kwargs: dict) -> None:
+    from timm.models import cspnet
+    from timm.models._manipulate import named_apply
+
+    zero_init_last = kwargs.get("zero_init_last", True)
+    named_apply(partial(cspnet._init_weights, zero_init_last=zero_init_last), model)
+
+
+def _init_resnetv2(model: nn.Module, kwargs: dict) -> None:
+    from timm.models import resnetv2
+    from timm.models._manipulate import named_apply
+
+    zero_init_last = kwargs.get("zero_init_last", False)
+    named_apply(partial(resnetv2._init_weights, zero_init_last=zero_init_last), model)
+
+
+def _init_rdnet(model: nn.Module, kwargs: dict) -> None:
+    from timm.models import rdnet
+    from timm.models._manipulate import named_apply
+
+    scale = kwargs.get("head_init_scale", 1.0)
+    named_apply(partial(rdnet._init_weights, head_init_scale=scale), model)
+
+
+def _init_nfnet(model: nn.Module, kwargs: dict) -> None:
+    for n, m in model.named_modules():  # as timm.models.nfnet.NormFreeNet.__init__
+        if "fc" in n and isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="linear")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 FAMILY_INITS = {
     "timm.models.efficientnet": _init_efficientnet,
     "timm.models.mobilenetv3": _init_efficientnet,
@@ -431,6 +502,10 @@ FAMILY_INITS = {
     "timm.models.regnet": _init_regnet,
     "timm.models.convnext": _init_convnext,
     "timm.models.densenet": _init_densenet,
+    "timm.models.cspnet": _init_cspnet,
+    "timm.models.resnetv2": _init_resnetv2,
+    "timm.models.rdnet": _init_rdnet,
+    "timm.models.nfnet": _init_nfnet,
 }
 
 

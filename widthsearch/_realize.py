@@ -36,7 +36,7 @@ def check_resizable(model: nn.Module, layers: Sequence[Layer]) -> None:
         "norm": _portable._NORMS,
     }
     for layer in layers:
-        if layer.kind == "scale":
+        if layer.kind in ("scale", "filter", "chanconv", "pool"):  # by a parameter/buffer/none
             continue
         module = model.get_submodule(layer.name)
         if not isinstance(module, wanted[layer.kind]):
@@ -47,7 +47,8 @@ def check_resizable(model: nn.Module, layers: Sequence[Layer]) -> None:
 
 
 def layer_table(space: WidthSpace, widths: Sequence[int]) -> list[list]:
-    """``[name, kind, in, out, param_dim]`` per layer at ``widths`` (fixed sides: ``None``)."""
+    """``[name, kind, in, out, param_dim]`` per layer at ``widths`` (fixed sides: ``None``),
+    then ``[module.attr, "attr", value, None, 0]`` per split-size attribute."""
     rows = []
     for lay in space.layers:
         sides = []
@@ -55,6 +56,8 @@ def layer_table(space: WidthSpace, widths: Sequence[int]) -> list[list]:
             fixed = all(space.groups[g].fixed for g in groups)
             sides.append(None if fixed else sum(widths[g] for g in groups))
         rows.append([lay.name, lay.kind, sides[0], sides[1], lay.param_dim])
+    for attr in space.size_attrs:
+        rows.append([attr.name, "attr", attr.value(widths), None, 0])
     return rows
 
 
@@ -143,8 +146,12 @@ def check_realizes(space: WidthSpace, model: nn.Module, example_input: torch.Ten
                 "change this model's widths"
             ) from exc
         counted = sum(p.numel() for p in shell.parameters())
-    groups, layers = _structure(result)
+    groups, layers, attrs = _structure(result)
     problem = _compare(space, probe, groups, layers)
+    if problem is None and [(a.name, a.parts) for a in attrs] != [
+        (a.name, a.parts) for a in space.size_attrs
+    ]:
+        problem = "reads its split sizes from other attributes"
     if problem is None and counted != space.params(probe):
         problem = f"has {counted} params, not the predicted {space.params(probe)}"
     if problem is not None:
@@ -167,7 +174,7 @@ def _compare(space: WidthSpace, probe: Sequence[int], groups, layers) -> str | N
             got.in_groups,
             got.out_groups,
             got.kernel,
-        ) and (want.kind == "depthwise" or want.groups == got.groups)
+        ) and (want.kind in ("depthwise", "filter") or want.groups == got.groups)
         if not same:
             return f"changes layer '{want.name}' ({want.kind}) into '{got.name}' ({got.kind})"
         if (got.params, got.macs) != (want.param_cost()(probe), want.mac_cost()(probe)):

@@ -4,7 +4,9 @@
 non-negative multiples of what each op costs in the widths, by op kind:
 
 - *compute*: the MACs of dense convs with a kernel larger than 1x1, of 1x1 (pointwise) convs,
-  of depthwise convs, of grouped convs and of linear layers (each ``x_in·x_out`` or ``x``);
+  of depthwise convs (with fixed blur filters, ECA's Conv1d along the channels and
+  GlobalContext's pooling matmul, which also work per channel), of grouped convs and of
+  linear layers (``x_in·x_out`` or ``x``);
 - *memory traffic*: the elements a weight layer reads and writes (input plus output feature
   map), separately for depthwise convs, which are memory-bound on every device, and the
   elements every other op touches (norms, activations, residual adds, squeeze-excite gates,
@@ -49,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from ._io import write_atomic
 from .cost import Posynomial, monomial
 from .errors import WidthSearchError
+from .synexp import WEIGHT_KINDS
 from .timing import Device, current_device, measure, median, prepare, spread
 
 if TYPE_CHECKING:
@@ -133,11 +136,13 @@ def _op_tracer_class() -> type:
                 return out
             inputs = [t for t in _tensors((*args, *kwargs.values())) if self.label(t)]
             outputs = [t for t in _tensors((out,)) if self.label(t)]
-            new = self.layers[n:]
-            if new and new[-1].kind in ("conv", "depthwise", "grouped", "linear"):
-                kind = "depthwise" if new[-1].kind == "depthwise" else "conv"
+            layer = next(
+                (lay for lay in self.layers[n:] if lay.kind not in ("norm", "scale")), None
+            )
+            if layer is not None:  # a conv, linear, filter (a computed weight may add a scale)
+                kind = "conv" if layer.kind in ("conv", "grouped", "linear") else "depthwise"
                 seen = [self.elems(t) for t in inputs[:1] + outputs[:1]]
-                self.ops.append((kind, seen, new[-1].name))
+                self.ops.append((kind, seen, layer.name))
             elif inputs or outputs:
                 big = max(inputs + outputs, key=lambda t: t.numel())
                 self.ops.append(("other", [self.elems(big)], ""))
@@ -167,12 +172,12 @@ def op_terms(space: WidthSpace) -> list[OpTerms]:
         return cached
     from ._optrace import run_traced
 
-    tracer, gid = run_traced(space, _op_tracer_class(), train=False, what="model its latency")
+    tracer, groups_of = run_traced(space, _op_tracer_class(), train=False, what="model its latency")
     layers = {lay.name: lay for lay in space.layers}
     out = []
     for _kind, seen, name in tracer.ops:
         elems = Posynomial.from_terms(
-            (positions, monomial(gid[s])) for segs, positions in seen for s in segs
+            (positions, monomial(g)) for segs, positions in seen for g in groups_of(segs)
         )
         if not name:
             out.append(OpTerms("other", Posynomial(), elems, Posynomial()))
@@ -180,9 +185,12 @@ def op_terms(space: WidthSpace) -> list[OpTerms]:
         lay = layers[name]
         if lay.kind == "conv":
             key = "macs_conv" if math.prod(lay.kernel) > 1 else "macs_pointwise"
+        elif lay.kind in ("filter", "chanconv", "pool"):  # blur, ECA's Conv1d, context pooling
+            key = "macs_depthwise"
         else:
             key = f"macs_{lay.kind}"
-        out.append(OpTerms(key, lay.mac_cost(), elems, lay.param_cost()))
+        weights = lay.param_cost() if lay.kind in WEIGHT_KINDS else Posynomial()
+        out.append(OpTerms(key, lay.mac_cost(), elems, weights))
     space.__dict__["_op_terms"] = out
     return out
 

@@ -27,6 +27,7 @@ do not grow with the batch, so bytes are not simply proportional to it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from torch import nn
 from ._optrace import run_traced
 from ._trace import ChannelTracer, _tensors
 from .cost import Posynomial, monomial
+from .errors import UnsupportedModelError
 
 if TYPE_CHECKING:
     from .space import WidthSpace
@@ -73,7 +75,7 @@ def saved_bytes(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int
         s = t.untyped_storage()
         if s.data_ptr() not in owned:
             seen.setdefault(s.data_ptr(), s.nbytes())
-        return t
+        return t.detach()  # see _free
 
     was_training = model.training
     buffers = [(b, b.clone()) for b in model.buffers()]
@@ -87,11 +89,20 @@ def saved_bytes(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int
             for b, before in buffers:
                 b.copy_(before)
     del out
+    keep.clear()  # see _free
     return sum(seen.values()), len(seen)
 
 
 def _unpack(t: Any) -> Any:
     return t
+
+
+# _free: the pack hooks here would make two reference cycles through the autograd graph, which
+# Python's collector cannot see, and every pass would leak the activations it saved: an op that
+# saves its own output (ReLU) would hold it through its grad_fn if the hook returned the tensor
+# itself (it returns a detached alias: same storage, no grad_fn), and the tensors a hook keeps
+# (so that storage addresses stay unique) hold their grad_fns, whose saved variables hold the
+# hook (they are dropped after the pass).
 
 
 def _owned_storages(model: nn.Module) -> set[int]:
@@ -123,7 +134,7 @@ def _trace_memory(space: WidthSpace, batch_size: int, dtype: str) -> ActivationM
     def hooks(tracer: _MemoryTracer) -> Any:
         return torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack)
 
-    tracer, gid = run_traced(
+    tracer, groups_of = run_traced(
         space,
         _MemoryTracer,
         train=True,
@@ -133,10 +144,13 @@ def _trace_memory(space: WidthSpace, batch_size: int, dtype: str) -> ActivationM
         what="count its activation memory",
     )
     tracer.resolve((), None)  # tensors saved outside any op we saw (none in the zoo)
+    tracer.release()
     terms: list[tuple[int, tuple]] = []
     for stored in tracer.stored.values():
         if stored.segs:
-            terms += [(stored.per_channel, monomial(gid[s])) for s in stored.segs]
+            terms += [(stored.per_channel, monomial(g)) for g in groups_of(stored.segs)]
+        elif stored.param:
+            terms += _param_terms(space, stored)
         else:
             terms.append((stored.nbytes, ()))
     return ActivationMemory(
@@ -147,6 +161,32 @@ def _trace_memory(space: WidthSpace, batch_size: int, dtype: str) -> ActivationM
     )
 
 
+def _param_terms(space: WidthSpace, stored: _Stored) -> list[tuple[int, tuple]]:
+    """A storage computed from a parameter (a standardized conv weight, its statistics):
+    bytes per element times the parameter's size, or its number of rows, in the widths."""
+    cost = None
+    for lay in space.layers:
+        for role, attr in lay.param_attrs:
+            if (lay.name if lay.kind == "scale" else f"{lay.name}.{attr}") != stored.param:
+                continue
+            if stored.rows or role == "bias" or lay.kind == "norm":
+                groups = lay.in_groups if lay.kind == "norm" else lay.out_groups
+                cost = Posynomial.from_terms((1, monomial(g)) for g in groups)
+            elif lay.kind == "scale":
+                cost = lay.param_cost()
+            else:
+                cost = lay._weight_terms(math.prod(lay.kernel))
+    if cost is None:  # a parameter no width reaches
+        return [(stored.nbytes, ())]
+    base = cost(space.base_widths)
+    if stored.nbytes % base:  # pragma: no cover - a storage of another size than its parameter
+        raise UnsupportedModelError(
+            f"{space.model} saves a tensor computed from '{stored.param}' whose size is not "
+            "modelled; its activation memory cannot be counted"
+        )
+    return [(stored.nbytes // base * c, m) for m, c in cost.terms]
+
+
 @dataclass
 class _Stored:
     nbytes: int
@@ -154,6 +194,10 @@ class _Stored:
     """Union-find nodes of its channels; empty: the size does not depend on any width."""
     per_channel: int
     """Bytes per channel (element size x positions)."""
+    param: str = ""
+    """The parameter it is computed from (weight standardization), if any."""
+    rows: bool = False
+    """One element per row of that parameter (the statistics of a standardized weight)."""
 
 
 class _MemoryTracer(ChannelTracer):
@@ -165,13 +209,22 @@ class _MemoryTracer(ChannelTracer):
         self.covering: dict[int, tuple[tuple[int, ...], int]] = {}
         """storage address -> (channel nodes, bytes per channel) of a labelled tensor covering it"""
         self.stored: dict[int, _Stored] = {}
+        self.from_param: dict[int, str] = {}
+        """storage address -> the parameter a tensor covering it is computed from"""
         self.pending: list[torch.Tensor] = []
         self.saved: list[torch.Tensor] = []  # keeps saved storages alive: addresses stay unique
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         self.pending.append(t)
         self.saved.append(t)
-        return t
+        return t.detach()  # see _free
+
+    def release(self) -> None:
+        """Drop the tensors of the pass (see ``_free``): what was counted stays."""
+        self.saved.clear()
+        self.pending.clear()
+        self._keep.clear()
+        self._labels.clear()
 
     def set_label(self, t: torch.Tensor, lab: Any) -> None:
         super().set_label(t, lab)
@@ -184,6 +237,11 @@ class _MemoryTracer(ChannelTracer):
         outer, self.pending = self.pending, []
         try:
             out = super().__torch_function__(func, types, args, kwargs)
+            for o in _tensors((out,)):
+                pname = self._pview.get(id(o))
+                s = o.untyped_storage()
+                if pname and o.numel() * o.element_size() == s.nbytes() > 0:
+                    self.from_param.setdefault(s.data_ptr(), pname)
             self.resolve((*args, *(kwargs or {}).values()), out)
         finally:
             self.pending = outer + self.pending
@@ -201,12 +259,17 @@ class _MemoryTracer(ChannelTracer):
             if ptr in self.covering:
                 segs, per = self.covering[ptr]
                 self.stored[ptr] = _Stored(s.nbytes(), segs, per)
+            elif ptr in self.from_param:
+                self.stored[ptr] = _Stored(s.nbytes(), (), 0, param=self.from_param[ptr])
             else:
-                self.stored[ptr] = self._internal(t, s.nbytes(), context)
+                self.stored[ptr] = self._internal(t, s.nbytes(), context, args)
 
-    def _internal(self, t: torch.Tensor, nbytes: int, context: list[torch.Tensor]) -> _Stored:
+    def _internal(
+        self, t: torch.Tensor, nbytes: int, context: list[torch.Tensor], args: tuple = ()
+    ) -> _Stored:
         """A storage made inside an op: channels from the op's tensor of the same shape, or
-        one per channel for a per-channel vector (BatchNorm's saved statistics)."""
+        one per channel for a per-channel vector (BatchNorm's saved statistics); for an op on
+        a parameter (a weight standardized by ``batch_norm``), that parameter's size or rows."""
         if t.numel() * t.element_size() == nbytes:
             for c in context:
                 lab = self.label(c)
@@ -215,6 +278,14 @@ class _MemoryTracer(ChannelTracer):
                     return _Stored(nbytes, lab.segs, nbytes // channels)
                 if t.ndim == 1 and t.numel() == channels > 1:
                     return _Stored(nbytes, lab.segs, t.element_size())
+            for a in _tensors(args) if not context else ():  # an op on parameters only
+                pname = self._pview.get(id(a))
+                if pname is None:
+                    continue
+                if t.numel() == a.numel():
+                    return _Stored(nbytes, (), 0, param=pname)
+                if t.ndim == 1 and a.ndim > 1 and t.numel() == a.shape[1]:
+                    return _Stored(nbytes, (), 0, param=pname, rows=True)
         return _Stored(nbytes, (), 0)
 
 

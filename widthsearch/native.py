@@ -36,7 +36,9 @@ def build_spec(space: WidthSpace, widths: Sequence[int], name: str | None = None
     base = space.realize()  # a fresh base model, to read block types and skips off
     family = family_name(base)
     native, kind = None, None
-    if family in ("timm.models.efficientnet", "timm.models.mobilenetv3"):
+    if space.size_attrs:  # timm's builders derive split sizes their own way: generic path
+        pass
+    elif family in ("timm.models.efficientnet", "timm.models.mobilenetv3"):
         native = _effnet_native(space, widths, base)
         kind = "efficientnet" if family.endswith("efficientnet") else "mobilenetv3"
     elif family == "timm.models.resnet":
@@ -115,8 +117,12 @@ def _effnet_native(space: WidthSpace, widths: Sequence[int], model: nn.Module) -
             if cls not in last or getattr(block, "force_in_chs", None):
                 return None  # CondConv, UIR, attention blocks: generic path
             entry: dict[str, Any] = {"in": in_chs, "out": width(f"{prefix}.{last[cls]}")}
+            if entry["out"] is None:
+                return None  # not one conv (MixedConv2d): generic path
             if cls in expand:
                 mid = width(f"{prefix}.{expand[cls]}")
+                if mid is None:
+                    return None
                 if make_divisible(in_chs * (mid / in_chs)) != mid:
                     return None  # timm would round this expansion width
                 entry["mid"] = mid

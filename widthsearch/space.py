@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from ._trace import TraceResult
     from .widthfile import WidthFile
 
-LayerKind = Literal["conv", "depthwise", "grouped", "linear", "norm", "scale"]
+LayerKind = Literal[
+    "conv", "depthwise", "grouped", "linear", "norm", "scale", "filter", "chanconv", "pool"
+]
 Widths = Sequence[int] | Mapping[int, int]
 
 
@@ -53,14 +55,27 @@ class Group:
     """Names of the layers that read or write these channels, in execution order."""
     producer: str
     """The layer that first writes these channels (``"input"`` for the model input)."""
+    note: str = ""
+    """Why the group is fixed or tied beyond its layers (a split at a constant size, equal
+    chunks of one tensor), for ``inspect``; empty for most groups."""
 
 
 @dataclass(frozen=True)
 class Layer:
-    """A weight-carrying op, with the groups it reads and writes and its base costs."""
+    """A weight-carrying op, with the groups it reads and writes and its base costs.
+
+    Kinds: ``conv``, ``grouped``, ``depthwise`` (one input channel per conv group; with a
+    channel multiplier its output groups repeat its input groups), ``linear``, ``norm``,
+    ``scale`` (a loose per-channel parameter), ``filter`` (a depthwise conv with a fixed filter
+    from a buffer, ``BlurPool2d``: MACs but no parameters) and ``chanconv`` (a one-channel
+    Conv1d along the channel axis, ECA: MACs grow with the width, parameters do not) and
+    ``pool`` (a matmul that pools each channel over positions with channel-free weights,
+    GlobalContext: MACs but no parameters).
+    """
 
     name: str
-    """Module path (for ``scale``: the parameter path)."""
+    """Module path (``scale``: the parameter path; ``filter``: the buffer path; ``pool``: the
+    module path and ``.matmul``)."""
     kind: LayerKind
     in_groups: tuple[int, ...]
     """Groups of the input channels, in order (several after a channel ``torch.cat``)."""
@@ -77,6 +92,8 @@ class Layer:
     """norm/scale: parameters per channel."""
     param_dim: int = 0
     """scale: the dim of the parameter that holds channels."""
+    constant: int = 0
+    """chanconv: its parameters, which no width changes."""
     param_attrs: tuple[tuple[str, str], ...] = ()
     """``(role, attribute)`` of the module's parameters, e.g. ``(("weight", "weight"),)``."""
     params: int = 0
@@ -92,6 +109,8 @@ class Layer:
         """Parameters of this layer as a posynomial of group widths."""
         if self.kind in ("norm", "scale"):
             return Posynomial.from_terms((self.per_channel, monomial(g)) for g in self.in_groups)
+        if self.kind in ("filter", "chanconv", "pool"):
+            return Posynomial.from_terms([(self.constant, ())])
         k = 1
         for s in self.kernel:
             k *= s
@@ -99,7 +118,7 @@ class Layer:
         return Posynomial.from_terms(terms) + self._weight_terms(k)
 
     def _weight_terms(self, k: int) -> Posynomial:
-        if self.kind == "depthwise":  # one group in and out, one channel per conv group
+        if self.kind in ("depthwise", "filter", "chanconv", "pool"):  # one per output channel
             return Posynomial.from_terms((k, monomial(b)) for b in self.out_groups)
         coef = Fraction(k, self.groups) if self.groups > 1 else k
         return Posynomial.from_terms(
@@ -114,6 +133,30 @@ class Layer:
         for s in self.kernel:
             k *= s
         return self._weight_terms(k)
+
+
+@dataclass(frozen=True)
+class SizeAttr:
+    """A module attribute that a channel split reads its sizes from: ``GhostModule.out_chs``
+    (the channels a slice keeps), ``MixedConv2d.splits`` (the size of each piece),
+    ``CrossStage.expand_chs`` (the width it halves). Realization sets it at the new widths.
+    """
+
+    module: str
+    attr: str
+    container: str
+    """``"int"`` for one number, else the type of the sequence (``"tuple"`` or ``"list"``)."""
+    parts: tuple[tuple[int, ...], ...]
+    """Per number, the groups whose widths add up to it."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.attr}" if self.module else self.attr
+
+    def value(self, widths: Sequence[int]) -> int | list[int]:
+        """The attribute's value at ``widths`` (a list for a sequence)."""
+        values = [sum(widths[g] for g in part) for part in self.parts]
+        return values[0] if self.container == "int" else values
 
 
 @dataclass(frozen=True)
@@ -136,6 +179,8 @@ class WidthSpace:
     layers: tuple[Layer, ...]
     constant_params: Mapping[str, int] = field(default_factory=dict)
     """Parameters no width reaches (unused or width-independent), by name: never resized."""
+    size_attrs: tuple[SizeAttr, ...] = ()
+    """Module attributes that hold the sizes of channel splits, set on realization."""
     timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
     _factory: Callable[[], nn.Module] | None = field(default=None, repr=False, compare=False)
 
@@ -182,7 +227,7 @@ class WidthSpace:
         from ._trace import trace_channels
 
         result = trace_channels(model, example_input)
-        groups, layers = _structure(result)
+        groups, layers, attrs = _structure(result)
         check_resizable(model, layers)
         space = cls(
             model=name,
@@ -190,6 +235,7 @@ class WidthSpace:
             groups=groups,
             layers=layers,
             constant_params=dict(result.constant_params),
+            size_attrs=attrs,
             timm_kwargs=timm_kwargs,
             _factory=factory,
         )
@@ -303,6 +349,8 @@ class WidthSpace:
                 for lay in self.layers
             ],
         ]
+        if self.size_attrs:  # only models with splits: older fingerprints stay valid
+            structure.append([[a.name, a.container, a.parts] for a in self.size_attrs])
         return hashlib.sha256(json.dumps(structure).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
@@ -321,6 +369,7 @@ class WidthSpace:
                     "fixed": g.fixed,
                     "multiple_of": g.multiple_of,
                     "producer": g.producer,
+                    "note": g.note,
                     "layers": list(g.layers),
                     "params_share": self.param_cost.involving(g.id)(self.base_widths) / params,
                     "macs_share": (self.mac_cost.involving(g.id)(self.base_widths) / macs)
@@ -344,23 +393,25 @@ class WidthSpace:
                 for lay in self.layers
             ],
             "constant_params": dict(self.constant_params),
+            "size_attrs": [
+                {"name": a.name, "value": a.value(self.base_widths), "groups": list(a.parts)}
+                for a in self.size_attrs
+            ],
         }
 
 
 # ---------------------------------------------------------------------- helpers
-def _structure(result: TraceResult) -> tuple[tuple[Group, ...], tuple[Layer, ...]]:
-    """Groups and layers (with their base costs) of a traced model."""
+def _structure(
+    result: TraceResult,
+) -> tuple[tuple[Group, ...], tuple[Layer, ...], tuple[SizeAttr, ...]]:
+    """Groups, layers (with their base costs) and split-size attributes of a traced model."""
     uf = result.uf
-    ids: dict[int, int] = {}
-    members: dict[int, list[str]] = {}
+    ids = {root: i for i, root in enumerate(result.group_roots())}
+    members: dict[int, list[str]] = {i: [] for i in ids.values()}
     producers: dict[int, str] = {}
 
     def gid(node: int) -> int:
-        root = uf.find(node)
-        if root not in ids:
-            ids[root] = len(ids)
-            members[ids[root]] = []
-        return ids[root]
+        return ids[uf.find(node)]
 
     layers = []
     for raw in result.layers:
@@ -385,13 +436,23 @@ def _structure(result: TraceResult) -> tuple[tuple[Group, ...], tuple[Layer, ...
                 positions=raw.positions,
                 per_channel=raw.per_channel,
                 param_dim=raw.param_dim,
+                constant=raw.constant,
                 param_attrs=tuple(raw.params.items()),
             )
         )
-    base = [uf.width[root] for root in ids]  # ids were handed out in insertion order
+    base = [uf.width[root] for root in ids]  # ids were handed out in this order
     layers = [
         replace(lay, params=lay.param_cost()(base), macs=lay.mac_cost()(base)) for lay in layers
     ]
+    attrs = tuple(
+        SizeAttr(
+            module=a.module,
+            attr=a.attr,
+            container=a.container,
+            parts=tuple(tuple(gid(s) for s in part) for part in a.parts),
+        )
+        for a in result.attrs
+    )
     groups = tuple(
         Group(
             id=i,
@@ -399,11 +460,12 @@ def _structure(result: TraceResult) -> tuple[tuple[Group, ...], tuple[Layer, ...
             fixed=uf.fixed[root],
             multiple_of=uf.multiple_of[root],
             layers=tuple(members[i]),
-            producer=producers[i],
+            producer=producers.get(i, "input"),
+            note="; ".join(uf.notes.get(root, [])),
         )
-        for root, i in sorted(ids.items(), key=lambda kv: kv[1])
+        for root, i in ids.items()
     )
-    return groups, tuple(layers)
+    return groups, tuple(layers), attrs
 
 
 def create_timm_model(name: str, **timm_kwargs: Any) -> nn.Module:
@@ -456,4 +518,12 @@ class _CopyFactory:
         return copy.deepcopy(self.model)
 
 
-__all__ = ["Group", "Layer", "LayerKind", "WidthSpace", "Widths", "create_timm_model"]
+__all__ = [
+    "Group",
+    "Layer",
+    "LayerKind",
+    "SizeAttr",
+    "WidthSpace",
+    "Widths",
+    "create_timm_model",
+]

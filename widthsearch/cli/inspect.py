@@ -50,7 +50,26 @@ def format_space(info: dict[str, Any], *, verbose: bool = False) -> str:
     ]
     if info["constant_params"]:
         lines.append(f"width-independent parameters: {', '.join(info['constant_params'])}")
+    lines += _restrictions(info, verbose)
     return "\n".join(lines)
+
+
+def _restrictions(info: dict[str, Any], verbose: bool, shown: int = 8) -> list[str]:
+    """Groups that splits tie or fix, and the module attributes that hold split sizes."""
+    noted = [g for g in info["groups"] if g.get("note")]
+    attrs = info.get("size_attrs") or []
+    lines = []
+    if noted:
+        lines += ["", "groups restricted by splits or constants (a tied group is one chunk):"]
+        for g in noted if verbose else noted[:shown]:
+            lines.append(f"  group {g['id']} ({g['width']}): {g['note']}")
+        if not verbose and len(noted) > shown:
+            lines.append(f"  ... {len(noted) - shown} more (-v lists all)")
+    if attrs:
+        names = ", ".join(a["name"] for a in (attrs if verbose else attrs[:3]))
+        more = "" if verbose or len(attrs) <= 3 else f", ... ({len(attrs)} in all)"
+        lines += ["", f"split sizes set on realization: {names}{more}"]
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
