@@ -305,21 +305,23 @@ def test_results_an_older_version_kept_on_the_study_are_imported_not_retrained(
     verification of such a study takes them over as finished trials and trains nothing."""
     import shutil
 
-    dbs = [f"sqlite:///{tmp_path / name}" for name in ("a.db", "b.db")]
+    from widthsearch.storage import open_storage
+
+    dbs = [f"journal:{tmp_path / name}" for name in ("a.log", "b.log")]
     args = ["search", "test_resnet", "--input-size", "16", "--trials", "8", "--seed", "0"]
     assert main([*args, "--storage", dbs[0], "--json"]) == 0
-    shutil.copy(tmp_path / "a.db", tmp_path / "b.db")  # the same search study, twice
+    shutil.copy(tmp_path / "a.log", tmp_path / "b.log")  # the same search study, twice
     verify = ["verify", "test_resnet", "--top", "1", "--epochs", "1", "--seeds", "0", "--json"]
     verify += ["--max-steps", "3"]
     assert main([*verify, "--storage", dbs[0], "--out", str(tmp_path / "a.csv")]) == 0
     capsys.readouterr()
     rows = list(csv.DictReader((tmp_path / "a.csv").open()))
-    old = optuna.load_study(study_name="test_resnet", storage=dbs[1])
+    old = optuna.load_study(study_name="test_resnet", storage=open_storage(dbs[1]))
     old.set_user_attr("verify", {rows[0]["recipe_key"]: {"rows": rows, "summary": None}})
     assert main([*verify, "--storage", dbs[1], "--out", str(tmp_path / "b.csv")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["trained"] == 0 and info["skipped"] == len(rows) >= 2
-    runs = optuna.load_study(study_name=info["verification_study"], storage=dbs[1])
+    runs = optuna.load_study(study_name=info["verification_study"], storage=open_storage(dbs[1]))
     assert all(t.user_attrs["imported"] for t in runs.trials) and len(runs.trials) == len(rows)
     top1 = {r["candidate"]: float(r["top1"]) for r in rows}
     assert {r["candidate"]: r["top1"] for r in info["results"] if not r["same_as"]} == top1

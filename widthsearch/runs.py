@@ -119,7 +119,7 @@ def _study_class():
     class VerificationStudy(optuna.Study):
         """A study whose readers (the pruner, the sampler) never see failed trials: a killed
         attempt whose run was retried, or a skipped duplicate, counts zero times, the retry
-        once. The storage still holds them (``failed_attempts``)."""
+        once. The storage still holds them, as FAIL trials."""
 
         def get_trials(self, deepcopy=True, states=None):  # type: ignore[override]
             from optuna.trial import TrialState
