@@ -394,8 +394,16 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
     assert info["verdicts"][0].startswith(f"{cand['candidate']} against base: {vs_base['label']} (")
     study = optuna.load_study(study_name="resnet18", storage=db)
     stored = study.user_attrs["verify"][info["recipe_key"]]
-    assert len(stored["rows"]) == info["trained"]
     assert stored["summary"]["results"][0]["vs_base"] == vs_base
+    # every run is a trial of the verification study, with its learning curve
+    runs = optuna.load_study(study_name=stored["verification_study"], storage=db)
+    assert stored["verification_study"] == f"resnet18/verify-{info['recipe_key']}"
+    trials = runs.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == info["trained"] and len(runs.trials) == info["trained"]
+    for t in trials:
+        assert t.params["seed"] == t.user_attrs["seed"] and t.intermediate_values == {1: t.value}
+        assert t.value == top1[(t.user_attrs["candidate"], t.user_attrs["seed"])]
+    assert {t.user_attrs["kind"] for t in trials} >= {"candidate", "base"}
     assert stored["input_size"] == [3, 16, 16] and stored["data"] == "digits"
     assert not (tmp_path / "r.ckpt").exists()
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._io import write_atomic
 from .search import load_front, open_storage, stored_latency, trial_summary, widths_key
-from .verify import mean_std, quick_check, stored_verifications, verdict_text
+from .verify import mean_std, pruned_text, quick_check, stored_verifications, verdict_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -310,10 +310,11 @@ def _verify_html(v: dict[str, Any]) -> str:
             _count(s["params"], base.get("params")),
             _count(s["macs"], base.get("macs")),
             f"<b>{top1}</b>" if s is best else top1,
-            _verdict_cell(s.get("vs_base")),
-            _verdict_cell(s.get("vs_control")),
+            "pruned" if s.get("pruned") and not s["seeds"] else _verdict_cell(s.get("vs_base")),
+            "pruned" if s.get("pruned") and not s["seeds"] else _verdict_cell(s.get("vs_control")),
             *([_verdict_cell(s.get("vs_random"))] if randoms else []),
             loss,
+            html.escape(", ".join(pruned_text(p) for p in s.get("pruned") or [])) or "-",
             f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
         ]
         rows.append(f"<tr class='{s['kind']}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -351,7 +352,7 @@ multiplier within the first candidate's MACs as trained.{random_html}</p>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
 <th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>
 <th>top-1 %</th><th>vs base (points)</th><th>vs control (points)</th>{random_th}<th>val loss</th>
-<th>img/s</th></tr></thead>
+<th>pruned runs</th><th>img/s</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 {notes}
 <p class="note">Search columns: the model at the search's input size with its original
@@ -362,8 +363,31 @@ the best mean top-1. vs base, vs control: the top-1 difference in points, paired
 initialization and data order), as mean ± half its 95% Student-t interval over the seeds;
 <i>better</i> or <i>worse</i> only when the interval excludes zero, else <i>no detectable
 difference</i>. The spread used is at least one validation image{image}; intervals are per
-comparison, not corrected for the number of candidates. img/s: training throughput.</p>
+comparison, not corrected for the number of candidates. img/s: training throughput.
+Pruner: {html.escape(PRUNERS_SAID.get(v.get("pruner") or "none", str(v.get("pruner"))))};
+a pruned run is shown with the epoch it was stopped at and its top-1 then, and is left out of
+the mean, the spread and the paired verdicts (completed seeds only).
+{_study_note(v)}</p>
 """
+
+
+PRUNERS_SAID = {
+    "sha": "successive halving (a run goes on at epochs r, 3r, 9r only in the best third of "
+    "the runs that reached that epoch; base and control always finish)",
+    "hyperband": "Hyperband (brackets of successive halving; base and control always finish)",
+    "median": "median (a run below the median of earlier runs at an epoch stops)",
+    "none": "none (every run trained to its end)",
+}
+
+
+def _study_note(v: dict[str, Any]) -> str:
+    name = v.get("verification_study")
+    if not name:
+        return ""
+    return (
+        f"Every run is a trial of the Optuna study <code>{html.escape(name)}</code> in the "
+        "same storage, with its top-1 per epoch (optuna-dashboard draws the curves)."
+    )
 
 
 def _scale(report: dict[str, Any], v: dict[str, Any] | None) -> str:
@@ -545,6 +569,11 @@ def reproduce_commands(
             args.append(f"--max-steps {r['max_steps']}")
         if r.get("train_subset") is not None:
             args.append(f"--train-subset {r['train_subset']}")
+        args.append(f"--augment {r.get('augment', 'none')}")  # the CLI's default is auto
+        if r.get("stem") is not None:
+            args.append(f"--stem {r['stem']}")
+        if v.get("pruner"):
+            args.append(f"--pruner {v['pruner']}")
         args.append(f"--out {q(str(Path(folder) / 'verify.csv'))}")
         commands.append(" ".join(args))
     commands.append(f"uv run widthsearch report {q(study_name)} --storage {storage} -o {q(folder)}")

@@ -39,6 +39,12 @@ def storage_name(url: str | None) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
+def is_sqlite(url: str | None) -> bool:
+    """Whether ``url`` (None: the default) names a SQLite database."""
+    url = url or DEFAULT_STORAGE
+    return not _is_journal(url) and ("://" not in url or url.startswith("sqlite"))
+
+
 def _is_journal(url: str) -> bool:
     return url.startswith("journal:") or url.endswith((".log", ".journal"))
 
@@ -51,11 +57,13 @@ def _sqlite_path(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-def open_storage(url: str | None, *, create: bool = True) -> Any:
+def open_storage(url: str | None, *, create: bool = True, heartbeat: int | None = None) -> Any:
     """An Optuna storage for ``url`` (see the module docstring); checks that it is reachable.
 
     ``create=False`` is for commands that only read: a SQLite or journal file that does not
     exist, or a database without Optuna's tables, is an error instead of a new empty storage.
+    ``heartbeat``: seconds between a running trial's heartbeats on an RDB storage (default
+    :data:`HEARTBEAT_SECONDS`); a trial is stale after three missed ones.
 
     Raises:
         StorageError: unreachable, missing (``create=False``) or damaged (a journal file with a
@@ -102,9 +110,11 @@ def open_storage(url: str | None, *, create: bool = True) -> Any:
             storage = RDBStorage(
                 url,
                 engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {},
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                heartbeat_interval=heartbeat or HEARTBEAT_SECONDS,
+                grace_period=3 * heartbeat if heartbeat else GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=3, inherit_intermediate_values=True
+                ),
             )
         if sqlite:
             _fast_sqlite(storage.engine)
@@ -203,6 +213,7 @@ __all__ = [
     "DEFAULT_STORAGE",
     "StorageError",
     "find_study",
+    "is_sqlite",
     "missing_study",
     "open_storage",
     "storage_name",

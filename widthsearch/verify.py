@@ -8,9 +8,15 @@ vectors that coincide (a control that rounds to the base, say) are trained once.
 
 All are trained from scratch by :func:`widthsearch.train.train` with the same recipe, seeds and
 data order. A result is identified by the model, data, training input size and recipe (its
-``recipe_key``), the widths and the seed; finished results are kept in the study's user
-attributes and in a CSV, and a re-run skips them. Optuna does not let a finished trial's
-attributes change, so the study keeps them in one study attribute, ``verify``, by trial.
+``recipe_key``), the widths and the seed. Each (candidate, seed) run is a trial of the
+verification study of that recipe key, in the search's storage (:mod:`widthsearch.runs`):
+enqueued once, claimed by workers (``workers`` processes here, or ``verify`` on other machines
+with the same storage), reporting validation top-1 per epoch so that a pruner (successive
+halving by default from :data:`widthsearch.runs.AUTO_SHA_FROM` candidates on) stops weak
+candidates early; the base and the control always train to the end. A re-run skips finished
+runs. The results also go to a CSV (one row per run, pruned runs marked), and the summary
+``verify`` prints, with its verdicts, to the search study's ``verify`` attribute, which
+reports read.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 import math
 import os
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -71,11 +78,15 @@ CSV_FIELDS = (
     "verdict_vs_base",
     "verdict_vs_control",
     "verdict_vs_random",
+    "state",
+    "pruned_at_epoch",
 )
-"""Columns of the results CSV: one row per candidate and seed. ``n`` (seeds of the candidate),
-the paired differences of this seed's top-1 to the base's, the control's and the mean of the
-random-shape controls', and the
-candidate's verdicts (:mod:`widthsearch.verdict`) are filled in once a verification ends."""
+"""Columns of the results CSV: one row per candidate and seed. ``n`` (completed seeds of the
+candidate), the paired differences of this seed's top-1 to the base's, the control's and the
+mean of the random-shape controls', and the candidate's verdicts (:mod:`widthsearch.verdict`)
+are filled in once a verification ends. ``state`` is ``complete`` or ``pruned``; a pruned run's
+top-1, loss and epochs are those of the epoch it was stopped at (``pruned_at_epoch``), and it
+has no paired differences."""
 
 
 class VerifyError(WidthSearchError):
@@ -112,6 +123,8 @@ class Plan:
     study: optuna.Study | None = None
     divisor: int = 8
     """The rounding grid of the candidates, which the control is rounded to too."""
+    storage_url: str | None = None
+    """The study's storage, which workers open for themselves."""
 
 
 def _candidate(space: WidthSpace, label: str, kind: str, widths, trial=None) -> Candidate:
@@ -204,7 +217,9 @@ def training_setting(
     return WidthSpace.from_module(model, torch.zeros(1, *input_size), name=space.model)
 
 
-def plan_from_study(study_name: str, storage_url: str | None, top: int = 3) -> Plan:
+def plan_from_study(
+    study_name: str, storage_url: str | None, top: int = 3, *, heartbeat: int | None = None
+) -> Plan:
     """The top ``top`` front trials of a stored search, with base and control.
 
     Picked: the front trials that cost no more than the base model (params and MACs), by
@@ -215,7 +230,8 @@ def plan_from_study(study_name: str, storage_url: str | None, top: int = 3) -> P
     from .space import WidthSpace
 
     report = load_front(study_name, storage_url)  # checks the study and says what is wrong
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    storage = open_storage(storage_url, heartbeat=heartbeat)
+    study = optuna.load_study(study_name=study_name, storage=storage)
     kwargs = dict(study.user_attrs.get("timm_kwargs") or {})
     space = WidthSpace.from_timm(report["model"], input_size=tuple(report["input_size"]), **kwargs)
     points = report["front"]
@@ -233,7 +249,7 @@ def plan_from_study(study_name: str, storage_url: str | None, top: int = 3) -> P
         for t in pool
     ]
     plan = with_controls(space, picked, int(pool[0]["mix"].get("divisor", 8)), pick)
-    return replace(plan, study=study)
+    return replace(plan, study=study, storage_url=storage_url)
 
 
 def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
@@ -301,7 +317,8 @@ def _row_id(row: dict[str, Any]) -> tuple[str, str, int]:
 def _numeric(row: dict[str, Any]) -> dict[str, Any]:
     """A CSV row (all strings) with its numbers typed again."""
     out = dict(row)
-    for k in ("seed", "epochs", "steps", "params", "macs", "search_params", "search_macs", "n"):
+    ints = ("seed", "epochs", "steps", "params", "macs", "search_params", "search_macs", "n")
+    for k in (*ints, "pruned_at_epoch"):
         if out.get(k) not in (None, ""):
             out[k] = int(out[k])
     for k in ("top1", "loss", "wall_seconds", "images_per_second", "log_synexp") + DIFFS:
@@ -312,23 +329,26 @@ def _numeric(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _study_rows(study: optuna.Study | None) -> list[dict[str, Any]]:
+    """Result rows older versions kept in the search study's ``verify`` attribute (imported
+    into the verification study, not retrained)."""
     if study is None:
         return []
     stored = study.user_attrs.get("verify") or {}
     return [row for runs in stored.values() for row in runs.get("rows", [])]
 
 
-def _save_study_rows(
-    study: optuna.Study,
-    rows: Sequence[dict[str, Any]],
-    settings: dict[str, Any],
-    summary: dict[str, Any] | None,
+def _save_summary(
+    study: optuna.Study, settings: dict[str, Any], verification: str, summary: dict[str, Any]
 ) -> None:
-    """The study's ``verify`` attribute: per recipe key its settings, rows and (once a run
-    ends) the summary that ``verify`` printed, which reports read."""
+    """The search study's ``verify`` attribute: per recipe key its settings, the name of its
+    verification study and the summary ``verify`` printed last (which reports read). Rows
+    imported from an older version's attribute stay there."""
     stored = dict(study.user_attrs.get("verify") or {})
-    mine = [r for r in rows if r["recipe_key"] == settings["recipe_key"]]
-    stored[settings["recipe_key"]] = {**settings, "rows": mine, "summary": summary}
+    old = stored.get(settings["recipe_key"]) or {}
+    entry = {**settings, "verification_study": verification, "summary": summary}
+    if old.get("rows"):
+        entry["rows"] = old["rows"]
+    stored[settings["recipe_key"]] = entry
     study.set_user_attr("verify", stored)
 
 
@@ -344,12 +364,16 @@ DIFFS = ("top1_vs_base", "top1_vs_control", "top1_vs_random")
 
 @dataclass
 class Summary:
-    """Mean and standard deviation over seeds of one candidate (no std for one seed)."""
+    """Mean and standard deviation over the completed seeds of one candidate (no std for one
+    seed); its pruned runs apart."""
 
     candidate: Candidate
     rows: list[dict[str, Any]]
+    """Completed runs."""
     same_as: str | None = None
     """The label of a candidate with the same widths, whose results these are."""
+    pruned: list[dict[str, Any]] = field(default_factory=list)
+    """Runs a pruner stopped: left out of the mean, the spread and the verdicts."""
 
     def _stat(self, key: str) -> tuple[float, float | None]:
         values = [float(r[key]) for r in self.rows]
@@ -376,14 +400,23 @@ class Summary:
             "loss_std": loss_std,
             "epochs": first.get("epochs"),
             "steps": first.get("steps"),
-            "images_per_second": self._stat("images_per_second")[0],
-            "wall_seconds": sum(float(r["wall_seconds"]) for r in self.rows),
-            "params": first.get("params"),
-            "macs": first.get("macs"),
+            "images_per_second": self._stat("images_per_second")[0] if self.rows else None,
+            "wall_seconds": sum(float(r["wall_seconds"]) for r in self.rows + self.pruned),
+            "params": (first or (self.pruned or [{}])[0]).get("params"),
+            "macs": (first or (self.pruned or [{}])[0]).get("macs"),
             "search_params": c.params,
             "search_macs": c.macs,
             "log_synexp": c.log_synexp,
             "widths": list(c.widths),
+            "pruned": [
+                {
+                    "seed": int(r["seed"]),
+                    "epoch": int(r["pruned_at_epoch"]),
+                    "top1": float(r["top1"]),
+                    "loss": float(r["loss"]),
+                }
+                for r in self.pruned
+            ],
         }
 
 
@@ -413,11 +446,16 @@ class VerifyReport:
     """Validation images: one of them is the resolution of top-1 (a floor on the spread)."""
     warnings: list[str] = field(default_factory=list)
     """What the recipe warns about at this data size (:meth:`Recipe.notes`)."""
+    pruner: str = "none"
+    """The verification study's pruner (:mod:`widthsearch.runs`)."""
+    verification_study: str | None = None
+    """The Optuna study whose trials are the runs (in the search's storage)."""
+    workers: int = 1
 
     def summary(self) -> dict[str, Any]:
         """The results without this session's counts: what the study keeps."""
         info = self.to_dict()
-        for k in ("trained", "skipped", "out"):
+        for k in ("trained", "skipped", "out", "workers"):
             info.pop(k)
         return info
 
@@ -439,6 +477,9 @@ class VerifyReport:
             "skipped": self.skipped,
             "out": self.out,
             "val_images": self.val_images,
+            "pruner": self.pruner,
+            "verification_study": self.verification_study,
+            "workers": self.workers,
             "results": [s.to_dict() for s in self.summaries],
         }
         for r in info["results"]:  # predicted at the search's input size, next to img/s
@@ -518,14 +559,28 @@ def verdict_lines(results: Sequence[dict[str, Any]]) -> list[str]:
         if r.get("same_as"):
             lines.append(f"{r['candidate']}: the same widths as {r['same_as']}")
             continue
+        pruned = r.get("pruned") or []
         parts = [
             f"against {v['reference']}: {v['label']} ({_verdict(v).interval()} points)"
             for v in (r.get("vs_base"), r.get("vs_control"), r.get("vs_random"))
-            if v is not None
+            if v is not None and (v["seeds"] or not pruned)
         ]
-        if parts:
+        if pruned:
+            stops = ", ".join(pruned_text(p) for p in pruned)
+            tail = (
+                "; ".join(parts) + f", over its {r['n']} completed seed(s)"
+                if parts
+                else "no verdict"
+            )
+            lines.append(f"{r['candidate']} pruned ({stops}): {tail}")
+        elif parts:
             lines.append(f"{r['candidate']} " + "; ".join(parts))
     return lines
+
+
+def pruned_text(p: dict[str, Any]) -> str:
+    """A pruned run as ``seed 0 at epoch 3, top-1 41.2%``."""
+    return f"seed {p['seed']} at epoch {p['epoch']}, top-1 {100 * p['top1']:.1f}%"
 
 
 def quick_check(recipe: dict[str, Any]) -> str:
@@ -688,6 +743,273 @@ class _Estimate:
             )
 
 
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs to train any run of one verification (picklable: spawned workers
+    get it, open the storage and load the data themselves)."""
+
+    space: WidthSpace
+    data_spec: str
+    num_classes: int
+    input_size: tuple[int, int, int]
+    recipe: Recipe
+    key: str
+    settings: dict[str, Any]
+    study_name: str
+    storage_url: str | None
+    checkpoints: str
+    compile: bool = False
+    heartbeat: int | None = None
+
+    def checkpoint(self, cand: Candidate, seed: int) -> Path:
+        return Path(self.checkpoints) / f"{self.key}-{cand.key}-s{seed}.pt"
+
+
+class _Objective:
+    """Train the run a claimed trial names; report top-1 per epoch; let the pruner stop a
+    candidate (never the base or a control) before its last epoch."""
+
+    def __init__(
+        self,
+        job: Job,
+        data: Dataset,
+        device: torch.device,
+        *,
+        say: Log | None = None,
+        progress: Progress | None = None,
+        estimate: _Estimate | None = None,
+        order: Sequence[str] = (),
+    ) -> None:
+        self.job, self.data, self.device = job, data, device
+        self.say, self.progress, self.estimate = say, progress, estimate
+        self.order = {rid: i for i, rid in enumerate(order)}
+        self.counts: dict[str, tuple[int, int]] = {}
+        self.trained = 0
+
+    def _build(self, cand: Candidate):
+        from . import _portable
+        from .native import build_spec
+
+        space, classes = self.job.space, self.job.num_classes
+
+        def build():
+            return _portable.build(build_spec(space, cand.widths), num_classes=classes)
+
+        return build
+
+    def _duplicate_of(self, trial: optuna.Trial, rid: str) -> int | None:
+        from optuna.trial import TrialState
+
+        storage = trial.study._storage
+        for t in storage.get_all_trials(trial.study._study_id, deepcopy=False):
+            if t.number == trial.number or t.user_attrs.get("run") != rid:
+                continue
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                return t.number
+            if t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < trial.number:
+                return t.number
+        return None
+
+    def _completed_other_seed(self, trial: optuna.Trial, key: str, seed: int) -> bool:
+        from optuna.trial import TrialState
+
+        storage = trial.study._storage
+        return any(
+            t.user_attrs.get("widths_key") == key and t.user_attrs.get("seed") != seed
+            for t in storage.get_all_trials(
+                trial.study._study_id, deepcopy=False, states=(TrialState.COMPLETE,)
+            )
+        )
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        from .runs import Skip, candidate_of, worker_id
+        from .stem import apply_stem
+
+        attrs = trial.user_attrs
+        rid = attrs.get("run")
+        if rid is None:  # ask() made a fresh trial: the queue emptied after the last look
+            trial.set_user_attr("skipped", "not a run: the queue was empty")
+            trial.study.stop()
+            raise Skip
+        dup = self._duplicate_of(trial, rid)
+        if dup is not None:
+            trial.set_user_attr("skipped", f"duplicate of trial {dup}")
+            raise Skip
+        trial.set_user_attr("worker", worker_id())
+        cand, seed = candidate_of(attrs), int(attrs["seed"])
+        protected = bool(attrs.get("protected")) or cand.kind != "candidate"
+        if not protected and self._completed_other_seed(trial, attrs["widths_key"], seed):
+            protected = True  # it survived the halving once: its seeds finish, for a verdict
+        trial.suggest_int("seed", seed, seed)
+        job, recipe, size = self.job, self.job.recipe, self.job.input_size
+        build = self._build(cand)
+        if cand.key not in self.counts:
+            self.counts[cand.key] = count_trained_model(
+                apply_stem(build(), recipe.stem, size), size
+            )
+        counted = self.counts[cand.key]
+        spe = recipe.steps_per_epoch(len(self.data.train))
+        last = recipe.epochs_run(spe)
+        ckpt = job.checkpoint(cand, seed)
+        reported = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
+        history: list[dict[str, float]] = []
+
+        def prune(record: dict[str, float]) -> None:
+            """Report the epoch; stop a candidate the pruner rejects before its last epoch."""
+            epoch = int(record["epoch"])
+            history.append(record)
+            if epoch not in reported:
+                trial.report(float(record["val_top1"]), epoch)
+                reported.add(epoch)
+            if epoch >= last:
+                return
+            stop = trial.should_prune()  # asked for every run: references set the rungs too
+            if stop and not protected:
+                row = _pruned_row(cand, seed, record, history, spe, counted, job, self.device)
+                trial.set_user_attr("result", _jsonable(row))
+                ckpt.unlink(missing_ok=True)
+                self.trained += 1
+                if self.say:
+                    self.say(f"{cand.label} seed {seed}: {pruned_text(_pruned_info(row))}; pruned")
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        if ckpt.is_file():  # resumed: what the checkpoint holds is reported (and judged) first
+            import torch
+
+            for record in torch.load(ckpt, map_location="cpu", weights_only=False)["history"]:
+                prune(record)
+        hooks = self.progress(cand, seed) if self.progress else None
+        on_step, on_epoch, close = hooks if hooks else (None, None, None)
+        if self.estimate is not None:
+            self.estimate.begin(self.order.get(rid, 0))
+            on_step = self.estimate.wrap(on_step)
+
+        def epoch_done(record: dict[str, float]) -> None:
+            if on_epoch is not None:
+                on_epoch(record)
+            prune(record)
+
+        try:
+            result = train(
+                build,
+                self.data,
+                size,
+                recipe,
+                seed,
+                self.device,
+                checkpoint=ckpt,
+                on_step=on_step,
+                on_epoch=epoch_done,
+                compile=job.compile,
+            )
+        finally:
+            if close:
+                close()
+        row = _result_row(cand, seed, result, counted, job.settings, self.device)
+        trial.set_user_attr("result", _jsonable(row))
+        ckpt.unlink(missing_ok=True)
+        self.trained += 1
+        if self.say:
+            self.say(
+                f"{cand.label} seed {seed}: top-1 {100 * result.top1:.1f}% after "
+                f"{result.epochs} epoch(s), {result.wall_seconds:.0f} s"
+                + (f" (resumed at epoch {result.resumed_from})" if result.resumed_from else "")
+            )
+        return result.top1
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    from .runs import _plain
+
+    return _plain(row)
+
+
+def _pruned_info(row: dict[str, Any]) -> dict[str, Any]:
+    return {"seed": row["seed"], "epoch": row["pruned_at_epoch"], "top1": row["top1"]}
+
+
+def _pruned_row(cand, seed, record, history, spe, counted, job, device) -> dict[str, Any]:
+    """The result row of a run stopped after ``record``'s epoch."""
+    epoch, recipe = int(record["epoch"]), job.recipe
+    partial = TrainResult(
+        top1=float(record["val_top1"]),
+        loss=float(record["val_loss"]),
+        epochs=epoch,
+        wall_seconds=sum(float(h["seconds"]) for h in history),
+        images_per_second=math.nan,
+        steps=min(epoch * spe, recipe.total_steps(spe)),
+    )
+    row = _result_row(cand, seed, partial, counted, job.settings, device)
+    row["images_per_second"] = None
+    row["pruned_at_epoch"] = epoch
+    return row
+
+
+def _worker_main(job: Job, index: int, device: str, threads: int | None, poll: float) -> None:
+    """A spawned worker: open the storage, load the data, claim runs until none is left."""
+    try:
+        import torch
+
+        from .data import load_dataset
+        from .runs import open_verification, quiet_optuna, work
+
+        if threads:
+            torch.set_num_threads(threads)
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is not None:
+            torch.cuda.set_device(dev)
+        prefix = f"[worker {index + 1}] "
+
+        def say(message: str) -> None:
+            print(prefix + message, file=sys.stderr, flush=True)
+
+        storage = open_storage(job.storage_url, heartbeat=job.heartbeat)
+        data = load_dataset(job.data_spec, job.input_size)
+        spe = job.recipe.steps_per_epoch(len(data.train))
+        with quiet_optuna():
+            study = open_verification(
+                storage,
+                job.study_name,
+                settings=job.settings,
+                pruner="auto",
+                candidates=0,
+                epochs=job.recipe.epochs_run(spe),
+                create=False,
+            )
+            work(study, _Objective(job, data, dev, say=say), poll=poll)
+    except WidthSearchError as exc:
+        print(f"widthsearch: error: worker {index + 1}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _devices(device: torch.device, workers: int, devices: Sequence[str] | None) -> list[str]:
+    """One device per worker: ``devices`` as given, else ``device`` for every worker."""
+    import torch
+
+    if not devices:
+        return [str(device)] * workers
+    out = []
+    for name in devices:
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise VerifyError(
+                f"unknown device '{name}' in --devices; use cpu, cuda:0, ..."
+            ) from None
+        if dev.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if (dev.index or 0) >= count:
+                raise VerifyError(f"--devices names {name}, but torch sees {count} CUDA device(s)")
+        elif dev.type != "cpu":
+            raise VerifyError(f"unknown device '{name}' in --devices; use cpu, cuda:0, ...")
+        out.append(str(dev))
+    return out
+
+
 def run_verify(
     plan: Plan,
     data: Dataset,
@@ -703,18 +1025,44 @@ def run_verify(
     estimate_over: float = LONG_RUN_SECONDS,
     compile: bool = False,
     random: int = 0,
+    workers: int = 1,
+    devices: Sequence[str] | None = None,
+    pruner: str = "auto",
+    storage_url: str | None = None,
+    heartbeat: int | None = None,
 ) -> VerifyReport:
     """Train every distinct width vector of ``plan`` for every seed not already finished,
     next to the base, the uniform control and ``random`` random-shape controls.
 
-    Results go to ``out`` (CSV) and to the plan's study after each run; epoch checkpoints go
-    to ``checkpoints`` (default: next to ``out``) and are removed once their result is stored.
-    ``log`` gets the recipe's warnings before training and, once a few steps are timed, the
-    estimated total time when it is over ``estimate_over`` seconds.
+    The runs are trials of the verification study of this setting (:mod:`widthsearch.runs`)
+    in the plan's storage (width files: ``storage_url``, else in memory): enqueued once,
+    trained here by ``workers`` spawned processes (one per entry of ``devices`` when given;
+    one worker trains in this process), or by ``verify`` on other machines sharing the
+    storage. ``pruner`` (``auto``, ``sha``, ``hyperband``, ``median``, ``none``) stops weak
+    candidates early; the base and the control always train to the end. Results go to ``out``
+    (CSV) and the summary to the plan's study; epoch checkpoints go to ``checkpoints``
+    (default: next to ``out``) and are removed once their result is stored. ``log`` gets the
+    recipe's warnings before training, one line per finished run and, once a few steps are
+    timed, the estimated total time when it is over ``estimate_over`` seconds (one worker).
+    ``heartbeat``: seconds between heartbeats of a running trial (RDB storages).
+
+    Raises:
+        VerifyError: bad input (before anything is written), e.g. several workers on SQLite.
     """
-    from . import _portable
-    from .native import build_spec
-    from .stem import apply_stem
+    import optuna
+
+    from .runs import (
+        enqueue,
+        finished,
+        open_verification,
+        quiet_optuna,
+        recover,
+        result_row,
+        run_order,
+        verification_name,
+        work,
+    )
+    from .storage import is_sqlite, storage_name
     from .train import resolve_device
 
     space = plan.space
@@ -727,6 +1075,22 @@ def run_verify(
     seeds = tuple(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
         raise VerifyError("give at least one seed")
+    url = plan.storage_url if plan.study is not None else storage_url
+    worker_devices = _devices(device, len(devices) if devices else workers, devices)
+    workers = len(worker_devices)
+    if workers < 1:
+        raise VerifyError(f"workers must be at least 1, got {workers}")
+    if workers > 1 and plan.study is None and storage_url is None:
+        raise VerifyError(
+            "several workers share a verification through a storage: give --storage "
+            "journal:FILE.log (one machine) or a PostgreSQL URL (many machines)"
+        )
+    if workers > 1 and is_sqlite(url):
+        raise VerifyError(
+            f"{storage_name(url)} is SQLite, which cannot hand queued runs to several workers "
+            "safely: use --storage journal:FILE.log (one machine) or postgresql://... (many "
+            "machines) for --workers/--devices, or one worker"
+        )
     picked = [c for c in plan.candidates if c.kind == "candidate"]
     setting = training_setting(space, size, data.num_classes, recipe.stem)
     matched = with_controls(space, picked, plan.divisor, plan.pick, setting=setting, random=random)
@@ -741,9 +1105,6 @@ def run_verify(
         )
     )
     csv_rows = read_results_csv(out_path) if out_path else []
-    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for r in _study_rows(plan.study) + [_numeric(r) for r in csv_rows]:
-        rows.setdefault(_row_id(r), r)
     settings = {
         "recipe_key": key,
         "model": space.model,
@@ -751,16 +1112,20 @@ def run_verify(
         "input_size": list(size),
         "recipe": recipe.to_dict(),
     }
-
-    def store(summary: dict[str, Any] | None = None) -> None:
-        ordered = sorted(
-            rows.values(), key=lambda r: (r["recipe_key"], r["widths_key"], int(r["seed"]))
-        )
-        if out_path is not None:
-            write_results_csv(out_path, ordered)
-        if plan.study is not None:
-            _save_study_rows(plan.study, ordered, settings, summary)
-
+    imported = [
+        r
+        for r in _study_rows(plan.study) + [_numeric(r) for r in csv_rows]
+        if r.get("recipe_key") == key and r.get("state") in (None, "", "complete")
+    ]
+    if plan.study is not None:
+        storage = plan.study._storage
+    elif storage_url is not None:
+        storage = open_storage(storage_url, heartbeat=heartbeat)
+    else:
+        storage = optuna.storages.InMemoryStorage()
+    owner = plan.study.study_name if plan.study is not None else space.model
+    name = verification_name(owner, key)
+    spe = recipe.steps_per_epoch(len(data.train))
     warnings = recipe.notes(len(data.train))
     first_label: dict[str, str] = {}
     distinct = []
@@ -768,83 +1133,102 @@ def run_verify(
         if cand.key not in first_label:
             first_label[cand.key] = cand.label
             distinct.append(cand)
-    todo = [(c, s) for c in distinct for s in seeds if (key, c.key, s) not in rows]
-    skipped = len(distinct) * len(seeds) - len(todo)
-    spe = recipe.steps_per_epoch(len(data.train))
-    estimate = _Estimate(
-        todo,
-        recipe.total_steps(spe),
-        recipe.epochs_run(spe) * len(data.val),
-        recipe.batch_size,
-        device,
-        log or (lambda _: None),
-        estimate_over,
+    held = {c.key for c in plan.candidates if c.kind != "candidate"}
+    runs = run_order(distinct, seeds, held)
+    ids = {r.id for r in runs}
+    with quiet_optuna():
+        study = open_verification(
+            storage,
+            name,
+            settings=settings,
+            pruner=pruner,
+            candidates=len({c.key for c in picked}),
+            epochs=recipe.epochs_run(spe),
+        )
+        enqueue(study, runs, key, imported)
+    done_before = set(finished(study)) & ids
+    queued = {
+        t.user_attrs.get("run")
+        for t in study._storage.get_all_trials(
+            study._study_id, deepcopy=False, states=(optuna.trial.TrialState.WAITING,)
+        )
+    }
+    todo = [(r.candidate, r.seed) for r in runs if r.id in queued]
+    job = Job(
+        space=space,
+        data_spec=data.spec,
+        num_classes=data.num_classes,
+        input_size=size,  # type: ignore[arg-type]
+        recipe=recipe,
+        key=key,
+        settings=settings,
+        study_name=name,
+        storage_url=url,
+        checkpoints=str(ckpt_dir),
+        compile=compile,
+        heartbeat=heartbeat,
     )
     if todo and log is not None:
         for w in warnings:
             log(f"warning: {w}")
-
-    def builder(cand: Candidate):
-        def build():
-            return _portable.build(build_spec(space, cand.widths), num_classes=data.num_classes)
-
-        return build
-
-    if log is not None and estimate.should_probe():
-        per_step = {}
-        for cand, _ in todo:
-            if cand.key not in per_step:
-                per_step[cand.key] = step_seconds(
-                    builder(cand),
-                    data,
-                    size,  # type: ignore[arg-type]
-                    recipe,
-                    device,
-                    PROBE_STEPS,
-                )
-        estimate.probed(per_step)
-    trained = 0
-    counts: dict[str, tuple[int, int]] = {}
-    for index, (cand, seed) in enumerate(todo):
-        build = builder(cand)
-        rid = (key, cand.key, seed)
-        if cand.key not in counts:
-            counts[cand.key] = count_trained_model(apply_stem(build(), recipe.stem, size), size)
-        hooks = progress(cand, seed) if progress else None
-        on_step, on_epoch, close = hooks if hooks else (None, None, None)
-        estimate.begin(index)
-        on_step = estimate.wrap(on_step)
-        ckpt = ckpt_dir / f"{key}-{cand.key}-s{seed}.pt"
-        try:
-            result = train(
-                build,
-                data,
-                size,  # type: ignore[arg-type]
-                recipe,
-                seed,
-                device,
-                checkpoint=ckpt,
-                on_step=on_step,
-                on_epoch=on_epoch,
-                compile=compile,
-            )
-        finally:
-            if close:
-                close()
-        rows[rid] = _result_row(cand, seed, result, counts[cand.key], settings, device)
-        store()
-        ckpt.unlink(missing_ok=True)
-        trained += 1
+    poll = 1.0 if heartbeat is None else min(1.0, heartbeat / 2)
+    if workers == 1:
+        estimate = _Estimate(
+            todo,
+            recipe.total_steps(spe),
+            recipe.epochs_run(spe) * len(data.val),
+            recipe.batch_size,
+            device,
+            log or (lambda _: None),
+            estimate_over,
+        )
+        objective = _Objective(
+            job,
+            data,
+            device,
+            say=log,
+            progress=progress,
+            estimate=estimate,
+            order=[f"{c.key}-s{s}" for c, s in todo],
+        )
+        if log is not None and estimate.should_probe():
+            per_step = {}
+            for cand, _ in todo:
+                if cand.key not in per_step:
+                    per_step[cand.key] = step_seconds(
+                        objective._build(cand),
+                        data,
+                        size,  # type: ignore[arg-type]
+                        recipe,
+                        device,
+                        PROBE_STEPS,
+                    )
+            estimate.probed(per_step)
+        with quiet_optuna():
+            work(study, objective, poll=poll)
+    else:
+        _run_workers(job, study, worker_devices, poll, log)
     if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
         ckpt_dir.rmdir()
-    summaries = [
-        Summary(
+    with quiet_optuna():
+        recover(study)
+    trials = finished(study)
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for rid, t in trials.items():
+        if rid in ids:
+            row = _numeric(result_row(t))
+            rows[_row_id(row)] = row
+    trained = len((set(trials) & ids) - done_before)
+
+    def summary_of(c: Candidate) -> Summary:
+        mine = [rows[(key, c.key, s)] for s in seeds if (key, c.key, s) in rows]
+        return Summary(
             c,
-            [rows[(key, c.key, s)] for s in seeds if (key, c.key, s) in rows],
+            [r for r in mine if r.get("state") != "pruned"],
             None if first_label[c.key] == c.label else first_label[c.key],
+            [r for r in mine if r.get("state") == "pruned"],
         )
-        for c in plan.candidates
-    ]
+
     report = VerifyReport(
         model=space.model,
         study=plan.study.study_name if plan.study is not None else None,
@@ -857,19 +1241,73 @@ def run_verify(
         recipe=recipe,
         recipe_key=key,
         seeds=seeds,
-        device=str(device),
-        summaries=summaries,
+        device=", ".join(dict.fromkeys(worker_devices)),
+        summaries=[summary_of(c) for c in plan.candidates],
         trained=trained,
-        skipped=skipped,
+        skipped=len(done_before),
         out=None if out_path is None else str(out_path),
         latency=None if plan.study is None else stored_latency(plan.study.user_attrs),
         val_images=len(data.val),
         warnings=warnings,
+        pruner=study.user_attrs.get("pruner", "none"),
+        verification_study=name,
+        workers=workers,
     )
     summary = report.summary()
     _annotate(rows, key, summary["results"])
-    store(summary)  # also gives a new results file what the study held
+    ordered = sorted(rows.values(), key=lambda r: (r["widths_key"], int(r["seed"])))
+    if out_path is not None:
+        write_results_csv(out_path, ordered)
+    if plan.study is not None:
+        _save_summary(plan.study, settings, name, summary)
     return report
+
+
+def _run_workers(
+    job: Job, study: optuna.Study, devices: Sequence[str], poll: float, log: Log | None
+) -> None:
+    """Spawn one worker per device (spawn, not fork: a forked child deadlocks in OpenMP once
+    the parent has run torch) and wait for them. A worker that dies loses its run to the
+    others (:func:`widthsearch.runs.reap`); one that fails with an error stops the command
+    once the others have ended."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    from .runs import quiet_optuna, recover, running, waiting
+
+    ctx = multiprocessing.get_context("spawn")
+    cpu = sum(1 for d in devices if d.startswith("cpu"))
+    threads = max(1, (os.cpu_count() or 1) // cpu) if cpu else None
+    procs = []
+    for i, dev in enumerate(devices):
+        args = (job, i, dev, threads if dev.startswith("cpu") else None, poll)
+        p = ctx.Process(target=_worker_main, args=args)
+        p.start()
+        procs.append(p)
+    failed: list[tuple[int, int]] = []
+    alive = list(enumerate(procs))
+    while alive:
+        wait([p.sentinel for _, p in alive])
+        for i, p in list(alive):
+            if p.exitcode is None:
+                continue
+            p.join()
+            alive.remove((i, p))
+            if p.exitcode != 0:
+                failed.append((i, p.exitcode))
+                if log is not None:
+                    how = f"signal {-p.exitcode}" if p.exitcode < 0 else f"exit {p.exitcode}"
+                    log(f"[worker {i + 1}] ended ({how}); its running run goes back to the queue")
+                with quiet_optuna():
+                    recover(study)
+    with quiet_optuna():
+        left = waiting(study) + len(running(study))
+    if failed and left:
+        i, code = failed[0]
+        raise VerifyError(
+            f"{len(failed)} worker(s) failed (worker {i + 1}: exit {code}) and {left} run(s) are "
+            "not finished; run the same command again to continue"
+        )
 
 
 def _annotate(
@@ -921,6 +1359,7 @@ def _result_row(
         "recipe": json.dumps(settings["recipe"], sort_keys=True),
         "recipe_key": settings["recipe_key"],
         "widths_key": cand.key,
+        "resumed_from": result.resumed_from,
     }
 
 
@@ -931,6 +1370,7 @@ __all__ = [
     "Summary",
     "VerifyError",
     "VerifyReport",
+    "Job",
     "add_verdicts",
     "cost_notes",
     "mean_std",
@@ -939,6 +1379,7 @@ __all__ = [
     "count_trained_model",
     "plan_from_study",
     "plan_from_width_files",
+    "pruned_text",
     "quick_check",
     "read_results_csv",
     "recipe_key",

@@ -11,9 +11,18 @@ from typing import Any
 from ._args import add_input_size, nonnegative_int, positive_float, positive_int, table
 
 
+def vs_cell(s: dict[str, Any], key: str) -> str:
+    """A verdict cell; ``pruned`` for a candidate whose every run was pruned."""
+    from ..verify import verdict_text
+
+    if s.get("pruned") and not s["seeds"]:
+        return "pruned"
+    return verdict_text(s.get(key))
+
+
 def format_verify(info: dict[str, Any]) -> str:
     """The ``verify`` report of :meth:`VerifyReport.to_dict`."""
-    from ..verify import mean_std, quick_check, verdict_text
+    from ..verify import mean_std, quick_check
 
     c, h, w = info["input_size"]
     r = info["recipe"]
@@ -29,6 +38,8 @@ def format_verify(info: dict[str, Any]) -> str:
         f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}, "
         f"AdamW lr {r['lr']:g}, seeds {seeds} (n={len(info['seeds'])})"
         + (f"; QUICK CHECK: {quick}; not comparable with full runs" if quick else ""),
+        f"pruner: {PRUNER_WORDS.get(info.get('pruner') or 'none', info.get('pruner'))}"
+        + (f"; runs are trials of '{info['verification_study']}'" if info.get("study") else ""),
         "",
     ]
     rows = []
@@ -41,6 +52,7 @@ def format_verify(info: dict[str, Any]) -> str:
 
     latency = any(s.get("predicted_latency_ms") is not None for s in info["results"])
     randoms = sum(s["kind"] == "random" for s in info["results"])
+    pruned = any(s.get("pruned") for s in info["results"])
     for s in info["results"]:
         name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
         n = s.get("n", len(s["seeds"]))
@@ -51,12 +63,16 @@ def format_verify(info: dict[str, Any]) -> str:
             withratio(s, "params"),
             withratio(s, "macs"),
             mean_std(s["top1"], s["top1_std"], n, 100),
-            verdict_text(s.get("vs_base")) if s["kind"] != "base" else "",
-            verdict_text(s.get("vs_control")) if s["kind"] == "candidate" else "",
+            vs_cell(s, "vs_base") if s["kind"] != "base" else "",
+            vs_cell(s, "vs_control") if s["kind"] == "candidate" else "",
         ]
         if randoms:
-            row.append(verdict_text(s.get("vs_random")) if s["kind"] == "candidate" else "")
+            row.append(vs_cell(s, "vs_random") if s["kind"] == "candidate" else "")
         row += [mean_std(s["loss"], s["loss_std"], n, digits=3)]
+        if pruned:
+            row.append(
+                ", ".join(f"s{p['seed']}@{p['epoch']}: {100 * p['top1']:.1f}" for p in s["pruned"])
+            )
         if latency:
             ms, base_ms = s.get("predicted_latency_ms"), base.get("predicted_latency_ms")
             row.append(f"{ms:.2f} ({ms / base_ms:.2f}x)" if ms and base_ms else "-")
@@ -64,7 +80,7 @@ def format_verify(info: dict[str, Any]) -> str:
         rows.append(row)
     header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "vs base"]
     header += ["vs control"] + ["vs random"] * bool(randoms) + ["val loss"]
-    header += ["pred ms"] * latency + ["img/s", "wall s"]
+    header += ["pruned"] * pruned + ["pred ms"] * latency + ["img/s", "wall s"]
     lines.append(table(header, rows, right=set(range(2, len(header)))))
     lines += [
         "",
@@ -79,6 +95,12 @@ def format_verify(info: dict[str, Any]) -> str:
             else ""
         )
         + (
+            " pruned: runs the pruner stopped, as seed@epoch: top-1 % then; they are left out "
+            "of top-1, val loss and the paired verdicts (completed seeds only)."
+            if pruned
+            else ""
+        )
+        + (
             " pred ms: the study's predicted latency at the search's input size, next to the "
             "measured training img/s."
             if latency
@@ -86,11 +108,22 @@ def format_verify(info: dict[str, Any]) -> str:
         ),
         *(f"verdict: {v}" for v in info.get("verdicts", [])),
         *(f"note: {n}" for n in info["notes"]),
-        f"{info['trained']} run(s) trained, {info['skipped']} already finished"
+        f"{info['trained']} run(s) trained"
+        + (f" by {info['workers']} workers" if info.get("workers", 1) > 1 else "")
+        + f", {info['skipped']} already finished"
         + (f"; results in {info['out']}" if info["out"] else "")
         + (f" and in study '{info['study']}'" if info["study"] else ""),
     ]
     return "\n".join(lines)
+
+
+PRUNER_WORDS = {
+    "sha": "successive halving (top third goes on at epochs r, 3r, 9r; base and control "
+    "always finish)",
+    "hyperband": "Hyperband (successive-halving brackets; base and control always finish)",
+    "median": "median (below the median at an epoch stops; base and control always finish)",
+    "none": "none (every run trains to the end)",
+}
 
 
 def log_line(message: str) -> None:
@@ -168,6 +201,7 @@ def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..augment import resolve_policy
     from ..data import load_dataset
+    from ..storage import is_sqlite, storage_name
     from ..train import Recipe, resolve_device
     from ..verify import VerifyError, plan_from_study, plan_from_width_files, run_verify
 
@@ -191,15 +225,24 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise VerifyError(f"--seeds takes integers like 0,1,2, got '{args.seeds}'") from None
     device = resolve_device(args.device)
+    devices = [d for d in (args.devices or "").split(",") if d.strip()] or None
+    workers = len(devices) if devices else args.workers
+    if workers > 1 and is_sqlite(args.storage) and (args.storage or not files):
+        raise VerifyError(
+            f"{storage_name(args.storage)} is SQLite, which cannot hand queued runs to several "
+            "workers safely: use --storage journal:FILE.log (one machine) or postgresql://... "
+            "(many machines), or one worker"
+        )
     if files:
         plan = plan_from_width_files(files)
     else:
-        plan = plan_from_study(targets[0], args.storage, top=args.top)
+        plan = plan_from_study(targets[0], args.storage, top=args.top, heartbeat=args.heartbeat)
     c, h, w = args.input_size or plan.space.input_size
     size = (c or plan.space.input_size[0], h, w)
     data = load_dataset(args.data, size)
     out = args.out or f"{plan.study.study_name if plan.study else plan.space.model}-verify.csv"
-    bars = TrainBars(recipe, len(data.train)) if sys.stderr.isatty() and not args.json else None
+    tty = sys.stderr.isatty() and not args.json and workers == 1
+    bars = TrainBars(recipe, len(data.train)) if tty else None
     report = run_verify(
         plan,
         data,
@@ -212,6 +255,11 @@ def run(args: argparse.Namespace) -> int:
         log=log_line,
         compile=args.compile,
         random=args.random,
+        workers=workers,
+        devices=devices,
+        pruner=args.pruner,
+        storage_url=args.storage if files else None,
+        heartbeat=args.heartbeat,
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
@@ -220,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``verify`` command."""
+    from ..runs import AUTO_SHA_FROM, PRUNERS
     from ..search import DEFAULT_STORAGE
 
     p = sub.add_parser(
@@ -230,12 +279,19 @@ def add_parser(sub: Any) -> None:
         "scratch, with one recipe, seeds and data order; print top-1 and loss as mean ± std "
         "over seeds and each candidate's paired difference to the base and the control with "
         "its 95% interval and verdict (better, worse, no detectable difference); store them "
-        "in the study and a CSV. Finished runs are skipped; an interrupted run resumes from "
-        "its last epoch checkpoint. Long runs print an estimate of their time first.",
+        "in the study and a CSV. Each run is a trial of a verification study in the same "
+        "storage: a pruner (successive halving by default from 6 candidates on) stops weak "
+        "candidates early, --workers N processes (or --devices) share the queue, and the "
+        "same command on another machine with the same PostgreSQL storage joins it. Finished "
+        "runs are skipped; an interrupted run resumes from its last epoch checkpoint. Long "
+        "runs print an estimate of their time first.",
     )
     p.add_argument("targets", nargs="+", metavar="STUDY|WIDTHS.json", help="a study or width files")
     p.add_argument(
-        "--storage", metavar="URL", help=f"the study's storage (default {DEFAULT_STORAGE})"
+        "--storage",
+        metavar="URL",
+        help=f"the study's storage (default {DEFAULT_STORAGE}); for width files, where their "
+        "verification study goes (default: in memory, one worker)",
     )
     p.add_argument("--top", type=positive_int, default=3, help="front trials to train (default 3)")
     p.add_argument(
@@ -262,6 +318,33 @@ def add_parser(sub: Any) -> None:
     add_quick_check_args(p)
     add_recipe_policy_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="N processes claim runs from the queue (default 1; more need a journal or "
+        "PostgreSQL storage, not SQLite)",
+    )
+    p.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="one worker per device, e.g. cuda:0,cuda:1 (replaces --workers)",
+    )
+    p.add_argument(
+        "--pruner",
+        default="auto",
+        choices=PRUNERS,
+        help="sha (successive halving), hyperband, median or none; auto (default): sha from "
+        f"{AUTO_SHA_FROM} candidates on, else none. The base and the control always finish",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=positive_int,
+        metavar="S",
+        help="seconds between a running run's heartbeats on a PostgreSQL/RDB storage (default "
+        "10); a run silent for 3 of them is retried by another worker",
+    )
     add_input_size(p, "training input size: C,H,W or C H W, or a side S (default: the search's)")
     p.add_argument("--out", metavar="results.csv", help="results CSV (default STUDY-verify.csv)")
     p.add_argument("--json", action="store_true", help="print the results as JSON, no progress")
