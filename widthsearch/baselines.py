@@ -86,15 +86,7 @@ def uniform(
             seconds=time.perf_counter() - start,
         )
     alpha, widths = scaled
-    return Baseline(
-        "uniform",
-        f"uniform multiplier {alpha:.3f}x",
-        log_synexp(space, widths),
-        params=space.params(widths),
-        macs=space.macs(widths),
-        widths=widths,
-        seconds=time.perf_counter() - start,
-    )
+    return _at(space, "uniform", f"uniform multiplier {alpha:.3f}x", widths, start)
 
 
 def random_shape(
@@ -137,7 +129,11 @@ def random_widths(
             note="no scale of this shape fits the budget",
             seconds=time.perf_counter() - start,
         )
-    _, widths = scaled
+    return _at(space, name, desc, scaled[1], start)
+
+
+def _at(space: WidthSpace, name: str, desc: str, widths: tuple[int, ...], start: float) -> Baseline:
+    """The baseline at ``widths``: its log SynExp and exact costs, timed from ``start``."""
     return Baseline(
         name,
         desc,
