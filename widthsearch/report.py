@@ -569,9 +569,6 @@ def reproduce_commands(
             args.append(f"--max-steps {r['max_steps']}")
         if r.get("train_subset") is not None:
             args.append(f"--train-subset {r['train_subset']}")
-        args.append(f"--augment {r.get('augment', 'none')}")  # the CLI's default is auto
-        if r.get("stem") is not None:
-            args.append(f"--stem {r['stem']}")
         if v.get("pruner"):
             args.append(f"--pruner {v['pruner']}")
         args.append(f"--out {q(str(Path(folder) / 'verify.csv'))}")
