@@ -512,6 +512,12 @@ class ChannelTracer(TorchFunctionMode):
                 raise self.fail(f"parameter '{p}' is used twice (weight sharing is not modelled)")
             self._consumed.add(p)
 
+    def take_params(self, **pnames: str | None) -> dict[str, str]:
+        """Consume the given parameters (:meth:`consume`) and return their attribute names by
+        role, e.g. ``{"weight": "weight", "bias": "bias"}``; roles given None are left out."""
+        self.consume(*pnames.values())
+        return {role: self.split_name(p)[1] for role, p in pnames.items() if p is not None}
+
     def module_of(self, *tensors: torch.Tensor | None) -> str:
         for t in tensors:
             if t is not None and id(t) in self._owner:
@@ -815,7 +821,7 @@ def _conv2d(
             _filter(tr, out, input, weight, groups)
             return
         raise tr.fail("conv2d weight is computed in a way widthsearch cannot follow")
-    module, wattr = tr.split_name(wname)
+    module = tr.split_name(wname)[0]
     tr.once(module)
     lab = tr.label_or_fixed(input, 1)
     if lab.dim != 1:
@@ -830,10 +836,7 @@ def _conv2d(
         kind, out_segs = "grouped", (tr.uf.add(c_out),)
         tr.uf.require_multiple(lab.segs, groups, f"grouped conv '{module}'")
         tr.uf.require_multiple(out_segs, groups, f"grouped conv '{module}'")
-    tr.consume(wname, bname)
-    params = {"weight": wattr}
-    if bname is not None:
-        params["bias"] = tr.split_name(bname)[1]
+    params = tr.take_params(weight=wname, bias=bname)
     tr.layers.append(
         RawLayer(
             name=module,
@@ -921,12 +924,9 @@ def _conv1d(tr: ChannelTracer, out, input, weight, bias=None, stride=1, padding=
         or out.shape[-1] != input.shape[-1]
     ):
         raise tr.fail("'conv1d' is modelled only as a one-channel conv along the channel axis")
-    module, wattr = tr.split_name(wname)
+    module = tr.split_name(wname)[0]
     tr.once(module)
-    tr.consume(wname, bname)
-    params = {"weight": wattr}
-    if bname is not None:
-        params["bias"] = tr.split_name(bname)[1]
+    params = tr.take_params(weight=wname, bias=bname)
     tr.layers.append(
         RawLayer(
             name=module,
@@ -988,17 +988,14 @@ def _linear(tr: ChannelTracer, out, input, weight, bias=None):
     wname, bname = tr.param_name(weight), tr.param_name(bias)
     if wname is None:
         raise tr.fail("linear weight is computed, not a parameter")
-    module, wattr = tr.split_name(wname)
+    module = tr.split_name(wname)[0]
     tr.once(module)
     lab = tr.label_or_fixed(input, input.ndim - 1)
     if lab.dim != input.ndim - 1:
         raise tr.fail(f"linear layer '{module}' gets channels at dim {lab.dim}, not the last dim")
     c_out = out.shape[-1]
     out_segs = (tr.uf.add(c_out),)
-    tr.consume(wname, bname)
-    params = {"weight": wattr}
-    if bname is not None:
-        params["bias"] = tr.split_name(bname)[1]
+    params = tr.take_params(weight=wname, bias=bname)
     tr.layers.append(
         RawLayer(
             name=module,
@@ -1026,12 +1023,7 @@ def _norm(tr: ChannelTracer, out, input, dim: int, weight, bias, extra=(), num_g
         raise tr.fail(f"normalization '{module}' does not normalize over the channel dim")
     if num_groups > 1:
         tr.uf.require_multiple(lab.segs, num_groups, f"group norm '{module}'")
-    tr.consume(wname, bname)
-    params = {}
-    if wname is not None:
-        params["weight"] = tr.split_name(wname)[1]
-    if bname is not None:
-        params["bias"] = tr.split_name(bname)[1]
+    params = tr.take_params(weight=wname, bias=bname)
     tr.layers.append(
         RawLayer(
             name=module,
