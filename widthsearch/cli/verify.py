@@ -51,7 +51,6 @@ def format_verify(info: dict[str, Any]) -> str:
         return f"{s[key]:,}" + (f" ({s[key] / base[key]:.2f}x)" if base.get(key) else "")
 
     latency = any(s.get("predicted_latency_ms") is not None for s in info["results"])
-    randoms = sum(s["kind"] == "random" for s in info["results"])
     pruned = any(s.get("pruned") for s in info["results"])
     for s in info["results"]:
         name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
