@@ -64,6 +64,9 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     assert "<dt>max width</dt><dd>1 (PreCrop" in page and "1.25&ndash;2.5" not in page
     assert "<dt>sampler, seed</dt><dd>qmc, seed 0</dd>" in page
     assert "<b>Quick check</b>: at most 8 steps; not a full run." in page
+    # the measured latency of every model as trained, next to its MACs, and where it was timed
+    assert "<th>latency ms (measured)</th>" in page and "1 thread(s), torch" in page
+    assert "(1.00&times;)</td><td>" in page and "x measured latency) against base" in page
     # every command, with its storage, and they rebuild the same results without training
     commands = _commands(page)
     assert commands[0] == f"uv run widthsearch run tiny.toml --storage {db}"

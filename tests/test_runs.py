@@ -120,7 +120,10 @@ def test_successive_halving_prunes_weak_candidates_while_base_and_control_finish
         }
     ]
     assert res["tiny"]["n"] == 0 and res["tiny"]["seeds"] == [] and res["tiny"]["vs_base"]["n"] == 0
-    assert any(v.startswith("tiny pruned (seed 0 at epoch 1, top-1 ") for v in info["verdicts"])
+    assert any(
+        v.startswith("tiny (") and "measured latency) pruned (seed 0 at epoch 1, top-1 " in v
+        for v in info["verdicts"]
+    )
     text = format_verify(info | {"trained": report.trained, "skipped": 0, "out": str(out)})
     assert "pruner: successive halving" in text and "s0@1: " in text and "pruned" in text
     rows = {r["candidate"]: r for r in csv.DictReader(out.open())}

@@ -19,6 +19,7 @@ from widthsearch.cli import main
 from widthsearch.data import DataError, load_dataset
 from widthsearch.errors import WidthSearchError
 from widthsearch.native import build_spec
+from widthsearch.search import widths_key
 from widthsearch.train import Recipe, train
 from widthsearch.verdict import LABELS
 from widthsearch.verify import Candidate, training_setting, with_controls
@@ -355,7 +356,9 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
         str(out),
     ]
     assert main([*args, "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    first = capsys.readouterr()
+    info = json.loads(first.out)
+    assert "for their latency" in first.err
     kinds = [r["kind"] for r in info["results"]]
     assert kinds[:2] == ["candidate", "base"] and len(kinds) in (2, 3)
     assert info["trained"] == 2 * len({tuple(r["widths"]) for r in info["results"]})
@@ -391,7 +394,21 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
             assert r["verdict_vs_base"] == vs_base["label"] and r["n"] == "2"
         if r["kind"] == "base":
             assert r["top1_vs_base"] == r["verdict_vs_base"] == ""
-    assert info["verdicts"][0].startswith(f"{cand['candidate']} against base: {vs_base['label']} (")
+    # every model is timed as trained, next to its MACs, in the JSON, the CSV and the verdict
+    assert "1 thread(s)" in info["latency_device"] and "median of 30" in info["latency_device"]
+    for r in info["results"]:
+        assert r["latency_ms"] > 0 and r["latency_spread"] >= 0
+        assert all(
+            float(row["latency_ms"]) == r["latency_ms"]
+            for row in rows
+            if row["widths_key"] == widths_key(r["widths"])
+        )
+    macs = cand["macs"] / base["macs"]
+    ms = cand["latency_ms"] / base["latency_ms"]
+    assert info["verdicts"][0].startswith(
+        f"{cand['candidate']} ({macs:.2f}x MACs, {ms:.2f}x measured latency) against base: "
+        f"{vs_base['label']} ("
+    )
     study = optuna.load_study(study_name="resnet18", storage=db)
     stored = study.user_attrs["verify"][info["recipe_key"]]
     assert stored["summary"]["results"][0]["vs_base"] == vs_base
@@ -409,14 +426,15 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
 
     before = out.read_text()
     assert main(args) == 0
-    text = capsys.readouterr().out
+    again = capsys.readouterr()
+    text = again.out
     assert f"0 run(s) trained, {info['trained']} already finished" in text
     assert "± " in text and "base" in text and "trial " in text
-    assert (
-        "vs base" in text
-        and "vs control" in text
-        and f"verdict: {cand['candidate']} against base: " in text
-    )
+    assert "vs base" in text and "vs control" in text and "latency ms" in text
+    assert f"verdict: {cand['candidate']} ({macs:.2f}x MACs, {ms:.2f}x measured" in text
+    assert f"{base['latency_ms']:.2f} (1.00x)" in text
+    # the latencies the study holds from this device are kept, not timed again
+    assert "for their latency" not in again.err
     assert out.read_text() == before
 
 
@@ -427,6 +445,33 @@ def test_a_results_file_that_is_not_ours_is_refused(tmp_path, capsys, width_file
     assert main(["verify", str(wf), "--epochs", "1", "--seeds", "0", "--out", str(out)]) == 2
     assert "not a widthsearch verify CSV" in capsys.readouterr().err
     assert out.read_text() == "a,b\n1,2\n"
+
+
+def test_one_results_file_collects_several_verifications(tmp_path, capsys, tiny_space):
+    """A second verification into the same CSV used to drop the first one's rows."""
+    from widthsearch.reconfig import reconfigure
+    from widthsearch.widthfile import save_width_file
+
+    files = []
+    for share in (2, 4):
+        path = tmp_path / f"w{share}.json"
+        result = reconfigure(tiny_space, params=tiny_space.params() // share, baselines=())
+        save_width_file(path, result, tiny_space)
+        files.append(path)
+    out = tmp_path / "r.csv"
+    quick = ["--epochs", "1", "--seeds", "0", "--max-steps", "2", "--train-subset", "64"]
+    args = [*quick, "--latency-runs", "0", "--out", str(out)]
+    assert main(["verify", str(files[0]), *args]) == 0
+    first = list(csv.DictReader(out.open()))
+    assert main(["verify", str(files[1]), *args]) == 0
+    both = list(csv.DictReader(out.open()))
+    assert both[: len(first)] == first  # kept in place (the shared base's row once)
+    assert len({r["widths_key"] for r in both if r["kind"] == "candidate"}) == 2
+    assert len({(r["widths_key"], r["seed"]) for r in both}) == len(both)  # base once
+    capsys.readouterr()
+    before = out.read_text()
+    assert main(["verify", str(files[0]), *args]) == 0  # nothing new: the file is unchanged
+    assert "0 run(s) trained" in capsys.readouterr().out and out.read_text() == before
 
 
 # ------------------------------------------------------------- small runs tell the truth
@@ -582,7 +627,8 @@ def test_verify_with_random_controls_shows_them_and_the_candidates_verdict_again
 ):
     out = tmp_path / "r.csv"
     args = ["verify", str(width_file), "--epochs", "1", "--seeds", "0,1", "--out", str(out)]
-    assert main([*args, "--max-steps", "4", "--train-subset", "128", "--random", "2"]) == 0
+    quick = ["--max-steps", "4", "--train-subset", "128", "--random", "2"]
+    assert main([*args, *quick]) == 0
     text = capsys.readouterr().out
     assert "2 random-shape controls at the candidate's MACs" in text
     assert "vs random" in text and "against random shapes (mean of 2)" in text
@@ -595,3 +641,13 @@ def test_verify_with_random_controls_shows_them_and_the_candidates_verdict_again
     with pytest.raises(SystemExit) as exc:
         main([*args, "--random", "-1"])
     assert exc.value.code == 2 and "--random: expected an integer >= 0" in capsys.readouterr().err
+    # latency is timed unless asked not to; too few runs for a median is one line, exit 2
+    assert all(float(r["latency_ms"]) > 0 and "cpu" in r["latency_device"] for r in rows)
+    before = out.read_text()
+    assert main([*args, "--latency-runs", "5"]) == 2
+    assert "latency runs must be 0 (no latency) or at least 20, got 5" in capsys.readouterr().err
+    assert out.read_text() == before
+    assert main([*args, *quick, "--latency-runs", "0", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["latency_device"] is None and all(r["latency_ms"] is None for r in info["results"])
+    assert info["trained"] == 0 and "measured latency" not in " ".join(info["verdicts"])

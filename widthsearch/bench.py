@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import WidthSearchError
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from .latency import LatencyModel
     from .space import WidthSpace
     from .timing import Device
@@ -135,4 +137,28 @@ def bench_widths(
     )
 
 
-__all__ = ["MIN_RUNS", "BenchResult", "Measured", "bench_widths"]
+def measure_latency(
+    models: Sequence[nn.Module],
+    input_size: Sequence[int],
+    device: Device,
+    *,
+    runs: int = 30,
+    warmup: int = 5,
+) -> list[tuple[float, float]]:
+    """Median milliseconds and spread (interquartile range over the median) of each model's
+    forward pass at ``device``'s batch size, all timed in one interleaved run so that load on a
+    shared machine hits every model alike: their ratios are the figures to trust.
+
+    This is what ``verify`` reports next to MACs for the models it trained (as trained: stem,
+    classes and input size), so a reader sees what equal MACs cost in time.
+    """
+    from .timing import measure, median, prepare, spread
+
+    if runs < MIN_RUNS:
+        raise WidthSearchError(f"latency runs must be at least {MIN_RUNS} for a median, got {runs}")
+    prepared = [prepare(m, device) for m in models]
+    times = measure(prepared, input_size, device, runs=runs, warmup=warmup)
+    return [(median(t), spread(t)) for t in times]
+
+
+__all__ = ["MIN_RUNS", "BenchResult", "Measured", "bench_widths", "measure_latency"]

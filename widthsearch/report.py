@@ -288,6 +288,13 @@ def _verdict_cell(v: dict[str, Any] | None) -> str:
     return f"<span class='{kind}'>{html.escape(verdict_text(v))}</span>"
 
 
+def _ms(ms: float | None, base_ms: float | None) -> str:
+    """Measured milliseconds with the ratio to the base's in brackets."""
+    if not ms:
+        return "-"
+    return f"{ms:.2f}" + (f" ({ms / base_ms:.2f}&times;)" if base_ms else "")
+
+
 def _verify_html(v: dict[str, Any]) -> str:
     c, h, w = v["input_size"]
     r = v["recipe"]
@@ -295,6 +302,7 @@ def _verify_html(v: dict[str, Any]) -> str:
     ranked = [s for s in v["results"] if s["seeds"] and not s.get("same_as")]
     best = max(ranked, key=lambda s: s["top1"], default=None)
     randoms = sum(s["kind"] == "random" for s in v["results"])
+    timed = any(s.get("latency_ms") for s in v["results"])
     rows = []
     for s in v["results"]:
         name = html.escape(s["candidate"] + (f" (= {s['same_as']})" if s.get("same_as") else ""))
@@ -309,6 +317,7 @@ def _verify_html(v: dict[str, Any]) -> str:
             _count(s["search_macs"], base.get("search_macs")),
             _count(s["params"], base.get("params")),
             _count(s["macs"], base.get("macs")),
+            *([_ms(s.get("latency_ms"), base.get("latency_ms"))] if timed else []),
             f"<b>{top1}</b>" if s is best else top1,
             "pruned" if s.get("pruned") and not s["seeds"] else _verdict_cell(s.get("vs_base")),
             "pruned" if s.get("pruned") and not s["seeds"] else _verdict_cell(s.get("vs_control")),
@@ -332,6 +341,13 @@ def _verify_html(v: dict[str, Any]) -> str:
     n_val = v.get("val_images")
     image = f" ({100 / n_val:.2f} points)" if n_val else ""
     random_th = "<th>vs random (points)</th>" if randoms else ""
+    latency_th = "<th>latency ms (measured)</th>" if timed else ""
+    latency_html = (
+        f" Latency: one forward pass of the model as trained, measured on "
+        f"{html.escape(v['latency_device'])}; equal MACs need not be equal time."
+        if timed and v.get("latency_device")
+        else ""
+    )
     random_html = (
         f" The {randoms} random-shape controls draw each channel group's multiplier at random "
         "(log-uniform, as uneven as the candidate) and scale the whole vector to the same "
@@ -350,7 +366,7 @@ multiplier within the first candidate's MACs as trained.{random_html}</p>
 {verdict_html}
 <table>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
-<th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>
+<th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>{latency_th}
 <th>top-1 %</th><th>vs base (points)</th><th>vs control (points)</th>{random_th}<th>val loss</th>
 <th>pruned runs</th><th>img/s</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
@@ -363,7 +379,7 @@ the best mean top-1. vs base, vs control: the top-1 difference in points, paired
 initialization and data order), as mean ± half its 95% Student-t interval over the seeds;
 <i>better</i> or <i>worse</i> only when the interval excludes zero, else <i>no detectable
 difference</i>. The spread used is at least one validation image{image}; intervals are per
-comparison, not corrected for the number of candidates. img/s: training throughput.
+comparison, not corrected for the number of candidates. img/s: training throughput.{latency_html}
 Pruner: {html.escape(PRUNERS_SAID.get(v.get("pruner") or "none", str(v.get("pruner"))))};
 a pruned run is shown with the epoch it was stopped at and its top-1 then, and is left out of
 the mean, the spread and the paired verdicts (completed seeds only).

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._io import write_atomic
+from .bench import MIN_RUNS as LATENCY_MIN_RUNS
 from .errors import WidthSearchError
 from .search import load_front, open_storage, stored_latency, widths_key
 from .synexp import log_synexp
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from .cost import Posynomial
     from .data import Dataset
     from .space import WidthSpace
+    from .timing import Device
 
 CSV_FIELDS = (
     "model",
@@ -60,6 +62,8 @@ CSV_FIELDS = (
     "steps",
     "wall_seconds",
     "images_per_second",
+    "latency_ms",
+    "latency_device",
     "params",
     "macs",
     "search_params",
@@ -86,7 +90,8 @@ candidate), the paired differences of this seed's top-1 to the base's, the contr
 mean of the random-shape controls', and the candidate's verdicts (:mod:`widthsearch.verdict`)
 are filled in once a verification ends. ``state`` is ``complete`` or ``pruned``; a pruned run's
 top-1, loss and epochs are those of the epoch it was stopped at (``pruned_at_epoch``), and it
-has no paired differences."""
+has no paired differences. ``latency_ms`` is the model's measured latency as trained, timed on
+``latency_device`` (:attr:`VerifyReport.latency_device`), filled in with the verdicts."""
 
 
 class VerifyError(WidthSearchError):
@@ -321,7 +326,8 @@ def _numeric(row: dict[str, Any]) -> dict[str, Any]:
     for k in (*ints, "pruned_at_epoch"):
         if out.get(k) not in (None, ""):
             out[k] = int(out[k])
-    for k in ("top1", "loss", "wall_seconds", "images_per_second", "log_synexp") + DIFFS:
+    floats = ("top1", "loss", "wall_seconds", "images_per_second", "latency_ms", "log_synexp")
+    for k in floats + DIFFS:
         if out.get(k) not in (None, ""):
             out[k] = float(out[k])
     out["trial"] = None if out.get("trial") in (None, "", "None") else int(out["trial"])
@@ -451,6 +457,11 @@ class VerifyReport:
     verification_study: str | None = None
     """The Optuna study whose trials are the runs (in the search's storage)."""
     workers: int = 1
+    measured_latency: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per width vector (:attr:`Candidate.key`): median ms and spread of one forward pass of
+    the model as trained, all timed in one interleaved run (:func:`measure_trained_latency`)."""
+    latency_device: str | None = None
+    """What ``measured_latency`` was timed on, in words (None: not measured)."""
 
     def summary(self) -> dict[str, Any]:
         """The results without this session's counts: what the study keeps."""
@@ -480,12 +491,15 @@ class VerifyReport:
             "pruner": self.pruner,
             "verification_study": self.verification_study,
             "workers": self.workers,
+            "latency_device": self.latency_device,
             "results": [s.to_dict() for s in self.summaries],
         }
         for r in info["results"]:  # predicted at the search's input size, next to img/s
             r["predicted_latency_ms"] = (
                 None if self.latency is None else float(self.latency(r["widths"]))
             )
+            ms, spread = self.measured_latency.get(widths_key(r["widths"]), (None, None))
+            r["latency_ms"], r["latency_spread"] = ms, spread
         add_verdicts(info["results"], 1 / self.val_images if self.val_images else 0.0)
         info["verdicts"] = verdict_lines(info["results"])
         info["notes"] = [*self.warnings, *cost_notes(info)]
@@ -550,15 +564,23 @@ def verdict_text(v: dict[str, Any] | None, scale: float = 100.0) -> str:
 
 
 def verdict_lines(results: Sequence[dict[str, Any]]) -> list[str]:
-    """One sentence per candidate: its verdicts against the base and the control, e.g.
-    ``trial 7 against base: better (+5.6 ± 4.1 points); against uniform 0.9x: ...``."""
+    """One sentence per candidate: its cost next to the base's as trained, then its verdicts
+    against the base, the control and the random controls, e.g. ``trial 7 (0.50x MACs, 0.61x
+    measured latency) against base: better (+5.6 ± 4.1 points); against uniform 0.9x: ...``."""
     lines = []
+    base = next((r for r in results if r["kind"] == "base"), {})
     for r in results:
         if r["kind"] != "candidate":
             continue
         if r.get("same_as"):
             lines.append(f"{r['candidate']}: the same widths as {r['same_as']}")
             continue
+        costs = [
+            f"{r[k] / base[k]:.2f}x {what}"
+            for k, what in (("macs", "MACs"), ("latency_ms", "measured latency"))
+            if r.get(k) and base.get(k)
+        ]
+        name = r["candidate"] + (f" ({', '.join(costs)})" if costs else "")
         pruned = r.get("pruned") or []
         parts = [
             f"against {v['reference']}: {v['label']} ({_verdict(v).interval()} points)"
@@ -572,9 +594,9 @@ def verdict_lines(results: Sequence[dict[str, Any]]) -> list[str]:
                 if parts
                 else "no verdict"
             )
-            lines.append(f"{r['candidate']} pruned ({stops}): {tail}")
+            lines.append(f"{name} pruned ({stops}): {tail}")
         elif parts:
-            lines.append(f"{r['candidate']} " + "; ".join(parts))
+            lines.append(f"{name} " + "; ".join(parts))
     return lines
 
 
@@ -641,6 +663,77 @@ PROBE_SHARE = 0.05
 """Models are timed up front only when that costs at most this share of the steps to train."""
 LONG_RUN_SECONDS = 60.0
 """A verification estimated to take longer than this says so before the bulk of the work."""
+
+
+LATENCY_RUNS = 30
+"""Timed forward passes per model for the measured latency ``verify`` reports (0: none)."""
+
+
+def measure_trained_latency(
+    space: WidthSpace,
+    candidates: Sequence[Candidate],
+    num_classes: int,
+    stem: str,
+    input_size: Sequence[int],
+    device: Device,
+    runs: int = LATENCY_RUNS,
+) -> dict[str, tuple[float, float]]:
+    """Median ms and spread of one forward pass of each distinct width vector on ``device``
+    (:func:`latency_device`), built as trained (``num_classes``, the ``stem`` policy,
+    ``input_size``) and timed in one interleaved run.
+
+    Equal MACs are not equal time (a layer's shape decides how well it runs), so ``verify``
+    puts this next to MACs for every model it compares.
+    """
+    import torch
+
+    from . import _portable
+    from .bench import measure_latency
+    from .native import build_spec
+    from .stem import apply_stem
+
+    distinct = list({c.key: c for c in candidates}.values())
+    torch.manual_seed(0)
+    models = [
+        apply_stem(
+            _portable.build(build_spec(space, c.widths), num_classes=num_classes), stem, input_size
+        )
+        for c in distinct
+    ]
+    measured = measure_latency(models, input_size, device, runs=runs)
+    return {c.key: m for c, m in zip(distinct, measured, strict=True)}
+
+
+def latency_device(device: str) -> Device:
+    """Where ``verify`` times its models: batch 1, float32, on the training device's kind
+    (``cpu``: one thread, as the CPU latency profiles are made; ``cuda``: the current GPU)."""
+    from .timing import current_device
+
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    return current_device(kind, threads=1 if kind == "cpu" else None, batch_size=1)
+
+
+def _stored_latency(
+    runs: optuna.Study, rows: Sequence[dict[str, Any]], key: str, timed_on: str, wanted: set[str]
+) -> dict[str, tuple[float, float]] | None:
+    """Latencies timed on ``timed_on`` for every width vector in ``wanted``, from the
+    verification study ``runs`` or else from the results CSV's ``rows`` (recipe ``key``): one
+    earlier interleaved run, so their ratios hold. None when neither has them all, and all
+    are timed again (a rerun changes nothing; a new model is never set against old timings)."""
+    stored = runs.user_attrs.get("latency") or {}
+    sources = [
+        {k: (float(ms), float(spread)) for k, (ms, spread) in stored.get("ms", {}).items()}
+        if stored.get("device") == timed_on
+        else {},
+        {
+            str(r["widths_key"]): (float(r["latency_ms"]), 0.0)
+            for r in rows
+            if r.get("recipe_key") == key
+            and r.get("latency_ms") not in (None, "")
+            and r.get("latency_device") == timed_on
+        },
+    ]
+    return next((found for found in sources if wanted <= set(found)), None)
 
 
 def _duration(seconds: float) -> str:
@@ -1030,6 +1123,7 @@ def run_verify(
     pruner: str = "auto",
     storage_url: str | None = None,
     heartbeat: int | None = None,
+    latency_runs: int = LATENCY_RUNS,
 ) -> VerifyReport:
     """Train every distinct width vector of ``plan`` for every seed not already finished,
     next to the base, the uniform control and ``random`` random-shape controls.
@@ -1045,6 +1139,10 @@ def run_verify(
     recipe's warnings before training, one line per finished run and, once a few steps are
     timed, the estimated total time when it is over ``estimate_over`` seconds (one worker).
     ``heartbeat``: seconds between heartbeats of a running trial (RDB storages).
+    ``latency_runs``: timed forward passes per model for the measured latency of every model
+    with a result (:func:`measure_trained_latency`; 0: not measured), taken after training in
+    one interleaved run (kept in the verification study), and again unless that study or the
+    CSV holds them for every such model from the same device.
 
     Raises:
         VerifyError: bad input (before anything is written), e.g. several workers on SQLite.
@@ -1075,6 +1173,11 @@ def run_verify(
     seeds = tuple(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
         raise VerifyError("give at least one seed")
+    if latency_runs and latency_runs < LATENCY_MIN_RUNS:
+        raise VerifyError(
+            f"latency runs must be 0 (no latency) or at least {LATENCY_MIN_RUNS}, "
+            f"got {latency_runs}"
+        )
     url = plan.storage_url if plan.study is not None else storage_url
     worker_devices = _devices(device, len(devices) if devices else workers, devices)
     workers = len(worker_devices)
@@ -1219,6 +1322,21 @@ def run_verify(
             row = _numeric(result_row(t))
             rows[_row_id(row)] = row
     trained = len((set(trials) & ids) - done_before)
+    with_result = [c for c in distinct if any(k[1] == c.key for k in rows)]
+    measured, timed_on = {}, None
+    if latency_runs and with_result:
+        timer = latency_device(worker_devices[0])
+        timed_on = f"{timer.describe()}, median of {latency_runs} interleaved runs"
+        wanted = {c.key for c in with_result}
+        measured = _stored_latency(study, csv_rows, key, timed_on, wanted) or {}
+        if not measured:
+            if log is not None:
+                log(f"timing {len(with_result)} model(s) as trained, for their latency ...")
+            measured = measure_trained_latency(
+                space, with_result, data.num_classes, recipe.stem, size, timer, latency_runs
+            )
+            stored = {"device": timed_on, "ms": {k: list(v) for k, v in measured.items()}}
+            study.set_user_attr("latency", stored)
 
     def summary_of(c: Candidate) -> Summary:
         mine = [rows[(key, c.key, s)] for s in seeds if (key, c.key, s) in rows]
@@ -1252,10 +1370,20 @@ def run_verify(
         pruner=study.user_attrs.get("pruner", "none"),
         verification_study=name,
         workers=workers,
+        measured_latency=measured,
+        latency_device=timed_on,
     )
     summary = report.summary()
-    _annotate(rows, key, summary["results"])
-    ordered = sorted(rows.values(), key=lambda r: (r["widths_key"], int(r["seed"])))
+    _annotate(rows, key, summary["results"], timed_on)
+    # the file's rows keep their places (ours updated in place; another study's, another
+    # recipe's or a seed not asked for this time kept as they are: one file can collect
+    # several verifications, and a rerun rewrites it unchanged); new rows follow, sorted
+    ordered = [rows.get(_row_id(r), r) for r in csv_rows]
+    placed = {_row_id(r) for r in csv_rows}
+    ordered += sorted(
+        (r for rid, r in rows.items() if rid not in placed),
+        key=lambda r: (r["widths_key"], int(r["seed"])),
+    )
     if out_path is not None:
         write_results_csv(out_path, ordered)
     if plan.study is not None:
@@ -1311,16 +1439,25 @@ def _run_workers(
 
 
 def _annotate(
-    rows: dict[tuple[str, str, int], dict[str, Any]], key: str, results: list[dict[str, Any]]
+    rows: dict[tuple[str, str, int], dict[str, Any]],
+    key: str,
+    results: list[dict[str, Any]],
+    device: str | None = None,
 ) -> None:
-    """Write each result's seed count, paired differences and verdicts into its rows."""
+    """Write each result's seed count, paired differences, verdicts and measured latency into
+    its rows."""
     for r in results:
         if r.get("same_as"):
             continue
         wk = widths_key(r["widths"])
+        for p in r.get("pruned") or []:
+            rows[(key, wk, p["seed"])]["latency_ms"] = r.get("latency_ms") or ""
+            rows[(key, wk, p["seed"])]["latency_device"] = device if r.get("latency_ms") else ""
         for seed in r["seeds"]:
             row = rows[(key, wk, seed)]
             row["n"] = r["n"]
+            row["latency_ms"] = "" if r.get("latency_ms") is None else r["latency_ms"]
+            row["latency_device"] = device if r.get("latency_ms") else ""
             for name in ("base", "control", "random"):
                 v = r.get(f"vs_{name}")
                 diffs = dict(zip(v["seeds"], v["differences"], strict=True)) if v else {}
@@ -1377,6 +1514,8 @@ __all__ = [
     "verdict_lines",
     "verdict_text",
     "count_trained_model",
+    "latency_device",
+    "measure_trained_latency",
     "plan_from_study",
     "plan_from_width_files",
     "pruned_text",

@@ -20,6 +20,13 @@ def vs_cell(s: dict[str, Any], key: str) -> str:
     return verdict_text(s.get(key))
 
 
+def ms_cell(ms: float | None, base_ms: float | None) -> str:
+    """``2.31 (1.06x)``: milliseconds and the ratio to the base's; ``-`` when not known."""
+    if not ms:
+        return "-"
+    return f"{ms:.2f}" + (f" ({ms / base_ms:.2f}x)" if base_ms else "")
+
+
 def format_verify(info: dict[str, Any]) -> str:
     """The ``verify`` report of :meth:`VerifyReport.to_dict`."""
     from ..verify import mean_std, quick_check
@@ -51,6 +58,7 @@ def format_verify(info: dict[str, Any]) -> str:
         return f"{s[key]:,}" + (f" ({s[key] / base[key]:.2f}x)" if base.get(key) else "")
 
     latency = any(s.get("predicted_latency_ms") is not None for s in info["results"])
+    measured = any(s.get("latency_ms") is not None for s in info["results"])
     pruned = any(s.get("pruned") for s in info["results"])
     for s in info["results"]:
         name = s["candidate"] + (f" (= {s['same_as']})" if s["same_as"] else "")
@@ -61,6 +69,7 @@ def format_verify(info: dict[str, Any]) -> str:
             f"{s['log_synexp']:+.2f}",
             withratio(s, "params"),
             withratio(s, "macs"),
+            *([ms_cell(s.get("latency_ms"), base.get("latency_ms"))] if measured else []),
             mean_std(s["top1"], s["top1_std"], n, 100),
             vs_cell(s, "vs_base") if s["kind"] != "base" else "",
             vs_cell(s, "vs_control") if s["kind"] == "candidate" else "",
@@ -73,18 +82,19 @@ def format_verify(info: dict[str, Any]) -> str:
                 ", ".join(f"s{p['seed']}@{p['epoch']}: {100 * p['top1']:.1f}" for p in s["pruned"])
             )
         if latency:
-            ms, base_ms = s.get("predicted_latency_ms"), base.get("predicted_latency_ms")
-            row.append(f"{ms:.2f} ({ms / base_ms:.2f}x)" if ms and base_ms else "-")
+            row.append(ms_cell(s.get("predicted_latency_ms"), base.get("predicted_latency_ms")))
         row += [f"{s['images_per_second']:.0f}" if s["seeds"] else "-", f"{s['wall_seconds']:.0f}"]
         rows.append(row)
-    header = ["candidate", "kind", "log SynExp", "params", "MACs", "top-1 %", "vs base"]
+    header = ["candidate", "kind", "log SynExp", "params", "MACs"] + ["latency ms"] * measured
+    header += ["top-1 %", "vs base"]
     header += ["vs control"] + ["vs random"] * bool(randoms) + ["val loss"]
     header += ["pruned"] * pruned + ["pred ms"] * latency + ["img/s", "wall s"]
     lines.append(table(header, rows, right=set(range(2, len(header)))))
     lines += [
         "",
         f"params and MACs of the models as trained ({info['num_classes']} classes, {c}x{h}x{w}); "
-        "log SynExp: gain over the base at the search's input size;",
+        "log SynExp: gain over the base at the search's input size;"
+        + (f" latency ms: measured as trained on {info['latency_device']};" if measured else ""),
         "top-1 and val loss: last epoch on the validation split, mean ± std over seeds; "
         "vs base, vs control: top-1 difference in points, paired by seed,",
         "mean ± half its 95% t-interval; better or worse when the interval excludes 0."
@@ -259,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
         pruner=args.pruner,
         storage_url=args.storage if files else None,
         heartbeat=args.heartbeat,
+        latency_runs=args.latency_runs,
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
@@ -269,6 +280,7 @@ def add_parser(sub: Any) -> None:
     """Register the ``verify`` command."""
     from ..runs import AUTO_SHA_FROM, PRUNERS
     from ..search import DEFAULT_STORAGE
+    from ..verify import LATENCY_RUNS
 
     p = sub.add_parser(
         "verify",
@@ -343,6 +355,14 @@ def add_parser(sub: Any) -> None:
         metavar="S",
         help="seconds between a running run's heartbeats on a PostgreSQL/RDB storage (default "
         "10); a run silent for 3 of them is retried by another worker",
+    )
+    p.add_argument(
+        "--latency-runs",
+        type=nonnegative_int,
+        default=LATENCY_RUNS,
+        metavar="N",
+        help=f"time each model as trained N times at batch 1 after training, interleaved (CPU: "
+        f"one thread), and report the median next to MACs (default {LATENCY_RUNS}; 0: skip)",
     )
     add_input_size(p, "training input size: C,H,W or C H W, or a side S (default: the search's)")
     p.add_argument("--out", metavar="results.csv", help="results CSV (default STUDY-verify.csv)")
