@@ -97,7 +97,6 @@ def bench_widths(
 
     from .errors import UnsupportedModelError
     from .memory import activation_memory, saved_bytes
-    from .timing import measure, median, prepare, spread
 
     if runs < MIN_RUNS:
         raise WidthSearchError(f"--runs must be at least {MIN_RUNS} for a median, got {runs}")
@@ -111,19 +110,18 @@ def bench_widths(
         memory_note = ""
     except UnsupportedModelError as exc:  # e.g. BatchNorm on a 1x1 map at batch 1
         memory, saved, memory_note = None, [None] * len(models), f"no memory figures: {exc}"
-    prepared = [prepare(m, device) for m in models]
-    times = measure(prepared, space.input_size, device, runs=runs, warmup=warmup)
+    timed = measure_latency(models, space.input_size, device, runs=runs, warmup=warmup)
     results = [
         Measured(
             predicted_ms=latency(w),
-            measured_ms=median(t),
-            spread=spread(t),
+            measured_ms=t[0],
+            spread=t[1],
             memory_bytes=None if memory is None else memory(w),
             measured_memory_bytes=s,
             params=space.params(w),
             macs=space.macs(w),
         )
-        for w, t, s in zip(vectors, times, saved, strict=True)
+        for w, t, s in zip(vectors, timed, saved, strict=True)
     ]
     return BenchResult(
         model=space.model,
