@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import math
 import pickle
 import re
 import struct
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from widthsearch import WidthSpace
+from widthsearch import verify as verify_module
 from widthsearch.cli import main
 from widthsearch.data import DataError, load_dataset
 from widthsearch.errors import WidthSearchError
@@ -22,7 +24,7 @@ from widthsearch.native import build_spec
 from widthsearch.search import widths_key
 from widthsearch.train import Recipe, train
 from widthsearch.verdict import LABELS
-from widthsearch.verify import Candidate, training_setting, with_controls
+from widthsearch.verify import Candidate, latency_notes, training_setting, with_controls
 
 from .conftest import count
 
@@ -319,7 +321,9 @@ def test_candidates_are_compared_with_the_mean_of_the_random_controls_seed_by_se
     assert results[3]["vs_control"] is None
 
 
-def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp_path, capsys):
+def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(
+    tmp_path, capsys, monkeypatch
+):
     db = f"sqlite:///{tmp_path / 's.db'}"
     out = tmp_path / "r.csv"
     assert (
@@ -425,6 +429,8 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
     assert not (tmp_path / "r.ckpt").exists()
 
     before = out.read_text()
+    # timings from a busy machine (as under CI) are timed again: take these as quiet ones
+    monkeypatch.setattr(verify_module, "NOISY_SPREAD", math.inf)
     assert main(args) == 0
     again = capsys.readouterr()
     text = again.out
@@ -436,6 +442,22 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(tmp
     # the latencies the study holds from this device are kept, not timed again
     assert "for their latency" not in again.err
     assert out.read_text() == before
+    assert main([*args, "--retime"]) == 0  # asked to: timed again, quiet or not
+    assert "for their latency" in capsys.readouterr().err
+    # timings taken on a busy machine are timed again by the next run
+    monkeypatch.setattr(verify_module, "NOISY_SPREAD", 0.25)
+    timed = runs.user_attrs["latency"]
+    planted = {k: [ms, 0.5] for k, (ms, _) in timed["ms"].items()}
+    runs.set_user_attr("latency", timed | {"ms": planted})
+    assert main(args) == 0
+    assert "for their latency" in capsys.readouterr().err
+    assert runs.user_attrs["latency"]["ms"] != planted
+    noisy = {"results": [{"latency_spread": 0.1}, {"latency_spread": 0.4}]}
+    assert latency_notes(noisy) == [
+        "latency timings were noisy (interquartile range up to 40% of the median; the machine "
+        "was busy?): trust their ratios less; the next verify times them again"
+    ]
+    assert latency_notes({"results": [{"latency_spread": 0.2}, {"latency_spread": None}]}) == []
 
 
 def test_a_results_file_that_is_not_ours_is_refused(tmp_path, capsys, width_file):

@@ -63,6 +63,7 @@ CSV_FIELDS = (
     "wall_seconds",
     "images_per_second",
     "latency_ms",
+    "latency_spread",
     "latency_device",
     "params",
     "macs",
@@ -91,7 +92,8 @@ mean of the random-shape controls', and the candidate's verdicts (:mod:`widthsea
 are filled in once a verification ends. ``state`` is ``complete`` or ``pruned``; a pruned run's
 top-1, loss and epochs are those of the epoch it was stopped at (``pruned_at_epoch``), and it
 has no paired differences. ``latency_ms`` is the model's measured latency as trained, timed on
-``latency_device`` (:attr:`VerifyReport.latency_device`), filled in with the verdicts."""
+``latency_device`` (:attr:`VerifyReport.latency_device`), with ``latency_spread`` (interquartile
+range over the median), filled in with the verdicts."""
 
 
 class VerifyError(WidthSearchError):
@@ -326,7 +328,8 @@ def _numeric(row: dict[str, Any]) -> dict[str, Any]:
     for k in (*ints, "pruned_at_epoch"):
         if out.get(k) not in (None, ""):
             out[k] = int(out[k])
-    floats = ("top1", "loss", "wall_seconds", "images_per_second", "latency_ms", "log_synexp")
+    floats = ("top1", "loss", "wall_seconds", "images_per_second", "log_synexp")
+    floats += ("latency_ms", "latency_spread")
     for k in floats + DIFFS:
         if out.get(k) not in (None, ""):
             out[k] = float(out[k])
@@ -502,7 +505,7 @@ class VerifyReport:
             r["latency_ms"], r["latency_spread"] = ms, spread
         add_verdicts(info["results"], 1 / self.val_images if self.val_images else 0.0)
         info["verdicts"] = verdict_lines(info["results"])
-        info["notes"] = [*self.warnings, *cost_notes(info)]
+        info["notes"] = [*self.warnings, *cost_notes(info), *latency_notes(info)]
         return info
 
 
@@ -640,6 +643,23 @@ def cost_notes(info: dict[str, Any]) -> list[str]:
     return notes
 
 
+NOISY_SPREAD = 0.25
+"""Latency timings whose interquartile range exceeds this share of their median are noisy
+(a busy machine): said so, and timed again by the next ``verify``."""
+
+
+def latency_notes(info: dict[str, Any]) -> list[str]:
+    """A warning when the measured latencies were noisy (``info``: as :func:`cost_notes`)."""
+    spreads = [r["latency_spread"] for r in info["results"] if r.get("latency_spread") is not None]
+    if not spreads or max(spreads) <= NOISY_SPREAD:
+        return []
+    return [
+        f"latency timings were noisy (interquartile range up to {max(spreads):.0%} of the "
+        "median; the machine was busy?): trust their ratios less; the next verify times them "
+        "again"
+    ]
+
+
 def count_trained_model(model, input_size: Sequence[int]) -> tuple[int, int]:
     """(params, MACs) of the model as trained: numel, and FlopCounterMode / 2 for one image."""
     import torch
@@ -718,22 +738,30 @@ def _stored_latency(
 ) -> dict[str, tuple[float, float]] | None:
     """Latencies timed on ``timed_on`` for every width vector in ``wanted``, from the
     verification study ``runs`` or else from the results CSV's ``rows`` (recipe ``key``): one
-    earlier interleaved run, so their ratios hold. None when neither has them all, and all
-    are timed again (a rerun changes nothing; a new model is never set against old timings)."""
+    earlier interleaved run, so their ratios hold. None when neither has them all, or any of
+    them is noisy (:data:`NOISY_SPREAD`), and all are timed again (a rerun changes nothing; a
+    new model is never set against old timings)."""
     stored = runs.user_attrs.get("latency") or {}
     sources = [
         {k: (float(ms), float(spread)) for k, (ms, spread) in stored.get("ms", {}).items()}
         if stored.get("device") == timed_on
         else {},
         {
-            str(r["widths_key"]): (float(r["latency_ms"]), 0.0)
+            str(r["widths_key"]): (float(r["latency_ms"]), float(r.get("latency_spread") or 0))
             for r in rows
             if r.get("recipe_key") == key
             and r.get("latency_ms") not in (None, "")
             and r.get("latency_device") == timed_on
         },
     ]
-    return next((found for found in sources if wanted <= set(found)), None)
+    return next(
+        (
+            found
+            for found in sources
+            if wanted <= set(found) and all(found[k][1] <= NOISY_SPREAD for k in wanted)
+        ),
+        None,
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -1124,6 +1152,7 @@ def run_verify(
     storage_url: str | None = None,
     heartbeat: int | None = None,
     latency_runs: int = LATENCY_RUNS,
+    retime: bool = False,
 ) -> VerifyReport:
     """Train every distinct width vector of ``plan`` for every seed not already finished,
     next to the base, the uniform control and ``random`` random-shape controls.
@@ -1142,7 +1171,8 @@ def run_verify(
     ``latency_runs``: timed forward passes per model for the measured latency of every model
     with a result (:func:`measure_trained_latency`; 0: not measured), taken after training in
     one interleaved run (kept in the verification study), and again unless that study or the
-    CSV holds them for every such model from the same device.
+    CSV holds them for every such model from the same device (``retime``: timed again anyway,
+    e.g. on a machine that is quiet now).
 
     Raises:
         VerifyError: bad input (before anything is written), e.g. several workers on SQLite.
@@ -1328,7 +1358,8 @@ def run_verify(
         timer = latency_device(worker_devices[0])
         timed_on = f"{timer.describe()}, median of {latency_runs} interleaved runs"
         wanted = {c.key for c in with_result}
-        measured = _stored_latency(study, csv_rows, key, timed_on, wanted) or {}
+        measured = {} if retime else _stored_latency(study, csv_rows, key, timed_on, wanted)
+        measured = measured or {}
         if not measured:
             if log is not None:
                 log(f"timing {len(with_result)} model(s) as trained, for their latency ...")
@@ -1450,14 +1481,15 @@ def _annotate(
         if r.get("same_as"):
             continue
         wk = widths_key(r["widths"])
-        for p in r.get("pruned") or []:
-            rows[(key, wk, p["seed"])]["latency_ms"] = r.get("latency_ms") or ""
-            rows[(key, wk, p["seed"])]["latency_device"] = device if r.get("latency_ms") else ""
+        timed = r.get("latency_ms") is not None
+        for seed in [p["seed"] for p in r.get("pruned") or []] + list(r["seeds"]):
+            row = rows[(key, wk, seed)]
+            row["latency_ms"] = r["latency_ms"] if timed else ""
+            row["latency_spread"] = r["latency_spread"] if timed else ""
+            row["latency_device"] = device if timed else ""
         for seed in r["seeds"]:
             row = rows[(key, wk, seed)]
             row["n"] = r["n"]
-            row["latency_ms"] = "" if r.get("latency_ms") is None else r["latency_ms"]
-            row["latency_device"] = device if r.get("latency_ms") else ""
             for name in ("base", "control", "random"):
                 v = r.get(f"vs_{name}")
                 diffs = dict(zip(v["seeds"], v["differences"], strict=True)) if v else {}
@@ -1515,6 +1547,7 @@ __all__ = [
     "verdict_text",
     "count_trained_model",
     "latency_device",
+    "latency_notes",
     "measure_trained_latency",
     "plan_from_study",
     "plan_from_width_files",

@@ -270,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
         storage_url=args.storage if files else None,
         heartbeat=args.heartbeat,
         latency_runs=args.latency_runs,
+        retime=args.retime,
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
@@ -363,6 +364,12 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help=f"time each model as trained N times at batch 1 after training, interleaved (CPU: "
         f"one thread), and report the median next to MACs (default {LATENCY_RUNS}; 0: skip)",
+    )
+    p.add_argument(
+        "--retime",
+        action="store_true",
+        help="time the models again even where the study holds quiet timings of them from "
+        "this device (say, after a run on a busy machine)",
     )
     add_input_size(p, "training input size: C,H,W or C H W, or a side S (default: the search's)")
     p.add_argument("--out", metavar="results.csv", help="results CSV (default STUDY-verify.csv)")
