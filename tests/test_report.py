@@ -67,6 +67,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     # PreCrop has no max width but the base; the sampler and seed are on the page
     assert "<dt>max width</dt><dd>1 (PreCrop" in page and "1.25&ndash;2.5" not in page
     assert "<dt>sampler, seed</dt><dd>qmc, seed 0</dd>" in page
+    assert "<dt>MACs budget</dt><dd>free</dd>" in page  # not "free × base"
     assert "<b>Quick check</b>: at most 8 steps; not a full run." in page
     # the measured latency of every model as trained, next to its MACs, and where it was timed
     assert "<th>latency ms (measured)</th>" in page and "1 thread(s), torch" in page

@@ -473,6 +473,9 @@ def _settings_html(report: dict[str, Any], attrs: dict[str, Any]) -> str:
             return ", ".join(map(str, v))
         return f"{v[0]:g}" if v[0] == v[1] else f"{v[0]:g}&ndash;{v[1]:g}"
 
+    def times_base(text: str) -> str:
+        return text if text == "free" else f"{text} &times; base"
+
     c, h, w = report["input_size"]
     modes = ranges.get("mode") or []
     if modes == ["precrop"]:
@@ -491,18 +494,18 @@ def _settings_html(report: dict[str, Any], attrs: dict[str, Any]) -> str:
         ("base", f"{report['base_params']:,} params, {report['base_macs']:,} MACs per image"),
         ("trials", f"{report['trials']} finished (front: {len(report['front'])})"),
         ("sampler, seed", sampler),
-        ("params budget", f"{rng('params')} &times; base"),
-        ("MACs budget", f"{rng('macs')} &times; base"),
+        ("params budget", times_base(rng("params"))),
+        ("MACs budget", times_base(rng("macs"))),
         *(
             [
-                ("latency budget", f"{rng('latency')} &times; base"),
+                ("latency budget", times_base(rng("latency"))),
                 ("latency model", html.escape(report.get("latency_model") or "")),
             ]
             if report.get("base_latency_ms")
             else []
         ),
         *(
-            [("memory budget", f"{rng('memory')} &times; base (training activations)")]
+            [("memory budget", times_base(rng("memory")) + " (training activations)")]
             if ranges.get("memory")
             else []
         ),
