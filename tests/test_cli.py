@@ -163,6 +163,12 @@ def test_reconfig_states_the_bounds_it_applied(capsys):
     out = capsys.readouterr().out
     assert "PreCrop, channels removed only (widths 0.1x-0.5x base, multiples of 8)" in out
     assert "rounding to multiples of 8 cost -" not in out
+    assert "latency: not budgeted" not in out  # PreCrop only removes channels
+    # PreConfig on MACs or params alone says that latency is not held, and how to hold it
+    assert main(args) == 0
+    assert "latency: not budgeted, and equal MACs can run slower than the base (README: " in (
+        capsys.readouterr().out
+    )
     assert main([*args, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     ratios = [g["width"] / g["base"] for g in info["groups"]][1:-1]

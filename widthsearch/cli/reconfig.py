@@ -156,6 +156,13 @@ def _hardware_notes(info: dict[str, Any]) -> list[str]:
             f"latency: predicted ms per forward of a batch of {batch}; "
             + info["latency_model"].removeprefix("latency model: ")
         )
+    elif info["mode"] == "preconfig":
+        # measured: efficientnet_b0 --same-flops 1.97x the base's CPU latency (0.82x with
+        # --same-latency); resnet18 on CIFAR-10 1.03x (0.92x), no accuracy difference detected
+        notes.append(
+            "latency: not budgeted, and equal MACs can run slower than the base (README: "
+            "Latency and memory); --same-latency holds the base's predicted latency too"
+        )
     if info["memory_bytes"] is not None:
         notes.append(
             f"memory: activation bytes a training step saves for backward at batch {batch} (exact)"
