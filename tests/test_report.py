@@ -156,6 +156,24 @@ def test_report_commands_hide_a_storage_password():
     assert shown_storage("journal:/tmp/a.log") == "journal:/tmp/a.log"
 
 
+def test_controls_matched_on_params_are_a_study_setting_and_a_reproduce_flag(tmp_path):
+    from widthsearch.report import reproduce_commands
+
+    (tmp_path / "p.toml").write_text(STUDY.replace("random = 1", "random = 1\nmatch = 'params'"))
+    config = load_config(tmp_path / "p.toml")
+    assert config.verify.match == "params"
+    recipe = config.verify.recipe().to_dict()
+    summary = {"recipe": recipe, "input_size": [3, 16, 16], "data": "digits", "seeds": [0]}
+    summary["results"] = [{"kind": "candidate"}, {"kind": "random"}]
+    verify_lines = [
+        c
+        for match in ("params", "macs")
+        for c in reproduce_commands("t", None, "out", [summary | {"match": match}])
+        if " verify " in c
+    ]
+    assert "--match params" in verify_lines[0] and "--match" not in verify_lines[1]
+
+
 def test_committed_reports_are_found_again_by_their_study_files():
     """The recipe key of each shipped study file still names the runs in its committed
     verify.csv, so `widthsearch run` rebuilds the report from them without training."""
@@ -211,6 +229,7 @@ def test_report_of_a_missing_study_is_one_line_and_writes_nothing(tmp_path, caps
         ("[verify]\nseeds = []\n", "verify.seeds"),
         ("[verify]\nbatch = 3\n", "unknown key 'verify.batch'"),
         ("[verify]\ninput_size = [3, 32]\n", "verify.input_size"),
+        ("[verify]\nmatch = 'flops'\n", "verify.match must be one of macs, params, not 'flops'"),
         ("[report]\nfolder = 'x'\n", "unknown key 'report.folder'"),
         ("[report]\n", "\\[report\\] needs path"),
     ],

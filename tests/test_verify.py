@@ -273,6 +273,29 @@ def test_control_holds_the_first_candidates_macs_and_folds_into_the_base(tiny_sp
     assert plan.candidates[2].widths == space.base_widths  # trained once, reported as the base
 
 
+def test_controls_can_match_the_candidates_params_instead_of_its_macs(tiny_space):
+    """A params budget keeps the early, MACs-heavy layers and cuts the late, params-heavy ones:
+    controls at its MACs hold more params than it has; matched on params they do not."""
+    space = tiny_space
+    free = [i for i, g in enumerate(space.groups) if not g.fixed]
+    late = set(free[len(free) // 2 :])
+    lopsided = tuple(
+        max(8, w // 4 // 8 * 8) if i in late else w for i, w in enumerate(space.base_widths)
+    )
+    cand = Candidate("lop", "candidate", lopsided, space.params(lopsided), space.macs(lopsided), 0)
+    by_macs = with_controls(space, [cand], 8, "test", random=2)
+    by_params = with_controls(space, [cand], 8, "test", random=2, match="params")
+    controls = [c for c in by_params.candidates if c.kind in ("control", "random")]
+    assert [c.kind for c in controls] == ["control", "random", "random"]
+    for c in controls:
+        assert 0.8 * cand.params < c.params <= cand.params and c.macs < cand.macs
+    assert all(
+        c.params > cand.params for c in by_macs.candidates if c.kind in ("control", "random")
+    )
+    with pytest.raises(WidthSearchError, match="controls match macs or params, not 'flops'"):
+        with_controls(space, [cand], 8, "test", match="flops")
+
+
 def test_random_controls_are_uneven_shapes_on_the_grid_at_the_candidates_macs(tiny_space):
     from widthsearch.baselines import random_widths
     from widthsearch.rounding import width_grid
@@ -673,3 +696,11 @@ def test_verify_with_random_controls_shows_them_and_the_candidates_verdict_again
     info = json.loads(capsys.readouterr().out)
     assert info["latency_device"] is None and all(r["latency_ms"] is None for r in info["results"])
     assert info["trained"] == 0 and "measured latency" not in " ".join(info["verdicts"])
+    # controls at the candidate's params: their own runs, said so in the table
+    assert main([*args, *quick, "--latency-runs", "0", "--match", "params"]) == 0
+    text = capsys.readouterr().out
+    assert "2 random-shape controls at the candidate's params" in text
+    assert "run(s) trained, 4 already finished" in text  # candidate and base, 2 seeds each
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--match", "flops"])
+    assert exc.value.code == 2 and "invalid choice: 'flops'" in capsys.readouterr().err

@@ -83,6 +83,7 @@ def run_experiment(
             progress=train_progress,
             log=log,
             random=v.random,
+            match=v.match,
         )
     report = write_report(config.name, storage_url, folder, study_file=study_file)
     return ExperimentResult(search, verified, report)

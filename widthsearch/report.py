@@ -341,6 +341,8 @@ def _verify_html(v: dict[str, Any]) -> str:
     n_val = v.get("val_images")
     image = f" ({100 / n_val:.2f} points)" if n_val else ""
     random_th = "<th>vs random (points)</th>" if randoms else ""
+    cost = "params" if v.get("match") == "params" else "MACs"
+    matched = "; controls at the candidate's params" if cost == "params" else ""
     latency_th = "<th>latency ms (measured)</th>" if timed else ""
     latency_html = (
         f" Latency: one forward pass of the model as trained, measured on "
@@ -351,18 +353,18 @@ def _verify_html(v: dict[str, Any]) -> str:
     random_html = (
         f" The {randoms} random-shape controls draw each channel group's multiplier at random "
         "(log-uniform, as uneven as the candidate) and scale the whole vector to the same "
-        "MACs; vs random compares the candidate with their mean, seed by seed."
+        f"{cost}; vs random compares the candidate with their mean, seed by seed."
         if randoms
         else ""
     )
     return f"""
-<h3>{html.escape(v["data_description"])}</h3>
+<h3>{html.escape(v["data_description"])}{matched}</h3>
 <p class="scale">Trained from scratch at {c}&times;{h}&times;{w} on {html.escape(v["device"])}:
 {n} epoch{"s" * (n != 1)}, batch {r["batch_size"]}, AdamW (peak lr {r["lr"]:g},
 weight decay {r["weight_decay"]:g}, warm-up {r["warmup_epochs"]:g} epoch, cosine), label
 smoothing {r["label_smoothing"]:g}; seeds {seeds} (n={len(v["seeds"])}).{quick_html}
 Candidates: {html.escape(v["pick"])}. The uniform control is the largest single width
-multiplier within the first candidate's MACs as trained.{random_html}</p>
+multiplier within the first candidate's {cost} as trained.{random_html}</p>
 {verdict_html}
 <table>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
@@ -590,6 +592,8 @@ def reproduce_commands(
             args.append(f"--train-subset {r['train_subset']}")
         if v.get("pruner"):
             args.append(f"--pruner {v['pruner']}")
+        if v.get("match", "macs") != "macs":
+            args.append(f"--match {v['match']}")
         args.append(f"--out {q(str(Path(folder) / 'verify.csv'))}")
         commands.append(" ".join(args))
     commands.append(f"uv run widthsearch report {q(study_name)} --storage {storage} -o {q(folder)}")

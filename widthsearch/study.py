@@ -35,6 +35,7 @@ A study file names the model and the ranges of the constraint mix each trial sam
     input_size = [3, 32, 32] # training input size (default: the search's)
     top = 3
     random = 0               # random-shape controls at the candidate's MACs
+    match = "macs"           # controls at the candidate's macs | params
     epochs = 10
     batch_size = 64
     lr = 0.002
@@ -108,6 +109,8 @@ class VerifySettings:
     top: int = 3
     random: int = 0
     """Random-shape controls at the first candidate's MACs (``verify --random``)."""
+    match: str = "macs"
+    """What the controls are matched to: the first candidate's macs or params (``--match``)."""
     epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-3
@@ -388,8 +391,9 @@ def _verify(section: Any) -> VerifySettings | None:
     size = section.get("input_size")
     from .augment import POLICIES as AUGMENTS
     from .stem import POLICIES as STEMS
+    from .verify import MATCHES
 
-    choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS}
+    choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS, "match": MATCHES}
     policy = {}
     for key, allowed in choices.items():
         v = section.get(key, getattr(d, key))

@@ -148,11 +148,14 @@ def with_controls(
     *,
     setting: WidthSpace | None = None,
     random: int = 0,
+    match: str = "macs",
 ) -> Plan:
     """``picked`` plus the base model, the uniform control (the largest single width
     multiplier whose MACs stay within the first candidate's) and ``random`` random-shape
     controls at those MACs (:func:`widthsearch.baselines.random_widths`, shapes 0, 1, ...),
-    all counted in ``setting``.
+    all counted in ``setting``. ``match="params"`` matches the controls to the candidate's
+    params instead: the fair comparison for a params budget, where the candidate may spend
+    more MACs than a control of equal MACs would let it.
 
     A random shape draws each free group's multiplier log-uniformly between the smallest and
     the largest multiplier of the first candidate (so it is as uneven as the candidate), then
@@ -169,6 +172,8 @@ def with_controls(
 
     if not picked:
         raise VerifyError("no candidates to verify")
+    if match not in MATCHES:
+        raise VerifyError(f"controls match macs or params, not {match!r}")
     setting = setting or space
     if len(setting.groups) != len(space.groups):
         raise VerifyError(f"{space.model} has other channel groups at the training setting")
@@ -182,7 +187,11 @@ def with_controls(
     base = _candidate(space, "base", "base", space.base_widths)
     lo, hi = 0.05, 4.0
     grid = width_grid(setting, divisor=divisor, min_width=lo, max_width=hi)
-    budget = Budgets(macs=setting.macs(move(picked[0].widths, setting)))
+    first = move(picked[0].widths, setting)
+    if match == "params":
+        budget = Budgets(params=setting.params(first))
+    else:
+        budget = Budgets(macs=setting.macs(first))
     bl = uniform(setting, budget, grid, min_width=lo, max_width=hi)
     items = [*picked, base]
     if bl.widths is not None:
@@ -196,6 +205,11 @@ def with_controls(
             if r.widths is not None:
                 items.append(_candidate(space, f"random {i}", "random", move(r.widths, space)))
     return Plan(space, tuple(items), pick, divisor=divisor)
+
+
+MATCHES = ("macs", "params")
+"""What the uniform and random controls are matched to: the first candidate's MACs (default)
+or its params, as trained."""
 
 
 def shape_range(space: WidthSpace, widths: Sequence[int]) -> tuple[float, float]:
@@ -347,17 +361,23 @@ def _study_rows(study: optuna.Study | None) -> list[dict[str, Any]]:
 
 
 def _save_summary(
-    study: optuna.Study, settings: dict[str, Any], verification: str, summary: dict[str, Any]
+    study: optuna.Study,
+    settings: dict[str, Any],
+    verification: str,
+    summary: dict[str, Any],
+    match: str = "macs",
 ) -> None:
-    """The search study's ``verify`` attribute: per recipe key its settings, the name of its
-    verification study and the summary ``verify`` printed last (which reports read). Rows
-    imported from an older version's attribute stay there."""
+    """The search study's ``verify`` attribute: per recipe key (and ``+params`` when the
+    controls match params) its settings, the name of its verification study and the summary
+    ``verify`` printed last (which reports read). Rows imported from an older version's
+    attribute stay there."""
     stored = dict(study.user_attrs.get("verify") or {})
-    old = stored.get(settings["recipe_key"]) or {}
+    name = settings["recipe_key"] + ("" if match == "macs" else f"+{match}")
+    old = stored.get(name) or {}
     entry = {**settings, "verification_study": verification, "summary": summary}
     if old.get("rows"):
         entry["rows"] = old["rows"]
-    stored[settings["recipe_key"]] = entry
+    stored[name] = entry
     study.set_user_attr("verify", stored)
 
 
@@ -465,6 +485,8 @@ class VerifyReport:
     the model as trained, all timed in one interleaved run (:func:`measure_trained_latency`)."""
     latency_device: str | None = None
     """What ``measured_latency`` was timed on, in words (None: not measured)."""
+    match: str = "macs"
+    """What the controls are matched to: the first candidate's ``macs`` or ``params``."""
 
     def summary(self) -> dict[str, Any]:
         """The results without this session's counts: what the study keeps."""
@@ -495,6 +517,7 @@ class VerifyReport:
             "verification_study": self.verification_study,
             "workers": self.workers,
             "latency_device": self.latency_device,
+            "match": self.match,
             "results": [s.to_dict() for s in self.summaries],
         }
         for r in info["results"]:  # predicted at the search's input size, next to img/s
@@ -1153,6 +1176,7 @@ def run_verify(
     heartbeat: int | None = None,
     latency_runs: int = LATENCY_RUNS,
     retime: bool = False,
+    match: str = "macs",
 ) -> VerifyReport:
     """Train every distinct width vector of ``plan`` for every seed not already finished,
     next to the base, the uniform control and ``random`` random-shape controls.
@@ -1168,6 +1192,8 @@ def run_verify(
     recipe's warnings before training, one line per finished run and, once a few steps are
     timed, the estimated total time when it is over ``estimate_over`` seconds (one worker).
     ``heartbeat``: seconds between heartbeats of a running trial (RDB storages).
+    ``match``: the controls' cost, the first candidate's ``macs`` or ``params``
+    (:func:`with_controls`); each has its own summary in the study.
     ``latency_runs``: timed forward passes per model for the measured latency of every model
     with a result (:func:`measure_trained_latency`; 0: not measured), taken after training in
     one interleaved run (kept in the verification study), and again unless that study or the
@@ -1226,7 +1252,9 @@ def run_verify(
         )
     picked = [c for c in plan.candidates if c.kind == "candidate"]
     setting = training_setting(space, size, data.num_classes, recipe.stem)
-    matched = with_controls(space, picked, plan.divisor, plan.pick, setting=setting, random=random)
+    matched = with_controls(
+        space, picked, plan.divisor, plan.pick, setting=setting, random=random, match=match
+    )
     plan = replace(plan, candidates=matched.candidates)
     key = recipe_key(space.model, data.spec, size, recipe)
     out_path = Path(out) if out is not None else None
@@ -1403,6 +1431,7 @@ def run_verify(
         workers=workers,
         measured_latency=measured,
         latency_device=timed_on,
+        match=match,
     )
     summary = report.summary()
     _annotate(rows, key, summary["results"], timed_on)
@@ -1418,7 +1447,7 @@ def run_verify(
     if out_path is not None:
         write_results_csv(out_path, ordered)
     if plan.study is not None:
-        _save_summary(plan.study, settings, name, summary)
+        _save_summary(plan.study, settings, name, summary, match)
     return report
 
 
@@ -1534,6 +1563,7 @@ def _result_row(
 
 __all__ = [
     "CSV_FIELDS",
+    "MATCHES",
     "Candidate",
     "Plan",
     "Summary",

@@ -36,11 +36,13 @@ def format_verify(info: dict[str, Any]) -> str:
     randoms = sum(s["kind"] == "random" for s in info["results"])
     seeds = ",".join(map(str, info["seeds"]))
     quick = quick_check(r)
+    cost = "params" if info.get("match") == "params" else "MACs"
     lines = [
         f"{info['model']}"
         + (f" (study '{info['study']}')" if info["study"] else "")
         + f": {info['pick']}, the base model and a uniform-width control"
-        + (f" and {randoms} random-shape controls at the candidate's MACs" if randoms else ""),
+        + (f" and {randoms} random-shape controls" if randoms else "")
+        + f" at the candidate's {cost}",
         f"data {info['data_description']}; trained at {c}x{h}x{w} on {info['device']}, "
         f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}, "
         f"AdamW lr {r['lr']:g}, seeds {seeds} (n={len(info['seeds'])})"
@@ -271,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         latency_runs=args.latency_runs,
         retime=args.retime,
+        match=args.match,
     )
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
@@ -281,7 +284,7 @@ def add_parser(sub: Any) -> None:
     """Register the ``verify`` command."""
     from ..runs import AUTO_SHA_FROM, PRUNERS
     from ..search import DEFAULT_STORAGE
-    from ..verify import LATENCY_RUNS
+    from ..verify import LATENCY_RUNS, MATCHES
 
     p = sub.add_parser(
         "verify",
@@ -364,6 +367,13 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help=f"time each model as trained N times at batch 1 after training, interleaved (CPU: "
         f"one thread), and report the median next to MACs (default {LATENCY_RUNS}; 0: skip)",
+    )
+    p.add_argument(
+        "--match",
+        default="macs",
+        choices=MATCHES,
+        help="match the uniform and random controls to the first candidate's macs (default) "
+        "or params, as trained (params: the fair control for a params budget)",
     )
     p.add_argument(
         "--retime",
