@@ -174,6 +174,20 @@ def test_controls_matched_on_params_are_a_study_setting_and_a_reproduce_flag(tmp
     assert "--match params" in verify_lines[0] and "--match" not in verify_lines[1]
 
 
+def test_the_page_opens_with_the_latest_recipes_verdicts_at_both_matchings():
+    from widthsearch.report import _verdict_summary
+
+    old = {"recipe_key": "a", "seeds": [0], "verdicts": ["trial 1 against base: worse"]}
+    macs = {"recipe_key": "b", "seeds": [0, 1], "verdicts": ["trial 2 against base: better"]}
+    params = macs | {"match": "params", "verdicts": ["trial 2 against uniform 0.5x: better"]}
+    top = _verdict_summary([old, params, macs])
+    assert "trial 1" not in top and "n=2 seeds" in top
+    assert top.index("trial 2 against base") < top.index(
+        "controls at its params: trial 2 against uniform 0.5x: better"
+    )
+    assert _verdict_summary([]) == ""
+
+
 def test_committed_reports_are_found_again_by_their_study_files():
     """The recipe key of each shipped study file still names the runs in its committed
     verify.csv, so `widthsearch run` rebuilds the report from them without training."""

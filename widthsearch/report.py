@@ -629,11 +629,19 @@ def _reproduce_html(
     return "\n".join(parts)
 
 
-def _verdict_summary(v: dict[str, Any] | None) -> str:
-    """The verdicts of the latest verification, for the top of the page."""
-    if v is None:
+def _verdict_summary(verifications: Sequence[dict[str, Any]]) -> str:
+    """The verdicts of the latest verification, for the top of the page: those of its recipe,
+    with its controls matched on MACs and, where it was run, on params."""
+    if not verifications:
         return ""
-    lines = v.get("verdicts") or []
+    v = verifications[-1]
+    same = [u for u in verifications if u.get("recipe_key") == v.get("recipe_key")] or [v]
+    same.sort(key=lambda u: u.get("match", "macs") != "macs")
+    lines = [
+        ("controls at its params: " if u.get("match") == "params" else "") + t
+        for u in same
+        for t in u.get("verdicts") or []
+    ]
     if not lines:
         return ""
     items = "".join(f"<li>{html.escape(t)}</li>" for t in lines)
@@ -726,7 +734,7 @@ def write_report(
 initialization by SynExp (maximize &Sigma; log p<sub>l</sub> under params and MACs budgets), one
 geometric program per trial; Optuna explores the constraint mixes.</p>
 <p class="scale"><b>Scale.</b> {_scale(report, main)}</p>
-{_verdict_summary(main)}
+{_verdict_summary(verifications)}
 
 <h2>Search settings</h2>
 {_settings_html(report, attrs)}
