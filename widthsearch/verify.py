@@ -44,6 +44,7 @@ from .train import Recipe, TrainResult, step_seconds, train
 if TYPE_CHECKING:
     import optuna
     import torch
+    from torch import nn
 
     from .cost import Posynomial
     from .data import Dataset
@@ -712,6 +713,20 @@ LATENCY_RUNS = 30
 """Timed forward passes per model for the measured latency ``verify`` reports (0: none)."""
 
 
+def model_builder(
+    space: WidthSpace, widths: Sequence[int], num_classes: int
+) -> Callable[[], nn.Module]:
+    """What verification builds for ``widths``: the model with ``num_classes`` classes, native
+    where timm can build it (:func:`widthsearch._portable.build`), before any stem policy."""
+    from . import _portable
+    from .native import build_spec
+
+    def build() -> nn.Module:
+        return _portable.build(build_spec(space, widths), num_classes=num_classes)
+
+    return build
+
+
 def measure_trained_latency(
     space: WidthSpace,
     candidates: Sequence[Candidate],
@@ -730,17 +745,13 @@ def measure_trained_latency(
     """
     import torch
 
-    from . import _portable
     from .bench import measure_latency
-    from .native import build_spec
     from .stem import apply_stem
 
     distinct = list({c.key: c for c in candidates}.values())
     torch.manual_seed(0)
     models = [
-        apply_stem(
-            _portable.build(build_spec(space, c.widths), num_classes=num_classes), stem, input_size
-        )
+        apply_stem(model_builder(space, c.widths, num_classes)(), stem, input_size)
         for c in distinct
     ]
     measured = measure_latency(models, input_size, device, runs=runs)
@@ -931,15 +942,7 @@ class _Objective:
         self.trained = 0
 
     def _build(self, cand: Candidate):
-        from . import _portable
-        from .native import build_spec
-
-        space, classes = self.job.space, self.job.num_classes
-
-        def build():
-            return _portable.build(build_spec(space, cand.widths), num_classes=classes)
-
-        return build
+        return model_builder(self.job.space, cand.widths, self.job.num_classes)
 
     def _duplicate_of(self, trial: optuna.Trial, rid: str) -> int | None:
         from optuna.trial import TrialState
@@ -1380,22 +1383,25 @@ def run_verify(
             row = _numeric(result_row(t))
             rows[_row_id(row)] = row
     trained = len((set(trials) & ids) - done_before)
-    with_result = [c for c in distinct if any(k[1] == c.key for k in rows)]
-    measured, timed_on = {}, None
+    have = {k[1] for k in rows}
+    with_result = [c for c in distinct if c.key in have]
+    measured: dict[str, tuple[float, float]] = {}
+    timed_on = None
     if latency_runs and with_result:
         timer = latency_device(worker_devices[0])
         timed_on = f"{timer.describe()}, median of {latency_runs} interleaved runs"
         wanted = {c.key for c in with_result}
-        measured = {} if retime else _stored_latency(study, csv_rows, key, timed_on, wanted)
-        measured = measured or {}
-        if not measured:
+        kept = None if retime else _stored_latency(study, csv_rows, key, timed_on, wanted)
+        if kept is not None:
+            measured = kept
+        else:
             if log is not None:
                 log(f"timing {len(with_result)} model(s) as trained, for their latency ...")
             measured = measure_trained_latency(
                 space, with_result, data.num_classes, recipe.stem, size, timer, latency_runs
             )
-            stored = {"device": timed_on, "ms": {k: list(v) for k, v in measured.items()}}
-            study.set_user_attr("latency", stored)
+            timings = {"device": timed_on, "ms": {k: list(v) for k, v in measured.items()}}
+            study.set_user_attr("latency", timings)
 
     def summary_of(c: Candidate) -> Summary:
         mine = [rows[(key, c.key, s)] for s in seeds if (key, c.key, s) in rows]
@@ -1579,6 +1585,7 @@ __all__ = [
     "latency_device",
     "latency_notes",
     "measure_trained_latency",
+    "model_builder",
     "plan_from_study",
     "plan_from_width_files",
     "pruned_text",
