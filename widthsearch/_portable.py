@@ -25,6 +25,7 @@ widthsearch installed. What to build is a *spec*, plain JSON-ready data:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -432,22 +433,6 @@ def _init_resnet(model: nn.Module, kwargs: dict) -> None:
                 m.zero_init_last()
 
 
-def _init_regnet(model: nn.Module, kwargs: dict) -> None:
-    from timm.models import regnet
-    from timm.models._manipulate import named_apply
-
-    zero_init_last = kwargs.get("zero_init_last", True)
-    named_apply(partial(regnet._init_weights, zero_init_last=zero_init_last), model)
-
-
-def _init_convnext(model: nn.Module, kwargs: dict) -> None:
-    from timm.models import convnext
-    from timm.models._manipulate import named_apply
-
-    scale = kwargs.get("head_init_scale", 1.0)
-    named_apply(partial(convnext._init_weights, head_init_scale=scale), model)
-
-
 def _init_densenet(model: nn.Module, kwargs: dict) -> None:
     for m in model.modules():  # as timm.models.densenet.DenseNet.__init__
         if isinstance(m, nn.Conv2d):
@@ -457,30 +442,6 @@ def _init_densenet(model: nn.Module, kwargs: dict) -> None:
             nn.init.constant_(m.bias, 0)
         elif isinstance(m, nn.Linear):
             nn.init.constant_(m.bias, 0)
-
-
-def _init_cspnet(model: nn.Module, kwargs: dict) -> None:
-    from timm.models import cspnet
-    from timm.models._manipulate import named_apply
-
-    zero_init_last = kwargs.get("zero_init_last", True)
-    named_apply(partial(cspnet._init_weights, zero_init_last=zero_init_last), model)
-
-
-def _init_resnetv2(model: nn.Module, kwargs: dict) -> None:
-    from timm.models import resnetv2
-    from timm.models._manipulate import named_apply
-
-    zero_init_last = kwargs.get("zero_init_last", False)
-    named_apply(partial(resnetv2._init_weights, zero_init_last=zero_init_last), model)
-
-
-def _init_rdnet(model: nn.Module, kwargs: dict) -> None:
-    from timm.models import rdnet
-    from timm.models._manipulate import named_apply
-
-    scale = kwargs.get("head_init_scale", 1.0)
-    named_apply(partial(rdnet._init_weights, head_init_scale=scale), model)
 
 
 def _init_nfnet(model: nn.Module, kwargs: dict) -> None:
@@ -495,17 +456,38 @@ def _init_nfnet(model: nn.Module, kwargs: dict) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def _named_init(module: str, key: str, default: Any) -> Callable[[nn.Module, dict], None]:
+    """The init of a timm family whose ``module._init_weights`` is applied to every submodule
+    (``named_apply``), with the model's own ``key`` keyword (``default`` where it has none)."""
+
+    def init(model: nn.Module, kwargs: dict) -> None:
+        import importlib
+
+        from timm.models._manipulate import named_apply
+
+        weights = importlib.import_module(module)._init_weights
+        named_apply(partial(weights, **{key: kwargs.get(key, default)}), model)
+
+    return init
+
+
+NAMED_INITS = (
+    ("timm.models.regnet", "zero_init_last", True),
+    ("timm.models.convnext", "head_init_scale", 1.0),
+    ("timm.models.cspnet", "zero_init_last", True),
+    ("timm.models.resnetv2", "zero_init_last", False),
+    ("timm.models.rdnet", "head_init_scale", 1.0),
+)
+"""Families re-initialized by their module's ``_init_weights``: (module, keyword, timm's
+default for it)."""
+
 FAMILY_INITS = {
     "timm.models.efficientnet": _init_efficientnet,
     "timm.models.mobilenetv3": _init_efficientnet,
     "timm.models.resnet": _init_resnet,
-    "timm.models.regnet": _init_regnet,
-    "timm.models.convnext": _init_convnext,
     "timm.models.densenet": _init_densenet,
-    "timm.models.cspnet": _init_cspnet,
-    "timm.models.resnetv2": _init_resnetv2,
-    "timm.models.rdnet": _init_rdnet,
     "timm.models.nfnet": _init_nfnet,
+    **{module: _named_init(module, key, default) for module, key, default in NAMED_INITS},
 }
 
 
