@@ -116,21 +116,27 @@ def test_grouping_agrees_with_torch_pruning(name):
     assert _writers(zoo_space(name)) == _torch_pruning_partition(name)
 
 
-@pytest.mark.parametrize("name", PARSED)
-def test_parsed_models_realize_run_and_build_at_random_widths(name):
-    space = tiny_space(name)
+def _realizes_runs_and_builds_at_random_widths(space, size) -> None:
+    """At two random width vectors (some groups wider, some narrower than the base): the
+    realized model counts as predicted, trains a step with a gradient on every parameter, and
+    what create_model, verify and exported modules build (native where timm can) counts the
+    same."""
     for seed in (0, 1):
         widths = random_widths(space, seed, high=1.5)
         assert any(w > g.width for w, g in zip(widths, space.groups, strict=True))
         assert any(w < g.width for w, g in zip(widths, space.groups, strict=True))
         predicted = (space.params(widths), space.macs(widths))
         model = space.realize(widths)
-        assert count(model, TINY) == predicted
+        assert count(model, size) == predicted
         model.train()
-        model(torch.randn(2, *TINY)).square().mean().backward()
+        model(torch.randn(2, *size)).square().mean().backward()
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-        # what create_model, verify and exported modules build: native where timm can
-        assert count(_portable.build(build_spec(space, widths)), TINY) == predicted
+        assert count(_portable.build(build_spec(space, widths)), size) == predicted
+
+
+@pytest.mark.parametrize("name", PARSED)
+def test_parsed_models_realize_run_and_build_at_random_widths(name):
+    _realizes_runs_and_builds_at_random_widths(tiny_space(name), TINY)
 
 
 # ------------------------------------------------------------------ issue 14: one per mechanism
@@ -151,19 +157,7 @@ def test_mechanism_costs_equal_counts(name):
 
 @pytest.mark.parametrize("name", MECHANISMS)
 def test_mechanism_realizes_runs_and_builds_at_random_widths(name):
-    space = mechanism_space(name)
-    for seed in (0, 1):
-        widths = random_widths(space, seed, high=1.5)
-        assert any(w > g.width for w, g in zip(widths, space.groups, strict=True))
-        assert any(w < g.width for w, g in zip(widths, space.groups, strict=True))
-        predicted = (space.params(widths), space.macs(widths))
-        model = space.realize(widths)
-        assert count(model, MECHANISM_SIZE) == predicted
-        model.train()
-        model(torch.randn(2, *MECHANISM_SIZE)).square().mean().backward()
-        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-        # what create_model, verify and exported modules build
-        assert count(_portable.build(build_spec(space, widths)), MECHANISM_SIZE) == predicted
+    _realizes_runs_and_builds_at_random_widths(mechanism_space(name), MECHANISM_SIZE)
 
 
 # Torch-Pruning raises a TypeError on cs3darknet_s and runs out of memory on GlobalContext
