@@ -314,9 +314,9 @@ def add_parser(sub: Any) -> None:
         type=nonnegative_int,
         default=0,
         metavar="N",
-        help="also train N random-shape controls at the first candidate's MACs (as trained): "
-        "random widths on the same grid, as uneven as the candidate, scaled to its MACs; "
-        "does SynExp beat chance at equal cost? (default 0)",
+        help="also train N random-shape controls at the first candidate's MACs (as trained; "
+        "params with --match params): random widths on the same grid, as uneven as the "
+        "candidate, scaled to that cost; does SynExp beat chance at equal cost? (default 0)",
     )
     p.add_argument(
         "--data",
