@@ -77,7 +77,8 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     assert commands[0] == f"uv run widthsearch run tiny.toml --storage {db}"
     assert [c.split()[3] for c in commands[1:]] == ["search", "verify", "report"]
     assert all(f"--storage {db}" in c for c in commands)
-    assert all(c.split().count(flag) <= 1 for c in commands for flag in ("--augment", "--stem"))
+    flags = ("--augment", "--stem", "--head")
+    assert all(c.split().count(flag) <= 1 for c in commands for flag in flags)
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     for c in commands[1:]:
         args = shlex.split(c.replace(db, fresh).replace("-o out/tiny", "-o again2"))[3:]

@@ -426,7 +426,8 @@ def _scale(report: dict[str, Any], v: dict[str, Any] | None) -> str:
         f"Verification: {runs} training runs from scratch on {html.escape(v['data_description'])}"
         f" at {th}&times;{tw}, {n} epoch{'s' * (n != 1)} each"
         + (f" (<b>quick check</b>: {html.escape(quick)})" if quick else "")
-        + f", {html.escape(v['recipe'].get('stem', 'timm'))} stem, on {html.escape(v['device'])} "
+        + f", {html.escape(v['recipe'].get('stem', 'timm'))} stem, "
+        f"{html.escape(v['recipe'].get('head', 'timm'))} head, on {html.escape(v['device'])} "
         f"({minutes:.0f} minutes in all). That checks that the chosen widths train and how they "
         "rank at small scale; it is not an ImageNet result."
     )
@@ -584,8 +585,12 @@ def reproduce_commands(
             f"--batch-size {r['batch_size']} --lr {r['lr']:g} --seeds "
             + ",".join(map(str, v["seeds"])),
         ]
-        # a recipe without augment/stem predates them: none and timm (the CLI's default is auto)
-        args.append(f"--augment {r.get('augment', 'none')} --stem {r.get('stem', 'timm')}")
+        # a recipe without augment/stem/head predates them: none, timm and timm (the CLI's
+        # defaults are auto, timm and zero)
+        args.append(
+            f"--augment {r.get('augment', 'none')} --stem {r.get('stem', 'timm')} "
+            f"--head {r.get('head', 'timm')}"
+        )
         if r.get("max_steps") is not None:
             args.append(f"--max-steps {r['max_steps']}")
         if r.get("train_subset") is not None:

@@ -119,6 +119,8 @@ class VerifySettings:
     """An augmentation policy (:mod:`widthsearch.augment`); ``auto`` suits it to ``data``."""
     stem: str = "timm"
     """A stem policy (:mod:`widthsearch.stem`)."""
+    head: str = "auto"
+    """A head policy (:mod:`widthsearch.head`)."""
 
     def recipe(self) -> Recipe:
         from .augment import resolve_policy
@@ -130,6 +132,7 @@ class VerifySettings:
             lr=self.lr,
             augment=resolve_policy(self.augment, self.data),
             stem=self.stem,
+            head=self.head,
         )
 
 
@@ -390,10 +393,11 @@ def _verify(section: Any) -> VerifySettings | None:
         raise StudyConfigError("verify.data must be a string such as digits or mnist:DIR")
     size = section.get("input_size")
     from .augment import POLICIES as AUGMENTS
+    from .head import POLICIES as HEADS
     from .stem import POLICIES as STEMS
     from .verify import MATCHES
 
-    choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS, "match": MATCHES}
+    choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS, "head": HEADS, "match": MATCHES}
     policy = {}
     for key, allowed in choices.items():
         v = section.get(key, getattr(d, key))

@@ -9,8 +9,9 @@ checkpoint). So candidates see the same data in the same order, and a run resume
 epoch checkpoint ends exactly where an uninterrupted run ends.
 
 Augmentation (:mod:`widthsearch.augment`) runs on the training device with draws seeded by
-(seed, epoch) as well, and the stem policy (:mod:`widthsearch.stem`) changes every model built
-for training alike; both are part of the recipe.
+(seed, epoch) as well, and the stem policy (:mod:`widthsearch.stem`) and the head policy
+(:mod:`widthsearch.head`) change every model built for training alike; all are part of the
+recipe.
 
 On CUDA an epoch runs without waiting for the GPU except to read the loss every
 :data:`SYNC_EVERY` steps: in-memory data sets live on the GPU, the epoch's batch order is
@@ -63,11 +64,16 @@ class Recipe:
     """An :mod:`widthsearch.augment` policy as it ran (``auto`` is resolved by the caller)."""
     stem: str = "timm"
     """A :mod:`widthsearch.stem` policy, applied to every model built for training."""
+    head: str = "timm"
+    """A :mod:`widthsearch.head` policy: how the classifier starts. ``timm`` is what results
+    stored before the policy existed trained with; ``verify`` resolves its default ``auto`` to
+    ``zero`` or ``timm`` before it trains (:func:`widthsearch.head.resolve_policy`)."""
     max_steps: int | None = None
     train_subset: int | None = None
 
     def __post_init__(self) -> None:
         from .augment import POLICIES
+        from .head import check_policy as check_head
         from .stem import check_policy
 
         if self.epochs < 1 or self.batch_size < 2:
@@ -77,6 +83,7 @@ class Recipe:
         if self.augment not in POLICIES:
             raise WidthSearchError(f"augmentation must be one of {', '.join(POLICIES)}")
         check_policy(self.stem)
+        check_head(self.head)
         if self.max_steps is not None and self.max_steps < 1:
             raise WidthSearchError(f"max steps must be at least 1, got {self.max_steps}")
         if self.train_subset is not None and self.train_subset < self.batch_size:
@@ -156,7 +163,13 @@ class Recipe:
         return notes
 
 
-_ADDED = {"augment": "none", "stem": "timm", "max_steps": None, "train_subset": None}
+_ADDED = {
+    "augment": "none",
+    "stem": "timm",
+    "head": "timm",
+    "max_steps": None,
+    "train_subset": None,
+}
 """Recipe fields added after results were first stored, with the value they implied."""
 
 
@@ -362,12 +375,14 @@ def _optimizer(model: nn.Module, recipe: Recipe, device: torch.device):
 
 
 def _model(build: Callable[[], nn.Module], recipe: Recipe, input_size, device: torch.device):
-    """``build()`` with the recipe's stem policy, on ``device`` (channels_last on CUDA)."""
+    """``build()`` with the recipe's stem and head policies, on ``device`` (channels_last on
+    CUDA)."""
     import torch
 
+    from .head import apply_head
     from .stem import apply_stem
 
-    model = apply_stem(build(), recipe.stem, input_size).to(device)
+    model = apply_head(apply_stem(build(), recipe.stem, input_size), recipe.head).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model

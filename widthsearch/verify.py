@@ -1157,6 +1157,27 @@ def _devices(device: torch.device, workers: int, devices: Sequence[str] | None) 
     return out
 
 
+def _resolve_head(
+    recipe: Recipe, plan: Plan, num_classes: int, size: Sequence[int]
+) -> tuple[Recipe, str | None]:
+    """``recipe`` with its head policy decided (``auto``: from the base model as trained, built
+    with seed 0, the global RNG left as it was), and the note that says so when ``auto``
+    zeroes the head."""
+    from .head import resolve_policy
+    from .stem import apply_stem
+
+    if recipe.head != "auto":
+        return recipe, None
+    import torch
+
+    base = next(c for c in plan.candidates if c.kind == "base")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        built = model_builder(plan.space, base.widths, num_classes)()
+        head, note = resolve_policy("auto", apply_stem(built, recipe.stem, size), size)
+    return replace(recipe, head=head), note
+
+
 def run_verify(
     plan: Plan,
     data: Dataset,
@@ -1259,6 +1280,7 @@ def run_verify(
         space, picked, plan.divisor, plan.pick, setting=setting, random=random, match=match
     )
     plan = replace(plan, candidates=matched.candidates)
+    recipe, head_note = _resolve_head(recipe, plan, data.num_classes, size)
     key = recipe_key(space.model, data.spec, size, recipe)
     out_path = Path(out) if out is not None else None
     ckpt_dir = (
@@ -1290,7 +1312,7 @@ def run_verify(
     owner = plan.study.study_name if plan.study is not None else space.model
     name = verification_name(owner, key)
     spe = recipe.steps_per_epoch(len(data.train))
-    warnings = recipe.notes(len(data.train))
+    warnings = recipe.notes(len(data.train)) + ([head_note] if head_note else [])
     first_label: dict[str, str] = {}
     distinct = []
     for cand in plan.candidates:

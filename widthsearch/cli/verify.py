@@ -45,7 +45,8 @@ def format_verify(info: dict[str, Any]) -> str:
         + f" at the candidate's {cost}",
         f"data {info['data_description']}; trained at {c}x{h}x{w} on {info['device']}, "
         f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}, "
-        f"AdamW lr {r['lr']:g}, seeds {seeds} (n={len(info['seeds'])})"
+        f"AdamW lr {r['lr']:g}, {r.get('head', 'timm')} head, seeds {seeds} "
+        f"(n={len(info['seeds'])})"
         + (f"; QUICK CHECK: {quick}; not comparable with full runs" if quick else ""),
         f"pruner: {PRUNER_WORDS.get(info.get('pruner') or 'none', info.get('pruner'))}"
         + (f"; runs are trials of '{info['verification_study']}'" if info.get("study") else ""),
@@ -184,8 +185,11 @@ def add_quick_check_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:
-    """``--augment``, ``--stem`` and ``--compile``: how every model of a verification trains."""
+    """``--augment``, ``--stem``, ``--head`` and ``--compile``: how every model of a
+    verification trains."""
     from ..augment import POLICIES as AUGMENTS
+    from ..head import DEFAULT_POLICY as HEAD
+    from ..head import POLICIES as HEADS
     from ..stem import POLICIES as STEMS
 
     p.add_argument(
@@ -201,6 +205,15 @@ def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:
         choices=STEMS,
         help="timm (default): the model's ImageNet stem; cifar: the first 4x of downsampling "
         "removed, for 32x32 images (every model alike; MACs grow about 16x)",
+    )
+    p.add_argument(
+        "--head",
+        default=HEAD,
+        choices=HEADS,
+        help="zero: every model's logit layer starts at zero, so training starts at chance "
+        "loss; timm: as timm initializes it (EfficientNet/MobileNet: sized for 1,000 classes, "
+        "so 10-class models start at 2-3x chance loss); auto (default): zero where the "
+        "untrained base starts above 1.5x chance loss, else timm",
     )
     p.add_argument(
         "--compile",
@@ -230,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         train_subset=args.train_subset,
         augment=resolve_policy(args.augment, args.data),
         stem=args.stem,
+        head=args.head,
     )
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
