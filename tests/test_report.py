@@ -70,6 +70,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     assert "<dt>MACs budget</dt><dd>free</dd>" in page  # not "free × base"
     assert "<b>Quick check</b>: at most 8 steps; not a full run." in page
     assert "timm stem, timm head, on cpu" in page  # resnet18: --head auto kept timm's init
+    assert "crop augmentation,\ntimm stem, timm head; seeds" in page  # each verification's recipe
     # the measured latency of every model as trained, next to its MACs, and where it was timed
     assert "<th>latency ms (measured)</th>" in page and "1 thread(s), torch" in page
     assert "(1.00&times;)</td><td>" in page and "x measured latency) against base" in page

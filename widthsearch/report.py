@@ -362,7 +362,9 @@ def _verify_html(v: dict[str, Any]) -> str:
 <p class="scale">Trained from scratch at {c}&times;{h}&times;{w} on {html.escape(v["device"])}:
 {n} epoch{"s" * (n != 1)}, batch {r["batch_size"]}, AdamW (peak lr {r["lr"]:g},
 weight decay {r["weight_decay"]:g}, warm-up {r["warmup_epochs"]:g} epoch, cosine), label
-smoothing {r["label_smoothing"]:g}; seeds {seeds} (n={len(v["seeds"])}).{quick_html}
+smoothing {r["label_smoothing"]:g}; {html.escape(r.get("augment", "none"))} augmentation,
+{html.escape(r.get("stem", "timm"))} stem, {html.escape(r.get("head", "timm"))} head; seeds {seeds}
+(n={len(v["seeds"])}).{quick_html}
 Candidates: {html.escape(v["pick"])}. The uniform control is the largest single width
 multiplier within the first candidate's {cost} as trained.{random_html}</p>
 {verdict_html}
