@@ -16,6 +16,7 @@ top-1 per seed, and the paired difference of each policy to the first one (mean 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -33,12 +34,18 @@ from widthsearch.verdict import paired
 SIZE = (3, 32, 32)
 
 
+@functools.cache
+def _dataset(spec: str):
+    """The data set, decoded once per process (CIFAR-10's archive takes seconds to decode)."""
+    return load_dataset(spec, SIZE)
+
+
 def _run(job: tuple) -> tuple:
     """One training run, in its own process when ``--jobs`` > 1."""
     spec, model, policy, seed, recipe_kwargs, device, threads = job
     if threads:
         torch.set_num_threads(threads)
-    data = load_dataset(spec, SIZE)
+    data = _dataset(spec)
     recipe = Recipe(head=policy, **recipe_kwargs)
 
     def build():
@@ -48,7 +55,7 @@ def _run(job: tuple) -> tuple:
     return model, policy, seed, result.top1, result.history
 
 
-def start_loss(data, model: str, policy: str) -> float:
+def loss_on_images(data, model: str, policy: str) -> float:
     """Cross-entropy of the untrained model (train mode, as the first step sees it) on the
     first 256 validation images."""
     torch.manual_seed(0)
@@ -98,7 +105,7 @@ def main() -> None:
                 {"model": model, "head": policy, "seed": seed, "top1": value, "history": history}
             )
             print(f"{model} --head {policy} seed {seed}: top-1 {100 * value:.1f}%", flush=True)
-    data = load_dataset(a.data, SIZE)
+    data = _dataset(a.data)
     classes = data.num_classes
     print(
         f"\nchance: top-1 {100 / classes:.0f}%, "
@@ -117,7 +124,7 @@ def main() -> None:
                 "" if policy == policies[0] else paired(values, top1[(model, policies[0])]).text()
             )
             print(
-                f"| {model} | {policy} | {start_loss(data, model, policy):.2f} "
+                f"| {model} | {policy} | {loss_on_images(data, model, policy):.2f} "
                 f"| {100 * statistics.fmean(v):.1f} ± {100 * spread:.1f} "
                 f"| {', '.join(f'{100 * values[s]:.1f}' for s in sorted(values))} | {diff} |"
             )

@@ -92,21 +92,24 @@ def start_loss(model: nn.Module, input_size: Sequence[int], batch: int = 32) -> 
     first training step sees, ln classes when it predicts uniformly.
 
     Measured in training mode (batch norms use the batch's statistics, as the first step does)
-    on a batch of unit normal noise at ``input_size`` (normalized images have that scale), so
-    it needs no data; the noise and the model's buffers are restored afterwards.
+    on a batch of unit normal noise at ``input_size`` (normalized images have that scale) from
+    its own seeded generator, so it needs no data and leaves the global RNG alone. The
+    buffers the forward pass updates (batch-norm running statistics) are restored afterwards.
     """
     import torch
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *input_size, generator=gen)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
+    buffers = [(b, b.clone()) for b in model.buffers()]
     was_training = model.training
     model.train()
     try:
         with torch.no_grad():
             logits = model(x).float()
     finally:
-        model.load_state_dict(state)
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
         model.train(was_training)
     return float((logits.logsumexp(1) - logits.mean(1)).mean())
 

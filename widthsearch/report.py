@@ -588,7 +588,7 @@ def reproduce_commands(
             + ",".join(map(str, v["seeds"])),
         ]
         # a recipe without augment/stem/head predates them: none, timm and timm (the CLI's
-        # defaults are auto, timm and zero)
+        # defaults are auto, timm and auto, so they are always spelled out)
         args.append(
             f"--augment {r.get('augment', 'none')} --stem {r.get('stem', 'timm')} "
             f"--head {r.get('head', 'timm')}"
