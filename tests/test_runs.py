@@ -305,6 +305,52 @@ def test_two_workers_on_postgresql_one_killed_every_run_ends_once_as_one_worker_
     assert info["skipped"] + info["trained"] == 6
 
 
+def test_workers_spawned_by_one_command_share_a_journal_and_say_each_epoch(
+    tmp_path, capfd, tiny_file, one_thread
+):
+    """``--workers 2`` on a journal file: two spawned processes claim the runs, each run ends
+    exactly once, and every epoch of every run is announced on stderr with its worker (a bar
+    cannot draw there, and a run's last line can be hours away). With one torch thread per
+    worker (a 2-core machine: threads are the cores shared out), the numbers are a single
+    worker's. A one-worker run to a log file gets the same lines, unprefixed."""
+    ref_out = tmp_path / "ref.csv"
+    ref_args = [a for a in _verify_args(tiny_file, ref_out) if a != "--json"]
+    assert main(ref_args) == 0  # one worker, in memory; stderr is not a terminal here
+    ref_err = capfd.readouterr().err
+    ref_lines = [line for line in ref_err.splitlines() if ": epoch " in line]
+    assert len(ref_lines) == 6 * 3  # 3 models x 2 seeds x 3 epochs
+    assert all(not line.startswith("[worker") and "val top-1 " in line for line in ref_lines)
+    ref = {(r["candidate"], r["seed"]): r["top1"] for r in csv.DictReader(ref_out.open())}
+
+    out, log = tmp_path / "w.csv", tmp_path / "w.log"
+    args = [*_verify_args(tiny_file, out), "--storage", f"journal:{log}", "--workers", "2"]
+    assert main(args) == 0
+    captured = capfd.readouterr()
+    info = json.loads(captured.out)
+    assert info["trained"] == 6 and info["skipped"] == 0
+    study = optuna.load_study(
+        study_name=info["verification_study"],
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(log))
+        ),
+    )
+    ended = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(ended) == 6 and len({t.user_attrs["run"] for t in ended}) == 6  # each once
+    lines = [line for line in captured.err.splitlines() if ": epoch " in line]
+    assert len(lines) == 6 * 3 and all(line.startswith("[worker ") for line in lines)
+    runs = {line.split("] ", 1)[1].split(": epoch ")[0] for line in lines}
+    assert len(runs) == 6  # "<candidate> seed <s>": every run, each with its three epochs
+    assert (
+        sorted(line.split(": epoch ")[1].split(",")[0] for line in lines)
+        == ["1/3"] * 6 + ["2/3"] * 6 + ["3/3"] * 6
+    )
+    got = {(r["candidate"], r["seed"]): r["top1"] for r in csv.DictReader(out.open())}
+    if (os.cpu_count() or 1) // 2 == 1:  # one thread per worker, like the reference
+        assert got == ref
+    else:
+        assert got.keys() == ref.keys()
+
+
 def test_results_an_older_version_kept_on_the_study_are_imported_not_retrained(
     tmp_path, capsys, one_thread
 ):

@@ -709,6 +709,24 @@ LONG_RUN_SECONDS = 60.0
 """A verification estimated to take longer than this says so before the bulk of the work."""
 
 
+def epoch_lines(say: Log, epochs: int) -> Progress:
+    """Progress as one line per finished epoch, where a progress bar cannot draw: a log file,
+    or spawned workers sharing one terminal. An epoch of a long run takes minutes, and the line
+    that ends the run may be hours away; these say the work is moving and how fast."""
+
+    def hooks(cand: Candidate, seed: int):
+        def on_epoch(record: dict[str, float]) -> None:
+            say(
+                f"{cand.label} seed {seed}: epoch {int(record['epoch'])}/{epochs}, "
+                f"val top-1 {100 * record['val_top1']:.1f}%, loss {record['val_loss']:.3f}, "
+                f"{record['seconds']:.0f} s"
+            )
+
+        return None, on_epoch, None
+
+    return hooks
+
+
 LATENCY_RUNS = 30
 """Timed forward passes per model for the measured latency ``verify`` reports (0: none)."""
 
@@ -1125,7 +1143,8 @@ def _worker_main(job: Job, index: int, device: str, threads: int | None, poll: f
                 epochs=job.recipe.epochs_run(spe),
                 create=False,
             )
-            work(study, _Objective(job, data, dev, say=say), poll=poll)
+            progress = epoch_lines(say, job.recipe.epochs_run(spe))
+            work(study, _Objective(job, data, dev, say=say, progress=progress), poll=poll)
     except WidthSearchError as exc:
         print(f"widthsearch: error: worker {index + 1}: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

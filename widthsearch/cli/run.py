@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from ._args import positive_int
-from .verify import TrainBars, add_quick_check_args, format_verify, log_line
+from .verify import add_quick_check_args, format_verify, log_line, train_progress
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,8 +22,7 @@ def run(args: argparse.Namespace) -> int:
         v = config.verify
         recipe = replace(v.recipe(), max_steps=args.max_steps, train_subset=args.train_subset)
         data = load_dataset(v.data, v.input_size or config.input_size)
-        if sys.stderr.isatty():
-            bars = TrainBars(recipe, len(data.train))
+        bars = train_progress(recipe, len(data.train))
     result = run_experiment(
         config,
         args.storage,

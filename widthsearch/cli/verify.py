@@ -168,6 +168,16 @@ class TrainBars:
         return on_step, on_epoch, bar.close
 
 
+def train_progress(recipe, n_train: int):
+    """How training shows its progress: a bar per run on a terminal, else (a log file) a line
+    per epoch."""
+    if sys.stderr.isatty():
+        return TrainBars(recipe, n_train)
+    from ..verify import epoch_lines
+
+    return epoch_lines(log_line, recipe.epochs_run(recipe.steps_per_epoch(n_train)))
+
+
 def add_quick_check_args(p: argparse.ArgumentParser) -> None:
     """``--max-steps`` and ``--train-subset``: quick checks, kept apart from full runs."""
     p.add_argument(
@@ -266,8 +276,8 @@ def run(args: argparse.Namespace) -> int:
     size = (c or plan.space.input_size[0], h, w)
     data = load_dataset(args.data, size)
     out = args.out or f"{plan.study.study_name if plan.study else plan.space.model}-verify.csv"
-    tty = sys.stderr.isatty() and not args.json and workers == 1
-    bars = TrainBars(recipe, len(data.train)) if tty else None
+    quiet = args.json or workers > 1  # spawned workers print their own epoch lines
+    bars = None if quiet else train_progress(recipe, len(data.train))
     report = run_verify(
         plan,
         data,
