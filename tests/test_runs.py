@@ -306,7 +306,7 @@ def test_two_workers_on_postgresql_one_killed_every_run_ends_once_as_one_worker_
 
 
 def test_workers_spawned_by_one_command_share_a_journal_and_say_each_epoch(
-    tmp_path, capfd, tiny_file, one_thread
+    tmp_path, capfd, tiny_file, one_thread, monkeypatch
 ):
     """``--workers 2`` on a journal file: two spawned processes claim the runs, each run ends
     exactly once, and every epoch of every run is announced on stderr with its worker (a bar
@@ -324,8 +324,17 @@ def test_workers_spawned_by_one_command_share_a_journal_and_say_each_epoch(
 
     out, log = tmp_path / "w.csv", tmp_path / "w.log"
     args = [*_verify_args(tiny_file, out), "--storage", f"journal:{log}", "--workers", "2"]
+    monkeypatch.setattr(verify_module, "LONG_RUN_SECONDS", 0.0)  # say it, however short
+    monkeypatch.setattr(verify_module, "PROBE_SHARE", 1.0)  # time each model up front
     assert main(args) == 0
     captured = capfd.readouterr()
+    # the estimate, before the workers start: every model timed, the total shared out
+    estimates = [line for line in captured.err.splitlines() if line.startswith("estimate: ")]
+    assert len(estimates) == 1 and captured.err.index(estimates[0]) < captured.err.index("[worker")
+    assert (
+        "for 6 run(s) of 15 steps on cpu, shared by 2 workers (s per step, timed over 3 "
+        in (estimates[0])
+    )
     info = json.loads(captured.out)
     assert info["trained"] == 6 and info["skipped"] == 0
     study = optuna.load_study(

@@ -846,8 +846,10 @@ class _Estimate:
         device: torch.device,
         log: Log,
         threshold: float,
+        workers: int = 1,
     ) -> None:
         self.runs, self.steps, self.evaluations = list(runs), steps, evaluations
+        self.workers = workers
         self.batch_size, self.device, self.log, self.threshold = batch_size, device, log, threshold
         self.done = not runs
         self.index, self.start = 0, None
@@ -863,7 +865,8 @@ class _Estimate:
     def probed(self, per_step: dict[str, float]) -> None:
         """Estimate from each model's step time (by widths key), before any training."""
         self.done = True
-        self.seconds = sum(self._run_seconds(per_step[c.key]) for c, _ in self.runs)
+        total = sum(self._run_seconds(per_step[c.key]) for c, _ in self.runs)
+        self.seconds = total / self.workers  # as if the runs shared out evenly
         named = {c.key: c.label for c, _ in self.runs}
         times = ", ".join(f"{named[k]} {t:.2f}" for k, t in per_step.items())
         self._say(f"s per step, timed over {PROBE_STEPS} steps of each: {times}")
@@ -912,7 +915,9 @@ class _Estimate:
         if self.seconds is not None and self.seconds > self.threshold:
             self.log(
                 f"estimate: about {_duration(self.seconds)} more for {len(self.runs)} run(s) of "
-                f"{self.steps} steps on {self.device} ({how})"
+                f"{self.steps} steps on {self.device}"
+                + (f", shared by {self.workers} workers" if self.workers > 1 else "")
+                + f" ({how})"
             )
 
 
@@ -1209,7 +1214,7 @@ def run_verify(
     checkpoints: str | os.PathLike | None = None,
     progress: Progress | None = None,
     log: Log | None = None,
-    estimate_over: float = LONG_RUN_SECONDS,
+    estimate_over: float | None = None,
     compile: bool = False,
     random: int = 0,
     workers: int = 1,
@@ -1233,7 +1238,9 @@ def run_verify(
     (CSV) and the summary to the plan's study; epoch checkpoints go to ``checkpoints``
     (default: next to ``out``) and are removed once their result is stored. ``log`` gets the
     recipe's warnings before training, one line per finished run and, once a few steps are
-    timed, the estimated total time when it is over ``estimate_over`` seconds (one worker).
+    timed, the estimated total time when it is over ``estimate_over`` seconds (default
+    ``LONG_RUN_SECONDS``; with workers, each model is timed up front at a worker's threads and
+    the total shared out among them).
     ``heartbeat``: seconds between heartbeats of a running trial (RDB storages).
     ``match``: the controls' cost, the first candidate's ``macs`` or ``params``
     (:func:`with_controls`); each has its own summary in the study.
@@ -1247,6 +1254,7 @@ def run_verify(
         VerifyError: bad input (before anything is written), e.g. several workers on SQLite.
     """
     import optuna
+    import torch
 
     from .runs import (
         enqueue,
@@ -1377,16 +1385,19 @@ def run_verify(
         for w in warnings:
             log(f"warning: {w}")
     poll = 1.0 if heartbeat is None else min(1.0, heartbeat / 2)
+    probe_on = device if workers == 1 else torch.device(worker_devices[0])
+    estimate = _Estimate(
+        todo,
+        recipe.total_steps(spe),
+        recipe.epochs_run(spe) * len(data.val),
+        recipe.batch_size,
+        probe_on,
+        log or (lambda _: None),
+        LONG_RUN_SECONDS if estimate_over is None else estimate_over,
+        workers=workers,
+    )
+    probe = log is not None and estimate.should_probe()
     if workers == 1:
-        estimate = _Estimate(
-            todo,
-            recipe.total_steps(spe),
-            recipe.epochs_run(spe) * len(data.val),
-            recipe.batch_size,
-            device,
-            log or (lambda _: None),
-            estimate_over,
-        )
         objective = _Objective(
             job,
             data,
@@ -1396,22 +1407,20 @@ def run_verify(
             estimate=estimate,
             order=[f"{c.key}-s{s}" for c, s in todo],
         )
-        if log is not None and estimate.should_probe():
-            per_step = {}
-            for cand, _ in todo:
-                if cand.key not in per_step:
-                    per_step[cand.key] = step_seconds(
-                        objective._build(cand),
-                        data,
-                        size,  # type: ignore[arg-type]
-                        recipe,
-                        device,
-                        PROBE_STEPS,
-                    )
-            estimate.probed(per_step)
+        if probe:
+            estimate.probed(_step_times(job, todo, data, device))
         with quiet_optuna():
             work(study, objective, poll=poll)
     else:
+        if probe:  # each model timed here, at a worker's share of the threads
+            threads = _worker_threads(worker_devices) if probe_on.type == "cpu" else None
+            before = torch.get_num_threads()
+            try:
+                if threads:
+                    torch.set_num_threads(threads)
+                estimate.probed(_step_times(job, todo, data, probe_on))
+            finally:
+                torch.set_num_threads(before)
         _run_workers(job, study, worker_devices, poll, log)
     if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
         ckpt_dir.rmdir()
@@ -1498,6 +1507,32 @@ def run_verify(
     return report
 
 
+def _step_times(
+    job: Job, runs: Sequence[tuple[Candidate, int]], data: Dataset, device: torch.device
+) -> dict[str, float]:
+    """Seconds per training step of each distinct model of ``runs`` (by widths key), timed
+    over ``PROBE_STEPS`` steps on ``device``: what the time estimate sums."""
+    per_step: dict[str, float] = {}
+    for cand, _ in runs:
+        if cand.key not in per_step:
+            per_step[cand.key] = step_seconds(
+                model_builder(job.space, cand.widths, job.num_classes),
+                data,
+                job.input_size,
+                job.recipe,
+                device,
+                PROBE_STEPS,
+            )
+    return per_step
+
+
+def _worker_threads(devices: Sequence[str]) -> int | None:
+    """Torch threads of each CPU worker: the cores shared out among them (None: no CPU
+    worker)."""
+    cpu = sum(1 for d in devices if d.startswith("cpu"))
+    return max(1, (os.cpu_count() or 1) // cpu) if cpu else None
+
+
 def _run_workers(
     job: Job, study: optuna.Study, devices: Sequence[str], poll: float, log: Log | None
 ) -> None:
@@ -1511,8 +1546,7 @@ def _run_workers(
     from .runs import quiet_optuna, recover, running, waiting
 
     ctx = multiprocessing.get_context("spawn")
-    cpu = sum(1 for d in devices if d.startswith("cpu"))
-    threads = max(1, (os.cpu_count() or 1) // cpu) if cpu else None
+    threads = _worker_threads(devices)
     procs = []
     for i, dev in enumerate(devices):
         args = (job, i, dev, threads if dev.startswith("cpu") else None, poll)
