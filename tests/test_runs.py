@@ -387,3 +387,49 @@ def test_results_an_older_version_kept_on_the_study_are_imported_not_retrained(
     assert all(t.user_attrs["imported"] for t in runs.trials) and len(runs.trials) == len(rows)
     top1 = {r["candidate"]: float(r["top1"]) for r in rows}
     assert {r["candidate"]: r["top1"] for r in info["results"] if not r["same_as"]} == top1
+
+
+def test_a_run_another_verification_finished_with_the_same_recipe_is_taken_over(
+    tmp_path, capsys, one_thread
+):
+    """Two studies of one model in one storage, verified with one recipe: the second trains its
+    own candidate and control but takes the base's runs over from the first (same model,
+    recipe, widths and seed: the same run), with their numbers, epoch values and this
+    verification's labels, and says so. Another recipe takes nothing."""
+    url = f"journal:{tmp_path / 's.log'}"
+    for name, seed in (("a", "0"), ("b", "1")):
+        args = ["search", "test_resnet", "--study", name, "--input-size", "16", "--trials", "8"]
+        assert main([*args, "--seed", seed, "--storage", url, "--json"]) == 0
+    capsys.readouterr()
+
+    def verify(name, *extra):
+        args = ["verify", name, "--top", "1", "--epochs", "2", "--seeds", "0,1", "--json"]
+        out = str(tmp_path / f"{name}{len(extra)}.csv")
+        assert main([*args, "--max-steps", "4", "--storage", url, "--out", out, *extra]) == 0
+        captured = capsys.readouterr()
+        return json.loads(captured.out), captured.err
+
+    a, a_err = verify("a")
+    b, b_err = verify("b")
+    by_kind = lambda info: {r["kind"]: r for r in info["results"]}  # noqa: E731
+    assert by_kind(a)["candidate"]["widths"] != by_kind(b)["candidate"]["widths"]
+    assert "taken over" not in a_err
+    assert "note: 2 run(s) taken over, not trained again: finished with the same recipe, " in b_err
+    assert f"'{a['verification_study']}' (2)" in b_err
+    assert b["skipped"] == 2 and b["trained"] == a["trained"] - 2 == 4  # its candidate, control
+    assert by_kind(b)["base"]["top1_seeds"] == by_kind(a)["base"]["top1_seeds"]
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "s.log"))
+    )
+    theirs = optuna.load_study(study_name=a["verification_study"], storage=storage)
+    ours = optuna.load_study(study_name=b["verification_study"], storage=storage)
+    shared = [t for t in ours.trials if "shared_from" in t.user_attrs]
+    assert sorted(t.user_attrs["seed"] for t in shared) == [0, 1]
+    for t in shared:
+        twin = next(u for u in theirs.trials if u.user_attrs["run"] == t.user_attrs["run"])
+        assert t.user_attrs["shared_from"] == a["verification_study"]
+        assert t.intermediate_values == twin.intermediate_values and t.value == twin.value
+        assert t.user_attrs["result"]["kind"] == "base" and t.user_attrs["kind"] == "base"
+    # another recipe is another setting: nothing taken over
+    c, c_err = verify("b", "--lr", "0.001")
+    assert "taken over" not in c_err and c["skipped"] == 0 and c["trained"] == 6

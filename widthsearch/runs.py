@@ -11,7 +11,10 @@ the trial ends, COMPLETE or PRUNED.
 - **One coordinator enqueues** (:func:`enqueue`): runs the study lacks (no trial of that run
   that did not fail) are enqueued, base and control first, then the candidates seed by seed;
   a second coordinator finds them there and adds nothing. Results of an earlier results CSV or
-  of the study attribute older versions kept are imported as COMPLETE trials, not retrained.
+  of the study attribute older versions kept are imported as COMPLETE trials, not retrained;
+  so are runs another verification in the same storage finished under the same recipe key
+  (:func:`import_shared`: the same model, recipe, widths and seed), such as the base model
+  that every study of that model verifies.
 - **Workers claim atomically**: :func:`work` runs :meth:`optuna.study.Study.optimize`, whose
   ``ask`` pops a WAITING trial by a conditional state change that only one process wins (RDB
   and journal storages). SQLite's locking does not make that safe under several processes, so
@@ -289,6 +292,63 @@ def enqueue(
             live.add(run.id)
             added += 1
     return added
+
+
+def import_shared(study: optuna.Study, runs: Sequence[Run], key: str) -> dict[str, int]:
+    """Take over the runs this verification lacks that another verification in the same
+    storage trained to the end under the same recipe key; returns how many came from each.
+
+    The recipe key names the model, data, input size and recipe, and a run is its widths and
+    seed, so such a run is the very run this one would train: the unchanged base of a model,
+    above all, which every study of that model verifies again, and controls or candidates that
+    two studies share (a latency budget that changed nothing). Its trial is copied with its
+    epoch values (so pruners see it as trained here) and its result row, relabelled as this
+    verification names the model; ``shared_from`` says where it came from. Pruned runs are
+    not taken (a pruner elsewhere judged them against other runs)."""
+    import optuna
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    live = {t.user_attrs.get("run") for t in _all(study) if t.state != TrialState.FAIL} - {None}
+    wanted = {r.id: r for r in runs if r.id not in live}
+    suffix = f"/verify-{key}"
+    taken: dict[str, int] = {}
+    for other in storage.get_all_studies():
+        name = other.study_name
+        if not wanted or name == study.study_name or not name.endswith(suffix):
+            continue
+        complete = storage.get_all_trials(
+            other._study_id, deepcopy=False, states=(TrialState.COMPLETE,)
+        )
+        for t in sorted(complete, key=lambda t: t.number):
+            run = wanted.get(t.user_attrs.get("run"))
+            result = t.user_attrs.get("result")
+            if run is None or not result or result.get("recipe_key") != key:
+                continue
+            c = run.candidate
+            row = result | {
+                "candidate": c.label,
+                "kind": c.kind,
+                "trial": c.trial,
+                "search_params": c.params,
+                "search_macs": c.macs,
+                "log_synexp": c.log_synexp,
+            }
+            seed = run.seed
+            study.add_trial(
+                optuna.create_trial(
+                    state=TrialState.COMPLETE,
+                    value=t.value,
+                    params={"seed": seed},
+                    distributions={"seed": IntDistribution(seed, seed)},
+                    intermediate_values=dict(t.intermediate_values),
+                    user_attrs={**run.attrs(key), "result": row, "shared_from": name},
+                )
+            )
+            del wanted[run.id]
+            taken[name] = taken.get(name, 0) + 1
+    return taken
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -1259,6 +1259,7 @@ def run_verify(
     from .runs import (
         enqueue,
         finished,
+        import_shared,
         open_verification,
         quiet_optuna,
         recover,
@@ -1358,7 +1359,14 @@ def run_verify(
             candidates=len({c.key for c in picked}),
             epochs=recipe.epochs_run(spe),
         )
+        shared = import_shared(study, runs, key)
         enqueue(study, runs, key, imported)
+    if shared and log is not None:
+        log(
+            f"note: {sum(shared.values())} run(s) taken over, not trained again: finished "
+            "with the same recipe, widths and seed by "
+            + ", ".join(f"'{n}' ({k})" for n, k in shared.items())
+        )
     done_before = set(finished(study)) & ids
     queued = {
         t.user_attrs.get("run")
