@@ -257,33 +257,54 @@ def _all(study: optuna.Study, states=None):
     return study._storage.get_all_trials(study._study_id, deepcopy=False, states=states)
 
 
+def _live(study: optuna.Study) -> set[str]:
+    """Run ids with a trial that did not fail (waiting, running or finished)."""
+    from optuna.trial import TrialState
+
+    return {t.user_attrs.get("run") for t in _all(study) if t.state != TrialState.FAIL} - {None}
+
+
+def _add_finished(
+    study: optuna.Study,
+    run: Run,
+    key: str,
+    value: float,
+    result: dict[str, Any],
+    intermediate_values: dict[int, float] | None = None,
+    **attrs: Any,
+) -> None:
+    """Add ``run`` as a COMPLETE trial holding ``result``, trained elsewhere (``attrs`` say
+    where)."""
+    import optuna
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState
+
+    seed = run.seed
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.COMPLETE,
+            value=value,
+            params={"seed": seed},
+            distributions={"seed": IntDistribution(seed, seed)},
+            intermediate_values=intermediate_values,
+            user_attrs={**run.attrs(key), "result": result, **attrs},
+        )
+    )
+
+
 def enqueue(
     study: optuna.Study, runs: Sequence[Run], key: str, imported: Sequence[dict[str, Any]] = ()
 ) -> int:
     """Import finished ``imported`` result rows and enqueue the ``runs`` the study lacks;
     returns the number of runs enqueued. A run that has any trial that did not fail (waiting,
     running, finished) is not enqueued again."""
-    import optuna
-    from optuna.distributions import IntDistribution
-    from optuna.trial import TrialState
-
-    live = {t.user_attrs.get("run") for t in _all(study) if t.state != TrialState.FAIL} - {None}
+    live = _live(study)
     by_id = {r.id: r for r in runs}
     for row in imported:
         rid = run_id(row["widths_key"], int(row["seed"]))
         if rid in live or rid not in by_id:
             continue
-        run = by_id[rid]
-        seed = run.seed
-        study.add_trial(
-            optuna.create_trial(
-                state=TrialState.COMPLETE,
-                value=float(row["top1"]),
-                params={"seed": seed},
-                distributions={"seed": IntDistribution(seed, seed)},
-                user_attrs={**run.attrs(key), "result": _plain(row), "imported": True},
-            )
-        )
+        _add_finished(study, by_id[rid], key, float(row["top1"]), _plain(row), imported=True)
         live.add(rid)
     added = 0
     for run in runs:
@@ -305,12 +326,10 @@ def import_shared(study: optuna.Study, runs: Sequence[Run], key: str) -> dict[st
     epoch values (so pruners see it as trained here) and its result row, relabelled as this
     verification names the model; ``shared_from`` says where it came from. Pruned runs are
     not taken (a pruner elsewhere judged them against other runs)."""
-    import optuna
-    from optuna.distributions import IntDistribution
     from optuna.trial import TrialState
 
     storage = study._storage
-    live = {t.user_attrs.get("run") for t in _all(study) if t.state != TrialState.FAIL} - {None}
+    live = _live(study)
     wanted = {r.id: r for r in runs if r.id not in live}
     suffix = f"/verify-{key}"
     taken: dict[str, int] = {}
@@ -335,16 +354,8 @@ def import_shared(study: optuna.Study, runs: Sequence[Run], key: str) -> dict[st
                 "search_macs": c.macs,
                 "log_synexp": c.log_synexp,
             }
-            seed = run.seed
-            study.add_trial(
-                optuna.create_trial(
-                    state=TrialState.COMPLETE,
-                    value=t.value,
-                    params={"seed": seed},
-                    distributions={"seed": IntDistribution(seed, seed)},
-                    intermediate_values=dict(t.intermediate_values),
-                    user_attrs={**run.attrs(key), "result": row, "shared_from": name},
-                )
+            _add_finished(
+                study, run, key, t.value, row, dict(t.intermediate_values), shared_from=name
             )
             del wanted[run.id]
             taken[name] = taken.get(name, 0) + 1

@@ -21,6 +21,7 @@ reports read.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -942,6 +943,10 @@ class Job:
     def checkpoint(self, cand: Candidate, seed: int) -> Path:
         return Path(self.checkpoints) / f"{self.key}-{cand.key}-s{seed}.pt"
 
+    def build(self, cand: Candidate):
+        """A builder of ``cand``'s model, as every run and the time estimate train it."""
+        return model_builder(self.space, cand.widths, self.num_classes)
+
 
 class _Objective:
     """Train the run a claimed trial names; report top-1 per epoch; let the pruner stop a
@@ -963,9 +968,6 @@ class _Objective:
         self.order = {rid: i for i, rid in enumerate(order)}
         self.counts: dict[str, tuple[int, int]] = {}
         self.trained = 0
-
-    def _build(self, cand: Candidate):
-        return model_builder(self.job.space, cand.widths, self.job.num_classes)
 
     def _duplicate_of(self, trial: optuna.Trial, rid: str) -> int | None:
         from optuna.trial import TrialState
@@ -1014,7 +1016,7 @@ class _Objective:
             protected = True  # it survived the halving once: its seeds finish, for a verdict
         trial.suggest_int("seed", seed, seed)
         job, recipe, size = self.job, self.job.recipe, self.job.input_size
-        build = self._build(cand)
+        build = job.build(cand)
         if cand.key not in self.counts:
             self.counts[cand.key] = count_trained_model(
                 apply_stem(build(), recipe.stem, size), size
@@ -1269,6 +1271,7 @@ def run_verify(
         work,
     )
     from .storage import is_sqlite, storage_name
+    from .timing import pinned_threads
     from .train import resolve_device
 
     space = plan.space
@@ -1422,13 +1425,8 @@ def run_verify(
     else:
         if probe:  # each model timed here, at a worker's share of the threads
             threads = _worker_threads(worker_devices) if probe_on.type == "cpu" else None
-            before = torch.get_num_threads()
-            try:
-                if threads:
-                    torch.set_num_threads(threads)
+            with pinned_threads(threads) if threads else contextlib.nullcontext():
                 estimate.probed(_step_times(job, todo, data, probe_on))
-            finally:
-                torch.set_num_threads(before)
         _run_workers(job, study, worker_devices, poll, log)
     if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
         ckpt_dir.rmdir()
@@ -1524,7 +1522,7 @@ def _step_times(
     for cand, _ in runs:
         if cand.key not in per_step:
             per_step[cand.key] = step_seconds(
-                model_builder(job.space, cand.widths, job.num_classes),
+                job.build(cand),
                 data,
                 job.input_size,
                 job.recipe,
