@@ -21,6 +21,7 @@ from widthsearch import verify as verify_module
 from widthsearch.cli import main
 from widthsearch.cli.verify import format_verify
 from widthsearch.data import load_dataset
+from widthsearch.report import write_report
 from widthsearch.runs import QueueError, enqueue, finished, make_pruner, run_order
 from widthsearch.train import Recipe
 from widthsearch.verify import _candidate, run_verify, with_controls
@@ -418,6 +419,20 @@ def test_a_run_another_verification_finished_with_the_same_recipe_is_taken_over(
     assert f"'{a['verification_study']}' (2)" in b_err
     assert b["skipped"] == 2 and b["trained"] == a["trained"] - 2 == 4  # its candidate, control
     assert by_kind(b)["base"]["top1_seeds"] == by_kind(a)["base"]["top1_seeds"]
+    assert by_kind(b)["base"]["shared"] == 2 and by_kind(a)["base"]["shared"] == 0
+    assert by_kind(b)["base"]["shared_from"] == [a["verification_study"]]
+    assert by_kind(b)["candidate"]["shared"] == by_kind(b)["control"]["shared"] == 0
+    with open(tmp_path / "b0.csv") as f:
+        shared_from = {(r["kind"], r["shared_from"]) for r in csv.DictReader(f)}
+    assert shared_from == {("base", a["verification_study"]), ("candidate", ""), ("control", "")}
+    # the report's scale line says which runs it did not train itself
+    page = (write_report("b", url, tmp_path / "rb").folder / "index.html").read_text()
+    assert (
+        "6 training runs from scratch (2 of them trained by another verification with the same "
+        f"recipe and taken over: <code>{a['verification_study']}</code>)"
+    ) in page
+    page = (write_report("a", url, tmp_path / "ra").folder / "index.html").read_text()
+    assert "6 training runs from scratch on " in page and "taken over" not in page
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "s.log"))
     )

@@ -420,18 +420,28 @@ def _scale(report: dict[str, Any], v: dict[str, Any] | None) -> str:
     if v is None:
         return text + "Nothing was trained for this report."
     _, th, tw = v["input_size"]
-    runs = sum(len(r["seeds"]) for r in v["results"] if not r.get("same_as"))
-    minutes = sum(r["wall_seconds"] for r in v["results"] if not r.get("same_as")) / 60
+    own = [r for r in v["results"] if not r.get("same_as")]
+    runs = sum(len(r["seeds"]) for r in own)
+    minutes = sum(r["wall_seconds"] for r in own) / 60
+    shared = sum(r.get("shared", 0) for r in own)
+    elsewhere = sorted({name for r in own for name in r.get("shared_from", [])})
+    taken = (
+        f" ({shared} of them trained by another verification with the same recipe and taken "
+        f"over: {', '.join(f'<code>{html.escape(e)}</code>' for e in elsewhere)})"
+        if shared
+        else ""
+    )
     n = v["recipe"]["epochs"]
     quick = quick_check(v["recipe"])
     return text + (
-        f"Verification: {runs} training runs from scratch on {html.escape(v['data_description'])}"
-        f" at {th}&times;{tw}, {n} epoch{'s' * (n != 1)} each"
+        f"Verification: {runs} training runs from scratch{taken} on "
+        f"{html.escape(v['data_description'])} at {th}&times;{tw}, {n} epoch{'s' * (n != 1)} each"
         + (f" (<b>quick check</b>: {html.escape(quick)})" if quick else "")
         + f", {html.escape(v['recipe'].get('stem', 'timm'))} stem, "
         f"{html.escape(v['recipe'].get('head', 'timm'))} head, on {html.escape(v['device'])} "
-        f"({minutes:.0f} minutes in all). That checks that the chosen widths train and how they "
-        "rank at small scale; it is not an ImageNet result."
+        f"({minutes:.0f} minutes in all{', theirs included' if shared else ''}). That checks "
+        "that the chosen widths train and how they rank at small scale; it is not an ImageNet "
+        "result."
     )
 
 

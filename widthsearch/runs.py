@@ -492,12 +492,15 @@ def finished(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
 
 
 def result_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """A finished trial's result row, with its state (``complete``/``pruned``)."""
+    """A finished trial's result row, with its state (``complete``/``pruned``) and, for a run
+    taken over (``import_shared``), the verification that trained it (``shared_from``)."""
     from optuna.trial import TrialState
 
     row = dict(trial.user_attrs["result"])
     row["state"] = "pruned" if trial.state == TrialState.PRUNED else "complete"
     row["verify_trial"] = trial.number
+    if "shared_from" in trial.user_attrs:  # trained by another verification, taken over
+        row["shared_from"] = trial.user_attrs["shared_from"]
     return row
 
 

@@ -87,6 +87,7 @@ CSV_FIELDS = (
     "verdict_vs_random",
     "state",
     "pruned_at_epoch",
+    "shared_from",
 )
 """Columns of the results CSV: one row per candidate and seed. ``n`` (completed seeds of the
 candidate), the paired differences of this seed's top-1 to the base's, the control's and the
@@ -95,7 +96,9 @@ are filled in once a verification ends. ``state`` is ``complete`` or ``pruned``;
 top-1, loss and epochs are those of the epoch it was stopped at (``pruned_at_epoch``), and it
 has no paired differences. ``latency_ms`` is the model's measured latency as trained, timed on
 ``latency_device`` (:attr:`VerifyReport.latency_device`), with ``latency_spread`` (interquartile
-range over the median), filled in with the verdicts."""
+range over the median), filled in with the verdicts. ``shared_from`` names the verification
+that trained a run this one took over (same recipe key, widths and seed), empty for runs
+trained here."""
 
 
 class VerifyError(WidthSearchError):
@@ -433,6 +436,8 @@ class Summary:
             "steps": first.get("steps"),
             "images_per_second": self._stat("images_per_second")[0] if self.rows else None,
             "wall_seconds": sum(float(r["wall_seconds"]) for r in self.rows + self.pruned),
+            "shared_from": sorted({r["shared_from"] for r in self.rows if r.get("shared_from")}),
+            "shared": sum(1 for r in self.rows if r.get("shared_from")),
             "params": (first or (self.pruned or [{}])[0]).get("params"),
             "macs": (first or (self.pruned or [{}])[0]).get("macs"),
             "search_params": c.params,
