@@ -46,6 +46,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     monkeypatch.chdir(tmp_path)
     # keep latency timings whatever their spread (a busy machine's would be timed again)
     monkeypatch.setattr(verify_module, "NOISY_SPREAD", math.inf)
+    monkeypatch.setattr(verify_module, "BUSY_CORES", math.inf)
     (tmp_path / "tiny.toml").write_text(STUDY)
     db = f"sqlite:///{tmp_path / 's.db'}"
     quick = ["--max-steps", "8"]  # a quick check: the same flags rebuild the same runs

@@ -71,6 +71,7 @@ def test_successive_halving_prunes_weak_candidates_while_base_and_control_finish
     queue's order), and the pruned runs are reported, not judged."""
     # keep latency timings whatever their spread (a busy machine's would be timed again)
     monkeypatch.setattr(verify_module, "NOISY_SPREAD", math.inf)
+    monkeypatch.setattr(verify_module, "BUSY_CORES", math.inf)
     narrow = _candidate(space, "narrow", "candidate", _scaled(space, 0.03, first=0.5), 1)
     tiny = _candidate(space, "tiny", "candidate", _scaled(space, 0.03), 2)
     plan = with_controls(space, [narrow, tiny], 8, "test")

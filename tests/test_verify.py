@@ -9,6 +9,9 @@ import math
 import pickle
 import re
 import struct
+import subprocess
+import sys
+import time
 
 import numpy as np
 import optuna
@@ -454,6 +457,7 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(
     before = out.read_text()
     # timings from a busy machine (as under CI) are timed again: take these as quiet ones
     monkeypatch.setattr(verify_module, "NOISY_SPREAD", math.inf)
+    monkeypatch.setattr(verify_module, "BUSY_CORES", math.inf)
     assert main(args) == 0
     again = capsys.readouterr()
     text = again.out
@@ -480,6 +484,25 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(
     assert main(args) == 0
     assert "for their latency" in capsys.readouterr().err
     assert runs.user_attrs["latency"]["ms"] != planted
+    # timings taken while other processes kept a core busy are said so, and timed again
+    monkeypatch.setattr(verify_module, "NOISY_SPREAD", math.inf)  # steady, but loaded
+    monkeypatch.setattr(verify_module, "BUSY_CORES", 0.5)
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert main([*args, "--retime", "--json"]) == 0
+    finally:
+        spin.kill()
+        spin.wait()
+    loaded = capsys.readouterr()
+    busy = json.loads(loaded.out)
+    assert busy["latency_load"] > 0.7 and runs.user_attrs["latency"]["others_busy"] > 0.7
+    assert any(n.startswith("latency was timed while other processes kept") for n in busy["notes"])
+    assert main(args) == 0
+    quiet = capsys.readouterr()
+    assert "for their latency" in quiet.err and "while other processes kept" not in quiet.out
+    assert runs.user_attrs["latency"]["others_busy"] < 0.5
+    assert "(other processes: 0." in quiet.out  # the load, next to the device it timed on
     noisy = {"results": [{"latency_spread": 0.1}, {"latency_spread": 0.4}]}
     assert latency_notes(noisy) == [
         "latency timings were noisy (interquartile range up to 40% of the median; the machine "

@@ -139,6 +139,57 @@ def pinned_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass
+class Load:
+    """CPU cores that processes other than this one kept busy, on average, while a block ran
+    (:func:`others_busy`); ``cores`` is None where the machine does not say (not Linux)."""
+
+    cores: float | None = None
+
+    @staticmethod
+    def describe(cores: float | None) -> str:
+        """``other processes: 0.03 CPU cores busy``, or empty where not known."""
+        return "" if cores is None else f"other processes: {cores:.2f} CPU cores busy"
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (Linux ``/proc/stat``)."""
+    import os
+
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is counted in user)
+    ticks = [int(v) for v in fields[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def others_busy() -> Iterator[Load]:
+    """Measure the CPU cores other processes keep busy while the block runs.
+
+    A timing's spread does not reveal steady load: another training run on the next core
+    slows every model about alike, timings stay tight, and their ratios still drift (memory
+    bandwidth, clocks). So whoever keeps timings says how busy the machine was: the machine's
+    busy CPU time over the block, less this process's own, over the block's wall time."""
+    import os
+
+    load = Load()
+    start_busy, start_own, start = _busy_seconds(), os.times(), time.perf_counter()
+    try:
+        yield load
+    finally:
+        end_busy, end_own, wall = _busy_seconds(), os.times(), time.perf_counter() - start
+        if start_busy is not None and end_busy is not None and wall > 0:
+            own = (end_own.user - start_own.user) + (end_own.system - start_own.system)
+            load.cores = max(0.0, (end_busy - start_busy - own) / wall)
+
+
 def prepare(model: nn.Module, device: Device) -> nn.Module:
     """``model`` in eval mode on the device, in the device's dtype."""
     import torch
@@ -238,10 +289,12 @@ __all__ = [
     "DTYPES",
     "Device",
     "DeviceError",
+    "Load",
     "current_device",
     "example_batch",
     "measure",
     "median",
+    "others_busy",
     "pinned_threads",
     "prepare",
     "spread",

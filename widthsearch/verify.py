@@ -492,6 +492,9 @@ class VerifyReport:
     the model as trained, all timed in one interleaved run (:func:`measure_trained_latency`)."""
     latency_device: str | None = None
     """What ``measured_latency`` was timed on, in words (None: not measured)."""
+    latency_load: float | None = None
+    """CPU cores other processes kept busy while ``measured_latency`` was timed on a CPU
+    (:func:`widthsearch.timing.others_busy`; None: not known)."""
     match: str = "macs"
     """What the controls are matched to: the first candidate's ``macs`` or ``params``."""
 
@@ -524,6 +527,7 @@ class VerifyReport:
             "verification_study": self.verification_study,
             "workers": self.workers,
             "latency_device": self.latency_device,
+            "latency_load": self.latency_load,
             "match": self.match,
             "results": [s.to_dict() for s in self.summaries],
         }
@@ -678,16 +682,30 @@ NOISY_SPREAD = 0.25
 (a busy machine): said so, and timed again by the next ``verify``."""
 
 
+BUSY_CORES = 0.5
+"""CPU latency timings during which other processes kept more than this many cores busy on
+average were taken on a busy machine: said so, and timed again by the next ``verify``."""
+
+
 def latency_notes(info: dict[str, Any]) -> list[str]:
-    """A warning when the measured latencies were noisy (``info``: as :func:`cost_notes`)."""
+    """A warning when the measured latencies were noisy or timed on a busy machine
+    (``info``: as :func:`cost_notes`)."""
+    notes = []
+    load = info.get("latency_load")
+    if load is not None and load > BUSY_CORES:
+        notes.append(
+            f"latency was timed while other processes kept {load:.1f} CPU core(s) busy: "
+            "their ratios may be off even where the timings look steady; the next verify "
+            "times them again (run it when the machine is quiet)"
+        )
     spreads = [r["latency_spread"] for r in info["results"] if r.get("latency_spread") is not None]
-    if not spreads or max(spreads) <= NOISY_SPREAD:
-        return []
-    return [
-        f"latency timings were noisy (interquartile range up to {max(spreads):.0%} of the "
-        "median; the machine was busy?): trust their ratios less; the next verify times them "
-        "again"
-    ]
+    if spreads and max(spreads) > NOISY_SPREAD:
+        notes.append(
+            f"latency timings were noisy (interquartile range up to {max(spreads):.0%} of the "
+            "median; the machine was busy?): trust their ratios less; the next verify times "
+            "them again"
+        )
+    return notes
 
 
 def count_trained_model(model, input_size: Sequence[int]) -> tuple[int, int]:
@@ -793,33 +811,31 @@ def latency_device(device: str) -> Device:
 
 def _stored_latency(
     runs: optuna.Study, rows: Sequence[dict[str, Any]], key: str, timed_on: str, wanted: set[str]
-) -> dict[str, tuple[float, float]] | None:
-    """Latencies timed on ``timed_on`` for every width vector in ``wanted``, from the
-    verification study ``runs`` or else from the results CSV's ``rows`` (recipe ``key``): one
-    earlier interleaved run, so their ratios hold. None when neither has them all, or any of
-    them is noisy (:data:`NOISY_SPREAD`), and all are timed again (a rerun changes nothing; a
-    new model is never set against old timings)."""
+) -> tuple[dict[str, tuple[float, float]], float | None] | None:
+    """Latencies timed on ``timed_on`` for every width vector in ``wanted``, and the load they
+    were timed under, from the verification study ``runs`` or, where it keeps none for that
+    device (older versions), from the results CSV's ``rows`` (recipe ``key``): one earlier
+    interleaved run, so their ratios hold. None when the source lacks any of them, or they were
+    noisy (:data:`NOISY_SPREAD`) or timed on a busy machine (:data:`BUSY_CORES`), and all are
+    timed again (a rerun changes nothing; a new model is never set against old timings)."""
     stored = runs.user_attrs.get("latency") or {}
-    sources = [
-        {k: (float(ms), float(spread)) for k, (ms, spread) in stored.get("ms", {}).items()}
-        if stored.get("device") == timed_on
-        else {},
-        {
+    if stored.get("device") == timed_on:
+        found = {k: (float(ms), float(spread)) for k, (ms, spread) in stored["ms"].items()}
+        load = stored.get("others_busy")
+        if load is not None and load > BUSY_CORES:
+            return None
+    else:
+        found = {
             str(r["widths_key"]): (float(r["latency_ms"]), float(r.get("latency_spread") or 0))
             for r in rows
             if r.get("recipe_key") == key
             and r.get("latency_ms") not in (None, "")
             and r.get("latency_device") == timed_on
-        },
-    ]
-    return next(
-        (
-            found
-            for found in sources
-            if wanted <= set(found) and all(found[k][1] <= NOISY_SPREAD for k in wanted)
-        ),
-        None,
-    )
+        }
+        load = None
+    if wanted <= set(found) and all(found[k][1] <= NOISY_SPREAD for k in wanted):
+        return found, load
+    return None
 
 
 def _duration(seconds: float) -> str:
@@ -1276,7 +1292,7 @@ def run_verify(
         work,
     )
     from .storage import is_sqlite, storage_name
-    from .timing import pinned_threads
+    from .timing import others_busy, pinned_threads
     from .train import resolve_device
 
     space = plan.space
@@ -1448,20 +1464,27 @@ def run_verify(
     with_result = [c for c in distinct if c.key in have]
     measured: dict[str, tuple[float, float]] = {}
     timed_on = None
+    load: float | None = None
     if latency_runs and with_result:
         timer = latency_device(worker_devices[0])
         timed_on = f"{timer.describe()}, median of {latency_runs} interleaved runs"
         wanted = {c.key for c in with_result}
         kept = None if retime else _stored_latency(study, csv_rows, key, timed_on, wanted)
         if kept is not None:
-            measured = kept
+            measured, load = kept
         else:
             if log is not None:
                 log(f"timing {len(with_result)} model(s) as trained, for their latency ...")
-            measured = measure_trained_latency(
-                space, with_result, data.num_classes, recipe.stem, size, timer, latency_runs
-            )
-            timings = {"device": timed_on, "ms": {k: list(v) for k, v in measured.items()}}
+            with others_busy() as busy:
+                measured = measure_trained_latency(
+                    space, with_result, data.num_classes, recipe.stem, size, timer, latency_runs
+                )
+            load = busy.cores if timer.type == "cpu" else None
+            timings = {
+                "device": timed_on,
+                "ms": {k: list(v) for k, v in measured.items()},
+                "others_busy": load,
+            }
             study.set_user_attr("latency", timings)
 
     def summary_of(c: Candidate) -> Summary:
@@ -1498,6 +1521,7 @@ def run_verify(
         workers=workers,
         measured_latency=measured,
         latency_device=timed_on,
+        latency_load=load,
         match=match,
     )
     summary = report.summary()
