@@ -23,6 +23,7 @@ from widthsearch.cli.verify import format_verify
 from widthsearch.data import load_dataset
 from widthsearch.report import write_report
 from widthsearch.runs import QueueError, enqueue, finished, make_pruner, run_order
+from widthsearch.storage import open_storage
 from widthsearch.train import Recipe
 from widthsearch.verify import _candidate, run_verify, with_controls
 
@@ -191,22 +192,14 @@ def tiny_file(tmp_path):
     return _half_params(tmp_path / "t.json", WidthSpace.from_timm("test_resnet", input_size=TINY))
 
 
-@pytest.mark.parametrize("storage", ["default", "sqlite", "none"])
-def test_several_workers_on_sqlite_or_without_a_storage_are_refused(
-    tmp_path, capsys, width_file, storage, monkeypatch
-):
+def test_several_workers_without_a_storage_are_refused(tmp_path, capsys, width_file, monkeypatch):
+    """Workers share the runs through a storage: a width file verified in memory has none."""
     monkeypatch.chdir(tmp_path)
-    if storage == "default":  # a study name with the default storage: widthsearch.db
-        args = ["verify", "resnet18", "--workers", "2"]
-    elif storage == "sqlite":
-        args = ["verify", str(width_file), "--storage", "sqlite:///x.db", "--devices", "cpu,cpu"]
-    else:
-        args = ["verify", str(width_file), "--workers", "2"]
     before = sorted(os.listdir(tmp_path))
-    assert main([*args, "--epochs", "1", "--seeds", "0"]) == 2
+    assert main(["verify", str(width_file), "--workers", "2", "--epochs", "1", "--seeds", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("widthsearch: error:") and "\n" not in err
-    assert "journal:" in err and ("SQLite" in err or "storage" in err)
+    assert "give --storage FILE.db or journal:FILE.log" in err
     assert sorted(os.listdir(tmp_path)) == before  # nothing written
 
 
@@ -307,11 +300,13 @@ def test_two_workers_on_postgresql_one_killed_every_run_ends_once_as_one_worker_
     assert info["skipped"] + info["trained"] == 6
 
 
-def test_workers_spawned_by_one_command_share_a_journal_and_say_each_epoch(
-    tmp_path, capfd, tiny_file, one_thread, monkeypatch
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_workers_spawned_by_one_command_share_a_storage_and_say_each_epoch(
+    tmp_path, capfd, tiny_file, one_thread, monkeypatch, kind
 ):
-    """``--workers 2`` on a journal file: two spawned processes claim the runs, each run ends
-    exactly once, and every epoch of every run is announced on stderr with its worker (a bar
+    """``--workers 2`` on a journal or a SQLite file: two spawned processes claim the runs,
+    each run ends exactly once, and every epoch of every run is announced on stderr with its
+    worker (a bar
     cannot draw there, and a run's last line can be hours away). With one torch thread per
     worker (a 2-core machine: threads are the cores shared out), the numbers are a single
     worker's. A one-worker run to a log file gets the same lines, unprefixed."""
@@ -324,8 +319,9 @@ def test_workers_spawned_by_one_command_share_a_journal_and_say_each_epoch(
     assert all(not line.startswith("[worker") and "val top-1 " in line for line in ref_lines)
     ref = {(r["candidate"], r["seed"]): r["top1"] for r in csv.DictReader(ref_out.open())}
 
-    out, log = tmp_path / "w.csv", tmp_path / "w.log"
-    args = [*_verify_args(tiny_file, out), "--storage", f"journal:{log}", "--workers", "2"]
+    out, log = tmp_path / "w.csv", tmp_path / ("w.log" if kind == "journal" else "w.db")
+    url = f"journal:{log}" if kind == "journal" else f"sqlite:///{log}"
+    args = [*_verify_args(tiny_file, out), "--storage", url, "--workers", "2"]
     monkeypatch.setattr(verify_module, "LONG_RUN_SECONDS", 0.0)  # say it, however short
     monkeypatch.setattr(verify_module, "PROBE_SHARE", 1.0)  # time each model up front
     assert main(args) == 0
@@ -339,12 +335,7 @@ def test_workers_spawned_by_one_command_share_a_journal_and_say_each_epoch(
     )
     info = json.loads(captured.out)
     assert info["trained"] == 6 and info["skipped"] == 0
-    study = optuna.load_study(
-        study_name=info["verification_study"],
-        storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(log))
-        ),
-    )
+    study = optuna.load_study(study_name=info["verification_study"], storage=open_storage(url))
     ended = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(ended) == 6 and len({t.user_attrs["run"] for t in ended}) == 6  # each once
     lines = [line for line in captured.err.splitlines() if ": epoch " in line]

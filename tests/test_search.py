@@ -186,6 +186,46 @@ def test_two_workers_share_a_journal_study_without_taking_a_point_twice(tmp_path
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 16
 
 
+def _claim_all(url: str, out) -> None:
+    """Claim waiting trials of study 's' the way Optuna's ``ask`` does, until none is left."""
+    from optuna.trial import TrialState
+
+    storage = open_storage(url)
+    study_id = storage.get_study_id_from_name("s")
+    got = []
+    while waiting := storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        for t in waiting:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                got.append(t._trial_id)
+                break
+    out.put(got)
+
+
+def test_processes_claiming_queued_trials_on_sqlite_never_claim_one_twice(tmp_path):
+    """Verification workers claim queued runs by Optuna's conditional WAITING -> RUNNING
+    update. Under pysqlite's own transactions its read ran before any lock, and 4 processes
+    claiming 300 trials made 345 claims; open_storage's IMMEDIATE transactions make each
+    claim whole, so every trial is claimed exactly once."""
+    import multiprocessing
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path}/q.db"
+    study = optuna.create_study(study_name="s", storage=open_storage(url))
+    for i in range(300):
+        study.enqueue_trial({"x": i})
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    workers = [ctx.Process(target=_claim_all, args=(url, queue)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    claims = [i for _ in workers for i in queue.get(timeout=120)]
+    for w in workers:
+        w.join()
+    assert sorted(claims) == sorted(t._trial_id for t in study.trials)
+    assert len(claims) == 300
+
+
 def test_search_cli_bad_input_is_one_line_and_leaves_the_study(tmp_path, capsys):
     from widthsearch.cli import main
 

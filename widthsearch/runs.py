@@ -17,8 +17,9 @@ the trial ends, COMPLETE or PRUNED.
   that every study of that model verifies.
 - **Workers claim atomically**: :func:`work` runs :meth:`optuna.study.Study.optimize`, whose
   ``ask`` pops a WAITING trial by a conditional state change that only one process wins (RDB
-  and journal storages). SQLite's locking does not make that safe under several processes, so
-  the caller refuses it for more than one worker. Should two coordinators race and enqueue one
+  and journal storages; on SQLite because :func:`widthsearch.storage.open_storage` begins
+  every transaction IMMEDIATE, so that the read and the update of a claim hold the write
+  lock together). Should two coordinators race and enqueue one
   run twice, the worker that claims the later copy sees the earlier one and ends its copy as
   FAIL (``skipped: duplicate``) without training: a run is never trained to completion twice.
 - **A dead worker loses only its run**: with an RDB storage every running trial has a heartbeat

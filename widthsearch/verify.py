@@ -1274,7 +1274,8 @@ def run_verify(
     e.g. on a machine that is quiet now).
 
     Raises:
-        VerifyError: bad input (before anything is written), e.g. several workers on SQLite.
+        VerifyError: bad input (before anything is written), e.g. several workers without a
+            storage to share the runs through.
     """
     import optuna
     import torch
@@ -1291,7 +1292,6 @@ def run_verify(
         verification_name,
         work,
     )
-    from .storage import is_sqlite, storage_name
     from .timing import others_busy, pinned_threads
     from .train import resolve_device
 
@@ -1318,13 +1318,7 @@ def run_verify(
     if workers > 1 and plan.study is None and storage_url is None:
         raise VerifyError(
             "several workers share a verification through a storage: give --storage "
-            "journal:FILE.log (one machine) or a PostgreSQL URL (many machines)"
-        )
-    if workers > 1 and is_sqlite(url):
-        raise VerifyError(
-            f"{storage_name(url)} is SQLite, which cannot hand queued runs to several workers "
-            "safely: use --storage journal:FILE.log (one machine) or postgresql://... (many "
-            "machines) for --workers/--devices, or one worker"
+            "FILE.db or journal:FILE.log (one machine) or a PostgreSQL URL (many machines)"
         )
     picked = [c for c in plan.candidates if c.kind == "candidate"]
     setting = training_setting(space, size, data.num_classes, recipe.stem)

@@ -242,7 +242,6 @@ def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..augment import resolve_policy
     from ..data import load_dataset
-    from ..storage import is_sqlite, storage_name
     from ..train import Recipe, resolve_device
     from ..verify import VerifyError, plan_from_study, plan_from_width_files, run_verify
 
@@ -269,12 +268,6 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     devices = [d for d in (args.devices or "").split(",") if d.strip()] or None
     workers = len(devices) if devices else args.workers
-    if workers > 1 and is_sqlite(args.storage) and (args.storage or not files):
-        raise VerifyError(
-            f"{storage_name(args.storage)} is SQLite, which cannot hand queued runs to several "
-            "workers safely: use --storage journal:FILE.log (one machine) or postgresql://... "
-            "(many machines), or one worker"
-        )
     if files:
         plan = plan_from_width_files(files)
     else:
@@ -369,8 +362,8 @@ def add_parser(sub: Any) -> None:
         type=positive_int,
         default=1,
         metavar="N",
-        help="N processes claim runs from the queue (default 1; more need a journal or "
-        "PostgreSQL storage, not SQLite)",
+        help="N processes claim runs from the queue (default 1; a width file needs a "
+        "--storage to share them through)",
     )
     p.add_argument(
         "--devices",
