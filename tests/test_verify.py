@@ -496,13 +496,15 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(
         spin.wait()
     loaded = capsys.readouterr()
     busy = json.loads(loaded.out)
-    assert busy["latency_load"] > 0.7 and runs.user_attrs["latency"]["others_busy"] > 0.7
+    assert busy["latency_load"] > 0.5 and runs.user_attrs["latency"]["others_busy"] > 0.5
     assert any(n.startswith("latency was timed while other processes kept") for n in busy["notes"])
     assert main(args) == 0
     quiet = capsys.readouterr()
-    assert "for their latency" in quiet.err and "while other processes kept" not in quiet.out
-    assert runs.user_attrs["latency"]["others_busy"] < 0.5
-    assert "(other processes: 0." in quiet.out  # the load, next to the device it timed on
+    assert "for their latency" in quiet.err  # timed again: the stored timings were busy
+    load = runs.user_attrs["latency"]["others_busy"]
+    assert load < busy["latency_load"] - 0.5  # the spinning process's core, gone
+    assert f"(other processes: {load:.2f} CPU cores busy)" in quiet.out  # next to the device
+    assert ("while other processes kept" in quiet.out) == (load > 0.5)
     noisy = {"results": [{"latency_spread": 0.1}, {"latency_spread": 0.4}]}
     assert latency_notes(noisy) == [
         "latency timings were noisy (interquartile range up to 40% of the median; the machine "
