@@ -27,7 +27,13 @@ from widthsearch.native import build_spec
 from widthsearch.search import widths_key
 from widthsearch.train import Recipe, train
 from widthsearch.verdict import LABELS
-from widthsearch.verify import Candidate, latency_notes, training_setting, with_controls
+from widthsearch.verify import (
+    Candidate,
+    latency_notes,
+    makespan,
+    training_setting,
+    with_controls,
+)
 
 from .conftest import count
 
@@ -734,3 +740,16 @@ def test_verify_with_random_controls_shows_them_and_the_candidates_verdict_again
     with pytest.raises(SystemExit) as exc:
         main([*args, "--match", "flops"])
     assert exc.value.code == 2 and "invalid choice: 'flops'" in capsys.readouterr().err
+
+
+def test_the_estimate_with_workers_deals_the_runs_out_in_queue_order():
+    """Workers take the next queued run as soon as they are free, so the slow candidates that
+    queue last can leave one worker training alone: the wall time is the schedule's end, not
+    the total shared out evenly."""
+    # base, control and two random shapes per seed, then three candidates at twice the time
+    queue = [10.0, 10.0, 11.0, 11.0] * 3 + [20.0] * 3
+    assert sum(queue) / 2 == 93.0
+    assert makespan(queue, 2) == 103.0  # 63 each after the controls; one trains the third
+    assert makespan(queue, 1) == sum(queue)
+    assert makespan(queue, 15) == 20.0 and makespan([], 2) == 0.0
+    assert makespan([5.0, 1.0, 1.0, 1.0, 1.0, 1.0], 2) == 5.0  # the other worker takes the rest
