@@ -511,12 +511,19 @@ def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(
     assert load < busy["latency_load"] - 0.5  # the spinning process's core, gone
     assert f"(other processes: {load:.2f} CPU cores busy)" in quiet.out  # next to the device
     assert ("while other processes kept" in quiet.out) == (load > 0.5)
+    monkeypatch.setattr(verify_module, "NOISY_SPREAD", 0.25)
     noisy = {"results": [{"latency_spread": 0.1}, {"latency_spread": 0.4}]}
     assert latency_notes(noisy) == [
         "latency timings were noisy (interquartile range up to 40% of the median; the machine "
         "was busy?): trust their ratios less; the next verify times them again"
     ]
     assert latency_notes({"results": [{"latency_spread": 0.2}, {"latency_spread": None}]}) == []
+    assert latency_notes({"results": [], "latency_load": 1.04}) == [
+        "latency was timed while other processes kept 1.0 CPU core(s) busy: their ratios may be "
+        "off even where the timings look steady; the next verify times them again (run it when "
+        "the machine is quiet)"
+    ]
+    assert latency_notes({"results": [], "latency_load": 0.3}) == []
 
 
 def test_a_results_file_that_is_not_ours_is_refused(tmp_path, capsys, width_file):
