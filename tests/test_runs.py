@@ -306,10 +306,9 @@ def test_workers_spawned_by_one_command_share_a_storage_and_say_each_epoch(
 ):
     """``--workers 2`` on a journal or a SQLite file: two spawned processes claim the runs,
     each run ends exactly once, and every epoch of every run is announced on stderr with its
-    worker (a bar
-    cannot draw there, and a run's last line can be hours away). With one torch thread per
-    worker (a 2-core machine: threads are the cores shared out), the numbers are a single
-    worker's. A one-worker run to a log file gets the same lines, unprefixed."""
+    worker (a bar cannot draw there, and a run's last line can be hours away). With one torch
+    thread per worker (a 2-core machine: threads are the cores shared out), the numbers are a
+    single worker's. A one-worker run to a log file gets the same lines, unprefixed."""
     ref_out = tmp_path / "ref.csv"
     ref_args = [a for a in _verify_args(tiny_file, ref_out) if a != "--json"]
     assert main(ref_args) == 0  # one worker, in memory; stderr is not a terminal here

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._io import write_atomic
 from .search import load_front, open_storage, stored_latency, trial_summary, widths_key
-from .timing import Load
+from .timing import describe_load
 from .verify import mean_std, pruned_text, quick_check, stored_verifications, verdict_text
 
 if TYPE_CHECKING:
@@ -347,9 +347,8 @@ def _verify_html(v: dict[str, Any]) -> str:
     latency_th = "<th>latency ms (measured)</th>" if timed else ""
     latency_html = (
         f" Latency: one forward pass of the model as trained, measured on "
-        f"{html.escape(v['latency_device'])}"
-        + (f" ({Load.describe(v['latency_load'])})" if v.get("latency_load") is not None else "")
-        + "; equal MACs need not be equal time."
+        f"{html.escape(v['latency_device'])}{describe_load(v.get('latency_load'))}; equal MACs "
+        "need not be equal time."
         if timed and v.get("latency_device")
         else ""
     )

@@ -13,6 +13,7 @@ models (a candidate against its base) should come from one call.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import random
 import statistics
@@ -146,16 +147,15 @@ class Load:
 
     cores: float | None = None
 
-    @staticmethod
-    def describe(cores: float | None) -> str:
-        """``other processes: 0.03 CPU cores busy``, or empty where not known."""
-        return "" if cores is None else f"other processes: {cores:.2f} CPU cores busy"
+
+def describe_load(cores: float | None) -> str:
+    """`` (other processes: 0.03 CPU cores busy)``, to follow a timing device's description;
+    empty where the load is not known."""
+    return "" if cores is None else f" (other processes: {cores:.2f} CPU cores busy)"
 
 
 def _busy_seconds() -> float | None:
     """CPU seconds all processes have spent busy since boot (Linux ``/proc/stat``)."""
-    import os
-
     try:
         with open("/proc/stat") as f:
             fields = f.readline().split()
@@ -177,8 +177,6 @@ def others_busy() -> Iterator[Load]:
     slows every model about alike, timings stay tight, and their ratios still drift (memory
     bandwidth, clocks). So whoever keeps timings says how busy the machine was: the machine's
     busy CPU time over the block, less this process's own, over the block's wall time."""
-    import os
-
     load = Load()
     start_busy, start_own, start = _busy_seconds(), os.times(), time.perf_counter()
     try:
@@ -291,6 +289,7 @@ __all__ = [
     "DeviceError",
     "Load",
     "current_device",
+    "describe_load",
     "example_batch",
     "measure",
     "median",

@@ -687,12 +687,17 @@ BUSY_CORES = 0.5
 average were taken on a busy machine: said so, and timed again by the next ``verify``."""
 
 
+def _busy(load: float | None) -> bool:
+    """Whether timings were taken with more than :data:`BUSY_CORES` of other load."""
+    return load is not None and load > BUSY_CORES
+
+
 def latency_notes(info: dict[str, Any]) -> list[str]:
     """A warning when the measured latencies were noisy or timed on a busy machine
     (``info``: as :func:`cost_notes`)."""
     notes = []
     load = info.get("latency_load")
-    if load is not None and load > BUSY_CORES:
+    if _busy(load):
         notes.append(
             f"latency was timed while other processes kept {load:.1f} CPU core(s) busy: "
             "their ratios may be off even where the timings look steady; the next verify "
@@ -822,7 +827,7 @@ def _stored_latency(
     if stored.get("device") == timed_on:
         found = {k: (float(ms), float(spread)) for k, (ms, spread) in stored["ms"].items()}
         load = stored.get("others_busy")
-        if load is not None and load > BUSY_CORES:
+        if _busy(load):
             return None
     else:
         found = {

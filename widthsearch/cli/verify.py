@@ -29,7 +29,7 @@ def ms_cell(ms: float | None, base_ms: float | None) -> str:
 
 def format_verify(info: dict[str, Any]) -> str:
     """The ``verify`` report of :meth:`VerifyReport.to_dict`."""
-    from ..timing import Load
+    from ..timing import describe_load
     from ..verify import mean_std, quick_check
 
     c, h, w = info["input_size"]
@@ -98,13 +98,12 @@ def format_verify(info: dict[str, Any]) -> str:
         "",
         f"params and MACs of the models as trained ({info['num_classes']} classes, {c}x{h}x{w}); "
         "log SynExp: gain over the base at the search's input size;"
-        + (f" latency ms: measured as trained on {info['latency_device']}" if measured else "")
         + (
-            f" ({Load.describe(info['latency_load'])})"
-            if measured and info.get("latency_load") is not None
+            f" latency ms: measured as trained on {info['latency_device']}"
+            f"{describe_load(info.get('latency_load'))};"
+            if measured
             else ""
-        )
-        + (";" if measured else ""),
+        ),
         "top-1 and val loss: last epoch on the validation split, mean ± std over seeds; "
         "vs base, vs control: top-1 difference in points, paired by seed,",
         "mean ± half its 95% t-interval; better or worse when the interval excludes 0."
