@@ -173,9 +173,9 @@ def run_one(
 
     from widthsearch import WidthSpace
     from widthsearch.errors import WidthSearchError
-    from widthsearch.export import export
-    from widthsearch.reconfig import reconfigure
-    from widthsearch.widthfile import save_width_file
+    from widthsearch.models.export import export
+    from widthsearch.models.widthfile import save_width_file
+    from widthsearch.solve.reconfigure import reconfigure
 
     row: dict = {"model": name, **{s: "-" for s in (*STAGES, "tp")}, "reason": "", "tp_reason": ""}
     start = time.perf_counter()

@@ -17,7 +17,7 @@ export WIDTHSEARCH_CIFAR10=$PWD/.device/cifar10-train.tar.gz
 DATA="cifar10:$WIDTHSEARCH_CIFAR10"
 
 stamp "bench_train (issue 12 item 3)"
-timeout 120 python3 studies/bench_train.py --models resnet18,mobilenetv2_100 --input-size 32 \
+timeout 120 python3 benchmarks/bench_train.py --models resnet18,mobilenetv2_100 --input-size 32 \
   --batch-size 256 --steps 50 --repeats 3 --device cuda --json "$OUT/bench_train.json"
 
 stamp "stem effect on CIFAR-10 (issue 12 item 2)"
@@ -39,6 +39,6 @@ except Exception as exc:
 PY
 
 stamp "bench_latency on CUDA (issue 13 item 6)"
-timeout 90 python3 studies/bench_latency.py --device cuda --batch-size 32 --quick \
+timeout 90 python3 benchmarks/bench_latency.py --device cuda --batch-size 32 --quick \
   --json "$OUT/latency_cuda.json" | tail -20
 stamp done

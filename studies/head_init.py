@@ -5,12 +5,12 @@
         [--epochs 3] [--seeds 0,1,2] [--batch-size 128] [--lr 0.002] [--train-subset 5000]
         [--device auto] [--jobs 1] [--json OUT.json]
 
-Each base model is trained from scratch with the verify recipe (AdamW, warm-up and cosine,
-label smoothing, ``auto`` augmentation, timm stem) once per head policy (:mod:`widthsearch.head`),
+Each base model is trained from scratch with the verify recipe (AdamW, warm-up and cosine, label
+smoothing, ``auto`` augmentation, timm stem) once per head policy (:mod:`widthsearch.train.head`),
 same seeds, same data order, and validated on the fixed held-out split. Prints, per model and
-policy, the cross-entropy of the untrained model on one validation batch (chance: ln classes),
-top-1 per seed, and the paired difference of each policy to the first one (mean ± half the
-95% t-interval, in points). ``--jobs 2`` trains two runs at once, one CPU thread each.
+policy, the cross-entropy of the untrained model on one validation batch (chance: ln classes), top-1
+per seed, and the paired difference of each policy to the first one (mean ± half the 95% t-interval,
+in points). ``--jobs 2`` trains two runs at once, one CPU thread each.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from concurrent.futures import ProcessPoolExecutor
 import timm
 import torch
 
-from widthsearch.augment import resolve_policy
-from widthsearch.data import load_dataset, prepare
-from widthsearch.head import apply_head
-from widthsearch.train import Recipe, resolve_device, train
-from widthsearch.verdict import paired
+from widthsearch.train.augment import resolve_policy
+from widthsearch.train.data import load_dataset, prepare
+from widthsearch.train.head import apply_head
+from widthsearch.train.loop import Recipe, resolve_device, train
+from widthsearch.verify.verdict import paired
 
 SIZE = (3, 32, 32)
 

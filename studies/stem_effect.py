@@ -6,7 +6,7 @@
 
 Each base model is trained from scratch on the held-out split of the data with the verify
 recipe (AdamW, warm-up and cosine, label smoothing, ``auto`` augmentation), once with timm's
-stem and once with the first 4x of downsampling removed (:mod:`widthsearch.stem`), same seeds,
+stem and once with the first 4x of downsampling removed (:mod:`widthsearch.train.stem`), same seeds,
 same data order. Prints validation top-1, MACs per image as trained and training images/s.
 """
 
@@ -19,11 +19,11 @@ import statistics
 import timm
 import torch
 
-from widthsearch.augment import resolve_policy
-from widthsearch.data import Split, load_dataset
-from widthsearch.stem import apply_stem
-from widthsearch.train import Recipe, resolve_device, train
-from widthsearch.verify import count_trained_model
+from widthsearch.train.augment import resolve_policy
+from widthsearch.train.data import Split, load_dataset
+from widthsearch.train.loop import Recipe, resolve_device, train
+from widthsearch.train.stem import apply_stem
+from widthsearch.verify.run import count_trained_model
 
 
 def main() -> None:

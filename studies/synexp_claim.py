@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from widthsearch.synexp import linearized, synflow_R
+from widthsearch.solve.synexp import linearized, synflow_R
 
 SIZE = (3, 8, 8)
 

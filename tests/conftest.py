@@ -90,8 +90,8 @@ def tiny_space():
 @pytest.fixture(scope="session")
 def tiny_profile(tiny_space):
     """A real latency profile of :data:`TINY` on this CPU: few widths, a few seconds."""
-    from widthsearch.latency import make_profile
-    from widthsearch.timing import current_device
+    from widthsearch.hardware.latency import make_profile
+    from widthsearch.hardware.timing import current_device
 
     return make_profile([tiny_space], current_device("cpu", threads=1), samples=8, seconds=3)
 
@@ -106,7 +106,7 @@ def fixed_profile(tiny_space, tiny_profile):
     """
     import dataclasses
 
-    from widthsearch.latency import FEATURES, latency_features
+    from widthsearch.hardware.latency import FEATURES, latency_features
 
     feats = latency_features(tiny_space)
     share = {"macs": 0.4, "elems": 0.3, "weights": 0.1, "ops": 0.2}

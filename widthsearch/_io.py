@@ -6,11 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import WidthSearchError
-
-
-class OutputPathError(WidthSearchError, OSError):
-    """A file widthsearch was asked to write cannot be written there."""
+from widthsearch.errors import OutputPathError
 
 
 def check_output_path(path: str | os.PathLike, option: str = "output") -> Path:

@@ -12,13 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from widthsearch.report.page import default_folder, write_report
+from widthsearch.search.run import run_search
+from widthsearch.train.data import load_dataset
+from widthsearch.verify.run import plan_from_study, run_verify
+
 if TYPE_CHECKING:
-    from .data import Dataset
-    from .report import ReportResult
-    from .search import SearchResult
-    from .study import StudyConfig
-    from .train import Recipe
-    from .verify import Log, VerifyReport
+    from widthsearch.report.page import ReportResult
+    from widthsearch.search.run import SearchResult
+    from widthsearch.studyfile import StudyConfig
+    from widthsearch.train.data import Dataset
+    from widthsearch.train.loop import Recipe
+    from widthsearch.verify.run import Log, VerifyReport
 
 CHECKPOINTS = Path(".widthsearch") / "checkpoints"
 """Where interrupted verification runs keep their epoch checkpoints (not in the report)."""
@@ -32,7 +37,6 @@ class ExperimentResult:
 
 
 def report_folder(config: StudyConfig) -> Path:
-    from .report import default_folder
 
     return Path(config.report) if config.report else default_folder(config.name)
 
@@ -57,10 +61,6 @@ def run_experiment(
     factory and message sink; ``data`` the ``[verify]`` data set when the caller has loaded it
     already; ``recipe`` replaces the section's (a quick check with ``max_steps``, say).
     """
-    from .data import load_dataset
-    from .report import write_report
-    from .search import run_search
-    from .verify import plan_from_study, run_verify
 
     folder = report_folder(config)
     search = run_search(config, storage_url, workers=workers, progress=search_progress)

@@ -11,7 +11,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import WidthSearchError
+from widthsearch._version import __version__
+from widthsearch.errors import WidthSearchError
+
 from . import bench, export, front, inspect, profile, reconfig, report, run, search, verify
 
 COMMANDS = (inspect, reconfig, export, search, front, verify, report, run, profile, bench)
@@ -21,8 +23,6 @@ COMMANDS = (inspect, reconfig, export, search, front, verify, report, run, profi
 def version_line() -> str:
     """``widthsearch X (timm Y, torch Z)``, from package metadata: no import of torch or timm."""
     from importlib.metadata import PackageNotFoundError, version
-
-    from .. import __version__
 
     def installed(name: str) -> str:
         try:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import WidthSearchError
+from widthsearch.errors import WidthSearchError
 
 DEFAULT_SIDE = 224
 """The image side of the default input size (``C,224,224``)."""

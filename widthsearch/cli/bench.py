@@ -8,6 +8,13 @@ import json
 import sys
 from typing import Any
 
+from widthsearch.errors import WidthSearchError
+from widthsearch.hardware.bench import MIN_RUNS, bench_widths
+from widthsearch.hardware.latency import resolve_latency_model
+from widthsearch.hardware.timing import DEVICES, DTYPES
+from widthsearch.models.widthfile import load_width_file
+from widthsearch.space.width_space import WidthSpace
+
 from ._args import parse_input_size, positive_int, ratio, table
 
 
@@ -84,11 +91,6 @@ def format_bench(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import MIN_RUNS, bench_widths
-    from ..errors import WidthSearchError
-    from ..latency import resolve_latency_model
-    from ..space import WidthSpace
-    from ..widthfile import load_width_file
 
     if args.runs < MIN_RUNS:  # before any work
         raise WidthSearchError(f"--runs must be at least {MIN_RUNS} for a median, got {args.runs}")
@@ -128,8 +130,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``bench`` command."""
-    from ..bench import MIN_RUNS
-    from ..timing import DEVICES, DTYPES
 
     p = sub.add_parser(
         "bench",

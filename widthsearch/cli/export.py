@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from widthsearch.models.export import check_module_path, export
+
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import check_module_path, export
 
     module = check_module_path(args.py).stem
     name = export(args.widths, args.py, args.name)

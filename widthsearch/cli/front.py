@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from widthsearch.search.run import DEFAULT_ROWS, DEFAULT_STORAGE, EPS_STEPS, load_front
+
 from ._args import positive_int
 from .search import format_front
 
@@ -21,7 +23,6 @@ def non_negative_float(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..search import load_front
 
     eps = 0.0 if args.all else args.eps
     info = load_front(args.study, args.storage, eps=eps, rows=args.rows)
@@ -31,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``front`` command."""
-    from ..search import DEFAULT_ROWS, DEFAULT_STORAGE, EPS_STEPS
 
     p = sub.add_parser(
         "front",

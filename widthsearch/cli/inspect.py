@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from widthsearch.space.width_space import WidthSpace
+
 from ._args import add_model_args, fmt_count, model_setting, table
 
 
@@ -73,7 +75,6 @@ def _restrictions(info: dict[str, Any], verbose: bool, shown: int = 8) -> list[s
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..space import WidthSpace
 
     input_size, kwargs = model_setting(args)
     space = WidthSpace.from_timm(args.model, input_size=input_size, **kwargs)

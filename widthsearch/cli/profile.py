@@ -7,6 +7,17 @@ import json
 import sys
 from typing import Any
 
+from widthsearch.hardware.latency import (
+    DEFAULT_MODELS,
+    DEFAULT_SAMPLES,
+    QUICK_SECONDS,
+    Profile,
+    cache_path,
+    make_profile,
+)
+from widthsearch.hardware.timing import DEVICES, DTYPES, current_device
+from widthsearch.space.width_space import WidthSpace
+
 from ._args import parse_input_size, positive_float, positive_int, table
 
 
@@ -57,9 +68,6 @@ def format_profile(info: dict[str, Any], written: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..latency import DEFAULT_MODELS, Profile, cache_path, make_profile
-    from ..space import WidthSpace
-    from ..timing import current_device
 
     device = current_device(
         args.device, threads=args.threads, batch_size=args.batch_size, dtype=args.dtype
@@ -96,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``profile`` command."""
-    from ..latency import DEFAULT_MODELS, DEFAULT_SAMPLES, QUICK_SECONDS
-    from ..timing import DEVICES, DTYPES
 
     p = sub.add_parser(
         "profile",

@@ -8,7 +8,22 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import WidthSearchError
+from widthsearch._io import check_output_path
+from widthsearch.errors import WidthSearchError
+from widthsearch.hardware.latency import resolve_latency_model
+from widthsearch.hardware.timing import DEVICES, current_device
+from widthsearch.models.widthfile import save_width_file
+from widthsearch.solve.program import DEFAULT_MIN_WIDTH
+from widthsearch.solve.reconfigure import (
+    check_baselines,
+    parse_budget,
+    parse_latency,
+    parse_memory,
+    reconfigure,
+    run_baseline,
+)
+from widthsearch.space.width_space import WidthSpace
+
 from ._args import add_model_args, model_setting, positive_float, positive_int, ratio, table
 from .inspect import model_label
 
@@ -172,7 +187,6 @@ def _hardware_notes(info: dict[str, Any]) -> list[str]:
 
 def _check_budget_flags(args: argparse.Namespace) -> None:
     """One budget per cost, each a ratio or a finite count (before any model is analysed)."""
-    from ..reconfig import parse_budget
 
     if not (
         args.same_flops
@@ -201,7 +215,6 @@ def _check_budget_flags(args: argparse.Namespace) -> None:
 
 
 def _budgets(args: argparse.Namespace, space) -> tuple[int | None, int | None]:
-    from ..reconfig import parse_budget
 
     params = space.params() if args.same_params else None
     if args.params is not None:
@@ -227,7 +240,6 @@ class Hardware:
 
 def _check_hardware_args(args: argparse.Namespace) -> None:
     """Budget syntax and conflicts, before any model is parsed or profiled."""
-    from ..reconfig import parse_latency, parse_memory
 
     if args.same_latency and args.latency is not None:
         raise WidthSearchError("give --same-latency or --latency, not both")
@@ -236,8 +248,6 @@ def _check_hardware_args(args: argparse.Namespace) -> None:
     if args.memory is not None:
         parse_memory(args.memory, 1)
     if args.latency or args.same_latency or args.profile or getattr(args, "hardware", False):
-        from ..timing import current_device
-
         current_device(  # the device exists, the settings make sense
             args.device, threads=args.threads, batch_size=args.batch_size or 1, dtype="float32"
         )
@@ -246,9 +256,7 @@ def _check_hardware_args(args: argparse.Namespace) -> None:
 def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False) -> Hardware:
     """The latency model (profile, cached or quick), the memory model and their budgets that
     ``args`` ask for (see :func:`add_hardware_args`)."""
-    from ..latency import resolve_latency_model
-    from ..memory import activation_memory
-    from ..reconfig import parse_latency, parse_memory
+    from widthsearch.hardware.memory import activation_memory
 
     want_latency = bool(
         args.latency or args.same_latency or args.profile or getattr(args, "hardware", False)
@@ -289,7 +297,6 @@ def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False
 
 def add_hardware_args(p: argparse.ArgumentParser, *, budgets: bool = True) -> None:
     """Latency and memory options shared by reconfig and search."""
-    from ..timing import DEVICES
 
     if budgets:
         p.add_argument(
@@ -332,7 +339,6 @@ def _synflow_progress(k: int, n: int) -> None:
 
 
 def _baseline_names(text: str) -> list[str]:
-    from ..reconfig import check_baselines
 
     names = [] if text.strip() == "none" else [b.strip() for b in text.split(",") if b.strip()]
     check_baselines(names)
@@ -343,18 +349,12 @@ def run(args: argparse.Namespace) -> int:
     """Solve and print (and write ``-o``) first; then the baselines, which Ctrl-C may stop."""
     import time
 
-    from .._io import check_output_path
-
     # everything a typo can break is checked before the seconds of imports and analysis
     _check_budget_flags(args)
     names = _baseline_names(args.baselines)
     if args.output:
         check_output_path(args.output, "-o")
     input_size, kwargs = model_setting(args)
-
-    from ..reconfig import reconfigure, run_baseline
-    from ..space import WidthSpace
-    from ..widthfile import save_width_file
 
     start = time.perf_counter()
     import cvxpy  # noqa: F401  - imported before the timings, which measure the work alone
@@ -422,7 +422,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``reconfig`` command."""
-    from ..solve import DEFAULT_MIN_WIDTH
 
     p = sub.add_parser(
         "reconfig",

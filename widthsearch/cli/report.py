@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from widthsearch.errors import WidthSearchError
+from widthsearch.report.page import default_folder, write_report
+from widthsearch.search.run import DEFAULT_STORAGE
+
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    from ..errors import WidthSearchError
-    from ..report import default_folder, write_report
 
     folder = Path(args.output) if args.output else default_folder(args.study)
     for parent in (folder, *folder.parents):  # checked before anything is read or written
@@ -29,7 +30,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``report`` command."""
-    from ..search import DEFAULT_STORAGE
 
     p = sub.add_parser(
         "report",

@@ -7,14 +7,16 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from widthsearch.experiment import run_experiment
+from widthsearch.search.run import DEFAULT_STORAGE
+from widthsearch.studyfile import load_config
+from widthsearch.train.data import load_dataset
+
 from ._args import positive_int
 from .verify import add_quick_check_args, format_verify, log_line, train_progress
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
-    from ..experiment import run_experiment
-    from ..study import load_config
 
     config = load_config(args.study_file)
     data, bars, recipe = None, None, None
@@ -48,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``run`` command."""
-    from ..search import DEFAULT_STORAGE
 
     p = sub.add_parser(
         "run",

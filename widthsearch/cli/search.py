@@ -7,7 +7,10 @@ import json
 import sys
 from typing import Any
 
-from ..errors import WidthSearchError
+from widthsearch.errors import WidthSearchError
+from widthsearch.search.run import DEFAULT_STORAGE, run_search, shown_front
+from widthsearch.studyfile import StudyConfig, StudyConfigError, load_config
+
 from ._args import add_input_size, add_timm_kwargs, positive_float, positive_int, table, timm_kwargs
 
 
@@ -18,7 +21,6 @@ def _budget(mix: dict[str, Any], key: str) -> str:
 def format_front(info: dict[str, Any]) -> str:
     """The ``front`` report of :func:`widthsearch.search.load_front` (or a search's result):
     its thinned front (``shown``), cheapest MACs first."""
-    from ..search import shown_front
 
     base_w = info.get("base_widths") or []
     fixed = set(info.get("fixed_groups", []))
@@ -81,7 +83,6 @@ def format_front(info: dict[str, Any]) -> str:
 
 
 def _range(text: str, what: str) -> tuple[float, float]:
-    from ..study import StudyConfigError
 
     try:
         parts = [float(p) for p in text.split(",")]
@@ -133,8 +134,6 @@ def _setting(args: argparse.Namespace, config: Any) -> tuple[tuple[int, int, int
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..search import run_search
-    from ..study import StudyConfig, StudyConfigError, load_config
 
     if args.config:
         config = load_config(args.config)
@@ -176,7 +175,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``search`` command."""
-    from ..search import DEFAULT_STORAGE
 
     p = sub.add_parser(
         "search",

@@ -8,12 +8,34 @@ import math
 import sys
 from typing import Any
 
+from widthsearch.hardware.timing import describe_load
+from widthsearch.search.run import DEFAULT_STORAGE
+from widthsearch.train.augment import POLICIES as AUGMENTS
+from widthsearch.train.augment import resolve_policy
+from widthsearch.train.data import load_dataset
+from widthsearch.train.head import DEFAULT_POLICY as HEAD
+from widthsearch.train.head import POLICIES as HEADS
+from widthsearch.train.loop import Recipe, resolve_device
+from widthsearch.train.stem import POLICIES as STEMS
+from widthsearch.verify.queue import AUTO_SHA_FROM, PRUNERS
+from widthsearch.verify.run import (
+    LATENCY_RUNS,
+    MATCHES,
+    VerifyError,
+    epoch_lines,
+    mean_std,
+    plan_from_study,
+    plan_from_width_files,
+    quick_check,
+    run_verify,
+    verdict_text,
+)
+
 from ._args import add_input_size, nonnegative_int, positive_float, positive_int, table
 
 
 def vs_cell(s: dict[str, Any], key: str) -> str:
     """A verdict cell; ``pruned`` for a candidate whose every run was pruned."""
-    from ..verify import verdict_text
 
     if s.get("pruned") and not s["seeds"]:
         return "pruned"
@@ -29,8 +51,6 @@ def ms_cell(ms: float | None, base_ms: float | None) -> str:
 
 def format_verify(info: dict[str, Any]) -> str:
     """The ``verify`` report of :meth:`VerifyReport.to_dict`."""
-    from ..timing import describe_load
-    from ..verify import mean_std, quick_check
 
     c, h, w = info["input_size"]
     r = info["recipe"]
@@ -179,7 +199,6 @@ def train_progress(recipe, n_train: int):
     per epoch."""
     if sys.stderr.isatty():
         return TrainBars(recipe, n_train)
-    from ..verify import epoch_lines
 
     return epoch_lines(log_line, recipe.epochs_run(recipe.steps_per_epoch(n_train)))
 
@@ -203,10 +222,6 @@ def add_quick_check_args(p: argparse.ArgumentParser) -> None:
 def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:
     """``--augment``, ``--stem``, ``--head`` and ``--compile``: how every model of a
     verification trains."""
-    from ..augment import POLICIES as AUGMENTS
-    from ..head import DEFAULT_POLICY as HEAD
-    from ..head import POLICIES as HEADS
-    from ..stem import POLICIES as STEMS
 
     p.add_argument(
         "--augment",
@@ -239,10 +254,6 @@ def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..augment import resolve_policy
-    from ..data import load_dataset
-    from ..train import Recipe, resolve_device
-    from ..verify import VerifyError, plan_from_study, plan_from_width_files, run_verify
 
     targets = args.targets
     files = [t for t in targets if t.endswith(".json")]
@@ -305,9 +316,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``verify`` command."""
-    from ..runs import AUTO_SHA_FROM, PRUNERS
-    from ..search import DEFAULT_STORAGE
-    from ..verify import LATENCY_RUNS, MATCHES
 
     p = sub.add_parser(
         "verify",

@@ -1,0 +1,395 @@
+"""From continuous multipliers to integer widths that hold every budget exactly.
+
+Each free group gets a grid of allowed widths: multiples of ``step = lcm(divisor, multiple_of)``
+(8 by default: fast on real hardware, and buildable for grouped convs) between ``min_width`` and
+``max_width`` times its base width, never below one step, plus its base width (always buildable)
+when the bounds contain 1. Every grid width is within the bounds; bounds that leave a group no
+width, or leave no budget binding, are refused before solving (:func:`checked_grid`).
+
+A continuous solution is rounded to the nearest grid width; then **repair** steps groups down,
+cheapest in SynExp per unit of the violated budgets first, until every budget holds on the exact
+integer cost model, and **fill** steps groups up, best SynExp gain per unit of budget first, while
+every budget still holds, so the budget that rounding left over is not wasted.
+
+Latency and memory budgets are held the same way, on the posynomials the program was built
+with (``costs``): activation memory exactly (integer bytes), latency on the device's fitted
+model, evaluated in full after the steps so that no floating-point drift lets it slip over.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from widthsearch.errors import RoundingError, WidthSearchError
+from widthsearch.solve.program import describe_cost
+from widthsearch.solve.synexp import WEIGHT_KINDS, layer_density
+
+if TYPE_CHECKING:
+    from widthsearch.solve.program import Budgets
+    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.width_space import WidthSpace
+
+
+_EPS = 1e-9
+
+
+def _allowed(width: int, step: int, min_width: float, max_width: float) -> tuple[int, ...]:
+    """A free group's grid: multiples of ``step`` in [min_width, max_width] x ``width`` (at least
+    one step), and ``width`` itself when the bounds contain 1."""
+    low = max(step, math.ceil(min_width * width / step - _EPS) * step)
+    cap = math.floor(max_width * width + _EPS)
+    values = set(range(low, cap + 1, step))
+    if min_width <= 1 + _EPS and max_width >= 1 - _EPS:
+        values.add(width)
+    return tuple(sorted(values))
+
+
+def width_grid(
+    space: WidthSpace, *, divisor: int, min_width: float, max_width: float
+) -> tuple[tuple[int, ...], ...]:
+    """Allowed widths per group (sorted); a fixed group allows only its base width.
+
+    A free group allows the multiples of ``lcm(divisor, multiple_of)`` from ``min_width`` to
+    ``max_width`` times its base width (never below one step), and its base width (always
+    buildable) when ``min_width <= 1 <= max_width``. Every width on the grid is within the
+    bounds, so rounding, repair and fill cannot leave them.
+
+    Raises:
+        BoundsError: empty bounds, or a group with no allowed width; the message names the
+            ``--max-width`` or ``--divisor`` that would give every group one.
+    """
+    from widthsearch.solve.program import BoundsError, check_bounds
+
+    if divisor < 1:
+        raise WidthSearchError(f"divisor must be a positive integer, got {divisor}")
+    check_bounds(min_width, max_width)
+    grids, empty = [], []
+    for g in space.groups:
+        if g.fixed:
+            grids.append((g.width,))
+            continue
+        values = _allowed(g.width, math.lcm(divisor, g.multiple_of), min_width, max_width)
+        if not values:
+            empty.append(g)
+        grids.append(values)
+    if empty:
+        raise BoundsError(_empty_grid_message(space, empty, divisor, min_width, max_width))
+    return tuple(grids)
+
+
+def _empty_grid_message(
+    space: WidthSpace, empty: Sequence, divisor: int, min_width: float, max_width: float
+) -> str:
+    """Which groups have no width within the bounds, and what would give every group one."""
+    from widthsearch.solve.program import MAX_WIDTH_RATIO
+
+    g = empty[0]
+    step = math.lcm(divisor, g.multiple_of)
+    many = f"{len(empty)} channel groups" if len(empty) > 1 else "channel group"
+    lines = (
+        f"the width bounds {min_width:g}x-{max_width:g}x leave {many} without a width on the "
+        f"multiple-of-{divisor} grid (e.g. group {g.id}, {g.producer}: {g.width} channels, so "
+        f"{min_width * g.width:.3g}-{max_width * g.width:.3g}, no multiple of {step})"
+    )
+    fixes = []
+    # the smallest --max-width that gives each empty group its smallest multiple, or its base
+    need = 0.0
+    for h in empty:
+        low = max(step, math.ceil(min_width * h.width / step - _EPS) * step)
+        options = [low / h.width] + ([1.0] if min_width <= 1 else [])
+        need = max(need, min(options))
+    need = math.ceil(need * 100 - _EPS) / 100
+    if max_width < need <= MAX_WIDTH_RATIO:
+        fixes.append(f"raise --max-width to {need:g}")
+    for d in range(divisor - 1, 0, -1):
+        if all(
+            h.fixed or _allowed(h.width, math.lcm(d, h.multiple_of), min_width, max_width)
+            for h in space.groups
+        ):
+            fixes.append(f"lower --divisor to {d}")
+            break
+    if not fixes:
+        fixes.append("widen the bounds")
+    return f"{lines}; {' or '.join(fixes)}"
+
+
+def nearest(grid: Sequence[int], target: float) -> int:
+    """The grid width closest to ``target`` (ties go down)."""
+    return min(grid, key=lambda w: (abs(w - target), w))
+
+
+class _Costs:
+    """Exact costs of a width vector and their changes when one group moves.
+
+    Built once per width space and set of costs (it does not depend on the budgets) and kept
+    on the space.
+    """
+
+    def __init__(self, space: WidthSpace, extra: Mapping[str, Posynomial] | None = None) -> None:
+        self.space = space
+        self.polys = {"params": space.param_cost, "macs": space.mac_cost, **(extra or {})}
+        self.involving = {
+            name: {g.id: poly.involving(g.id) for g in space.groups}
+            for name, poly in self.polys.items()
+        }
+        self.layers_of: dict[int, list] = {g.id: [] for g in space.groups}
+        for lay in space.layers:
+            if lay.kind in WEIGHT_KINDS:
+                for g in set(lay.in_groups + lay.out_groups):
+                    self.layers_of[g].append(lay)
+        # groups whose step costs change when group g moves: they share a term or a layer
+        self.neighbors: dict[int, set[int]] = {}
+        for g in self.layers_of:
+            near = {h for lay in self.layers_of[g] for h in lay.in_groups + lay.out_groups}
+            for inv in self.involving.values():
+                near |= {h for mono, _ in inv[g].terms for h, _ in mono}
+            self.neighbors[g] = near | {g}
+
+    @classmethod
+    def of(cls, space: WidthSpace, extra: Mapping[str, Posynomial] | None = None) -> _Costs:
+        extra = {n: p for n, p in (extra or {}).items() if n not in ("params", "macs")}
+        key = ("_rounding_costs", *sorted((n, id(p)) for n, p in extra.items()))
+        cached = space.__dict__.get(key)
+        if cached is None or any(cached.polys[n] is not p for n, p in extra.items()):
+            cached = space.__dict__[key] = cls(space, extra)
+        return cached
+
+    def delta(self, widths: list[int], g: int, new: int) -> tuple[float, dict[str, int]]:
+        """(change in log SynExp, change in each cost) when group ``g`` moves to ``new``."""
+        base = self.space.base_widths
+        old = widths[g]
+        before_s = sum(math.log(layer_density(lay, widths, base)) for lay in self.layers_of[g])
+        before_c = {n: inv[g](widths) for n, inv in self.involving.items()}
+        widths[g] = new
+        after_s = sum(math.log(layer_density(lay, widths, base)) for lay in self.layers_of[g])
+        after_c = {n: inv[g](widths) for n, inv in self.involving.items()}
+        widths[g] = old
+        return after_s - before_s, {n: after_c[n] - before_c[n] for n in after_c}
+
+
+def round_widths(
+    space: WidthSpace,
+    multipliers: Sequence[float],
+    budgets: Budgets,
+    grid: Sequence[Sequence[int]],
+    costs: Mapping[str, Posynomial] | None = None,
+) -> tuple[int, ...]:
+    """Nearest grid widths, repaired into the budgets, then filled up to them.
+
+    ``costs`` are the posynomials of the latency and memory budgets (a program's ``costs``).
+
+    Raises:
+        RoundingError: even the smallest grid widths exceed a budget.
+        WidthSearchError: a budget whose cost is not in ``costs``.
+    """
+    costs_ = _Costs.of(space, costs)
+    limits = {n: b for n, b in budgets.limits().items() if b is not None}
+    missing = [n for n in limits if n not in costs_.polys]
+    if missing:
+        raise WidthSearchError(f"a {missing[0]} budget needs its cost model to round against")
+    limited = list(limits)
+    return _repair_and_fill(costs_, multipliers, limits, limited, grid)
+
+
+def _repair_and_fill(
+    costs: _Costs,
+    multipliers: Sequence[float],
+    limits: dict[str, float],
+    limited: list[str],
+    grid: Sequence[Sequence[int]],
+) -> tuple[int, ...]:
+    space = costs.space
+    widths = [nearest(grid[g.id], multipliers[g.id] * g.width) for g in space.groups]
+    index = [grid[g].index(w) for g, w in enumerate(widths)]
+    free = [g.id for g in space.groups if len(grid[g.id]) > 1]
+    totals = {n: poly(widths) for n, poly in costs.polys.items()}
+    cache: dict[int, tuple[int, float, dict[str, int]]] = {}
+
+    def step(g: int, direction: int) -> tuple[int, float, dict[str, int]] | None:
+        """The move of group ``g`` one grid step in ``direction``, cached until a neighbor moves."""
+        i = index[g] + direction
+        if not 0 <= i < len(grid[g]):
+            return None
+        if g not in cache:
+            cache[g] = (i, *costs.delta(widths, g, grid[g][i]))
+        return cache[g]
+
+    def apply(g: int, move: tuple[int, float, dict[str, int]]) -> None:
+        i, _, d_c = move
+        index[g], widths[g] = i, grid[g][i]
+        for n in totals:
+            totals[n] += d_c[n]
+        for h in costs.neighbors[g]:
+            cache.pop(h, None)
+
+    while True:
+        _repair(step, apply, free, totals, limits, limited)
+        _fill(step, apply, cache, free, totals, limits, limited)
+        exact = {n: poly(widths) for n, poly in costs.polys.items()}
+        if all(exact[n] <= limits[n] for n in limited):
+            return tuple(widths)
+        totals.update(exact)  # floating-point drift of a fitted cost: repair on exact values
+        cache.clear()
+
+
+def _repair(step, apply, free, totals, limits, limited) -> None:
+    """Step down, least SynExp lost per share of the exceeded budgets saved, until all hold."""
+    while over := [n for n in limited if totals[n] > limits[n]]:
+        best, best_score = None, math.inf
+        for g in free:
+            move = step(g, -1)
+            if move is None:
+                continue
+            saved = sum(-move[2][n] / limits[n] for n in over)
+            if saved > 0 and -move[1] / saved < best_score:
+                best, best_score = (g, move), -move[1] / saved
+        if best is None:
+            names = ", ".join(
+                f"{n} {describe_cost(n, totals[n])} > {describe_cost(n, limits[n])}" for n in over
+            )
+            raise RoundingError(
+                f"the smallest widths on the grid still exceed the budget ({names}); "
+                "lower --divisor or --min-width, or raise the budget"
+            )
+        apply(*best)
+
+
+def _fill(step, apply, cache, free, totals, limits, limited) -> None:
+    """Step up, most SynExp gained per share of the budgets used, while all budgets hold."""
+    cache.clear()
+    while True:
+        best, best_score = None, 0.0
+        for g in free:
+            move = step(g, +1)
+            if move is None:
+                continue
+            _, d_s, d_c = move
+            # fitted (float) costs keep a hair of margin, so that drift cannot cross the budget
+            if d_s <= 0 or any(
+                totals[n] + d_c[n] > limits[n] * (1 if isinstance(limits[n], int) else 1 - 1e-9)
+                for n in limited
+            ):
+                continue
+            used = sum(max(d_c[n], 0) / limits[n] for n in limited)
+            score = d_s / used if used > 0 else math.inf
+            if best is None or score > best_score:
+                best, best_score = (g, move), score
+        if best is None:
+            break
+        apply(*best)
+
+
+def check_budgets(
+    space: WidthSpace,
+    budgets: Budgets,
+    grid: Sequence[Sequence[int]],
+    *,
+    divisor: int,
+    min_width: float,
+    max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
+) -> None:
+    """Fail unless the budgets decide something on ``grid``: the smallest widths fit every
+    budget, and the widest do not fit them all (else the bounds alone would be the answer).
+
+    ``costs``: the latency and memory posynomials of those budgets (a program's ``costs``).
+
+    Raises:
+        InfeasibleBudgetError: a budget is below what the smallest grid widths cost.
+        BoundsError: every budget is at or above what the widest grid widths cost.
+    """
+    from widthsearch.solve.program import _LABELS, BoundsError, InfeasibleBudgetError
+
+    floor = tuple(g[0] for g in grid)
+    top = tuple(g[-1] for g in grid)
+    polys = {"params": space.param_cost, "macs": space.mac_cost, **(costs or {})}
+    given = [
+        (name, budget, polys[name], polys[name](space.base_widths))
+        for name, budget in budgets.limits().items()
+        if budget is not None and name in polys
+    ]
+    for name, budget, cost, base in given:
+        if cost(floor) > budget:
+            raise InfeasibleBudgetError(
+                f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) is below "
+                f"the {cost(floor) / base:.3g}x ({describe_cost(name, cost(floor))}) reachable "
+                f"with --min-width {min_width:g} on the multiple-of-{divisor} grid; raise the "
+                "budget, or lower --min-width or --divisor"
+            )
+    if given and all(cost(top) <= budget for _, budget, cost, _ in given):
+        costs_ = " and ".join(f"{_LABELS[n]} {cost(top) / base:.3g}x" for n, _, cost, base in given)
+        limits = " and ".join(f"{_LABELS[n]} <= {b / base:.3g}x" for n, b, _, base in given)
+        raise BoundsError(
+            f"no budget binds: with every group at its widest (--max-width {max_width:g}, "
+            f"multiples of {divisor}) the model costs {costs_}, within {limits}, so the bounds "
+            "alone would set the widths; lower the budget or raise --max-width (above 1 needs "
+            "--mode preconfig)"
+        )
+
+
+def checked_grid(
+    space: WidthSpace,
+    budgets: Budgets,
+    *,
+    divisor: int,
+    min_width: float,
+    max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
+) -> tuple[tuple[int, ...], ...]:
+    """:func:`width_grid`, checked by :func:`check_budgets`: the grid a solve rounds onto.
+
+    Cheap (no solve), so callers check bounds and budgets before solving.
+    """
+    grid = width_grid(space, divisor=divisor, min_width=min_width, max_width=max_width)
+    check_budgets(
+        space,
+        budgets,
+        grid,
+        divisor=divisor,
+        min_width=min_width,
+        max_width=max_width,
+        costs=costs,
+    )
+    return grid
+
+
+def round_on_grid(
+    space: WidthSpace,
+    multipliers: Sequence[float],
+    budgets: Budgets,
+    *,
+    divisor: int,
+    min_width: float,
+    max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
+) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+    """The rounded widths of a solution and the grid they sit on (see :func:`checked_grid`).
+
+    ``costs``: the latency and memory posynomials of those budgets (a program's ``costs``).
+
+    Raises:
+        BoundsError: the bounds leave a group no width, or leave the budgets nothing to decide.
+        InfeasibleBudgetError: a budget is below what the smallest grid widths cost.
+    """
+    grid = checked_grid(
+        space,
+        budgets,
+        divisor=divisor,
+        min_width=min_width,
+        max_width=max_width,
+        costs=costs,
+    )
+    return round_widths(space, multipliers, budgets, grid, costs), grid
+
+
+__all__ = [
+    "RoundingError",
+    "check_budgets",
+    "checked_grid",
+    "nearest",
+    "round_on_grid",
+    "round_widths",
+    "width_grid",
+]

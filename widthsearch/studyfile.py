@@ -1,0 +1,449 @@
+"""Study definitions: what a search explores, read from TOML or defaults.
+
+A study file names the model and the ranges of the constraint mix each trial samples::
+
+    model = "efficientnet_b0"
+    input_size = [3, 224, 224]
+
+    [timm_kwargs]            # passed to timm.create_model (any keys timm takes)
+    num_classes = 1000
+
+    [search]
+    study = "efficientnet_b0"  # study name (default: the model)
+    trials = 200
+    sampler = "qmc"          # qmc | tpe | nsga2 | random
+    seed = 0
+
+    latency = true           # predicted latency as a fourth objective (see below)
+    profile = "eff.json"     # latency profile of the device; default: a cached quick one
+    device = "cpu"           # what the latency is for: cpu | cuda, threads, batch_size
+    threads = 1
+    batch_size = 1
+
+    [search.ranges]
+    params = [0.7, 1.0]      # budget ratios of the base model; false: unconstrained
+    macs = [1.0, 1.0]
+    latency = [0.8, 1.0]     # predicted latency ratio of the base's; sets latency = true
+    memory = [0.8, 1.2]      # training activation memory ratio (at batch_size)
+    min_width = [0.05, 0.25]
+    max_width = [1.25, 2.5]  # PreConfig only; PreCrop is capped at 1
+    divisor = [8]            # choices
+    mode = ["preconfig"]     # choices: precrop, preconfig
+
+    [verify]                 # what ``widthsearch run`` trains after the search
+    data = "digits"          # digits | mnist:DIR | cifar10:DIR | cifar100:DIR | imagefolder:DIR
+    input_size = [3, 32, 32] # training input size (default: the search's)
+    top = 3
+    random = 0               # random-shape controls at the candidate's MACs
+    match = "macs"           # controls at the candidate's macs | params
+    epochs = 10
+    batch_size = 64
+    lr = 0.002
+    seeds = [0, 1, 2]
+
+    [report]
+    path = "reports/efficientnet_b0"
+
+Every key is checked: an unknown one is an error that names the closest valid key (the keys of
+``[timm_kwargs]`` go to timm as they are). The README has the reference table of every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from widthsearch.errors import StudyConfigError
+from widthsearch.solve.program import MODES
+
+if TYPE_CHECKING:
+    from widthsearch.train.loop import Recipe
+
+SAMPLERS = ("qmc", "tpe", "nsga2", "random")
+DEFAULT_SAMPLER = "qmc"
+"""Scrambled Sobol points over the mix ranges, trial number n taking point n (see search.py)."""
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Ranges of the constraint mix; a budget range of None leaves that cost unconstrained."""
+
+    params: tuple[float, float] | None = (0.2, 1.2)
+    macs: tuple[float, float] | None = (0.2, 1.2)
+    min_width: tuple[float, float] = (0.05, 0.25)
+    max_width: tuple[float, float] = (1.25, 2.5)
+    divisor: tuple[int, ...] = (8,)
+    mode: tuple[str, ...] = MODES
+    latency: tuple[float, float] | None = None
+    """Predicted latency budget ratio of the base's (needs the study's latency model)."""
+    memory: tuple[float, float] | None = None
+    """Training activation memory budget ratio of the base's."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": None if self.params is None else list(self.params),
+            "macs": None if self.macs is None else list(self.macs),
+            "latency": None if self.latency is None else list(self.latency),
+            "memory": None if self.memory is None else list(self.memory),
+            "min_width": list(self.min_width),
+            "max_width": list(self.max_width),
+            "divisor": list(self.divisor),
+            "mode": list(self.mode),
+        }
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """The ``[verify]`` section: what ``run`` trains and how."""
+
+    data: str = "digits"
+    input_size: tuple[int, int, int] | None = None
+    top: int = 3
+    random: int = 0
+    """Random-shape controls at the first candidate's MACs (``verify --random``)."""
+    match: str = "macs"
+    """What the controls are matched to: the first candidate's macs or params (``--match``)."""
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    augment: str = "auto"
+    """An augmentation policy (:mod:`widthsearch.train.augment`); ``auto`` suits it to ``data``."""
+    stem: str = "timm"
+    """A stem policy (:mod:`widthsearch.train.stem`)."""
+    head: str = "auto"
+    """A head policy (:mod:`widthsearch.train.head`)."""
+
+    def recipe(self) -> Recipe:
+        from widthsearch.train.augment import resolve_policy
+        from widthsearch.train.loop import Recipe
+
+        return Recipe(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            augment=resolve_policy(self.augment, self.data),
+            stem=self.stem,
+            head=self.head,
+        )
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What predicted latency and memory are for: a device profile and the settings."""
+
+    profile: str | None = None
+    """A latency profile file; None: a cached quick profile of this device, made if missing."""
+    device: str = "cpu"
+    threads: int | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a search needs besides storage."""
+
+    model: str
+    input_size: tuple[int, int, int] = (3, 224, 224)
+    timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    trials: int = 200
+    sampler: str | None = None
+    """None: the stored study's sampler, or :data:`DEFAULT_SAMPLER` for a new study."""
+    seed: int | None = None
+    """None: the stored study's seed, or a new one (qmc draws and records one)."""
+    ranges: Ranges = Ranges()
+    study_name: str | None = None
+    verify: VerifySettings | None = None
+    """None: the study file has no [verify] section, ``run`` trains nothing."""
+    report: str | None = None
+    """Folder ``run`` writes the report to (``[report] path``)."""
+    latency: bool = False
+    """Predicted latency is an objective (set too by a latency range)."""
+    hardware: Hardware = Hardware()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.study_name or self.model
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """What each trial returns: log SynExp (max), then costs (min)."""
+        base = ("log_synexp", "params", "macs")
+        return (*base, "latency_ms") if self.latency or self.ranges.latency else base
+
+    def with_options(self, **options: Any) -> StudyConfig:
+        """A copy with command-line options (None: keep) applied and checked."""
+        changes = {k: v for k, v in options.items() if v is not None}
+        config = replace(self, **changes)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise StudyConfigError(
+                f"unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}"
+            )
+        if self.trials < 1:
+            raise StudyConfigError(f"trials must be at least 1, got {self.trials}")
+
+
+def _pair(value: Any, key: str, *, allow_none: bool = False) -> tuple[float, float] | None:
+    if value is False and allow_none:
+        return None
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        and 0 < value[0] <= value[1]
+    ):
+        return float(value[0]), float(value[1])
+    none = " or false" if allow_none else ""
+    raise StudyConfigError(f"ranges.{key} must be [low, high] with 0 < low <= high{none}")
+
+
+def _choices(value: Any, key: str, allowed: tuple | None, kind: type) -> tuple:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+    ):
+        raise StudyConfigError(f"ranges.{key} must be a non-empty list of {kind.__name__}s")
+    if allowed is not None and any(v not in allowed for v in value):
+        raise StudyConfigError(f"ranges.{key} entries must be among {', '.join(allowed)}")
+    if kind is int and any(v < 1 for v in value):
+        raise StudyConfigError(f"ranges.{key} entries must be positive")
+    return tuple(value)
+
+
+TOP_KEYS = ("model", "input_size", "timm_kwargs", "search", "verify", "report")
+SEARCH_KEYS = (
+    "study",
+    "trials",
+    "sampler",
+    "seed",
+    "ranges",
+    "latency",
+    "profile",
+    "device",
+    "threads",
+    "batch_size",
+)
+REPORT_KEYS = ("path",)
+
+
+def _check_keys(table: Mapping[str, Any], valid: Iterable[str], section: str = "") -> None:
+    """Refuse a key that is not in ``valid``, naming the closest valid one."""
+    valid = list(valid)
+    for key in table:
+        if key in valid:
+            continue
+        where = f"{section}.{key}" if section else key
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        hint = (
+            f"did you mean '{f'{section}.{close[0]}' if section else close[0]}'?"
+            if close
+            else f"valid keys{f' in [{section}]' if section else ''}: {', '.join(valid)}"
+        )
+        raise StudyConfigError(f"unknown key '{where}' ({hint})")
+
+
+def _table(value: Any, section: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise StudyConfigError(f"[{section}] must be a table")
+    return value
+
+
+def _int(value: Any, key: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StudyConfigError(f"{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise StudyConfigError(f"{key} must be at least {minimum}, got {value}")
+    return value
+
+
+def _str(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise StudyConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def parse_config(data: Mapping[str, Any], source: str = "study") -> StudyConfig:
+    """A :class:`StudyConfig` from parsed TOML (``source`` names it in errors).
+
+    Every key is checked: an unknown one (a typo such as ``trails`` or ``[serch]``) is an error
+    naming the closest valid key; only ``[timm_kwargs]`` passes its keys on unchecked.
+    """
+    try:
+        return _parse(data)
+    except StudyConfigError as exc:
+        raise StudyConfigError(f"{source}: {exc}") from None
+
+
+def _parse(data: Mapping[str, Any]) -> StudyConfig:
+    _check_keys(data, TOP_KEYS)
+    if "model" not in data:
+        raise StudyConfigError("'model' is missing")
+    model = _str(data["model"], "model")
+    search = _table(data.get("search", {}), "search")
+    _check_keys(search, SEARCH_KEYS, "search")
+    ranges = _table(search.get("ranges", {}), "search.ranges")
+    _check_keys(ranges, Ranges.__dataclass_fields__, "search.ranges")
+    default = Ranges()
+    r = Ranges(
+        params=_pair(ranges["params"], "params", allow_none=True)
+        if "params" in ranges
+        else default.params,
+        macs=_pair(ranges["macs"], "macs", allow_none=True) if "macs" in ranges else default.macs,
+        min_width=_pair(ranges.get("min_width", list(default.min_width)), "min_width"),
+        max_width=_pair(ranges.get("max_width", list(default.max_width)), "max_width"),
+        divisor=_choices(ranges.get("divisor", list(default.divisor)), "divisor", None, int),
+        mode=_choices(ranges.get("mode", list(default.mode)), "mode", MODES, str),
+        latency=_pair(ranges.get("latency", False), "latency", allow_none=True),
+        memory=_pair(ranges.get("memory", False), "memory", allow_none=True),
+    )
+    if r.params is None and r.macs is None and r.latency is None and r.memory is None:
+        raise StudyConfigError("ranges.params and ranges.macs cannot both be false")
+    seed = search.get("seed")
+    config = StudyConfig(
+        verify=_verify(data.get("verify")),
+        report=_report(data.get("report")),
+        model=model,
+        input_size=_size(data.get("input_size", [3, 224, 224]), "input_size"),
+        timm_kwargs=dict(_table(data.get("timm_kwargs", {}), "timm_kwargs")),
+        trials=_int(search.get("trials", 200), "search.trials", minimum=1),
+        sampler=None if "sampler" not in search else _str(search["sampler"], "search.sampler"),
+        seed=None if seed is None else _int(seed, "search.seed"),
+        ranges=r,
+        study_name=None if "study" not in search else _str(search["study"], "search.study"),
+        latency=_flag(search.get("latency", False), "search.latency"),
+        hardware=_hardware(search),
+        raw=dict(data),
+    )
+    config.check()
+    return config
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise StudyConfigError(f"{key} must be true or false")
+    return value
+
+
+def _hardware(search: Mapping[str, Any]) -> Hardware:
+    """The [search] keys that say what latency and memory are for."""
+    from widthsearch.hardware.timing import DEVICES
+
+    profile = search.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise StudyConfigError("search.profile must be a path to a latency profile")
+    device = search.get("device", "cpu")
+    if device not in DEVICES:
+        raise StudyConfigError(f"search.device must be one of {', '.join(DEVICES)}")
+    counts = {}
+    for key in ("threads", "batch_size"):
+        v = search.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise StudyConfigError(f"search.{key} must be a positive integer")
+        counts[key] = v
+    return Hardware(profile=profile, device=device, **counts)
+
+
+def _size(value: Any, key: str) -> tuple[int, int, int]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise StudyConfigError(f"{key} must be [C, H, W] with positive integers")
+    return value[0], value[1], value[2]
+
+
+def _count(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StudyConfigError(f"{key} must be an integer >= 0")
+    return value
+
+
+def _verify(section: Any) -> VerifySettings | None:
+    if section is None:
+        return None
+    _check_keys(_table(section, "verify"), VerifySettings.__dataclass_fields__, "verify")
+    d = VerifySettings()
+
+    def positive(key: str, kind: type) -> Any:
+        v = section.get(key, getattr(d, key))
+        if isinstance(v, bool) or not isinstance(v, (kind, int)) or not v > 0:
+            raise StudyConfigError(f"verify.{key} must be a positive {kind.__name__}")
+        return kind(v)
+
+    seeds = section.get("seeds", list(d.seeds))
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(v, int) for v in seeds):
+        raise StudyConfigError("verify.seeds must be a non-empty list of integers")
+    data = section.get("data", d.data)
+    if not isinstance(data, str):
+        raise StudyConfigError("verify.data must be a string such as digits or mnist:DIR")
+    size = section.get("input_size")
+    from widthsearch.train.augment import POLICIES as AUGMENTS
+    from widthsearch.train.head import POLICIES as HEADS
+    from widthsearch.train.stem import POLICIES as STEMS
+    from widthsearch.verify.run import MATCHES
+
+    choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS, "head": HEADS, "match": MATCHES}
+    policy = {}
+    for key, allowed in choices.items():
+        v = section.get(key, getattr(d, key))
+        if v not in allowed:
+            raise StudyConfigError(f"verify.{key} must be one of {', '.join(allowed)}, not {v!r}")
+        policy[key] = v
+    return VerifySettings(
+        **policy,
+        data=data,
+        input_size=None if size is None else _size(size, "verify.input_size"),
+        top=positive("top", int),
+        random=_count(section.get("random", d.random), "verify.random"),
+        epochs=positive("epochs", int),
+        batch_size=positive("batch_size", int),
+        lr=positive("lr", float),
+        seeds=tuple(seeds),
+    )
+
+
+def _report(section: Any) -> str | None:
+    if section is None:
+        return None
+    _check_keys(_table(section, "report"), REPORT_KEYS, "report")
+    if not isinstance(section.get("path"), str):
+        raise StudyConfigError('[report] needs path = "reports/NAME"')
+    return section["path"]
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read a TOML study file.
+
+    Raises:
+        StudyConfigError: the file is missing, not TOML, or its values are out of range.
+    """
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise StudyConfigError(f"no study file at {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise StudyConfigError(f"{path} is not valid TOML ({exc})") from None
+    return parse_config(data, str(path))
+
+
+__all__ = [
+    "SAMPLERS",
+    "Hardware",
+    "Ranges",
+    "StudyConfig",
+    "StudyConfigError",
+    "VerifySettings",
+    "load_config",
+    "parse_config",
+]
