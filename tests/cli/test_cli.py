@@ -12,6 +12,7 @@ import pytest
 from widthsearch.cli import main
 
 
+@pytest.mark.slow
 def test_inspect_efficientnet_b0_console_script():
     """The issue's acceptance numbers, through the real entry point at 224x224."""
     proc = subprocess.run(
@@ -186,6 +187,7 @@ def test_reconfig_default_compares_with_the_uniform_multiplier_only(capsys):
     assert "unknown baseline synlow" in _one_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_reconfig_ctrl_c_in_synflow_keeps_the_printed_result_and_the_width_file(tmp_path):
     """The result is printed and -o written before SynFlow starts; Ctrl-C there ends in one line."""
     import signal

@@ -121,6 +121,7 @@ def test_quick_profile_is_cached(tmp_path, monkeypatch, tiny_space):
     assert second.model(tiny_space.base_widths) == first.model(tiny_space.base_widths)
 
 
+@pytest.mark.slow
 def test_profile_cli_writes_a_profile_and_refuses_a_mismatch(tmp_path, capsys):
     out = tmp_path / "p.json"
     args = ["profile", TINY, "--input-size", "3,64,64", "--threads", "1", "--samples", "6"]

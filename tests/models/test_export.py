@@ -35,6 +35,7 @@ def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(NATIVE))
 @pytest.mark.parametrize("mode", ["precrop", "preconfig"])
 def test_native_definition_matches_generic_rebuild(name, mode):
@@ -106,6 +107,7 @@ def _run_check(tmp_path, entries, extra=False):
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_exported_efficientnet_b0_same_flops_in_a_fresh_process(tmp_path, capsys):
     space = zoo_space("efficientnet_b0")
     path = _width_file(tmp_path, "efficientnet_b0", macs=space.macs())
@@ -141,6 +143,7 @@ def test_exported_efficientnet_b0_same_flops_in_a_fresh_process(tmp_path, capsys
     assert got["features"] == [data["groups"][out_width[n]]["width"] for n in ends]
 
 
+@pytest.mark.slow
 def test_exported_zoo_round_trip(tmp_path):
     entries = []
     files = {}
@@ -158,6 +161,7 @@ def test_exported_zoo_round_trip(tmp_path):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["hardcorenas_a", "resnest50d_1s4x24d"])
 def test_spec_falls_back_where_timm_cannot_build_it(name):
     # hardcorenas builds its MobileNetV3 without _create_mnv3; ResNeSt's blocks are not the
@@ -170,6 +174,7 @@ def test_spec_falls_back_where_timm_cannot_build_it(name):
         assert _shapes(_portable.build(spec)) == _shapes(space.realize(widths))
 
 
+@pytest.mark.slow
 def test_exported_parsed_models_round_trip(tmp_path):
     # every model that once parsed and then failed later, reshaped at its MACs (groups grow
     # and shrink), exported and built in one fresh process
@@ -218,6 +223,7 @@ def test_export_of_a_bad_width_file_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "m.py").exists()
 
 
+@pytest.mark.slow
 def test_exported_module_keeps_the_width_files_head_and_input_channels(tmp_path):
     """reconfig --num-classes 10 --in-chans 1: the module builds that model at those costs."""
     w = tmp_path / "w.json"

@@ -23,6 +23,7 @@ def _width_file(tmp_path, name, **budget):
     return path, result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO)
 def test_round_trip_reconfig_file_create_model(tmp_path, name):
     path, result = _width_file(tmp_path, name)

@@ -42,6 +42,7 @@ path = "out/tiny"
 """
 
 
+@pytest.mark.slow
 def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     # keep latency timings whatever their spread (a busy machine's would be timed again)
@@ -210,6 +211,7 @@ def test_committed_reports_are_found_again_by_their_study_files():
         assert {r["recipe_key"] for r in csv.DictReader(csv_path.open())} == {key}, path
 
 
+@pytest.mark.slow
 def test_report_front_table_is_the_thinned_front(tmp_path, capsys):
     """The page shows the same thinned front as `widthsearch front`; front.csv all of it."""
     import re

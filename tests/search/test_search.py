@@ -60,6 +60,7 @@ def test_unknown_sampler_option():
         parse_config({"model": "resnet18"}).with_options(sampler="cma")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["sqlite", "journal"])
 def test_search_records_trials_resumes_and_fronts(tmp_path, storage):
     url = f"sqlite:///{tmp_path}/s.db" if storage == "sqlite" else f"journal:{tmp_path}/s.log"
@@ -123,6 +124,7 @@ def test_unreachable_storage_is_one_line():
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["qmc", "random"])
 def test_two_workers_share_a_postgresql_study(postgres_url, capsys, sampler):
     """Two processes on one study in a real PostgreSQL: every trial once, none lost, and (qmc)
@@ -173,6 +175,7 @@ def test_two_workers_share_a_postgresql_study(postgres_url, capsys, sampler):
         assert len({tuple(sorted(t.params.items())) for t in trials}) == 30
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_journal_study_without_taking_a_point_twice(tmp_path):
     """qmc on a journal file: trial numbers are given out by the journal's order, so two
     processes take different Sobol points and every trial is whole."""
@@ -201,6 +204,7 @@ def _claim_all(url: str, out) -> None:
     out.put(got)
 
 
+@pytest.mark.slow
 def test_processes_claiming_queued_trials_on_sqlite_never_claim_one_twice(tmp_path):
     """Verification workers claim queued runs by Optuna's conditional WAITING -> RUNNING
     update. Under pysqlite's own transactions its read ran before any lock, and 4 processes
@@ -418,6 +422,7 @@ def test_report_onto_an_existing_file_is_one_line_and_leaves_it(tmp_path, capsys
     assert target.read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_front_into_a_closed_pipe_ends_quietly(tmp_path):
     """`widthsearch front ... | head -1`: the reader goes away, the command ends without a
     traceback (the pipe is closed before the command writes, so the write must fail)."""
@@ -434,6 +439,7 @@ def test_front_into_a_closed_pipe_ends_quietly(tmp_path):
     assert err == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["qmc", "tpe"])
 def test_ctrl_c_stops_after_the_running_trial_and_keeps_every_trial_whole(tmp_path, sampler):
     """A real SIGINT mid-search: one line, exit 130, and the storage holds only finished
@@ -483,6 +489,7 @@ def test_ctrl_c_stops_after_the_running_trial_and_keeps_every_trial_whole(tmp_pa
     assert f"holds {sum(states.values())} finished trials" in line
 
 
+@pytest.mark.slow
 def test_qmc_is_the_default_trial_n_takes_sobol_point_n_and_a_resume_continues(tmp_path):
     """Stored sampler and seed; a study run in two goes holds exactly the trials of one run
     of the same length; no two trials share a mix."""
@@ -515,6 +522,7 @@ def test_qmc_is_the_default_trial_n_takes_sobol_point_n_and_a_resume_continues(t
     assert SobolMixes(r, 7).params(13) == a[13][1]
 
 
+@pytest.mark.slow
 def test_settings_without_a_seed_record_the_drawn_one(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     config = StudyConfig(model="resnet18", input_size=(3, 32, 32), trials=3)
@@ -527,6 +535,7 @@ def test_settings_without_a_seed_record_the_drawn_one(tmp_path):
         run_search(config.with_options(trials=7, seed=seed + 1), url)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
 def test_optuna_samplers_still_run_and_resume(tmp_path, sampler):
     url = f"sqlite:///{tmp_path}/s.db"
@@ -553,6 +562,7 @@ def test_pareto_mask_matches_the_definition():
         assert mask[i] == (not dominated)
 
 
+@pytest.mark.slow
 def test_thinned_front_keeps_a_close_point_for_every_one_left_out(tmp_path):
     from widthsearch.search.run import choose_eps, load_front, thin_front
 
@@ -586,6 +596,7 @@ def test_thinned_front_keeps_a_close_point_for_every_one_left_out(tmp_path):
     assert info["eps"] == eps and len(info["shown"]) <= 10 and info["front"] == points
 
 
+@pytest.mark.slow
 def test_front_command_shows_the_thinned_front_and_json_the_whole(tmp_path, capsys):
     from widthsearch.cli import main
 

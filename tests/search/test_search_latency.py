@@ -115,6 +115,7 @@ def _ranges(**changes):
     return replace(Ranges(), **changes)
 
 
+@pytest.mark.slow
 def test_search_cli_latency_front_and_errors(tmp_path, capsys, profile_path):
     db = f"sqlite:///{tmp_path}/c.db"
     base = ["search", TINY, "--input-size", "64", "--storage", db, "--sampler", "random"]

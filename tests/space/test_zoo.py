@@ -134,6 +134,7 @@ def _realizes_runs_and_builds_at_random_widths(space, size) -> None:
         assert count(_portable.build(build_spec(space, widths)), size) == predicted
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PARSED)
 def test_parsed_models_realize_run_and_build_at_random_widths(name):
     _realizes_runs_and_builds_at_random_widths(tiny_space(name), TINY)
@@ -155,12 +156,14 @@ def test_mechanism_costs_equal_counts(name):
     assert len(fixed) == 2 + 10 * (name == "gcresnet33ts")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MECHANISMS)
 def test_mechanism_realizes_runs_and_builds_at_random_widths(name):
     _realizes_runs_and_builds_at_random_widths(mechanism_space(name), MECHANISM_SIZE)
 
 
 # Torch-Pruning raises a TypeError on cs3darknet_s and runs out of memory on GlobalContext
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(MECHANISMS) - {"cs3darknet_s", "gcresnet33ts"}))
 def test_mechanism_grouping_refines_torch_pruning(name):
     """Torch-Pruning keeps a split tensor in one group; we give its segments their own widths

@@ -76,6 +76,7 @@ def test_a_cifar_folder_of_the_wrong_shape_is_one_line(tmp_path):
         load_dataset(f"imagefolder:{broken}")
 
 
+@pytest.mark.slow
 def test_real_cifar10_archive_holds_out_a_tenth_of_each_class():
     path = cifar10_archive()
     data = load_dataset(f"cifar10:{path}")

@@ -76,6 +76,7 @@ def test_timm_head_starts_efficientnet_families_far_from_chance_and_resnets_near
     )
 
 
+@pytest.mark.slow
 def test_zero_head_lets_a_short_run_learn_where_timms_head_does_not(digits):
     def build():
         return timm.create_model("mobilenetv2_100", num_classes=10)
@@ -162,6 +163,7 @@ def _width_file(tmp_path, model: str):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, decided", [("mobilenetv2_100", "zero"), ("resnet18", "timm")])
 def test_verify_decides_auto_once_says_so_and_keys_timm_as_before(tmp_path, capsys, model, decided):
     out = tmp_path / "r.csv"

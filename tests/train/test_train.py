@@ -25,6 +25,7 @@ def _small_resnet():
     return timm.create_model("resnet18", num_classes=10, channels=(16, 32, 64, 128))
 
 
+@pytest.mark.slow
 def test_a_small_cifar10_subset_trains_above_chance_with_augmentation(cifar10):
     recipe = Recipe(
         epochs=3, batch_size=64, lr=3e-3, augment="light", train_subset=2000, warmup_epochs=0.5
@@ -46,6 +47,7 @@ def test_augmentation_and_stem_are_part_of_the_recipe():
         Recipe(stem="wide")
 
 
+@pytest.mark.slow
 def test_a_resumed_run_with_augmentation_ends_where_an_uninterrupted_one_does(tmp_path, cifar10):
     recipe = Recipe(epochs=2, batch_size=32, augment="light", train_subset=128)
 

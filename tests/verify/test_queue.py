@@ -63,6 +63,7 @@ def _rung0(trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
     return {t.number: t.system_attrs["completed_rung_0"] for t in trials}
 
 
+@pytest.mark.slow
 def test_successive_halving_prunes_weak_candidates_while_base_and_control_finish(
     tmp_path, capsys, digits, space, one_thread, monkeypatch
 ):
@@ -223,6 +224,7 @@ def _verify_args(width_file, out) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_two_workers_on_postgresql_one_killed_every_run_ends_once_as_one_worker_would(
     tmp_path, capsys, postgres_url, tiny_file, one_thread
 ):
@@ -300,6 +302,7 @@ def test_two_workers_on_postgresql_one_killed_every_run_ends_once_as_one_worker_
     assert info["skipped"] + info["trained"] == 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
 def test_workers_spawned_by_one_command_share_a_storage_and_say_each_epoch(
     tmp_path, capfd, tiny_file, one_thread, monkeypatch, kind
@@ -352,6 +355,7 @@ def test_workers_spawned_by_one_command_share_a_storage_and_say_each_epoch(
         assert got.keys() == ref.keys()
 
 
+@pytest.mark.slow
 def test_results_an_older_version_kept_on_the_study_are_imported_not_retrained(
     tmp_path, capsys, one_thread
 ):
@@ -381,6 +385,7 @@ def test_results_an_older_version_kept_on_the_study_are_imported_not_retrained(
     assert {r["candidate"]: r["top1"] for r in info["results"] if not r["same_as"]} == top1
 
 
+@pytest.mark.slow
 def test_a_run_another_verification_finished_with_the_same_recipe_is_taken_over(
     tmp_path, capsys, one_thread
 ):

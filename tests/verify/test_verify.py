@@ -206,6 +206,7 @@ def test_bad_data_on_the_command_line_exits_2_and_writes_nothing(tmp_path, capsy
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_training_learns_and_an_interrupted_run_resumes_to_the_same_result(
     tmp_path, digits, tiny_space
 ):
@@ -352,6 +353,7 @@ def test_candidates_are_compared_with_the_mean_of_the_random_controls_seed_by_se
     assert results[3]["vs_control"] is None
 
 
+@pytest.mark.slow
 def test_verify_a_study_prints_the_table_stores_results_and_skips_them_again(
     tmp_path, capsys, monkeypatch
 ):
@@ -534,6 +536,7 @@ def test_a_results_file_that_is_not_ours_is_refused(tmp_path, capsys, width_file
     assert out.read_text() == "a,b\n1,2\n"
 
 
+@pytest.mark.slow
 def test_one_results_file_collects_several_verifications(tmp_path, capsys, tiny_space):
     """A second verification into the same CSV used to drop the first one's rows."""
     from widthsearch.models.widthfile import save_width_file
@@ -623,6 +626,7 @@ def test_max_steps_and_train_subset_train_less_and_are_their_own_setting(digits,
         Recipe(train_subset=10)
 
 
+@pytest.mark.slow
 def test_a_quick_single_seed_check_warns_shows_n_1_and_no_spread(tmp_path, capsys, width_file):
     out = tmp_path / "r.csv"
     args = ["verify", str(width_file), "--epochs", "3", "--seeds", "3", "--out", str(out)]
@@ -645,6 +649,7 @@ def test_a_quick_single_seed_check_warns_shows_n_1_and_no_spread(tmp_path, capsy
     assert all(r["top1_std"] is None for r in info["results"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("probe", [True, False])
 def test_long_runs_print_an_estimate_of_their_time_before_the_bulk_of_the_work(
     tmp_path, digits, width_file, monkeypatch, probe
@@ -695,6 +700,7 @@ def test_long_runs_print_an_estimate_of_their_time_before_the_bulk_of_the_work(
     assert remaining / 5 <= max(said, 1) <= remaining * 5, (message, remaining)
 
 
+@pytest.mark.slow
 def test_timing_a_model_leaves_training_as_it_was(digits, tiny_space):
     """The up-front timing trains a throwaway model: the RNG, and so every run, is unchanged."""
     import widthsearch.space._portable as portable
@@ -709,6 +715,7 @@ def test_timing_a_model_leaves_training_as_it_was(digits, tiny_space):
     assert seconds > 0 and torch.equal(torch.get_rng_state(), before)
 
 
+@pytest.mark.slow
 def test_verify_with_random_controls_shows_them_and_the_candidates_verdict_against_them(
     tmp_path, capsys, width_file
 ):
