@@ -8,18 +8,18 @@ torch: the light modules above build specs without importing torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from widthsearch.space.width_space import WidthSpace
+    from widthsearch.space.groups import SpaceView
 
 
-def layer_table(space: WidthSpace, widths: Sequence[int]) -> list[list]:
+def layer_table(space: SpaceView, widths: Sequence[int]) -> list[list[Any]]:
     """``[name, kind, in, out, param_dim]`` per layer at ``widths`` (fixed sides: ``None``),
     then ``[module.attr, "attr", value, None, 0]`` per split-size attribute."""
-    rows = []
+    rows: list[list[Any]] = []
     for lay in space.layers:
         sides = []
         for groups in (lay.in_groups, lay.out_groups):

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from widthsearch.errors import RealizationError, UnsupportedModelError
 from widthsearch.space import _portable
+from widthsearch.space._trace import trace_channels
+from widthsearch.space.groups import Group, Layer, SpaceView
 from widthsearch.space.layer_table import family_name, layer_table
-
-if TYPE_CHECKING:
-    from widthsearch.space.width_space import Layer, WidthSpace
+from widthsearch.space.structure import structure
 
 
 def check_resizable(model: nn.Module, layers: Sequence[Layer]) -> None:
     """Fail at analysis time, not at realization, on a module we do not know how to resize."""
-    wanted = {
+    wanted: dict[str, type | tuple[type, ...]] = {
         "conv": nn.Conv2d,
         "depthwise": nn.Conv2d,
         "grouped": nn.Conv2d,
@@ -43,7 +42,7 @@ def check_resizable(model: nn.Module, layers: Sequence[Layer]) -> None:
             )
 
 
-def realize(model: nn.Module, space: WidthSpace, widths: Sequence[int]) -> nn.Module:
+def realize(model: nn.Module, space: SpaceView, widths: Sequence[int]) -> nn.Module:
     """Resize ``model`` (a fresh base model of ``space``) to ``widths`` in place and return it.
 
     Raises:
@@ -55,7 +54,7 @@ def realize(model: nn.Module, space: WidthSpace, widths: Sequence[int]) -> nn.Mo
     return model
 
 
-def check_params(model: nn.Module, space: WidthSpace, widths: Sequence[int], how: str) -> None:
+def check_params(model: nn.Module, space: SpaceView, widths: Sequence[int], how: str) -> None:
     """Raise :class:`RealizationError` unless ``model`` counts ``space.params(widths)``."""
     counted = sum(p.numel() for p in model.parameters())
     predicted = space.params(widths)
@@ -67,7 +66,7 @@ def check_params(model: nn.Module, space: WidthSpace, widths: Sequence[int], how
 
 
 # ------------------------------------------------------------------- the parse-time probe
-def probe_widths(space: WidthSpace) -> list[int]:
+def probe_widths(space: SpaceView) -> list[int]:
     """A width vector that moves every free group off its base width, by one to three steps
     of its grid (the step varies by group, so that groups of equal base width part)."""
     return [g.width if g.fixed else g.width + g.multiple_of * (1 + g.id % 3) for g in space.groups]
@@ -91,7 +90,7 @@ def _restored(model: nn.Module) -> Iterator[nn.Module]:
             m._parameters, m._buffers, m._modules = params, buffers, children
 
 
-def check_realizes(space: WidthSpace, model: nn.Module, example_input: torch.Tensor) -> None:
+def check_realizes(space: SpaceView, model: nn.Module, example_input: torch.Tensor) -> None:
     """Refuse, at parse time, a model that would not work once realized at other widths.
 
     ``model`` is rebuilt in place at :func:`probe_widths` by the generic path (new weights
@@ -103,9 +102,6 @@ def check_realizes(space: WidthSpace, model: nn.Module, example_input: torch.Ten
     Raises:
         UnsupportedModelError: in one line, naming where the realized model fails.
     """
-    from widthsearch.space._trace import trace_channels
-    from widthsearch.space.width_space import _structure
-
     probe = probe_widths(space)
     if probe == list(space.base_widths):
         return
@@ -123,7 +119,7 @@ def check_realizes(space: WidthSpace, model: nn.Module, example_input: torch.Ten
                 "change this model's widths"
             ) from exc
         counted = sum(p.numel() for p in shell.parameters())
-    groups, layers, attrs = _structure(result)
+    groups, layers, attrs = structure(result)
     problem = _compare(space, probe, groups, layers)
     if problem is None and [(a.name, a.parts) for a in attrs] != [
         (a.name, a.parts) for a in space.size_attrs
@@ -137,7 +133,9 @@ def check_realizes(space: WidthSpace, model: nn.Module, example_input: torch.Ten
         )
 
 
-def _compare(space: WidthSpace, probe: Sequence[int], groups, layers) -> str | None:
+def _compare(
+    space: SpaceView, probe: Sequence[int], groups: Sequence[Group], layers: Sequence[Layer]
+) -> str | None:
     """What differs between ``space`` at ``probe`` and the space traced from its realization."""
     if len(layers) != len(space.layers) or len(groups) != len(space.groups):
         return (
@@ -156,9 +154,10 @@ def _compare(space: WidthSpace, probe: Sequence[int], groups, layers) -> str | N
             return f"changes layer '{want.name}' ({want.kind}) into '{got.name}' ({got.kind})"
         if (got.params, got.macs) != (want.param_cost()(probe), want.mac_cost()(probe)):
             return f"counts other costs at layer '{want.name}' than predicted"
-    for g, got in zip(space.groups, groups, strict=True):
-        if (got.width, got.fixed) != (probe[g.id], g.fixed):
+    for g, traced in zip(space.groups, groups, strict=True):
+        if (traced.width, traced.fixed) != (probe[g.id], g.fixed):
             return (
-                f"gives channel group {g.id} ({g.producer}) {got.width} channels, not {probe[g.id]}"
+                f"gives channel group {g.id} ({g.producer}) {traced.width} channels, not "
+                f"{probe[g.id]}"
             )
     return None

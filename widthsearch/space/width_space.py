@@ -3,160 +3,38 @@
 Everything else in widthsearch reads a :class:`WidthSpace`: the solver constrains its cost
 posynomials, realization rebuilds the model at a new width vector, reports show its groups.
 
-A **group** is a set of channels that must keep one width: a residual stream and every conv that
-adds into it, a depthwise conv and its producer, an SE gate and the channels it multiplies, a norm
-and its conv. Groups fixed by the outside world (image channels, classes) are ``fixed``.
-
-Grouped convolutions keep their number of groups (ResNeXt's cardinality, RegNet's groups at the
-base width): their input and output channels are free groups like a dense conv's, both multiples
-of the groups count (``Group.multiple_of``), and their cost is ``k·w_in·w_out/groups``. This is
-Torch-Pruning's coupling too. Depthwise convolutions (one channel per group) are the exception:
-their groups count *is* their width, so their output channels are their input's group.
+See :mod:`widthsearch.space.groups` for what a group and a layer are.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from widthsearch.errors import InvalidWidthsError, UnknownModelError, UnsupportedModelError
-from widthsearch.space.cost import Posynomial, monomial
+from widthsearch.errors import InvalidWidthsError, UnsupportedModelError
+from widthsearch.space.cost import Posynomial
+from widthsearch.space.groups import Group, Layer, LayerKind, SizeAttr
+from widthsearch.space.source import CopyFactory, TimmFactory, create_timm_model, example_batch
+from widthsearch.space.structure import structure
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from widthsearch.models.widthfile import WidthFile
-    from widthsearch.space._trace import TraceResult
-
-LayerKind = Literal[
-    "conv", "depthwise", "grouped", "linear", "norm", "scale", "filter", "chanconv", "pool"
-]
 Widths = Sequence[int] | Mapping[int, int]
 
 
-@dataclass(frozen=True)
-class Group:
-    """A set of channels that share one width."""
-
-    id: int
-    width: int
-    """Base width (channels) in the unchanged model."""
-    fixed: bool
-    """Width set by the outside world (input channels, outputs): never changed."""
-    multiple_of: int
-    """Every width must be a multiple of this (groups of grouped convs, GroupNorm groups)."""
-    layers: tuple[str, ...]
-    """Names of the layers that read or write these channels, in execution order."""
-    producer: str
-    """The layer that first writes these channels (``"input"`` for the model input)."""
-    note: str = ""
-    """Why the group is fixed or tied beyond its layers (a split at a constant size, equal
-    chunks of one tensor), for ``inspect``; empty for most groups."""
-
-
-@dataclass(frozen=True)
-class Layer:
-    """A weight-carrying op, with the groups it reads and writes and its base costs.
-
-    Kinds: ``conv``, ``grouped``, ``depthwise`` (one input channel per conv group; with a
-    channel multiplier its output groups repeat its input groups), ``linear``, ``norm``,
-    ``scale`` (a loose per-channel parameter), ``filter`` (a depthwise conv with a fixed filter
-    from a buffer, ``BlurPool2d``: MACs but no parameters) and ``chanconv`` (a one-channel
-    Conv1d along the channel axis, ECA: MACs grow with the width, parameters do not) and
-    ``pool`` (a matmul that pools each channel over positions with channel-free weights,
-    GlobalContext: MACs but no parameters).
-    """
-
-    name: str
-    """Module path (``scale``: the parameter path; ``filter``: the buffer path; ``pool``: the
-    module path and ``.matmul``)."""
-    kind: LayerKind
-    in_groups: tuple[int, ...]
-    """Groups of the input channels, in order (several after a channel ``torch.cat``)."""
-    out_groups: tuple[int, ...]
-    kernel: tuple[int, ...] = ()
-    groups: int = 1
-    """Conv groups at the base width; kept by grouped convs, equal to the width for depthwise."""
-    channels_per_group: int = 1
-    out_size: tuple[int, ...] = ()
-    """Spatial size of the output (conv) or its non-channel dims (linear)."""
-    positions: int = 0
-    """Output positions per channel at the example input: MACs per weight."""
-    per_channel: int = 0
-    """norm/scale: parameters per channel."""
-    param_dim: int = 0
-    """scale: the dim of the parameter that holds channels."""
-    constant: int = 0
-    """chanconv: its parameters, which no width changes."""
-    param_attrs: tuple[tuple[str, str], ...] = ()
-    """``(role, attribute)`` of the module's parameters, e.g. ``(("weight", "weight"),)``."""
-    params: int = 0
-    """Parameters at the base widths."""
-    macs: int = 0
-    """MACs at the base widths."""
+@runtime_checkable
+class WidthFileLike(Protocol):
+    """A loaded width file as :meth:`WidthSpace.realize` reads it
+    (:class:`widthsearch.models.widthfile.WidthFile`): checked against the space, then its
+    widths are built."""
 
     @property
-    def has_bias(self) -> bool:
-        return any(role == "bias" for role, _ in self.param_attrs)
-
-    def param_cost(self) -> Posynomial:
-        """Parameters of this layer as a posynomial of group widths."""
-        if self.kind in ("norm", "scale"):
-            return Posynomial.from_terms((self.per_channel, monomial(g)) for g in self.in_groups)
-        if self.kind in ("filter", "chanconv", "pool"):
-            return Posynomial.from_terms([(self.constant, ())])
-        k = 1
-        for s in self.kernel:
-            k *= s
-        terms = [(int(self.has_bias), monomial(b)) for b in self.out_groups]
-        return Posynomial.from_terms(terms) + self._weight_terms(k)
-
-    def _weight_terms(self, k: int) -> Posynomial:
-        if self.kind in ("depthwise", "filter", "chanconv", "pool"):  # one per output channel
-            return Posynomial.from_terms((k, monomial(b)) for b in self.out_groups)
-        coef = Fraction(k, self.groups) if self.groups > 1 else k
-        return Posynomial.from_terms(
-            (coef, monomial(a, b)) for a in self.in_groups for b in self.out_groups
-        )
-
-    def mac_cost(self) -> Posynomial:
-        """MACs of this layer as a posynomial of group widths."""
-        if self.kind in ("norm", "scale"):
-            return Posynomial()
-        k = self.positions
-        for s in self.kernel:
-            k *= s
-        return self._weight_terms(k)
-
-
-@dataclass(frozen=True)
-class SizeAttr:
-    """A module attribute that a channel split reads its sizes from: ``GhostModule.out_chs``
-    (the channels a slice keeps), ``MixedConv2d.splits`` (the size of each piece),
-    ``CrossStage.expand_chs`` (the width it halves). Realization sets it at the new widths.
-    """
-
-    module: str
-    attr: str
-    container: str
-    """``"int"`` for one number, else the type of the sequence (``"tuple"`` or ``"list"``)."""
-    parts: tuple[tuple[int, ...], ...]
-    """Per number, the groups whose widths add up to it."""
-
-    @property
-    def name(self) -> str:
-        return f"{self.module}.{self.attr}" if self.module else self.attr
-
-    def value(self, widths: Sequence[int]) -> int | list[int]:
-        """The attribute's value at ``widths`` (a list for a sequence)."""
-        values = [sum(widths[g] for g in part) for part in self.parts]
-        return values[0] if self.container == "int" else values
+    def widths(self) -> Sequence[int]: ...
+    def check_space(self, space: WidthSpace) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -196,8 +74,8 @@ class WidthSpace:
             UnsupportedModelError: a module or op of the model cannot be analysed.
         """
         model = create_timm_model(name, **timm_kwargs)
-        factory = _TimmFactory(name, dict(timm_kwargs))
-        return cls._analyse(model, _example_input(input_size), name, factory, dict(timm_kwargs))
+        factory = TimmFactory(name, dict(timm_kwargs))
+        return cls._analyse(model, example_batch(input_size), name, factory, dict(timm_kwargs))
 
     @classmethod
     def from_module(
@@ -209,7 +87,7 @@ class WidthSpace:
         MACs). :meth:`realize` starts from a copy of ``model`` taken when it is called, so keep
         ``model`` unchanged while you use the space.
         """
-        factory = _CopyFactory(model)
+        factory = CopyFactory(model)
         return cls._analyse(model, example_input, name or type(model).__name__, factory, {})
 
     @classmethod
@@ -227,7 +105,7 @@ class WidthSpace:
         from widthsearch.space.realize import check_realizes, check_resizable
 
         result = trace_channels(model, example_input)
-        groups, layers, attrs = _structure(result)
+        groups, layers, attrs = structure(result)
         check_resizable(model, layers)
         space = cls(
             model=name,
@@ -268,10 +146,10 @@ class WidthSpace:
             return self.base_widths
         if isinstance(widths, Mapping):
             full = list(self.base_widths)
-            for g, w in widths.items():
-                if not 0 <= int(g) < len(full):
-                    raise InvalidWidthsError(f"no group {g}: {self.model} has {len(full)} groups")
-                full[int(g)] = w
+            for key, w in widths.items():
+                if not 0 <= int(key) < len(full):
+                    raise InvalidWidthsError(f"no group {key}: {self.model} has {len(full)} groups")
+                full[int(key)] = w
             widths = full
         widths = tuple(widths)
         if len(widths) != len(self.groups):
@@ -316,16 +194,15 @@ class WidthSpace:
         return self.mac_cost(self.widths(widths))
 
     # ------------------------------------------------------------------ models
-    def realize(self, widths: Widths | WidthFile | None = None) -> nn.Module:
+    def realize(self, widths: Widths | WidthFileLike | None = None) -> nn.Module:
         """A new model at ``widths``, freshly initialized with its family's own init.
 
         ``widths`` is a width vector, a partial ``{group id: width}``, or a loaded width file
         (:func:`widthsearch.models.widthfile.load_width_file`) made for this model.
         """
-        from widthsearch.models.widthfile import WidthFile
         from widthsearch.space.realize import realize
 
-        if isinstance(widths, WidthFile):
+        if isinstance(widths, WidthFileLike):
             widths.check_space(self)
             widths = widths.widths
         if self._factory is None:  # pragma: no cover - only for hand-built spaces
@@ -400,129 +277,12 @@ class WidthSpace:
         }
 
 
-# ---------------------------------------------------------------------- helpers
-def _structure(
-    result: TraceResult,
-) -> tuple[tuple[Group, ...], tuple[Layer, ...], tuple[SizeAttr, ...]]:
-    """Groups, layers (with their base costs) and split-size attributes of a traced model."""
-    uf = result.uf
-    ids = {root: i for i, root in enumerate(result.group_roots())}
-    members: dict[int, list[str]] = {i: [] for i in ids.values()}
-    producers: dict[int, str] = {}
-
-    def gid(node: int) -> int:
-        return ids[uf.find(node)]
-
-    layers = []
-    for raw in result.layers:
-        ins = tuple(gid(s) for s in raw.in_segs)
-        outs = tuple(gid(s) for s in raw.out_segs)
-        for g in ins:
-            producers.setdefault(g, "input")
-        for g in outs:
-            producers.setdefault(g, raw.name)
-        for g in dict.fromkeys(ins + outs):
-            members[g].append(raw.name)
-        layers.append(
-            Layer(
-                name=raw.name,
-                kind=raw.kind,  # type: ignore[arg-type]
-                in_groups=ins,
-                out_groups=outs,
-                kernel=raw.kernel,
-                groups=raw.groups,
-                channels_per_group=raw.channels_per_group,
-                out_size=raw.out_size,
-                positions=raw.positions,
-                per_channel=raw.per_channel,
-                param_dim=raw.param_dim,
-                constant=raw.constant,
-                param_attrs=tuple(raw.params.items()),
-            )
-        )
-    base = [uf.width[root] for root in ids]  # ids were handed out in this order
-    layers = [
-        replace(lay, params=lay.param_cost()(base), macs=lay.mac_cost()(base)) for lay in layers
-    ]
-    attrs = tuple(
-        SizeAttr(
-            module=a.module,
-            attr=a.attr,
-            container=a.container,
-            parts=tuple(tuple(gid(s) for s in part) for part in a.parts),
-        )
-        for a in result.attrs
-    )
-    groups = tuple(
-        Group(
-            id=i,
-            width=uf.width[root],
-            fixed=uf.fixed[root],
-            multiple_of=uf.multiple_of[root],
-            layers=tuple(members[i]),
-            producer=producers.get(i, "input"),
-            note="; ".join(uf.notes.get(root, [])),
-        )
-        for root, i in ids.items()
-    )
-    return groups, tuple(layers), attrs
-
-
-def create_timm_model(name: str, **timm_kwargs: Any) -> nn.Module:
-    """``timm.create_model(name, pretrained=False, ...)`` with a helpful unknown-name error."""
-    import timm
-
-    if not timm.is_model(name):
-        names = timm.list_models()
-        normal = name.strip().lower().replace("-", "_")
-        close = [n for n in names if n == normal]  # efficientnet-B0 -> efficientnet_b0 first
-        close += [
-            n for n in difflib.get_close_matches(normal, names, n=5, cutoff=0.6) if n not in close
-        ][: 5 - len(close)]
-        hint = f"; close matches: {', '.join(close)}" if close else ""
-        raise UnknownModelError(
-            f"unknown model '{name}'{hint} (timm.list_models() lists all names)"
-        )
-    timm_kwargs.pop("pretrained", None)
-    try:
-        return timm.create_model(name, pretrained=False, **timm_kwargs)
-    except TypeError as exc:
-        raise UnsupportedModelError(
-            f"timm cannot build '{name}' with {timm_kwargs}: {exc}"
-        ) from exc
-
-
-def _example_input(input_size: Sequence[int]) -> torch.Tensor:
-    import torch
-
-    size = tuple(int(s) for s in input_size)
-    if len(size) != 3 or min(size) < 1:
-        raise ValueError(f"input size must be C,H,W with positive sizes, got {input_size!r}")
-    return torch.zeros(1, *size)
-
-
-@dataclass(frozen=True)
-class _TimmFactory:
-    name: str
-    kwargs: Mapping[str, Any]
-
-    def __call__(self) -> nn.Module:
-        return create_timm_model(self.name, **dict(self.kwargs))
-
-
-@dataclass(frozen=True)
-class _CopyFactory:
-    model: nn.Module
-
-    def __call__(self) -> nn.Module:
-        return copy.deepcopy(self.model)
-
-
 __all__ = [
     "Group",
     "Layer",
     "LayerKind",
     "SizeAttr",
+    "WidthFileLike",
     "WidthSpace",
     "Widths",
     "create_timm_model",
