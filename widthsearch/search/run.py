@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from widthsearch.errors import SearchInterrupted, WidthSearchError
+from widthsearch.errors import SearchInterrupted, StudyConfigError, WidthSearchError
 from widthsearch.search.front import (
     DEFAULT_ROWS,
     EPS_STEPS,
@@ -49,6 +49,13 @@ from widthsearch.search.front import (
     thin_front,
     trial_summary,
     widths_key,
+)
+from widthsearch.search.settings import (
+    DEFAULT_SAMPLER,
+    DIRECTIONS,
+    OBJECTIVES,
+    Ranges,
+    SearchConfig,
 )
 from widthsearch.search.storage import (
     DEFAULT_STORAGE,
@@ -61,7 +68,6 @@ from widthsearch.search.storage import (
 from widthsearch.solve.program import Budgets, InfeasibleBudgetError, SolverError, SynExpProgram
 from widthsearch.solve.rounding import RoundingError, round_on_grid
 from widthsearch.solve.synexp import log_synexp
-from widthsearch.studyfile import DEFAULT_SAMPLER, Ranges, StudyConfig, StudyConfigError
 
 if TYPE_CHECKING:
     import optuna
@@ -71,10 +77,6 @@ if TYPE_CHECKING:
     from widthsearch.space.cost import Posynomial
     from widthsearch.space.width_space import WidthSpace
 
-OBJECTIVES = ("log_synexp", "params", "macs")
-DIRECTIONS = ("maximize", "minimize", "minimize")
-"""Directions of log SynExp, params and MACs; a latency objective adds one more minimize."""
-
 
 # ------------------------------------------------------------------------------- settings
 def _json(value: Any) -> Any:
@@ -82,7 +84,7 @@ def _json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def study_settings(config: StudyConfig) -> dict[str, Any]:
+def study_settings(config: SearchConfig) -> dict[str, Any]:
     """What defines a study: a re-run must match these (None for sampler/seed: any)."""
     return {
         "model": config.model,
@@ -95,7 +97,7 @@ def study_settings(config: StudyConfig) -> dict[str, Any]:
     }
 
 
-def setting_differences(config: StudyConfig, attrs: dict[str, Any]) -> list[str]:
+def setting_differences(config: SearchConfig, attrs: dict[str, Any]) -> list[str]:
     """Each setting of ``config`` that differs from a stored study's, as 'key stored (not
     given)'. Sampler and seed count only when ``config`` sets them and the study recorded them.
     """
@@ -127,7 +129,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def check_settings(config: StudyConfig, study: optuna.Study, url: str | None) -> None:
+def check_settings(config: SearchConfig, study: optuna.Study, url: str | None) -> None:
     """Refuse to run ``config`` on a stored study made with other settings (before any trial).
 
     Raises:
@@ -149,7 +151,7 @@ def check_settings(config: StudyConfig, study: optuna.Study, url: str | None) ->
 
 
 def open_study(
-    config: StudyConfig,
+    config: SearchConfig,
     storage: Any,
     *,
     create: bool = True,
@@ -247,7 +249,7 @@ class HardwareModels:
 
 
 def hardware_models(
-    config: StudyConfig, space: WidthSpace, progress: Callable[[str], None] | None = None
+    config: SearchConfig, space: WidthSpace, progress: Callable[[str], None] | None = None
 ) -> HardwareModels:
     """The latency model (``config.hardware``'s profile, or a cached quick profile) when the
     study has a latency objective, and the memory model when it has a memory range."""
@@ -399,7 +401,7 @@ class Objective:
     """One trial: take a mix, re-solve, round, record. Built once per process."""
 
     space: WidthSpace
-    config: StudyConfig
+    config: SearchConfig
     program: SynExpProgram
     hardware: HardwareModels = HardwareModels()
     seen: dict[str, int] = field(default_factory=dict)
@@ -668,7 +670,7 @@ class _Process:
 
 
 def _prepare(
-    config: StudyConfig,
+    config: SearchConfig,
     storage_url: str | None,
     seed: int | None,
     space: WidthSpace | None = None,
@@ -762,7 +764,7 @@ def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | No
 
 
 def _worker(
-    config: StudyConfig,
+    config: SearchConfig,
     storage_url: str | None,
     n_trials: int,
     seed: int | None,
@@ -798,11 +800,9 @@ class SearchResult:
         return self.report["front"]
 
 
-def _resolve(config: StudyConfig, study: optuna.Study) -> StudyConfig:
+def _resolve(config: SearchConfig, study: optuna.Study) -> SearchConfig:
     """``config`` with the study's sampler and seed where it leaves them open (recording them
     on a study made before they were recorded)."""
-    from widthsearch.studyfile import DEFAULT_SAMPLER
-
     attrs = study.user_attrs
     sampler = config.sampler or attrs.get("sampler") or DEFAULT_SAMPLER
     seed = config.seed if config.seed is not None else attrs.get("seed")
@@ -815,7 +815,7 @@ def _resolve(config: StudyConfig, study: optuna.Study) -> StudyConfig:
 
 
 def run_search(
-    config: StudyConfig,
+    config: SearchConfig,
     storage_url: str | None = None,
     *,
     workers: int = 1,
