@@ -4,6 +4,7 @@ Every trial of a search is the SynExp optimum of its own budgets, so much of a s
 Pareto-optimal in (max log SynExp, min params, min MACs): the front is a surface over the
 budget space. :func:`front` finds it (duplicates out); :func:`thin_front` keeps a readable
 part of it by ε-dominance in the costs, with a stated guarantee for every point left out.
+:func:`load_front` reads a stored study's front with what the ``front`` command prints.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import hashlib
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from widthsearch.search.settings import OBJECTIVES
+from widthsearch.search.storage import storage_name
+from widthsearch.search.study import finished_count, load_search_study
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,11 +153,64 @@ def shown_front(report: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
 
+def load_front(
+    study_name: str,
+    storage_url: str | None,
+    *,
+    eps: float | None = None,
+    rows: int = DEFAULT_ROWS,
+    study: optuna.Study | None = None,
+) -> dict[str, Any]:
+    """The front of a stored study, with what the ``front`` command prints (no timm needed).
+
+    ``front`` holds the whole Pareto front; ``shown`` the trial numbers of its thinned version
+    (:func:`thin_front` with ``eps``, by default the finest step that fits in ``rows``), and
+    ``eps`` that step. Reading never creates a storage or a study.
+
+    Raises:
+        StorageError: no such storage or study, or a study that ``search`` did not make
+            (:func:`~widthsearch.search.study.load_search_study`).
+    """
+    study = study or load_search_study(study_name, storage_url)
+    attrs = study.user_attrs
+    base = {
+        "params": attrs["base_params"],
+        "macs": attrs["base_macs"],
+        "latency_ms": attrs.get("base_latency_ms"),
+        "memory_bytes": attrs.get("base_memory_bytes"),
+    }
+    full = [trial_summary(t, base) for t in front(study)]
+    if eps is None:
+        eps = choose_eps(full, rows)
+    return {
+        "study": study_name,
+        "storage": storage_name(storage_url),
+        "model": attrs["model"],
+        "input_size": attrs["input_size"],
+        "timm_kwargs": attrs.get("timm_kwargs") or {},
+        "sampler": attrs.get("sampler"),
+        "seed": attrs.get("seed"),
+        "objectives": attrs.get("objectives", list(OBJECTIVES)),
+        "base_params": base["params"],
+        "base_macs": base["macs"],
+        "base_latency_ms": base["latency_ms"],
+        "base_memory_bytes": base["memory_bytes"],
+        "latency_model": (attrs.get("latency_model") or {}).get("note"),
+        "base_widths": attrs.get("base_widths"),
+        "fixed_groups": attrs.get("fixed_groups", []),
+        "trials": finished_count(study),
+        "front": full,
+        "eps": eps,
+        "shown": [t["number"] for t in thin_front(full, eps)],
+    }
+
+
 __all__ = [
     "DEFAULT_ROWS",
     "EPS_STEPS",
     "choose_eps",
     "front",
+    "load_front",
     "pareto_mask",
     "shown_front",
     "thin_front",
