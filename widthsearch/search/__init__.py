@@ -1,6 +1,7 @@
 """Search: Optuna studies over constraint mixes, their storage, and their Pareto fronts.
 
 One module per concept: :mod:`~widthsearch.search.settings` (what a search explores),
+:mod:`~widthsearch.search.attrs` (the study's attribute keys),
 :mod:`~widthsearch.search.storage` (SQLite, journal files, PostgreSQL),
 :mod:`~widthsearch.search.study` (a study's settings, and opening and loading it),
 :mod:`~widthsearch.search.samplers` (the mixes trials take),
@@ -10,6 +11,7 @@ fronts) and :mod:`~widthsearch.search.run` (running a search).
 """
 
 from widthsearch.errors import SearchInterrupted, StorageError
+from widthsearch.search.attrs import SEARCH_STUDY, StudyAttr, TrialAttr
 from widthsearch.search.front import (
     DEFAULT_ROWS,
     EPS_STEPS,
@@ -66,11 +68,14 @@ __all__ = [
     "Objective",
     "Ranges",
     "SAMPLERS",
+    "SEARCH_STUDY",
     "SearchConfig",
     "SearchInterrupted",
     "SearchResult",
     "SobolMixes",
     "StorageError",
+    "StudyAttr",
+    "TrialAttr",
     "check_settings",
     "choose_eps",
     "find_study",

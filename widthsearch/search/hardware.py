@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.hardware import LatencyModel, resolve_latency_model
+from widthsearch.search.attrs import StudyAttr
 from widthsearch.search.settings import SearchConfig
 from widthsearch.space import Posynomial, WidthSpace
 
@@ -43,15 +44,15 @@ class HardwareModels:
         show latency without profiling again."""
         out: dict[str, Any] = {}
         if self.latency is not None:
-            out["base_latency_ms"] = self.latency(space.base_widths)
-            out["latency_model"] = {
+            out[StudyAttr.BASE_LATENCY_MS] = self.latency(space.base_widths)
+            out[StudyAttr.LATENCY_MODEL] = {
                 "note": self.note,
                 "device": self.latency.device.to_dict(),
                 "terms": [[c, [list(p) for p in m]] for m, c in self.latency.cost.terms],
             }
         if self.memory is not None:
-            out["base_memory_bytes"] = self.memory(space.base_widths)
-            out["memory_batch_size"] = self.memory.batch_size
+            out[StudyAttr.BASE_MEMORY_BYTES] = self.memory(space.base_widths)
+            out[StudyAttr.MEMORY_BATCH_SIZE] = self.memory.batch_size
         return out
 
 
@@ -84,7 +85,7 @@ def hardware_models(
 
 def stored_latency(attrs: dict[str, Any]) -> Posynomial | None:
     """The latency posynomial a study stored (see :meth:`HardwareModels.attrs`), or None."""
-    model = attrs.get("latency_model")
+    model = attrs.get(StudyAttr.LATENCY_MODEL)
     if not model:
         return None
     return Posynomial(tuple((tuple(tuple(p) for p in m), c) for c, m in model["terms"]))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import InfeasibleBudgetError, RoundingError, SolverError
+from widthsearch.search.attrs import TrialAttr
 from widthsearch.search.front import widths_key
 from widthsearch.search.hardware import HardwareModels
 from widthsearch.search.settings import SearchConfig
@@ -32,7 +33,7 @@ class Infeasible(Exception):
     """A mix without widths: its budgets are out of reach of its bounds, or (rarely) the
     solver failed on it. The trial is pruned, with the reason in the user attribute ``key``."""
 
-    def __init__(self, message: str, key: str = "infeasible") -> None:
+    def __init__(self, message: str, key: str = TrialAttr.INFEASIBLE) -> None:
         super().__init__(message)
         self.key = key
 
@@ -104,7 +105,7 @@ class Objective:
         except (InfeasibleBudgetError, RoundingError) as exc:
             raise Infeasible(str(exc)) from None
         except SolverError as exc:
-            raise Infeasible(str(exc), "solver_failed") from None
+            raise Infeasible(str(exc), TrialAttr.SOLVER_FAILED) from None
         values: tuple[float, ...] = (
             log_synexp(space, widths),
             space.params(widths),
@@ -121,9 +122,11 @@ class Objective:
         study budgets it, and ``duplicate_of`` the first trial with the same widths
         (:meth:`remember` that trial once it is stored)."""
         first = self.seen.get(widths_key(widths), number)
-        out = {"widths": list(widths)} | ({"duplicate_of": first} if first != number else {})
+        out = {TrialAttr.WIDTHS: list(widths)} | (
+            {TrialAttr.DUPLICATE_OF: first} if first != number else {}
+        )
         if self.hardware.memory is not None:
-            out["memory_bytes"] = self.hardware.memory(widths)
+            out[TrialAttr.MEMORY_BYTES] = self.hardware.memory(widths)
         return out
 
     def remember(self, number: int, widths: Sequence[int]) -> None:
@@ -150,8 +153,8 @@ class Objective:
 
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         for t in sorted(complete, key=lambda t: t.number):
-            if "widths" in t.user_attrs:
-                self.seen.setdefault(widths_key(t.user_attrs["widths"]), t.number)
+            if TrialAttr.WIDTHS in t.user_attrs:
+                self.seen.setdefault(widths_key(t.user_attrs[TrialAttr.WIDTHS]), t.number)
 
 
 def _full_mix(params: dict[str, Any]) -> dict[str, Any]:

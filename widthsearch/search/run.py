@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import SearchInterrupted, StudyConfigError, WidthSearchError
+from widthsearch.search.attrs import StudyAttr
 from widthsearch.search.front import load_front
 from widthsearch.search.hardware import HardwareModels, hardware_models
 from widthsearch.search.objective import Infeasible, Objective
@@ -262,13 +263,13 @@ def _resolve(config: SearchConfig, study: optuna.Study) -> SearchConfig:
     """``config`` with the study's sampler and seed where it leaves them open (recording them
     on a study made before they were recorded)."""
     attrs = study.user_attrs
-    sampler = config.sampler or attrs.get("sampler") or DEFAULT_SAMPLER
-    seed = config.seed if config.seed is not None else attrs.get("seed")
+    sampler = config.sampler or attrs.get(StudyAttr.SAMPLER) or DEFAULT_SAMPLER
+    seed = config.seed if config.seed is not None else attrs.get(StudyAttr.SEED)
     if seed is None and sampler == "qmc":
         seed = random.SystemRandom().randrange(2**31)
-        study.set_user_attr("seed", seed)
-    if "sampler" not in attrs:
-        study.set_user_attr("sampler", sampler)
+        study.set_user_attr(StudyAttr.SEED, seed)
+    if StudyAttr.SAMPLER not in attrs:
+        study.set_user_attr(StudyAttr.SAMPLER, sampler)
     return replace(config, sampler=sampler, seed=seed)
 
 

@@ -1,9 +1,9 @@
 """The search study in its storage: what defines it, and creating, checking and loading it.
 
 A study keeps the settings it was made with (:func:`study_settings`) as user attributes, and
-the mark ``widthsearch`` last of all. A re-run with other
-settings is refused before any trial runs, the study left as it is (:func:`check_settings`);
-the commands that only read load a study without creating anything
+the mark ``widthsearch = "study"`` (:attr:`~widthsearch.search.attrs.StudyAttr.MARK`) last of
+all. A re-run with other settings is refused before any trial runs, the study left as it is
+(:func:`check_settings`); the commands that only read load a study without creating anything
 (:func:`load_search_study`).
 """
 
@@ -14,6 +14,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import StorageError
+from widthsearch.search.attrs import SEARCH_STUDY, StudyAttr
 from widthsearch.search.settings import DEFAULT_SAMPLER, DIRECTIONS, OBJECTIVES, SearchConfig
 from widthsearch.search.storage import find_study, missing_study, open_storage, storage_name
 
@@ -32,13 +33,13 @@ def _json(value: Any) -> Any:
 def study_settings(config: SearchConfig) -> dict[str, Any]:
     """What defines a study: a re-run must match these (None for sampler/seed: any)."""
     return {
-        "model": config.model,
-        "input_size": _json(list(config.input_size)),
-        "timm_kwargs": _json(dict(config.timm_kwargs)),
-        "ranges": _json(config.ranges.to_dict()),
-        "sampler": config.sampler,
-        "seed": config.seed,
-        "objectives": list(config.objectives),
+        StudyAttr.MODEL: config.model,
+        StudyAttr.INPUT_SIZE: _json(list(config.input_size)),
+        StudyAttr.TIMM_KWARGS: _json(dict(config.timm_kwargs)),
+        StudyAttr.RANGES: _json(config.ranges.to_dict()),
+        StudyAttr.SAMPLER: config.sampler,
+        StudyAttr.SEED: config.seed,
+        StudyAttr.OBJECTIVES: list(config.objectives),
     }
 
 
@@ -48,19 +49,19 @@ def setting_differences(config: SearchConfig, attrs: dict[str, Any]) -> list[str
     """
     wanted = study_settings(config)
     diffs = []
-    for key in ("model", "input_size", "timm_kwargs"):
-        if attrs.get(key, {} if key == "timm_kwargs" else None) != wanted[key]:
+    for key in (StudyAttr.MODEL, StudyAttr.INPUT_SIZE, StudyAttr.TIMM_KWARGS):
+        if attrs.get(key, {} if key == StudyAttr.TIMM_KWARGS else None) != wanted[key]:
             diffs.append(f"{key} {_show(attrs.get(key))} (not {_show(wanted[key])})")
-    stored_ranges = attrs.get("ranges") or {}
-    for key, value in wanted["ranges"].items():
+    stored_ranges = attrs.get(StudyAttr.RANGES) or {}
+    for key, value in wanted[StudyAttr.RANGES].items():
         if stored_ranges.get(key) != value:
             diffs.append(f"ranges.{key} {_show(stored_ranges.get(key))} (not {_show(value)})")
-    for key in ("sampler", "seed"):
+    for key in (StudyAttr.SAMPLER, StudyAttr.SEED):
         if wanted[key] is not None and key in attrs and attrs[key] != wanted[key]:
             diffs.append(f"{key} {_show(attrs[key])} (not {_show(wanted[key])})")
-    stored = list(attrs.get("objectives", OBJECTIVES))
-    if stored != wanted["objectives"]:
-        diffs.append(f"objectives {_show(stored)} (not {_show(wanted['objectives'])})")
+    stored = list(attrs.get(StudyAttr.OBJECTIVES, OBJECTIVES))
+    if stored != wanted[StudyAttr.OBJECTIVES]:
+        diffs.append(f"objectives {_show(stored)} (not {_show(wanted[StudyAttr.OBJECTIVES])})")
     return diffs
 
 
@@ -81,7 +82,7 @@ def check_settings(config: SearchConfig, study: optuna.Study, url: str | None) -
         StorageError: one line naming what differs and how to go on.
     """
     attrs = study.user_attrs
-    if attrs.get("widthsearch") != "study":
+    if attrs.get(StudyAttr.MARK) != SEARCH_STUDY:
         raise StorageError(
             f"study '{config.name}' in {storage_name(url)} was not made by widthsearch search; "
             "use another --study name"
@@ -89,7 +90,7 @@ def check_settings(config: SearchConfig, study: optuna.Study, url: str | None) -
     diffs = setting_differences(config, attrs)
     if diffs:
         raise StorageError(
-            f"study '{config.name}' in {storage_name(url)} holds {attrs.get('model')} "
+            f"study '{config.name}' in {storage_name(url)} holds {attrs.get(StudyAttr.MODEL)} "
             f"with other settings: {'; '.join(diffs)}. It is left as it is: re-run with its "
             "settings to continue it, or give a new --study name"
         )
@@ -127,22 +128,22 @@ def open_study(
     seed = config.seed
     if seed is None and sampler == "qmc":  # all workers and every resume share one sequence
         seed = random.SystemRandom().randrange(2**31)
-    settings = {**study_settings(config), "sampler": sampler, "seed": seed}
+    settings = {**study_settings(config), StudyAttr.SAMPLER: sampler, StudyAttr.SEED: seed}
     if space is not None:
-        settings["base_params"] = space.params()
-        settings["base_macs"] = space.macs()
-        settings["base_widths"] = list(space.base_widths)
-        settings["fixed_groups"] = [g.id for g in space.groups if g.fixed]
+        settings[StudyAttr.BASE_PARAMS] = space.params()
+        settings[StudyAttr.BASE_MACS] = space.macs()
+        settings[StudyAttr.BASE_WIDTHS] = list(space.base_widths)
+        settings[StudyAttr.FIXED_GROUPS] = [g.id for g in space.groups if g.fixed]
         if hardware is not None:
             settings.update(hardware.attrs(space))
-    for key, value in {**settings, "widthsearch": "study"}.items():  # the mark comes last
+    for key, value in {**settings, StudyAttr.MARK: SEARCH_STUDY}.items():  # the mark comes last
         study.set_user_attr(key, value)
     return study
 
 
 def unfinished(study: optuna.Study) -> bool:
     """A study without its widthsearch settings and without trials."""
-    return "widthsearch" not in study.user_attrs and not study.get_trials(deepcopy=False)
+    return StudyAttr.MARK not in study.user_attrs and not study.get_trials(deepcopy=False)
 
 
 def load_search_study(study_name: str, storage_url: str | None) -> optuna.Study:
@@ -156,7 +157,7 @@ def load_search_study(study_name: str, storage_url: str | None) -> optuna.Study:
     study = find_study(storage, study_name)
     if study is None:
         raise missing_study(study_name, storage, storage_url)
-    if study.user_attrs.get("widthsearch") != "study":
+    if study.user_attrs.get(StudyAttr.MARK) != SEARCH_STUDY:
         raise StorageError(
             f"study '{study_name}' in {storage_name(storage_url)} was not made by widthsearch "
             "search"
