@@ -55,7 +55,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from widthsearch.errors import StudyConfigError
 from widthsearch.hardware import DEVICES
@@ -115,6 +115,10 @@ class StudyConfig(SearchConfig):
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+@overload
+def _pair(value: Any, key: str) -> tuple[float, float]: ...
+@overload
+def _pair(value: Any, key: str, *, allow_none: bool) -> tuple[float, float] | None: ...
 def _pair(value: Any, key: str, *, allow_none: bool = False) -> tuple[float, float] | None:
     if value is False and allow_none:
         return None
