@@ -34,8 +34,8 @@ import optuna
 from optuna._hypervolume import compute_hypervolume
 
 from widthsearch import WidthSpace
+from widthsearch.search import open_storage, open_study, run_search
 from widthsearch.search.front import choose_eps, pareto_mask, thin_front, trial_summary
-from widthsearch.search.run import open_storage, open_study, run_search
 from widthsearch.solve.rounding import nearest, width_grid
 from widthsearch.solve.synexp import log_synexp
 from widthsearch.studyfile import Ranges, StudyConfig

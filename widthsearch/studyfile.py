@@ -53,47 +53,18 @@ from __future__ import annotations
 import difflib
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from widthsearch.errors import StudyConfigError
+from widthsearch.hardware import DEVICES
+from widthsearch.search.settings import DEFAULT_SAMPLER as DEFAULT_SAMPLER
+from widthsearch.search.settings import SAMPLERS, Hardware, Ranges, SearchConfig
 from widthsearch.solve.program import MODES
 
 if TYPE_CHECKING:
     from widthsearch.train.loop import Recipe
-
-SAMPLERS = ("qmc", "tpe", "nsga2", "random")
-DEFAULT_SAMPLER = "qmc"
-"""Scrambled Sobol points over the mix ranges, trial number n taking point n (see search.py)."""
-
-
-@dataclass(frozen=True)
-class Ranges:
-    """Ranges of the constraint mix; a budget range of None leaves that cost unconstrained."""
-
-    params: tuple[float, float] | None = (0.2, 1.2)
-    macs: tuple[float, float] | None = (0.2, 1.2)
-    min_width: tuple[float, float] = (0.05, 0.25)
-    max_width: tuple[float, float] = (1.25, 2.5)
-    divisor: tuple[int, ...] = (8,)
-    mode: tuple[str, ...] = MODES
-    latency: tuple[float, float] | None = None
-    """Predicted latency budget ratio of the base's (needs the study's latency model)."""
-    memory: tuple[float, float] | None = None
-    """Training activation memory budget ratio of the base's."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "params": None if self.params is None else list(self.params),
-            "macs": None if self.macs is None else list(self.macs),
-            "latency": None if self.latency is None else list(self.latency),
-            "memory": None if self.memory is None else list(self.memory),
-            "min_width": list(self.min_width),
-            "max_width": list(self.max_width),
-            "divisor": list(self.divisor),
-            "mode": list(self.mode),
-        }
 
 
 @dataclass(frozen=True)
@@ -133,65 +104,21 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
-class Hardware:
-    """What predicted latency and memory are for: a device profile and the settings."""
+class StudyConfig(SearchConfig):
+    """A study file: the search (:class:`~widthsearch.search.SearchConfig`, every field of it),
+    then what ``run`` verifies after it and where it reports."""
 
-    profile: str | None = None
-    """A latency profile file; None: a cached quick profile of this device, made if missing."""
-    device: str = "cpu"
-    threads: int | None = None
-    batch_size: int | None = None
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """Everything a search needs besides storage."""
-
-    model: str
-    input_size: tuple[int, int, int] = (3, 224, 224)
-    timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    trials: int = 200
-    sampler: str | None = None
-    """None: the stored study's sampler, or :data:`DEFAULT_SAMPLER` for a new study."""
-    seed: int | None = None
-    """None: the stored study's seed, or a new one (qmc draws and records one)."""
-    ranges: Ranges = Ranges()
-    study_name: str | None = None
     verify: VerifySettings | None = None
     """None: the study file has no [verify] section, ``run`` trains nothing."""
     report: str | None = None
     """Folder ``run`` writes the report to (``[report] path``)."""
-    latency: bool = False
-    """Predicted latency is an objective (set too by a latency range)."""
-    hardware: Hardware = Hardware()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        return self.study_name or self.model
 
-    @property
-    def objectives(self) -> tuple[str, ...]:
-        """What each trial returns: log SynExp (max), then costs (min)."""
-        base = ("log_synexp", "params", "macs")
-        return (*base, "latency_ms") if self.latency or self.ranges.latency else base
-
-    def with_options(self, **options: Any) -> StudyConfig:
-        """A copy with command-line options (None: keep) applied and checked."""
-        changes = {k: v for k, v in options.items() if v is not None}
-        config = replace(self, **changes)
-        config.check()
-        return config
-
-    def check(self) -> None:
-        if self.sampler is not None and self.sampler not in SAMPLERS:
-            raise StudyConfigError(
-                f"unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}"
-            )
-        if self.trials < 1:
-            raise StudyConfigError(f"trials must be at least 1, got {self.trials}")
-
-
+@overload
+def _pair(value: Any, key: str) -> tuple[float, float]: ...
+@overload
+def _pair(value: Any, key: str, *, allow_none: bool) -> tuple[float, float] | None: ...
 def _pair(value: Any, key: str, *, allow_none: bool = False) -> tuple[float, float] | None:
     if value is False and allow_none:
         return None
@@ -336,8 +263,6 @@ def _flag(value: Any, key: str) -> bool:
 
 def _hardware(search: Mapping[str, Any]) -> Hardware:
     """The [search] keys that say what latency and memory are for."""
-    from widthsearch.hardware.timing import DEVICES
-
     profile = search.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise StudyConfigError("search.profile must be a path to a latency profile")

@@ -94,7 +94,7 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
 
     study = optuna.load_study(study_name="tiny", storage=db)
     front_rows = list(csv.DictReader((folder / "front.csv").open()))
-    from widthsearch.search.run import front
+    from widthsearch.search import front
 
     assert sorted(int(r["trial"]) for r in front_rows) == sorted(t.number for t in front(study))
     md = (folder / "front.md").read_text().splitlines()
@@ -217,7 +217,7 @@ def test_report_front_table_is_the_thinned_front(tmp_path, capsys):
     import re
 
     from widthsearch.report.page import FRONT_ROWS_SHOWN
-    from widthsearch.search.run import load_front
+    from widthsearch.search import load_front
 
     db = f"sqlite:///{tmp_path / 's.db'}"
     args = ["search", "resnet18", "--input-size", "16", "--trials", "80", "--storage", db]

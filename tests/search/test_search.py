@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from widthsearch.search.run import StorageError, front, open_storage, open_study, run_search
+from widthsearch.search import StorageError, front, open_storage, open_study, run_search
 from widthsearch.studyfile import Ranges, StudyConfig, StudyConfigError, load_config, parse_config
 
 CONFIG = StudyConfig(
@@ -495,7 +495,7 @@ def test_qmc_is_the_default_trial_n_takes_sobol_point_n_and_a_resume_continues(t
     of the same length; no two trials share a mix."""
     from scipy.stats import qmc
 
-    from widthsearch.search.run import SobolMixes
+    from widthsearch.search import SobolMixes
 
     config = StudyConfig(model="resnet18", input_size=(3, 32, 32), trials=10, seed=7)
     twice, once = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
@@ -552,7 +552,7 @@ def test_optuna_samplers_still_run_and_resume(tmp_path, sampler):
 def test_pareto_mask_matches_the_definition():
     import numpy as np
 
-    from widthsearch.search.run import pareto_mask
+    from widthsearch.search import pareto_mask
 
     rng = np.random.default_rng(0)
     points = rng.integers(0, 6, size=(300, 3)).astype(float)  # many ties
@@ -564,7 +564,7 @@ def test_pareto_mask_matches_the_definition():
 
 @pytest.mark.slow
 def test_thinned_front_keeps_a_close_point_for_every_one_left_out(tmp_path):
-    from widthsearch.search.run import choose_eps, load_front, thin_front
+    from widthsearch.search import choose_eps, load_front, thin_front
 
     url = f"sqlite:///{tmp_path}/s.db"
     run_search(StudyConfig(model="resnet18", input_size=(3, 32, 32), trials=80, seed=0), url)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import TINY, TINY_SIZE
 from widthsearch.cli import main
-from widthsearch.search.run import StorageError, front, open_storage, open_study, run_search
+from widthsearch.search import StorageError, front, open_storage, open_study, run_search
 from widthsearch.studyfile import Hardware, StudyConfig, StudyConfigError, load_config
 
 

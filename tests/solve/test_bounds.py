@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from tests.conftest import SMALL, count, zoo_space
-from widthsearch.search.run import Objective
+from widthsearch.search import Objective
 from widthsearch.solve.program import BoundsError, SynExpProgram
 from widthsearch.solve.reconfigure import reconfigure
 from widthsearch.solve.rounding import width_grid

@@ -23,7 +23,7 @@ from widthsearch import WidthSpace
 from widthsearch.cli import main
 from widthsearch.errors import WidthSearchError
 from widthsearch.models.native import build_spec
-from widthsearch.search.run import widths_key
+from widthsearch.search import widths_key
 from widthsearch.train.data import DataError, load_dataset
 from widthsearch.train.loop import Recipe, train
 from widthsearch.verify import run as verify_module

@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from widthsearch.search.run import DEFAULT_ROWS, DEFAULT_STORAGE, EPS_STEPS, load_front
+from widthsearch.search.front import DEFAULT_ROWS, EPS_STEPS, load_front
+from widthsearch.search.storage import DEFAULT_STORAGE
 
 from ._args import positive_int
 from .search import format_front

@@ -7,7 +7,7 @@ from typing import Any
 
 from widthsearch.errors import WidthSearchError
 from widthsearch.report.page import default_folder, write_report
-from widthsearch.search.run import DEFAULT_STORAGE
+from widthsearch.search.storage import DEFAULT_STORAGE
 
 
 def run(args: argparse.Namespace) -> int:

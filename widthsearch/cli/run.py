@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from widthsearch.experiment import run_experiment
-from widthsearch.search.run import DEFAULT_STORAGE
+from widthsearch.search.storage import DEFAULT_STORAGE
 from widthsearch.studyfile import load_config
 from widthsearch.train.data import load_dataset
 

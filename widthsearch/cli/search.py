@@ -7,9 +7,11 @@ import json
 import sys
 from typing import Any
 
-from widthsearch.errors import WidthSearchError
-from widthsearch.search.run import DEFAULT_STORAGE, run_search, shown_front
-from widthsearch.studyfile import StudyConfig, StudyConfigError, load_config
+from widthsearch.errors import StudyConfigError, WidthSearchError
+from widthsearch.search.front import shown_front
+from widthsearch.search.run import run_search
+from widthsearch.search.storage import DEFAULT_STORAGE
+from widthsearch.studyfile import StudyConfig, load_config
 
 from ._args import add_input_size, add_timm_kwargs, positive_float, positive_int, table, timm_kwargs
 

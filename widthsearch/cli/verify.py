@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from widthsearch.hardware.timing import describe_load
-from widthsearch.search.run import DEFAULT_STORAGE
+from widthsearch.search.storage import DEFAULT_STORAGE
 from widthsearch.train.augment import POLICIES as AUGMENTS
 from widthsearch.train.augment import resolve_policy
 from widthsearch.train.data import load_dataset

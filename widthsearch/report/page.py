@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from widthsearch._io import write_atomic
 from widthsearch._version import __version__
 from widthsearch.hardware.timing import describe_load
-from widthsearch.search.run import (
+from widthsearch.search import (
     DEFAULT_STORAGE,
     load_front,
     open_storage,

@@ -1,39 +1,44 @@
-"""Search: Optuna studies over constraint mixes, their storage, and their Pareto fronts."""
+"""Search: Optuna studies over constraint mixes, their storage, and their Pareto fronts.
 
+One module per concept: :mod:`~widthsearch.search.settings` (what a search explores),
+:mod:`~widthsearch.search.attrs` (the study's attribute keys),
+:mod:`~widthsearch.search.storage` (SQLite, journal files, PostgreSQL),
+:mod:`~widthsearch.search.study` (a study's settings, and opening and loading it),
+:mod:`~widthsearch.search.samplers` (the mixes trials take),
+:mod:`~widthsearch.search.hardware` (latency and memory models),
+:mod:`~widthsearch.search.objective` (one trial), :mod:`~widthsearch.search.front` (Pareto
+fronts) and :mod:`~widthsearch.search.run` (running a search).
+"""
+
+from widthsearch.errors import SearchInterrupted, StorageError
+from widthsearch.search.attrs import SEARCH_STUDY, StudyAttr, TrialAttr
 from widthsearch.search.front import (
     DEFAULT_ROWS,
     EPS_STEPS,
     choose_eps,
     front,
+    load_front,
     pareto_mask,
     shown_front,
     thin_front,
     trial_summary,
     widths_key,
 )
-from widthsearch.search.run import (
+from widthsearch.search.hardware import HardwareModels, hardware_models, stored_latency
+from widthsearch.search.objective import Infeasible, Objective
+from widthsearch.search.run import SearchResult, run_search
+from widthsearch.search.samplers import SobolMixes, make_sampler, mix_distributions
+from widthsearch.search.settings import (
+    DEFAULT_SAMPLER,
     DIRECTIONS,
     OBJECTIVES,
-    HardwareModels,
-    Objective,
-    SearchInterrupted,
-    SearchResult,
-    SobolMixes,
-    check_settings,
-    hardware_models,
-    load_front,
-    load_search_study,
-    make_sampler,
-    mix_distributions,
-    open_study,
-    run_search,
-    setting_differences,
-    stored_latency,
-    study_settings,
+    SAMPLERS,
+    Hardware,
+    Ranges,
+    SearchConfig,
 )
 from widthsearch.search.storage import (
     DEFAULT_STORAGE,
-    StorageError,
     find_study,
     is_sqlite,
     missing_study,
@@ -41,22 +46,40 @@ from widthsearch.search.storage import (
     storage_name,
     study_names,
 )
+from widthsearch.search.study import (
+    check_settings,
+    finished_count,
+    load_search_study,
+    open_study,
+    setting_differences,
+    study_settings,
+)
 
 __all__ = [
     "DEFAULT_ROWS",
+    "DEFAULT_SAMPLER",
     "DEFAULT_STORAGE",
     "DIRECTIONS",
     "EPS_STEPS",
+    "Hardware",
     "HardwareModels",
+    "Infeasible",
     "OBJECTIVES",
     "Objective",
+    "Ranges",
+    "SAMPLERS",
+    "SEARCH_STUDY",
+    "SearchConfig",
     "SearchInterrupted",
     "SearchResult",
     "SobolMixes",
     "StorageError",
+    "StudyAttr",
+    "TrialAttr",
     "check_settings",
     "choose_eps",
     "find_study",
+    "finished_count",
     "front",
     "hardware_models",
     "is_sqlite",

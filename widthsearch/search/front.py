@@ -4,6 +4,7 @@ Every trial of a search is the SynExp optimum of its own budgets, so much of a s
 Pareto-optimal in (max log SynExp, min params, min MACs): the front is a surface over the
 budget space. :func:`front` finds it (duplicates out); :func:`thin_front` keeps a readable
 part of it by ε-dominance in the costs, with a stated guarantee for every point left out.
+:func:`load_front` reads a stored study's front with what the ``front`` command prints.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ import hashlib
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from widthsearch.search.attrs import StudyAttr, TrialAttr
+from widthsearch.search.settings import OBJECTIVES
+from widthsearch.search.storage import storage_name
+from widthsearch.search.study import finished_count, load_search_study
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,9 +59,10 @@ def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
         key=lambda t: t.number,
     ):
-        if "duplicate_of" in t.user_attrs or "widths" not in t.user_attrs or t.values is None:
+        a = t.user_attrs
+        if TrialAttr.DUPLICATE_OF in a or TrialAttr.WIDTHS not in a or t.values is None:
             continue
-        key = widths_key(t.user_attrs["widths"])
+        key = widths_key(a[TrialAttr.WIDTHS])
         if key in seen:  # a duplicate two workers found at once
             continue
         seen.add(key)
@@ -107,7 +114,7 @@ def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, Any]) -> di
     a = t.user_attrs
     log_s, params, macs = t.values[:3] if t.values else (None, None, None)
     latency = t.values[3] if t.values and len(t.values) > 3 else None
-    memory = a.get("memory_bytes")
+    memory = a.get(TrialAttr.MEMORY_BYTES)
     base_lat, base_mem = space_base.get("latency_ms"), space_base.get("memory_bytes")
     return {
         "number": t.number,
@@ -122,10 +129,10 @@ def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, Any]) -> di
         "memory_bytes": memory,
         "memory_ratio": None if memory is None or not base_mem else memory / base_mem,
         "mix": dict(t.params),
-        "widths": a.get("widths"),
-        "duplicate_of": a.get("duplicate_of"),
-        "infeasible": a.get("infeasible"),
-        "solver_failed": a.get("solver_failed"),
+        "widths": a.get(TrialAttr.WIDTHS),
+        "duplicate_of": a.get(TrialAttr.DUPLICATE_OF),
+        "infeasible": a.get(TrialAttr.INFEASIBLE),
+        "solver_failed": a.get(TrialAttr.SOLVER_FAILED),
     }
 
 
@@ -148,11 +155,64 @@ def shown_front(report: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
 
+def load_front(
+    study_name: str,
+    storage_url: str | None,
+    *,
+    eps: float | None = None,
+    rows: int = DEFAULT_ROWS,
+    study: optuna.Study | None = None,
+) -> dict[str, Any]:
+    """The front of a stored study, with what the ``front`` command prints (no timm needed).
+
+    ``front`` holds the whole Pareto front; ``shown`` the trial numbers of its thinned version
+    (:func:`thin_front` with ``eps``, by default the finest step that fits in ``rows``), and
+    ``eps`` that step. Reading never creates a storage or a study.
+
+    Raises:
+        StorageError: no such storage or study, or a study that ``search`` did not make
+            (:func:`~widthsearch.search.study.load_search_study`).
+    """
+    study = study or load_search_study(study_name, storage_url)
+    attrs = study.user_attrs
+    base = {
+        "params": attrs[StudyAttr.BASE_PARAMS],
+        "macs": attrs[StudyAttr.BASE_MACS],
+        "latency_ms": attrs.get(StudyAttr.BASE_LATENCY_MS),
+        "memory_bytes": attrs.get(StudyAttr.BASE_MEMORY_BYTES),
+    }
+    full = [trial_summary(t, base) for t in front(study)]
+    if eps is None:
+        eps = choose_eps(full, rows)
+    return {
+        "study": study_name,
+        "storage": storage_name(storage_url),
+        "model": attrs[StudyAttr.MODEL],
+        "input_size": attrs[StudyAttr.INPUT_SIZE],
+        "timm_kwargs": attrs.get(StudyAttr.TIMM_KWARGS) or {},
+        "sampler": attrs.get(StudyAttr.SAMPLER),
+        "seed": attrs.get(StudyAttr.SEED),
+        "objectives": attrs.get(StudyAttr.OBJECTIVES, list(OBJECTIVES)),
+        "base_params": base["params"],
+        "base_macs": base["macs"],
+        "base_latency_ms": base["latency_ms"],
+        "base_memory_bytes": base["memory_bytes"],
+        "latency_model": (attrs.get(StudyAttr.LATENCY_MODEL) or {}).get("note"),
+        "base_widths": attrs.get(StudyAttr.BASE_WIDTHS),
+        "fixed_groups": attrs.get(StudyAttr.FIXED_GROUPS, []),
+        "trials": finished_count(study),
+        "front": full,
+        "eps": eps,
+        "shown": [t["number"] for t in thin_front(full, eps)],
+    }
+
+
 __all__ = [
     "DEFAULT_ROWS",
     "EPS_STEPS",
     "choose_eps",
     "front",
+    "load_front",
     "pareto_mask",
     "shown_front",
     "thin_front",

@@ -92,11 +92,11 @@ def open_storage(url: str | None, *, create: bool = True, heartbeat: int | None 
     if "://" not in url:
         url = f"sqlite:///{url}"
     sqlite = url.startswith("sqlite")
-    path = _sqlite_path(url)
-    if path is not None and not os.path.isfile(path):
+    db_file = _sqlite_path(url)
+    if db_file is not None and not os.path.isfile(db_file):
         if not create:
             raise StorageError(f"no storage at {shown}: nothing to read; run search first")
-        folder = os.path.dirname(path) or "."
+        folder = os.path.dirname(db_file) or "."
         if not os.path.isdir(folder):
             raise StorageError(f"cannot create storage {shown}: no folder {folder}")
     try:
@@ -114,7 +114,7 @@ def open_storage(url: str | None, *, create: bool = True, heartbeat: int | None 
                 ),
             )
         if sqlite:
-            _fast_sqlite(storage.engine, path is None or os.access(path, os.W_OK))
+            _fast_sqlite(storage.engine, db_file is None or os.access(db_file, os.W_OK))
         return storage
     except (optuna.exceptions.OptunaError, StorageError):
         raise

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from widthsearch._io import write_atomic
 from widthsearch.errors import VerifyError, WidthSearchError
 from widthsearch.hardware.bench import MIN_RUNS as LATENCY_MIN_RUNS
-from widthsearch.search.run import load_front, open_storage, stored_latency, widths_key
+from widthsearch.search import load_front, open_storage, stored_latency, widths_key
 from widthsearch.solve.synexp import log_synexp
 from widthsearch.train.loop import Recipe, TrainResult, step_seconds, train
 

@@ -1,0 +1,174 @@
+"""The objective of a trial: take a mix, re-solve the prebuilt program, round, record.
+
+A trial takes a constraint mix (budget ratios, width bounds, divisor, mode), re-solves the
+width space's :class:`~widthsearch.solve.SynExpProgram` and rounds, and records the mix (the
+trial's params), the widths and log SynExp, params and MACs (the objectives: maximize,
+minimize, minimize), and predicted latency on the study's device (minimize) when the study has
+a latency model (``latency = true`` or a latency range); latency and activation-memory budget
+ratios join the mix when their ranges are set. A mix that lands on widths an earlier trial
+found is marked ``duplicate_of`` and kept out of the front; an infeasible mix is pruned with
+its reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from widthsearch.errors import InfeasibleBudgetError, RoundingError, SolverError
+from widthsearch.search.attrs import TrialAttr
+from widthsearch.search.front import widths_key
+from widthsearch.search.hardware import HardwareModels
+from widthsearch.search.settings import SearchConfig
+from widthsearch.solve import Budgets, SynExpProgram, log_synexp, round_on_grid
+from widthsearch.space import WidthSpace
+
+if TYPE_CHECKING:
+    import optuna
+
+
+class Infeasible(Exception):
+    """A mix without widths: its budgets are out of reach of its bounds, or (rarely) the
+    solver failed on it. The trial is pruned, with the reason in the user attribute ``key``."""
+
+    def __init__(self, message: str, key: str = TrialAttr.INFEASIBLE) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass
+class Objective:
+    """One trial: take a mix, re-solve, round, record. Built once per process."""
+
+    space: WidthSpace
+    config: SearchConfig
+    program: SynExpProgram
+    hardware: HardwareModels = HardwareModels()
+    seen: dict[str, int] = field(default_factory=dict)
+    """widths key -> first trial number, for this process (across workers the front dedups)."""
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """An Optuna sampler's mix (``max_width`` is asked for PreConfig only)."""
+        r = self.config.ranges
+        params: dict[str, Any] = {"mode": trial.suggest_categorical("mode", list(r.mode))}
+        if r.params:
+            params["params_ratio"] = trial.suggest_float("params_ratio", *r.params)
+        if r.macs:
+            params["macs_ratio"] = trial.suggest_float("macs_ratio", *r.macs)
+        params["min_width"] = trial.suggest_float("min_width", *r.min_width, log=True)
+        if params["mode"] == "preconfig":
+            params["max_width"] = trial.suggest_float("max_width", *r.max_width)
+        params["divisor"] = trial.suggest_categorical("divisor", list(r.divisor))
+        if r.latency:
+            params["latency_ratio"] = trial.suggest_float("latency_ratio", *r.latency)
+        if r.memory:
+            params["memory_ratio"] = trial.suggest_float("memory_ratio", *r.memory)
+        return params
+
+    def evaluate(self, params: dict[str, Any]) -> tuple[list[int], tuple[float, ...]]:
+        """Solve and round the mix ``params``: (widths, (log SynExp, params, MACs[, latency])).
+
+        Raises:
+            Infeasible: the mix's budgets are out of reach of its bounds, or the solver
+                failed on it (one mix of thousands must not end a search).
+        """
+        mix = _full_mix(params)
+        space = self.space
+        budgets = Budgets(
+            params=None
+            if mix["params_ratio"] is None
+            else math.floor(mix["params_ratio"] * space.params()),
+            macs=None
+            if mix["macs_ratio"] is None
+            else math.floor(mix["macs_ratio"] * space.macs()),
+            latency=None
+            if mix["latency_ratio"] is None or self.hardware.latency is None
+            else mix["latency_ratio"] * self.hardware.latency(space.base_widths),
+            memory=None
+            if mix["memory_ratio"] is None or self.hardware.memory is None
+            else math.floor(mix["memory_ratio"] * self.hardware.memory(space.base_widths)),
+        )
+        lo, hi = mix["min_width"], mix["max_width"]  # min > max is pruned (BoundsError), not bent
+        try:
+            solution = self.program.solve(budgets, min_width=lo, max_width=hi)
+            widths, _ = round_on_grid(
+                space,
+                solution.multipliers,
+                budgets,
+                divisor=mix["divisor"],
+                min_width=lo,
+                max_width=hi,
+                costs=self.program.costs,
+            )
+        except (InfeasibleBudgetError, RoundingError) as exc:
+            raise Infeasible(str(exc)) from None
+        except SolverError as exc:
+            raise Infeasible(str(exc), TrialAttr.SOLVER_FAILED) from None
+        values: tuple[float, ...] = (
+            log_synexp(space, widths),
+            space.params(widths),
+            space.macs(widths),
+        )
+        if "latency_ms" in self.config.objectives:
+            latency = self.hardware.latency
+            assert latency is not None, "a latency objective comes with the study's latency model"
+            values = (*values, latency(widths))
+        return list(widths), values
+
+    def attrs(self, number: int, widths: Sequence[int]) -> dict[str, Any]:
+        """The user attributes of a feasible trial: its widths, its activation memory where the
+        study budgets it, and ``duplicate_of`` the first trial with the same widths
+        (:meth:`remember` that trial once it is stored)."""
+        first = self.seen.get(widths_key(widths), number)
+        out = {TrialAttr.WIDTHS: list(widths)} | (
+            {TrialAttr.DUPLICATE_OF: first} if first != number else {}
+        )
+        if self.hardware.memory is not None:
+            out[TrialAttr.MEMORY_BYTES] = self.hardware.memory(widths)
+        return out
+
+    def remember(self, number: int, widths: Sequence[int]) -> None:
+        self.seen.setdefault(widths_key(widths), number)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        """The objective for :meth:`optuna.study.Study.optimize` (the Optuna samplers)."""
+        import optuna
+
+        params = self.sample(trial)
+        try:
+            widths, values = self.evaluate(params)
+        except Infeasible as exc:
+            trial.set_user_attr(exc.key, str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        for key, value in self.attrs(trial.number, widths).items():
+            trial.set_user_attr(key, value)
+        self.remember(trial.number, widths)
+        return values
+
+    def load_seen(self, study: optuna.Study) -> None:
+        """Width vectors already in the study; later ones are duplicates of the first."""
+        import optuna
+
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        for t in sorted(complete, key=lambda t: t.number):
+            if TrialAttr.WIDTHS in t.user_attrs:
+                self.seen.setdefault(widths_key(t.user_attrs[TrialAttr.WIDTHS]), t.number)
+
+
+def _full_mix(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's params as the mix the objective solves (absent budgets: unconstrained)."""
+    return {
+        "mode": params["mode"],
+        "params_ratio": params.get("params_ratio"),
+        "macs_ratio": params.get("macs_ratio"),
+        "min_width": params["min_width"],
+        "max_width": params.get("max_width", 1.0) if params["mode"] == "preconfig" else 1.0,
+        "divisor": params["divisor"],
+        "latency_ratio": params.get("latency_ratio"),
+        "memory_ratio": params.get("memory_ratio"),
+    }
+
+
+__all__ = ["Infeasible", "Objective"]
