@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 LayerKind = Literal[
     "conv", "depthwise", "grouped", "linear", "norm", "scale", "filter", "chanconv", "pool"
 ]
+WEIGHT_KINDS = ("conv", "depthwise", "grouped", "linear")
+"""Layer kinds with a weight tensor: SynExp's densities count them (the weights SynFlow prunes),
+and so do the weight terms of the latency model."""
 Widths = Sequence[int] | Mapping[int, int]
 
 
