@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import SearchInterrupted, WidthSearchError
+from widthsearch.hardware import activation_memory, resolve_latency_model
 from widthsearch.search.front import (
     DEFAULT_ROWS,
     EPS_STEPS,
@@ -58,6 +59,7 @@ from widthsearch.search.storage import (
     open_storage,
     storage_name,
 )
+from widthsearch.solve import solved_widths
 from widthsearch.solve.program import Budgets, InfeasibleBudgetError, SolverError, SynExpProgram
 from widthsearch.solve.rounding import RoundingError, round_on_grid
 from widthsearch.solve.synexp import log_synexp
@@ -66,8 +68,7 @@ from widthsearch.studyfile import DEFAULT_SAMPLER, Ranges, StudyConfig, StudyCon
 if TYPE_CHECKING:
     import optuna
 
-    from widthsearch.hardware.latency import LatencyModel
-    from widthsearch.hardware.memory import ActivationMemory
+    from widthsearch.hardware import ActivationMemory, LatencyModel
     from widthsearch.space.cost import Posynomial
     from widthsearch.space.width_space import WidthSpace
 
@@ -251,9 +252,6 @@ def hardware_models(
 ) -> HardwareModels:
     """The latency model (``config.hardware``'s profile, or a cached quick profile) when the
     study has a latency objective, and the memory model when it has a memory range."""
-    from widthsearch.hardware.latency import resolve_latency_model
-    from widthsearch.hardware.memory import activation_memory
-
     hw = config.hardware
     latency = memory = None
     note = ""
@@ -265,6 +263,7 @@ def hardware_models(
             device=hw.device,
             threads=hw.threads,
             batch_size=hw.batch_size,
+            solved_widths=solved_widths,
             progress=progress,
         )
         latency, note = resolved.model, resolved.note

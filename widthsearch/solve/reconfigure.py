@@ -30,7 +30,7 @@ from widthsearch.solve.rounding import checked_grid, round_widths, width_grid
 from widthsearch.solve.synexp import log_synexp
 
 if TYPE_CHECKING:
-    from widthsearch.hardware.latency import LatencyModel
+    from widthsearch.hardware.latency_model import LatencyModel
     from widthsearch.hardware.memory import ActivationMemory
     from widthsearch.space.cost import Posynomial
     from widthsearch.space.width_space import WidthSpace
