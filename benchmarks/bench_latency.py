@@ -3,13 +3,13 @@
 For each model, at its search input size (224x224 by default):
 
 - a **fit set**: the width vectors a quick profile times (the base and random vectors,
-  :func:`widthsearch.hardware.latency.sample_widths`);
+  :func:`widthsearch.hardware.sample_widths`);
 - a **test set**, grouped by MACs level (0.5x, 0.75x and 1x the base's MACs): at each level
   PreCrop, PreConfig with several parameter budgets and width caps, the uniform multiplier,
   and random width vectors scaled to that MACs level. Vectors of one level have equal MACs
   within a few percent, so MACs cannot tell them apart; latency can.
 
-Both sets are timed in one interleaved run (:func:`widthsearch.hardware.latency.time_widths`: median
+Both sets are timed in one interleaved run (:func:`widthsearch.hardware.time_widths`: median
 of the runs, models in random order every round, the base in every chunk), so machine load
 hits them alike. The latency model is fitted on the fit set alone (as ``widthsearch profile``
 fits it) and judged on the test set: median absolute relative error (goal <= 10%) and the
@@ -42,7 +42,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from widthsearch import WidthSpace
-from widthsearch.hardware.latency import (
+from widthsearch.hardware import (
     FEATURES,
     feature_values,
     fit_coefficients,
@@ -52,6 +52,7 @@ from widthsearch.hardware.latency import (
     time_widths,
 )
 from widthsearch.hardware.timing import current_device
+from widthsearch.solve import solved_widths
 from widthsearch.solve.baselines import uniform
 from widthsearch.solve.program import Budgets
 from widthsearch.solve.reconfigure import reconfigure
@@ -171,7 +172,7 @@ def test_vectors(
 def bench_model(name: str, args: argparse.Namespace, device) -> dict:
     space = WidthSpace.from_timm(name, input_size=args.input_size)
     start = time.perf_counter()
-    fit_w = sample_widths(space, args.fit, seed=args.seed)
+    fit_w = sample_widths(space, args.fit, seed=args.seed, solved_widths=solved_widths)
     tests, seen = [], set(fit_w)
     for t in test_vectors(space, tuple(args.levels), args.randoms, args.seed):
         if t[2] not in seen:  # the uniform multiplier at 1x is the base, for instance

@@ -90,10 +90,11 @@ def tiny_space():
 @pytest.fixture(scope="session")
 def tiny_profile(tiny_space):
     """A real latency profile of :data:`TINY` on this CPU: few widths, a few seconds."""
-    from widthsearch.hardware.latency import make_profile
-    from widthsearch.hardware.timing import current_device
+    from widthsearch.hardware import current_device, make_profile
+    from widthsearch.solve import solved_widths
 
-    return make_profile([tiny_space], current_device("cpu", threads=1), samples=8, seconds=3)
+    device = current_device("cpu", threads=1)
+    return make_profile([tiny_space], device, solved_widths=solved_widths, samples=8, seconds=3)
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +107,7 @@ def fixed_profile(tiny_space, tiny_profile):
     """
     import dataclasses
 
-    from widthsearch.hardware.latency import FEATURES, latency_features
+    from widthsearch.hardware import FEATURES, latency_features
 
     feats = latency_features(tiny_space)
     share = {"macs": 0.4, "elems": 0.3, "weights": 0.1, "ops": 0.2}

@@ -9,19 +9,19 @@ import pytest
 
 from tests.conftest import MECHANISMS, TINY, mechanism_space, random_widths, zoo_space
 from widthsearch.cli import main
-from widthsearch.hardware.latency import (
+from widthsearch.hardware import (
     FEATURES,
     Profile,
     ProfileError,
     cache_path,
+    current_device,
     feature_values,
     fit_coefficients,
     latency_features,
     resolve_latency_model,
     sample_widths,
 )
-from widthsearch.hardware.timing import current_device
-from widthsearch.solve.synexp import WEIGHT_KINDS
+from widthsearch.solve import WEIGHT_KINDS, solved_widths
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_fit_recovers_non_negative_coefficients():
 
 
 def test_sampled_widths_are_valid_and_varied(tiny_space):
-    widths = sample_widths(tiny_space, 10)
+    widths = sample_widths(tiny_space, 10, solved_widths=solved_widths)
     assert widths[0] == tiny_space.base_widths
     assert len(set(widths)) == 10
     for w in widths:
@@ -112,11 +112,12 @@ def test_damaged_profiles_fail_with_one_line(tmp_path, tiny_profile):
 
 def test_quick_profile_is_cached(tmp_path, monkeypatch, tiny_space):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    first = resolve_latency_model(tiny_space, threads=1, seconds=2, samples=6)
+    quick = {"threads": 1, "seconds": 2, "samples": 6, "solved_widths": solved_widths}
+    first = resolve_latency_model(tiny_space, **quick)
     assert "quick profile was made" in first.note
     path = cache_path(tiny_space, current_device("cpu", threads=1))
     assert path.is_relative_to(tmp_path) and path.exists()
-    second = resolve_latency_model(tiny_space, threads=1, seconds=2, samples=6)
+    second = resolve_latency_model(tiny_space, **quick)
     assert "cached quick profile" in second.note
     assert second.model(tiny_space.base_widths) == first.model(tiny_space.base_widths)
 

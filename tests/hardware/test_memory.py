@@ -14,7 +14,8 @@ from tests.conftest import (
     random_widths,
     zoo_space,
 )
-from widthsearch.hardware.memory import activation_memory, saved_bytes
+from widthsearch.hardware.memory import activation_memory
+from widthsearch.hardware.memory_trace import saved_bytes
 
 
 def _saved(space, widths, batch_size=1):

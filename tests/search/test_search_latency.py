@@ -78,7 +78,7 @@ def test_search_with_latency_objective_and_budgets(tmp_path, profile_path, tiny_
     study = open_study(config, open_storage(url), create=False)
     assert len(study.directions) == 4
     assert study.user_attrs["objectives"][-1] == "latency_ms"
-    from widthsearch.hardware.latency import Profile
+    from widthsearch.hardware import Profile
 
     model = Profile.load(profile_path).latency_model(tiny_space)
     memory = activation_memory(tiny_space)

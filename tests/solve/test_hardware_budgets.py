@@ -11,7 +11,8 @@ import torch
 from tests.conftest import TINY, TINY_SIZE
 from widthsearch.cli import main
 from widthsearch.errors import WidthSearchError
-from widthsearch.hardware.memory import activation_memory, saved_bytes
+from widthsearch.hardware.memory import activation_memory
+from widthsearch.hardware.memory_trace import saved_bytes
 from widthsearch.solve.program import Budgets, InfeasibleBudgetError, SynExpProgram
 from widthsearch.solve.reconfigure import parse_latency, parse_memory, reconfigure
 

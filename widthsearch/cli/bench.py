@@ -9,10 +9,11 @@ import sys
 from typing import Any
 
 from widthsearch.errors import WidthSearchError
+from widthsearch.hardware import resolve_latency_model
 from widthsearch.hardware.bench import MIN_RUNS, bench_widths
-from widthsearch.hardware.latency import resolve_latency_model
 from widthsearch.hardware.timing import DEVICES, DTYPES
 from widthsearch.models.widthfile import load_width_file
+from widthsearch.solve import solved_widths
 from widthsearch.space.width_space import WidthSpace
 
 from ._args import parse_input_size, positive_int, ratio, table
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         batch_size=args.batch_size,
         dtype=args.dtype,
+        solved_widths=solved_widths,
         progress=progress,
     )
     result = bench_widths(

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from widthsearch.hardware.latency import (
+from widthsearch.hardware import (
     DEFAULT_MODELS,
     DEFAULT_SAMPLES,
     QUICK_SECONDS,
@@ -16,6 +16,7 @@ from widthsearch.hardware.latency import (
     make_profile,
 )
 from widthsearch.hardware.timing import DEVICES, DTYPES, current_device
+from widthsearch.solve import solved_widths
 from widthsearch.space.width_space import WidthSpace
 
 from ._args import parse_input_size, positive_float, positive_int, table
@@ -80,7 +81,12 @@ def run(args: argparse.Namespace) -> int:
             print(message, file=sys.stderr, flush=True)
 
     profile = make_profile(
-        spaces, device, samples=args.samples, seconds=args.seconds, progress=progress
+        spaces,
+        device,
+        solved_widths=solved_widths,
+        samples=args.samples,
+        seconds=args.seconds,
+        progress=progress,
     )
     written = []
     if args.output:

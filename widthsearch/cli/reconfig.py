@@ -10,9 +10,10 @@ from typing import Any
 
 from widthsearch._io import check_output_path
 from widthsearch.errors import WidthSearchError
-from widthsearch.hardware.latency import resolve_latency_model
+from widthsearch.hardware import activation_memory, resolve_latency_model
 from widthsearch.hardware.timing import DEVICES, current_device
 from widthsearch.models.widthfile import save_width_file
+from widthsearch.solve import solved_widths
 from widthsearch.solve.program import DEFAULT_MIN_WIDTH
 from widthsearch.solve.reconfigure import (
     check_baselines,
@@ -256,8 +257,6 @@ def _check_hardware_args(args: argparse.Namespace) -> None:
 def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False) -> Hardware:
     """The latency model (profile, cached or quick), the memory model and their budgets that
     ``args`` ask for (see :func:`add_hardware_args`)."""
-    from widthsearch.hardware.memory import activation_memory
-
     want_latency = bool(
         args.latency or args.same_latency or args.profile or getattr(args, "hardware", False)
     )
@@ -277,6 +276,7 @@ def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False
             device=args.device,
             threads=args.threads,
             batch_size=args.batch_size,
+            solved_widths=solved_widths,
             progress=progress,
         )
         latency_model, note = resolved.model, resolved.note

@@ -1,5 +1,8 @@
 """Hardware costs: timing on a device, activation memory, the fitted latency model and its
 profiles, and the bench that holds predictions against measurements.
+
+``_op_tracer`` and ``memory_trace`` import torch at the top, so this face leaves them out: the
+functions that need them import them.
 """
 
 from widthsearch.hardware.bench import (
@@ -9,28 +12,41 @@ from widthsearch.hardware.bench import (
     bench_widths,
     measure_latency,
 )
-from widthsearch.hardware.latency import (
-    DEFAULT_MODELS,
+from widthsearch.hardware.latency_model import (
     FEATURES,
     LatencyModel,
-    ModelFit,
     OpTerms,
-    Profile,
-    ProfileError,
-    Resolved,
-    cache_dir,
-    cache_path,
     feature_values,
     fit_coefficients,
     fit_errors,
-    fit_model,
     latency_features,
-    make_profile,
     op_terms,
+    predict,
+)
+from widthsearch.hardware.memory import ActivationMemory, activation_memory
+from widthsearch.hardware.profile import (
+    UNRELIABLE,
+    ModelFit,
+    Profile,
+    ProfileError,
     pooled_fit,
-    resolve_latency_model,
+)
+from widthsearch.hardware.profiling import (
+    DEFAULT_MODELS,
+    DEFAULT_SAMPLES,
+    QUICK_SECONDS,
+    SOLVED_SHARE,
+    SolvedWidths,
+    fit_model,
+    make_profile,
     sample_widths,
     time_widths,
+)
+from widthsearch.hardware.resolve import (
+    Resolved,
+    cache_dir,
+    cache_path,
+    resolve_latency_model,
 )
 from widthsearch.hardware.timing import (
     DEVICES,
@@ -50,8 +66,10 @@ from widthsearch.hardware.timing import (
 )
 
 __all__ = [
+    "ActivationMemory",
     "BenchResult",
     "DEFAULT_MODELS",
+    "DEFAULT_SAMPLES",
     "DEVICES",
     "DTYPES",
     "Device",
@@ -65,7 +83,12 @@ __all__ = [
     "OpTerms",
     "Profile",
     "ProfileError",
+    "QUICK_SECONDS",
     "Resolved",
+    "SOLVED_SHARE",
+    "SolvedWidths",
+    "UNRELIABLE",
+    "activation_memory",
     "bench_widths",
     "cache_dir",
     "cache_path",
@@ -85,6 +108,7 @@ __all__ = [
     "others_busy",
     "pinned_threads",
     "pooled_fit",
+    "predict",
     "prepare",
     "resolve_latency_model",
     "sample_widths",

@@ -4,7 +4,8 @@
 are timed in one interleaved run (:func:`widthsearch.hardware.timing.measure`, threads pinned,
 warm-up, median of at least 20 runs each), so load on a shared machine hits both alike and their
 ratio is the figure to trust. Memory: the bytes autograd saves in one training step at the batch
-size (:func:`widthsearch.hardware.memory.saved_bytes`, on the CPU) against the exact posynomial.
+size (:func:`widthsearch.hardware.memory_trace.saved_bytes`, on the CPU) against the exact
+posynomial.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import UnsupportedModelError, WidthSearchError
+from widthsearch.hardware.memory import activation_memory
 from widthsearch.hardware.timing import measure, median, prepare, spread
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from widthsearch.hardware.latency import LatencyModel
+    from widthsearch.hardware.latency_model import LatencyModel
     from widthsearch.hardware.timing import Device
     from widthsearch.space.width_space import WidthSpace
 
@@ -96,7 +98,7 @@ def bench_widths(
     """Measure ``space`` at ``widths`` (None: the base alone) against its base on ``device``."""
     import torch
 
-    from widthsearch.hardware.memory import activation_memory, saved_bytes
+    from widthsearch.hardware.memory_trace import saved_bytes
 
     if runs < MIN_RUNS:
         raise WidthSearchError(f"--runs must be at least {MIN_RUNS} for a median, got {runs}")

@@ -144,7 +144,7 @@ def _effnet_native(space: WidthSpace, widths: Sequence[int], model: nn.Module) -
 def _resnet_native(space: WidthSpace, widths: Sequence[int], model: nn.Module) -> dict | None:
     """Stage ``channels`` for timm's ResNet, or None where its downsampling would differ."""
     width = _out_width(space, widths)
-    stages = [getattr(model, f"layer{s}", None) for s in range(1, 5)]
+    stages: list[Any] = [getattr(model, f"layer{s}", None) for s in range(1, 5)]
     if any(stage is None for stage in stages):
         return None
     from timm.models.resnet import BasicBlock, Bottleneck
@@ -152,7 +152,7 @@ def _resnet_native(space: WidthSpace, widths: Sequence[int], model: nn.Module) -
     if any(type(b) not in (BasicBlock, Bottleneck) for stage in stages for b in stage):
         return None  # ResNeSt, SE-ResNet variants with other blocks: generic path
     channels = []
-    inplanes = model.layer1[0].conv1.in_channels  # the stem width timm fixes (64, deep: 2x)
+    inplanes = stages[0][0].conv1.in_channels  # the stem width timm fixes (64, deep: 2x)
     for s, stage in enumerate(stages, 1):
         block = stage[0]
         last = "conv3" if hasattr(block, "conv3") else "conv2"

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 from widthsearch._io import write_atomic
 from widthsearch._version import __version__
 from widthsearch.errors import InvalidWidthsError, WidthFileError
+from widthsearch.solve.program import MAX_WIDTH_RATIO
+from widthsearch.space.width_space import WidthSpace
 
 if TYPE_CHECKING:
     from widthsearch.solve.reconfigure import Reconfiguration
-    from widthsearch.space.width_space import WidthSpace
 
 FORMAT_VERSION = 2
 """Version 2 holds each width once, in ``groups``; version 1 also had ``widths``/``base_widths``."""
@@ -61,8 +62,6 @@ class WidthFile:
         Raises:
             WidthFileError: the installed timm parses the model into another width space.
         """
-        from widthsearch.space.width_space import WidthSpace
-
         kwargs = dict(self.timm_kwargs)
         space = WidthSpace.from_timm(self.model, input_size=self.input_size, **kwargs)
         self.check_space(space)
@@ -87,8 +86,6 @@ class WidthFile:
                 of its group's ``multiple_of``), or more than 16x its base; the message gives the
                 params and MACs the model would have.
         """
-        from widthsearch.solve.program import MAX_WIDTH_RATIO
-
         where = f"{self.path}: " if self.path else ""
         try:
             widths = space.widths(self.widths)

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from widthsearch.hardware import LatencyModel, resolve_latency_model
+from widthsearch.hardware import (
+    ActivationMemory,
+    LatencyModel,
+    activation_memory,
+    resolve_latency_model,
+)
 from widthsearch.search.attrs import StudyAttr
 from widthsearch.search.settings import SearchConfig
+from widthsearch.solve import solved_widths
 from widthsearch.space import Posynomial, WidthSpace
-
-if TYPE_CHECKING:
-    from widthsearch.hardware.memory import ActivationMemory
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,6 @@ def hardware_models(
 ) -> HardwareModels:
     """The latency model (``config.hardware``'s profile, or a cached quick profile) when the
     study has a latency objective, and the memory model when it has a memory range."""
-    from widthsearch.hardware.memory import activation_memory
-
     hw = config.hardware
     latency = memory = None
     note = ""
@@ -74,6 +75,7 @@ def hardware_models(
             device=hw.device,
             threads=hw.threads,
             batch_size=hw.batch_size,
+            solved_widths=solved_widths,
             progress=progress,
         )
         latency, note = resolved.model, resolved.note

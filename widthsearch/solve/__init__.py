@@ -1,5 +1,6 @@
 """Solve: SynExp and the other objectives, the geometric program, rounding onto a width grid,
-baselines at the same budgets, and :func:`reconfigure`, which chains them.
+baselines at the same budgets, and :func:`reconfigure`, which chains them; and
+:func:`solved_widths`, the solver's width vectors for a latency profile to time.
 """
 
 from widthsearch.solve.baselines import (
@@ -11,6 +12,7 @@ from widthsearch.solve.baselines import (
     synflow,
     uniform,
 )
+from widthsearch.solve.profile_widths import solved_widths
 from widthsearch.solve.program import (
     COSTS,
     DEFAULT_MAX_WIDTH,
@@ -106,6 +108,7 @@ __all__ = [
     "round_on_grid",
     "round_widths",
     "run_baseline",
+    "solved_widths",
     "synflow",
     "synflow_R",
     "synflow_prune",

@@ -6,9 +6,10 @@ Over the multipliers ``x_g = w_g / base_g`` of the free groups:
     subject to  params(x) <= B_p,  MACs(x) <= B_m,  x_min <= x <= x_max
                 latency(x) <= B_t,  memory(x) <= B_a      (when the program has them)
 
-Latency is a device's fitted latency model (:mod:`widthsearch.hardware.latency`) and memory the
-exact activation bytes of a training step (:mod:`widthsearch.hardware.memory`); both are posynomials
-of the widths too, so they are constraints of the same program, built in when it is constructed.
+Latency is a device's fitted latency model (:mod:`widthsearch.hardware.latency_model`) and memory
+the exact activation bytes of a training step (:mod:`widthsearch.hardware.memory`); both are
+posynomials of the widths too, so they are constraints of the same program, built in when it is
+constructed.
 
 Costs are posynomials (:mod:`widthsearch.space.cost`), so this is a geometric program, solved by
 cvxpy in its disciplined geometric programming mode. The problem is built once per width space with
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Literal
 
 from widthsearch.errors import BoundsError, InfeasibleBudgetError, SolverError, WidthSearchError
 from widthsearch.solve.synexp import WEIGHT_KINDS
+from widthsearch.space.grid import MAX_WIDTH_RATIO, check_bounds
 
 if TYPE_CHECKING:
     from widthsearch.space.cost import Posynomial
@@ -49,35 +51,6 @@ DEFAULT_MAX_WIDTH = 2.0
 """PreConfig's default cap on any group's multiplier (see the module docstring)."""
 DEFAULT_MIN_WIDTH = 0.1
 """Default floor on any group's multiplier: no group is cut below a tenth of its base width."""
-MAX_WIDTH_RATIO = 16.0
-"""No group grows beyond 16x its base width: the largest ``max_width`` any solve accepts, and the
-largest width a width file may hold. Wider is not a width search any more but a model of another
-size class (a 16x group already multiplies its layers' weights by up to 256)."""
-
-
-def check_bounds(min_width: float, max_width: float) -> None:
-    """Fail unless ``0 < min_width <= max_width <= MAX_WIDTH_RATIO`` (finite numbers).
-
-    Raises:
-        BoundsError: the bounds are empty, not positive, or beyond :data:`MAX_WIDTH_RATIO`.
-    """
-    if not (math.isfinite(min_width) and math.isfinite(max_width)):
-        raise BoundsError(
-            f"width bounds must be finite numbers, got --min-width {min_width:g} and "
-            f"--max-width {max_width:g}"
-        )
-    if not 0 < min_width <= max_width:
-        raise BoundsError(
-            f"width bounds must satisfy 0 < --min-width ({min_width:g}) <= --max-width "
-            f"({max_width:g}); lower --min-width or raise --max-width"
-        )
-    if max_width > MAX_WIDTH_RATIO:
-        raise BoundsError(
-            f"--max-width {max_width:g} is above {MAX_WIDTH_RATIO:g}, the widest multiple of a "
-            "group's base width widthsearch builds; lower --max-width"
-        )
-
-
 COSTS = ("params", "macs", "latency", "memory")
 """Every cost a budget can bound, in the order messages list them."""
 
@@ -90,7 +63,7 @@ class Budgets:
     macs: int | None = None
     latency: float | None = None
     """Predicted milliseconds per batch on the profiled device
-    (:mod:`widthsearch.hardware.latency`)."""
+    (:mod:`widthsearch.hardware.latency_model`)."""
     memory: int | None = None
     """Activation bytes a training step saves at the profiled batch
     (:mod:`widthsearch.hardware.memory`)."""
@@ -172,7 +145,7 @@ class SynExpProgram:
     """The SynExp geometric program of one width space, compiled once and re-solved.
 
     ``latency`` and ``memory`` (posynomials of group widths: a device's latency model and the
-    activation memory, see :mod:`widthsearch.hardware.latency` and
+    activation memory, see :mod:`widthsearch.hardware.latency_model` and
     :mod:`widthsearch.hardware.memory`) add those costs as constraints; budgets for them need a
     program built with them.
 
@@ -258,7 +231,8 @@ class SynExpProgram:
         slack = 2.0  # an unconstrained cost gets a budget it can never reach
         limits = budgets.limits()
         for name, param in self.budget.items():
-            b = limits[name] if limits[name] is not None else slack * big[name]
+            limit = limits[name]
+            b = limit if limit is not None else slack * big[name]
             param.value = max(b - self._const[name], 1e-9)
         n = len(self.free)
         self.lower.value = np.full(n, min_width)
@@ -274,6 +248,7 @@ class SynExpProgram:
         if self.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise SolverError(f"the geometric program ended {self.problem.status}")
         values = self.x.value
+        assert values is not None  # an optimal status comes with a value
         slop = 1e-6  # the interior-point solver's tolerance; anything more is a real violation
         if values.min() < min_width * (1 - slop) or values.max() > max_width * (1 + slop):
             raise SolverError(  # pragma: no cover - the box is a constraint of the program

@@ -30,7 +30,7 @@ from widthsearch.solve.rounding import checked_grid, round_widths, width_grid
 from widthsearch.solve.synexp import log_synexp
 
 if TYPE_CHECKING:
-    from widthsearch.hardware.latency import LatencyModel
+    from widthsearch.hardware.latency_model import LatencyModel
     from widthsearch.hardware.memory import ActivationMemory
     from widthsearch.space.cost import Posynomial
     from widthsearch.space.width_space import WidthSpace
@@ -258,28 +258,9 @@ def reconfigure(
         InfeasibleBudgetError: a budget is below what ``min_width`` allows.
         WidthSearchError: bad mode or baseline names, or no budget at all.
     """
-    if mode not in MODES:
-        raise WidthSearchError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
-    if params is None and macs is None and latency is None and memory is None:
-        raise WidthSearchError(
-            "give a budget: --params R, --flops R, --same-params, --same-flops, --latency R or "
-            "--memory R"
-        )
-    if latency is not None and latency_model is None:
-        raise WidthSearchError("a latency budget needs a latency model (a device profile)")
-    if memory is not None and memory_model is None:
-        raise WidthSearchError("a memory budget needs the activation memory model")
-    check_baselines(baselines)
-    if mode == "precrop":
-        if max_width is not None and max_width > 1:
-            raise WidthSearchError(
-                f"precrop only removes channels: --max-width must be at most 1, not "
-                f"{max_width:g} (--mode preconfig grows groups)"
-            )
-        max_width = 1.0 if max_width is None else max_width
-    elif max_width is None:
-        max_width = DEFAULT_MAX_WIDTH
     budgets = Budgets(params=params, macs=macs, latency=latency, memory=memory)
+    _check_request(mode, budgets, latency_model, memory_model, baselines)
+    max_width = _max_width(mode, max_width)
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -342,6 +323,50 @@ def reconfigure(
     if baselines:
         result = compare(result, space, baselines, synflow_progress=synflow_progress)
     return result
+
+
+def _check_request(
+    mode: str,
+    budgets: Budgets,
+    latency_model: LatencyModel | None,
+    memory_model: ActivationMemory | None,
+    baselines: Sequence[str],
+) -> None:
+    """Fail on a request no solve can answer: an unknown mode or baseline, no budget at all, a
+    latency or memory budget without its model.
+
+    Raises:
+        WidthSearchError: says which, and what to give.
+    """
+    if mode not in MODES:
+        raise WidthSearchError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
+    if all(b is None for b in budgets.limits().values()):
+        raise WidthSearchError(
+            "give a budget: --params R, --flops R, --same-params, --same-flops, --latency R or "
+            "--memory R"
+        )
+    if budgets.latency is not None and latency_model is None:
+        raise WidthSearchError("a latency budget needs a latency model (a device profile)")
+    if budgets.memory is not None and memory_model is None:
+        raise WidthSearchError("a memory budget needs the activation memory model")
+    check_baselines(baselines)
+
+
+def _max_width(mode: str, max_width: float | None) -> float:
+    """The cap on any group's multiplier: at most 1 for PreCrop (default 1), else
+    :data:`DEFAULT_MAX_WIDTH` unless given.
+
+    Raises:
+        WidthSearchError: a PreCrop cap above 1.
+    """
+    if mode == "precrop":
+        if max_width is not None and max_width > 1:
+            raise WidthSearchError(
+                f"precrop only removes channels: --max-width must be at most 1, not "
+                f"{max_width:g} (--mode preconfig grows groups)"
+            )
+        return 1.0 if max_width is None else max_width
+    return DEFAULT_MAX_WIDTH if max_width is None else max_width
 
 
 def check_baselines(names: Sequence[str]) -> None:

@@ -3,8 +3,9 @@
 Each free group gets a grid of allowed widths: multiples of ``step = lcm(divisor, multiple_of)``
 (8 by default: fast on real hardware, and buildable for grouped convs) between ``min_width`` and
 ``max_width`` times its base width, never below one step, plus its base width (always buildable)
-when the bounds contain 1. Every grid width is within the bounds; bounds that leave a group no
-width, or leave no budget binding, are refused before solving (:func:`checked_grid`).
+when the bounds contain 1 (:func:`width_grid`, from :mod:`widthsearch.space.grid`, re-exported
+here). Every grid width is within the bounds; bounds that leave a group no width, or leave no
+budget binding, are refused before solving (:func:`checked_grid`).
 
 A continuous solution is rounded to the nearest grid width; then **repair** steps groups down,
 cheapest in SynExp per unit of the violated budgets first, until every budget holds on the exact
@@ -20,104 +21,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from widthsearch.errors import RoundingError, WidthSearchError
-from widthsearch.solve.program import describe_cost
+from widthsearch.errors import BoundsError, InfeasibleBudgetError, RoundingError, WidthSearchError
+from widthsearch.solve.program import _LABELS, Budgets, describe_cost
 from widthsearch.solve.synexp import WEIGHT_KINDS, layer_density
+from widthsearch.space.grid import nearest, width_grid
 
 if TYPE_CHECKING:
-    from widthsearch.solve.program import Budgets
     from widthsearch.space.cost import Posynomial
     from widthsearch.space.width_space import WidthSpace
-
-
-_EPS = 1e-9
-
-
-def _allowed(width: int, step: int, min_width: float, max_width: float) -> tuple[int, ...]:
-    """A free group's grid: multiples of ``step`` in [min_width, max_width] x ``width`` (at least
-    one step), and ``width`` itself when the bounds contain 1."""
-    low = max(step, math.ceil(min_width * width / step - _EPS) * step)
-    cap = math.floor(max_width * width + _EPS)
-    values = set(range(low, cap + 1, step))
-    if min_width <= 1 + _EPS and max_width >= 1 - _EPS:
-        values.add(width)
-    return tuple(sorted(values))
-
-
-def width_grid(
-    space: WidthSpace, *, divisor: int, min_width: float, max_width: float
-) -> tuple[tuple[int, ...], ...]:
-    """Allowed widths per group (sorted); a fixed group allows only its base width.
-
-    A free group allows the multiples of ``lcm(divisor, multiple_of)`` from ``min_width`` to
-    ``max_width`` times its base width (never below one step), and its base width (always
-    buildable) when ``min_width <= 1 <= max_width``. Every width on the grid is within the
-    bounds, so rounding, repair and fill cannot leave them.
-
-    Raises:
-        BoundsError: empty bounds, or a group with no allowed width; the message names the
-            ``--max-width`` or ``--divisor`` that would give every group one.
-    """
-    from widthsearch.solve.program import BoundsError, check_bounds
-
-    if divisor < 1:
-        raise WidthSearchError(f"divisor must be a positive integer, got {divisor}")
-    check_bounds(min_width, max_width)
-    grids, empty = [], []
-    for g in space.groups:
-        if g.fixed:
-            grids.append((g.width,))
-            continue
-        values = _allowed(g.width, math.lcm(divisor, g.multiple_of), min_width, max_width)
-        if not values:
-            empty.append(g)
-        grids.append(values)
-    if empty:
-        raise BoundsError(_empty_grid_message(space, empty, divisor, min_width, max_width))
-    return tuple(grids)
-
-
-def _empty_grid_message(
-    space: WidthSpace, empty: Sequence, divisor: int, min_width: float, max_width: float
-) -> str:
-    """Which groups have no width within the bounds, and what would give every group one."""
-    from widthsearch.solve.program import MAX_WIDTH_RATIO
-
-    g = empty[0]
-    step = math.lcm(divisor, g.multiple_of)
-    many = f"{len(empty)} channel groups" if len(empty) > 1 else "channel group"
-    lines = (
-        f"the width bounds {min_width:g}x-{max_width:g}x leave {many} without a width on the "
-        f"multiple-of-{divisor} grid (e.g. group {g.id}, {g.producer}: {g.width} channels, so "
-        f"{min_width * g.width:.3g}-{max_width * g.width:.3g}, no multiple of {step})"
-    )
-    fixes = []
-    # the smallest --max-width that gives each empty group its smallest multiple, or its base
-    need = 0.0
-    for h in empty:
-        low = max(step, math.ceil(min_width * h.width / step - _EPS) * step)
-        options = [low / h.width] + ([1.0] if min_width <= 1 else [])
-        need = max(need, min(options))
-    need = math.ceil(need * 100 - _EPS) / 100
-    if max_width < need <= MAX_WIDTH_RATIO:
-        fixes.append(f"raise --max-width to {need:g}")
-    for d in range(divisor - 1, 0, -1):
-        if all(
-            h.fixed or _allowed(h.width, math.lcm(d, h.multiple_of), min_width, max_width)
-            for h in space.groups
-        ):
-            fixes.append(f"lower --divisor to {d}")
-            break
-    if not fixes:
-        fixes.append("widen the bounds")
-    return f"{lines}; {' or '.join(fixes)}"
-
-
-def nearest(grid: Sequence[int], target: float) -> int:
-    """The grid width closest to ``target`` (ties go down)."""
-    return min(grid, key=lambda w: (abs(w - target), w))
 
 
 class _Costs:
@@ -150,10 +63,12 @@ class _Costs:
     @classmethod
     def of(cls, space: WidthSpace, extra: Mapping[str, Posynomial] | None = None) -> _Costs:
         extra = {n: p for n, p in (extra or {}).items() if n not in ("params", "macs")}
+        # the space's instance dict caches derived models; it takes any key, not only names
+        cache = cast(dict[Any, Any], space.__dict__)
         key = ("_rounding_costs", *sorted((n, id(p)) for n, p in extra.items()))
-        cached = space.__dict__.get(key)
+        cached = cache.get(key)
         if cached is None or any(cached.polys[n] is not p for n, p in extra.items()):
-            cached = space.__dict__[key] = cls(space, extra)
+            cached = cache[key] = cls(space, extra)
         return cached
 
     def delta(self, widths: list[int], g: int, new: int) -> tuple[float, dict[str, int]]:
@@ -300,8 +215,6 @@ def check_budgets(
         InfeasibleBudgetError: a budget is below what the smallest grid widths cost.
         BoundsError: every budget is at or above what the widest grid widths cost.
     """
-    from widthsearch.solve.program import _LABELS, BoundsError, InfeasibleBudgetError
-
     floor = tuple(g[0] for g in grid)
     top = tuple(g[-1] for g in grid)
     polys = {"params": space.param_cost, "macs": space.mac_cost, **(costs or {})}

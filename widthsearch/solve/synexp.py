@@ -19,14 +19,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from widthsearch.space.groups import WEIGHT_KINDS
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from widthsearch.space.width_space import Layer, WidthSpace
-
-WEIGHT_KINDS = ("conv", "depthwise", "grouped", "linear")
-"""Layer kinds whose weights count in SynExp (the ones SynFlow prunes)."""
 
 
 def _ratio(widths: Sequence[float], base: Sequence[int], groups: Sequence[int]) -> float:
@@ -160,7 +159,11 @@ def synflow_scores(
     """SynFlow scores ``|θ · ∂R/∂θ|`` of the named weights of a linearized net."""
     net.zero_grad(set_to_none=True)
     synflow_R(net, input_size).backward()
-    return {n: (w.grad * w).detach().abs() for n, w in weights.items()}
+    scores = {}
+    for n, w in weights.items():
+        assert w.grad is not None  # backward() fills it: the weights require grad
+        scores[n] = (w.grad * w).detach().abs()
+    return scores
 
 
 def synflow_prune(

@@ -1,9 +1,10 @@
 """Running the channel analysis over a whole model for costs beyond params and MACs.
 
-:mod:`widthsearch.hardware.memory` (what autograd saves) and :mod:`widthsearch.hardware.latency`
-(the elements every op touches) both need the channel labels of :mod:`widthsearch.space._trace` on
-tensors that the width space itself does not keep: they run a subclass of its tracer over a fresh
-base model and map the tracer's union-find nodes to the space's group ids.
+:mod:`widthsearch.hardware.memory` (what autograd saves) and
+:mod:`widthsearch.hardware.latency_model` (the elements every op touches) both need the channel
+labels of :mod:`widthsearch.space._trace` on tensors that the width space itself does not keep:
+they run a subclass of its tracer over a fresh base model and map the tracer's union-find nodes
+to the space's group ids.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ from widthsearch.space.cost import Posynomial, monomial
 LayerKind = Literal[
     "conv", "depthwise", "grouped", "linear", "norm", "scale", "filter", "chanconv", "pool"
 ]
+WEIGHT_KINDS = ("conv", "depthwise", "grouped", "linear")
+"""Layer kinds with a weight tensor: SynExp's densities count them (the weights SynFlow prunes),
+and so do the weight terms of the latency model."""
 
 
 @dataclass(frozen=True)
@@ -168,4 +171,4 @@ class SpaceView(Protocol):
     def params(self, widths: Sequence[int]) -> int: ...
 
 
-__all__ = ["Group", "Layer", "LayerKind", "SizeAttr", "SpaceView"]
+__all__ = ["WEIGHT_KINDS", "Group", "Layer", "LayerKind", "SizeAttr", "SpaceView"]
