@@ -153,7 +153,7 @@ def test_report_without_verification_says_so(tmp_path, capsys):
 
 
 def test_report_commands_hide_a_storage_password():
-    from widthsearch.report.page import shown_storage
+    from widthsearch.report.reproduce import shown_storage
 
     url = "postgresql://ws:s3cret@db.example:5432/studies"
     assert shown_storage(url) == "postgresql://ws:***@db.example:5432/studies"
@@ -162,7 +162,7 @@ def test_report_commands_hide_a_storage_password():
 
 
 def test_controls_matched_on_params_are_a_study_setting_and_a_reproduce_flag(tmp_path):
-    from widthsearch.report.page import reproduce_commands
+    from widthsearch.report.reproduce import reproduce_commands
 
     (tmp_path / "p.toml").write_text(STUDY.replace("random = 1", "random = 1\nmatch = 'params'"))
     config = load_config(tmp_path / "p.toml")
@@ -216,7 +216,7 @@ def test_report_front_table_is_the_thinned_front(tmp_path, capsys):
     """The page shows the same thinned front as `widthsearch front`; front.csv all of it."""
     import re
 
-    from widthsearch.report.page import FRONT_ROWS_SHOWN
+    from widthsearch.report.front import FRONT_ROWS_SHOWN
     from widthsearch.search import load_front
 
     db = f"sqlite:///{tmp_path / 's.db'}"

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from widthsearch.errors import WidthSearchError
-from widthsearch.report.page import default_folder, write_report
-from widthsearch.search.storage import DEFAULT_STORAGE
+from widthsearch.report import default_folder, write_report
+from widthsearch.search import DEFAULT_STORAGE
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     folder = Path(args.output) if args.output else default_folder(args.study)
     for parent in (folder, *folder.parents):  # checked before anything is read or written
         if parent.exists() and not parent.is_dir():

@@ -450,8 +450,8 @@ def _decode(source: str | bytes, size: tuple[int, int] | None) -> torch.Tensor:
 
     what = source if isinstance(source, str) else "an archive member"
     try:
-        with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as im:
-            im = im.convert("RGB")
+        with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as file:
+            im = file.convert("RGB")
             if size is not None and im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(im, dtype=np.uint8).copy()

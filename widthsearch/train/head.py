@@ -56,7 +56,7 @@ def check_policy(policy: str) -> str:
     return policy
 
 
-def logit_layers(model: nn.Module) -> list[nn.Module]:
+def logit_layers(model: nn.Module) -> list[nn.Linear | nn.Conv2d]:
     """The layers that output class logits: the linear and conv layers in timm's
     ``get_classifier()`` with ``num_classes`` outputs (one for most models; the last layer of an
     MLP head such as MetaFormer's; the classifier and distillation layers of RepViT).

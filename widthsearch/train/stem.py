@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
     from torch import nn
 
+    _Strided = nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d
+    """The layers whose stride the ``cifar`` policy sets to 1."""
+
 POLICIES = ("timm", "cifar")
 DEFAULT_POLICY = "timm"
 CIFAR_FACTOR = 4
@@ -43,13 +46,13 @@ def check_policy(policy: str) -> str:
     return policy
 
 
-def _strided(model: nn.Module, input_size: Sequence[int]) -> list[tuple[nn.Module, int, int]]:
+def _strided(model: nn.Module, input_size: Sequence[int]) -> list[tuple[_Strided, int, int]]:
     """(module, input side, output side) of every strided conv and pooling, in forward order."""
     import torch
     from torch import nn
 
     kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
-    seen: list[tuple[nn.Module, int, int]] = []
+    seen: list[tuple[_Strided, int, int]] = []
 
     def hook(module, args, out):
         stride = module.stride if isinstance(module.stride, tuple) else (module.stride,) * 2
@@ -74,7 +77,7 @@ def apply_stem(model: nn.Module, policy: str, input_size: Sequence[int]) -> nn.M
     check_policy(policy)
     if policy == "timm":
         return model
-    removed = 1
+    removed: float = 1
     try:
         while removed < CIFAR_FACTOR:
             strided = _strided(model, input_size)

@@ -1,0 +1,105 @@
+"""The front as a table: every front trial in ``front.csv`` and ``front.md``, the thinned front
+(:mod:`widthsearch.search.front`) on the page."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FRONT_ROWS_SHOWN = 25
+"""At most this many rows in the page's front table: the thinned front
+(widthsearch.search.front)."""
+SHOWN = {
+    "trial": "trial",
+    "log_synexp": "log SynExp",
+    "params_ratio": "params ×base",
+    "macs_ratio": "MACs ×base",
+    "latency_ratio": "latency ×base",
+    "mode": "mode",
+    "budget_params": "params budget",
+    "budget_macs": "MACs budget",
+    "min_width": "min width",
+    "max_width": "max width",
+    "divisor": "divisor",
+    "width_ratio_min": "narrowest ×base",
+    "width_ratio_max": "widest ×base",
+}
+"""Front columns on the page (all of them, with the widths, are in front.csv)."""
+
+
+def front_table(report: dict[str, Any]) -> pd.DataFrame:
+    """Every front trial of ``report`` (:func:`widthsearch.search.load_front`), best log SynExp
+    first: its costs, its mix and its widths."""
+    import pandas as pd
+
+    base = report.get("base_widths") or []
+    fixed = set(report.get("fixed_groups") or [])
+    rows = []
+    for t in sorted(report["front"], key=lambda t: -t["log_synexp"]):
+        mix = t["mix"]
+        pairs = enumerate(zip(t["widths"], base, strict=True))
+        ratios = [w / b for i, (w, b) in pairs if i not in fixed]
+        rows.append(
+            {
+                "trial": t["number"],
+                "log_synexp": round(t["log_synexp"], 4),
+                "params": t["params"],
+                "macs": t["macs"],
+                "params_ratio": round(t["params_ratio"], 4),
+                "macs_ratio": round(t["macs_ratio"], 4),
+                "latency_ms": None if t.get("latency_ms") is None else round(t["latency_ms"], 3),
+                "latency_ratio": None
+                if t.get("latency_ratio") is None
+                else round(t["latency_ratio"], 4),
+                "mode": mix.get("mode"),
+                "budget_params": None
+                if mix.get("params_ratio") is None
+                else round(mix["params_ratio"], 4),
+                "budget_macs": None
+                if mix.get("macs_ratio") is None
+                else round(mix["macs_ratio"], 4),
+                "min_width": round(mix.get("min_width", 0.0), 4),
+                "max_width": round(mix.get("max_width", 1.0), 4),
+                "divisor": mix.get("divisor"),
+                "width_ratio_min": round(min(ratios), 3) if ratios else None,
+                "width_ratio_max": round(max(ratios), 3) if ratios else None,
+                "widths": " ".join(map(str, t["widths"])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' own needs the tabulate package)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join("" if v is None else str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def front_html(report: dict[str, Any], table: pd.DataFrame) -> str:
+    """The page's front section under its heading: the thinned front's rows of ``table``,
+    cheapest MACs first, with what the thinning left out."""
+    columns = [c for c in SHOWN if c != "latency_ratio" or report.get("base_latency_ms")]
+    thinned = table[table["trial"].isin(report["shown"])].sort_values(["macs", "params"])
+    shown = thinned[columns].rename(columns=SHOWN)
+    costs = "params, MACs and latency" if report.get("base_latency_ms") else "params and MACs"
+    thinning = (
+        f": every other one has one of these within {1 + report['eps']:g}&times; its {costs} "
+        "with at least its log SynExp"
+        if len(shown) < len(table)
+        else ""
+    )
+    rows = shown.to_html(index=False, na_rep="free", border=0, float_format=lambda x: f"{x:.3f}")
+    return f"""\
+<p>{len(shown)} of the {len(table)} front trials, cheapest MACs first{thinning}; all of them,
+with their widths, in <a href="front.csv">front.csv</a> and <a href="front.md">front.md</a>.
+Budgets are the ratios of the trial's mix (free: unconstrained); narrowest/widest: the
+smallest and largest width ratio over the free groups.</p>
+<div class="wide">{rows}</div>"""
+
+
+__all__ = ["FRONT_ROWS_SHOWN", "SHOWN", "front_html", "front_table", "markdown"]
