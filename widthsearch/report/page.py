@@ -29,7 +29,7 @@ from widthsearch.search.run import (
     trial_summary,
     widths_key,
 )
-from widthsearch.verify.run import (
+from widthsearch.verify import (
     mean_std,
     pruned_text,
     quick_check,
