@@ -72,10 +72,10 @@ mean of the random-shape controls', and the candidate's verdicts (:mod:`widthsea
 are filled in once a verification ends. ``state`` is ``complete`` or ``pruned``; a pruned run's
 top-1, loss and epochs are those of the epoch it was stopped at (``pruned_at_epoch``), and it
 has no paired differences. ``latency_ms`` is the model's measured latency as trained, timed on
-``latency_device`` (:attr:`VerifyReport.latency_device`), with ``latency_spread`` (interquartile
-range over the median), filled in with the verdicts. ``shared_from`` names the verification
-that trained a run this one took over (same recipe key, widths and seed), empty for runs
-trained here."""
+``latency_device`` (:attr:`widthsearch.verify.summary.VerifyReport.latency_device`), with
+``latency_spread`` (interquartile range over the median), filled in with the verdicts.
+``shared_from`` names the verification that trained a run this one took over (same recipe
+key, widths and seed), empty for runs trained here."""
 
 DIFFS = ("top1_vs_base", "top1_vs_control", "top1_vs_random")
 

@@ -85,11 +85,12 @@ def run_verify(
 
     ``settings`` is what is trained: the recipe, the seeds, the training input size (default:
     the search's), and what the controls match (``match``: the first candidate's ``macs`` or
-    ``params``, :func:`with_controls`; each has its own summary in the study).
+    ``params``, :func:`~widthsearch.verify.plan.with_controls`; each has its own summary in
+    the study).
 
-    ``execution`` is how (default :class:`Execution`\\ ()). The runs are trials of the
-    verification study of this setting (:mod:`widthsearch.verify.queue`) in the plan's storage
-    (width files: ``storage_url``, else in memory): enqueued once, trained here by ``workers``
+    ``execution`` is how (default: ``Execution()``). The runs are trials of the verification
+    study of this setting (:mod:`widthsearch.verify.queue`) in the plan's storage (width
+    files: ``storage_url``, else in memory): enqueued once, trained here by ``workers``
     spawned processes (one per entry of ``devices`` when given; one worker trains in this
     process), or by ``verify`` on other machines sharing the storage. ``pruner`` (``auto``,
     ``sha``, ``hyperband``, ``median``, ``none``) stops weak candidates early; the base and the
@@ -97,16 +98,17 @@ def run_verify(
     study; epoch checkpoints go to ``checkpoints`` (default: next to ``out``) and are removed
     once their result is stored. ``heartbeat``: seconds between heartbeats of a running trial
     (RDB storages). ``latency_runs``: timed forward passes per model for the measured latency
-    of every model with a result (:func:`measure_trained_latency`; 0: not measured), taken
-    after training in one interleaved run (kept in the verification study), and again unless
-    that study or the CSV holds them for every such model from the same device (``retime``:
-    timed again anyway, e.g. on a machine that is quiet now).
+    of every model with a result (:func:`~widthsearch.verify.latency.measure_trained_latency`;
+    0: not measured), taken after training in one interleaved run (kept in the verification
+    study), and again unless that study or the CSV holds them for every such model from the
+    same device (``retime``: timed again anyway, e.g. on a machine that is quiet now).
 
     ``progress`` makes each run's progress hooks (:data:`widthsearch.verify.progress.Progress`).
     ``log`` gets the recipe's warnings before training, one line per finished run and, once a
     few steps are timed, the estimated total time when it is over ``estimate_over`` seconds
-    (default ``LONG_RUN_SECONDS``; with workers, each model is timed up front at a worker's
-    threads and the runs dealt out in queue order, :func:`makespan`).
+    (default :data:`widthsearch.verify.estimate.LONG_RUN_SECONDS`; with workers, each model is
+    timed up front at a worker's threads and the runs dealt out in queue order,
+    :func:`widthsearch.verify.estimate.makespan`).
 
     Raises:
         VerifyError: bad input (before anything is written), e.g. several workers without a

@@ -1,4 +1,5 @@
-"""What a verification trains, and how it runs: the two settings :func:`run_verify` takes.
+"""What a verification trains, and how it runs: the two settings of
+:func:`widthsearch.verify.run.run_verify`.
 
 :class:`VerifySettings` is what is trained and compared: the recipe, the seeds, the training
 input size and the controls. It is what a study file's ``[verify]`` section holds
@@ -12,8 +13,8 @@ through which storage, where the results and checkpoints go, how latency is time
 changes a result, so a verification can be continued with other ones (more workers, another
 machine).
 
-Progress bars and the message sink are callbacks, not settings: :func:`run_verify` takes them
-as keyword arguments (:data:`widthsearch.verify.progress.Progress`,
+Progress bars and the message sink are callbacks, not settings: ``run_verify`` takes them as
+keyword arguments (:data:`widthsearch.verify.progress.Progress`,
 :data:`widthsearch.verify.progress.Log`).
 
 Example:
@@ -52,9 +53,10 @@ class VerifySettings:
     ``train_subset`` make quick checks (``--max-steps``, ``--train-subset``), which study files
     do not hold.
 
-    ``data`` and ``top`` say what the caller loads and plans (:func:`load_dataset`,
-    :func:`widthsearch.verify.plan.plan_from_study`); :func:`run_verify` trains the plan and data
-    it is given, with the rest.
+    ``data`` and ``top`` say what the caller loads and plans
+    (:func:`widthsearch.train.load_dataset`, :func:`widthsearch.verify.plan.plan_from_study`);
+    :func:`widthsearch.verify.run.run_verify` trains the plan and data it is given, with the
+    rest.
     """
 
     data: str = "digits"

@@ -1,9 +1,9 @@
 """Worker processes: one per device, each claiming runs from the verification's queue.
 
 Workers are spawned, not forked (a forked child deadlocks in OpenMP once the parent has run
-torch); each opens the storage and loads the data itself from the :class:`Job` it is given,
-and claims runs until none is left (:func:`widthsearch.verify.queue.work`). A worker that
-dies loses its run to the others.
+torch); each opens the storage and loads the data itself from the
+:class:`~widthsearch.verify.job.Job` it is given, and claims runs until none is left
+(:func:`widthsearch.verify.queue.work`). A worker that dies loses its run to the others.
 """
 
 from __future__ import annotations
