@@ -23,7 +23,7 @@ from widthsearch.train.augment import resolve_policy
 from widthsearch.train.data import Split, load_dataset
 from widthsearch.train.loop import Recipe, resolve_device, train
 from widthsearch.train.stem import apply_stem
-from widthsearch.verify.run import count_trained_model
+from widthsearch.verify import count_trained_model
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ from widthsearch.studyfile import (
     REPORT_KEYS,
     SEARCH_KEYS,
     TOP_KEYS,
+    VERIFY_KEYS,
     Ranges,
     StudyConfigError,
-    VerifySettings,
     load_config,
     parse_config,
 )
@@ -145,6 +145,6 @@ def test_readme_reference_table_lists_every_key():
     expected = {("top", k) for k in TOP_KEYS if k not in ("search", "verify", "report")}
     expected |= {("search", k) for k in SEARCH_KEYS if k != "ranges"}
     expected |= {("search.ranges", k) for k in Ranges.__dataclass_fields__}
-    expected |= {("verify", k) for k in VerifySettings.__dataclass_fields__}
+    expected |= {("verify", k) for k in VERIFY_KEYS}
     expected |= {("report", k) for k in REPORT_KEYS}
     assert table == expected

@@ -8,22 +8,21 @@ checkpoint, and the report is rewritten from what the study holds.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from widthsearch.report.page import default_folder, write_report
 from widthsearch.search.run import run_search
 from widthsearch.train.data import load_dataset
-from widthsearch.verify.run import plan_from_study, run_verify
+from widthsearch.verify import Execution, plan_from_study, run_verify
 
 if TYPE_CHECKING:
     from widthsearch.report.page import ReportResult
     from widthsearch.search.run import SearchResult
     from widthsearch.studyfile import StudyConfig
     from widthsearch.train.data import Dataset
-    from widthsearch.train.loop import Recipe
-    from widthsearch.verify.run import Log, VerifyReport
+    from widthsearch.verify import Log, Progress, VerifyReport, VerifySettings
 
 CHECKPOINTS = Path(".widthsearch") / "checkpoints"
 """Where interrupted verification runs keep their epoch checkpoints (not in the report)."""
@@ -37,6 +36,8 @@ class ExperimentResult:
 
 
 def report_folder(config: StudyConfig) -> Path:
+    """Where ``run`` writes the report: the study file's ``[report]`` path, else
+    ``reports/STUDY``."""
 
     return Path(config.report) if config.report else default_folder(config.name)
 
@@ -49,9 +50,9 @@ def run_experiment(
     device: str = "auto",
     workers: int = 1,
     search_progress: bool = False,
-    train_progress: Any = None,
+    train_progress: Progress | None = None,
     data: Dataset | None = None,
-    recipe: Recipe | None = None,
+    verify: VerifySettings | None = None,
     log: Log | None = None,
 ) -> ExperimentResult:
     """Search ``config``, verify its top candidates as its ``[verify]`` section says (if it
@@ -59,31 +60,26 @@ def run_experiment(
 
     ``train_progress`` and ``log`` are :func:`widthsearch.verify.run_verify`'s progress
     factory and message sink; ``data`` the ``[verify]`` data set when the caller has loaded it
-    already; ``recipe`` replaces the section's (a quick check with ``max_steps``, say).
+    already; ``verify`` replaces the section (a quick check with ``max_steps``, say).
     """
 
     folder = report_folder(config)
     search = run_search(config, storage_url, workers=workers, progress=search_progress)
     verified = None
     if config.verify is not None:
-        v = config.verify
+        v = verify or config.verify
         plan = plan_from_study(config.name, storage_url, top=v.top)
         size = v.input_size or config.input_size
         data = data if data is not None else load_dataset(v.data, size)
         folder.mkdir(parents=True, exist_ok=True)
+        execution = Execution(device=device, out=folder / "verify.csv", checkpoints=CHECKPOINTS)
         verified = run_verify(
             plan,
             data,
-            recipe or v.recipe(),
-            seeds=v.seeds,
-            device=device,
-            input_size=size,
-            out=folder / "verify.csv",
-            checkpoints=CHECKPOINTS,
+            replace(v, input_size=size),
+            execution,
             progress=train_progress,
             log=log,
-            random=v.random,
-            match=v.match,
         )
     report = write_report(config.name, storage_url, folder, study_file=study_file)
     return ExperimentResult(search, verified, report)

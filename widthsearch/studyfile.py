@@ -55,52 +55,17 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from widthsearch.errors import StudyConfigError
 from widthsearch.hardware import DEVICES
 from widthsearch.search.settings import DEFAULT_SAMPLER as DEFAULT_SAMPLER
 from widthsearch.search.settings import SAMPLERS, Hardware, Ranges, SearchConfig
 from widthsearch.solve.program import MODES
-
-if TYPE_CHECKING:
-    from widthsearch.train.loop import Recipe
-
-
-@dataclass(frozen=True)
-class VerifySettings:
-    """The ``[verify]`` section: what ``run`` trains and how."""
-
-    data: str = "digits"
-    input_size: tuple[int, int, int] | None = None
-    top: int = 3
-    random: int = 0
-    """Random-shape controls at the first candidate's MACs (``verify --random``)."""
-    match: str = "macs"
-    """What the controls are matched to: the first candidate's macs or params (``--match``)."""
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    seeds: tuple[int, ...] = (0, 1, 2)
-    augment: str = "auto"
-    """An augmentation policy (:mod:`widthsearch.train.augment`); ``auto`` suits it to ``data``."""
-    stem: str = "timm"
-    """A stem policy (:mod:`widthsearch.train.stem`)."""
-    head: str = "auto"
-    """A head policy (:mod:`widthsearch.train.head`)."""
-
-    def recipe(self) -> Recipe:
-        from widthsearch.train.augment import resolve_policy
-        from widthsearch.train.loop import Recipe
-
-        return Recipe(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            augment=resolve_policy(self.augment, self.data),
-            stem=self.stem,
-            head=self.head,
-        )
+from widthsearch.train.augment import POLICIES as AUGMENTS
+from widthsearch.train.head import POLICIES as HEADS
+from widthsearch.train.stem import POLICIES as STEMS
+from widthsearch.verify.settings import MATCHES, VerifySettings
 
 
 @dataclass(frozen=True)
@@ -294,13 +259,31 @@ def _count(value: Any, key: str) -> int:
     return value
 
 
+VERIFY_KEYS = (
+    "data",
+    "input_size",
+    "top",
+    "random",
+    "match",
+    "epochs",
+    "batch_size",
+    "lr",
+    "seeds",
+    "augment",
+    "stem",
+    "head",
+)
+"""The keys of ``[verify]``: :class:`VerifySettings` but its quick-check fields (``max_steps``,
+``train_subset``), which are options of a command, not of a study."""
+
+
 def _verify(section: Any) -> VerifySettings | None:
     if section is None:
         return None
-    _check_keys(_table(section, "verify"), VerifySettings.__dataclass_fields__, "verify")
+    _check_keys(_table(section, "verify"), VERIFY_KEYS, "verify")
     d = VerifySettings()
 
-    def positive(key: str, kind: type) -> Any:
+    def positive(key: str, kind: type[int] | type[float]) -> Any:
         v = section.get(key, getattr(d, key))
         if isinstance(v, bool) or not isinstance(v, (kind, int)) or not v > 0:
             raise StudyConfigError(f"verify.{key} must be a positive {kind.__name__}")
@@ -313,11 +296,6 @@ def _verify(section: Any) -> VerifySettings | None:
     if not isinstance(data, str):
         raise StudyConfigError("verify.data must be a string such as digits or mnist:DIR")
     size = section.get("input_size")
-    from widthsearch.train.augment import POLICIES as AUGMENTS
-    from widthsearch.train.head import POLICIES as HEADS
-    from widthsearch.train.stem import POLICIES as STEMS
-    from widthsearch.verify.run import MATCHES
-
     choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS, "head": HEADS, "match": MATCHES}
     policy = {}
     for key, allowed in choices.items():

@@ -14,7 +14,7 @@ import pytest
 from widthsearch.cli import main
 from widthsearch.report.page import FILES, write_report
 from widthsearch.studyfile import StudyConfigError, load_config
-from widthsearch.verify import run as verify_module
+from widthsearch.verify import latency as verify_module
 
 STUDY = """
 model = "resnet18"
@@ -198,7 +198,7 @@ def test_committed_reports_are_found_again_by_their_study_files():
     verify.csv, so `widthsearch run` rebuilds the report from them without training."""
     from pathlib import Path
 
-    from widthsearch.verify.run import recipe_key
+    from widthsearch.verify.plan import recipe_key
 
     root = Path(__file__).parents[2]
     for path in sorted(root.glob("studies/*.toml")):

@@ -22,10 +22,11 @@ from widthsearch.cli.verify import format_verify
 from widthsearch.report.page import write_report
 from widthsearch.search.storage import open_storage
 from widthsearch.train.data import load_dataset
-from widthsearch.train.loop import Recipe
-from widthsearch.verify import run as verify_module
+from widthsearch.verify import estimate, latency
+from widthsearch.verify.plan import _candidate, with_controls
 from widthsearch.verify.queue import QueueError, enqueue, finished, make_pruner, run_order
-from widthsearch.verify.run import _candidate, run_verify, with_controls
+from widthsearch.verify.run import run_verify
+from widthsearch.verify.settings import Execution, VerifySettings
 
 TINY = (3, 16, 16)
 
@@ -72,28 +73,26 @@ def test_successive_halving_prunes_weak_candidates_while_base_and_control_finish
     successive halving's rule over the runs that reached the rung before (one worker: the
     queue's order), and the pruned runs are reported, not judged."""
     # keep latency timings whatever their spread (a busy machine's would be timed again)
-    monkeypatch.setattr(verify_module, "NOISY_SPREAD", math.inf)
-    monkeypatch.setattr(verify_module, "BUSY_CORES", math.inf)
+    monkeypatch.setattr(latency, "NOISY_SPREAD", math.inf)
+    monkeypatch.setattr(latency, "BUSY_CORES", math.inf)
     narrow = _candidate(space, "narrow", "candidate", _scaled(space, 0.03, first=0.5), 1)
     tiny = _candidate(space, "tiny", "candidate", _scaled(space, 0.03), 2)
     plan = with_controls(space, [narrow, tiny], 8, "test")
-    recipe = Recipe(epochs=3, batch_size=32, train_subset=384)
+    settings = VerifySettings(
+        epochs=3,
+        batch_size=32,
+        train_subset=384,
+        augment="none",
+        head="timm",
+        seeds=(0,),
+        input_size=TINY,
+    )
     url = f"journal:{tmp_path / 'v.log'}"
     out = tmp_path / "r.csv"
 
     def verify(**kw):
-        return run_verify(
-            plan,
-            digits,
-            recipe,
-            seeds=(0,),
-            device="cpu",
-            input_size=TINY,
-            pruner="sha",
-            storage_url=url,
-            out=out,
-            **kw,
-        )
+        execution = Execution(device="cpu", pruner="sha", storage_url=url, out=out, **kw)
+        return run_verify(plan, digits, settings, execution)
 
     report = verify()
     info = report.to_dict()
@@ -141,9 +140,7 @@ def test_successive_halving_prunes_weak_candidates_while_base_and_control_finish
     assert float(rows["tiny"]["top1"]) == by_name["tiny"].intermediate_values[1]
 
     # reproducible: the same runs, pruned at the same epochs, with the same numbers
-    again = run_verify(
-        plan, digits, recipe, seeds=(0,), device="cpu", input_size=TINY, pruner="sha"
-    ).to_dict()
+    again = run_verify(plan, digits, settings, Execution(device="cpu", pruner="sha")).to_dict()
     assert [(r["candidate"], r["top1_seeds"], r["pruned"]) for r in again["results"]] == [
         (r["candidate"], r["top1_seeds"], r["pruned"]) for r in info["results"]
     ]
@@ -161,9 +158,7 @@ def test_successive_halving_prunes_weak_candidates_while_base_and_control_finish
     assert rerun.to_dict()["results"] == info["results"]
     # another pruner for the same verification is refused in one line
     with pytest.raises(QueueError, match="prunes with sha; give --pruner sha"):
-        run_verify(
-            plan, digits, recipe, seeds=(0,), input_size=TINY, pruner="median", storage_url=url
-        )
+        run_verify(plan, digits, settings, Execution(pruner="median", storage_url=url))
 
 
 def test_pruners_by_name():
@@ -324,8 +319,8 @@ def test_workers_spawned_by_one_command_share_a_storage_and_say_each_epoch(
     out, log = tmp_path / "w.csv", tmp_path / ("w.log" if kind == "journal" else "w.db")
     url = f"journal:{log}" if kind == "journal" else f"sqlite:///{log}"
     args = [*_verify_args(tiny_file, out), "--storage", url, "--workers", "2"]
-    monkeypatch.setattr(verify_module, "LONG_RUN_SECONDS", 0.0)  # say it, however short
-    monkeypatch.setattr(verify_module, "PROBE_SHARE", 1.0)  # time each model up front
+    monkeypatch.setattr(estimate, "LONG_RUN_SECONDS", 0.0)  # say it, however short
+    monkeypatch.setattr(estimate, "PROBE_SHARE", 1.0)  # time each model up front
     assert main(args) == 0
     captured = capfd.readouterr()
     # the estimate, before the workers start: every model timed, the total shared out

@@ -26,14 +26,10 @@ from widthsearch.models.native import build_spec
 from widthsearch.search import widths_key
 from widthsearch.train.data import DataError, load_dataset
 from widthsearch.train.loop import Recipe, train
-from widthsearch.verify import run as verify_module
-from widthsearch.verify.run import (
-    Candidate,
-    latency_notes,
-    makespan,
-    training_setting,
-    with_controls,
-)
+from widthsearch.verify import latency as verify_module
+from widthsearch.verify.estimate import makespan
+from widthsearch.verify.latency import latency_notes
+from widthsearch.verify.plan import Candidate, training_setting, with_controls
 from widthsearch.verify.verdict import LABELS
 
 TINY = (3, 16, 16)
@@ -332,7 +328,7 @@ def test_random_controls_are_uneven_shapes_on_the_grid_at_the_candidates_macs(ti
 
 
 def test_candidates_are_compared_with_the_mean_of_the_random_controls_seed_by_seed():
-    from widthsearch.verify.run import add_verdicts
+    from widthsearch.verify.summary import add_verdicts
 
     def result(label, kind, top1):
         return {"candidate": label, "kind": kind, "seeds": [0, 1, 2], "top1_seeds": top1}
@@ -587,7 +583,7 @@ def test_a_short_run_cuts_its_warm_up_and_says_so():
 def test_max_steps_and_train_subset_train_less_and_are_their_own_setting(digits, tiny_space):
     import widthsearch.space._portable as portable
     from widthsearch.train.loop import training_subset
-    from widthsearch.verify.run import recipe_key
+    from widthsearch.verify.plan import recipe_key
 
     widths = [
         w if g.fixed else max(8, w // 4)
@@ -658,9 +654,10 @@ def test_long_runs_print_an_estimate_of_their_time_before_the_bulk_of_the_work(
     first steps of the first run; either way one line before the bulk of the work."""
     import time
 
-    import widthsearch.verify.run as verify
+    import widthsearch.verify as verify
+    from widthsearch.verify import estimate
 
-    monkeypatch.setattr(verify, "PROBE_SHARE", 1.0 if probe else 0.0)
+    monkeypatch.setattr(estimate, "PROBE_SHARE", 1.0 if probe else 0.0)
     events = []
 
     def progress(cand, seed):
@@ -671,14 +668,12 @@ def test_long_runs_print_an_estimate_of_their_time_before_the_bulk_of_the_work(
     report = verify.run_verify(
         plan,
         digits,
-        Recipe(epochs=1, max_steps=12),
-        seeds=(0,),
-        device="cpu",
-        input_size=TINY,
-        out=tmp_path / "r.csv",
+        verify.VerifySettings(
+            epochs=1, max_steps=12, augment="none", head="timm", seeds=(0,), input_size=TINY
+        ),
+        verify.Execution(device="cpu", out=tmp_path / "r.csv", estimate_over=0.0),
         progress=progress,
         log=lambda m: events.append(("log", m, time.perf_counter())),
-        estimate_over=0.0,
     )
     total = time.perf_counter() - t0
     runs = report.trained

@@ -19,11 +19,11 @@ from .verify import add_quick_check_args, format_verify, log_line, train_progres
 def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.study_file)
-    data, bars, recipe = None, None, None
+    data, bars, verify = None, None, None
     if config.verify is not None:  # a missing data set fails before the search runs
-        v = config.verify
-        recipe = replace(v.recipe(), max_steps=args.max_steps, train_subset=args.train_subset)
-        data = load_dataset(v.data, v.input_size or config.input_size)
+        verify = replace(config.verify, max_steps=args.max_steps, train_subset=args.train_subset)
+        recipe = verify.recipe()
+        data = load_dataset(verify.data, verify.input_size or config.input_size)
         bars = train_progress(recipe, len(data.train))
     result = run_experiment(
         config,
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         search_progress=sys.stderr.isatty(),
         train_progress=bars,
         data=data,
-        recipe=recipe,
+        verify=verify,
         log=log_line,
     )
     s = result.search

@@ -6,22 +6,28 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from widthsearch.hardware.timing import describe_load
 from widthsearch.search.storage import DEFAULT_STORAGE
 from widthsearch.train.augment import POLICIES as AUGMENTS
-from widthsearch.train.augment import resolve_policy
 from widthsearch.train.data import load_dataset
 from widthsearch.train.head import DEFAULT_POLICY as HEAD
 from widthsearch.train.head import POLICIES as HEADS
 from widthsearch.train.loop import Recipe, resolve_device
 from widthsearch.train.stem import POLICIES as STEMS
-from widthsearch.verify.queue import AUTO_SHA_FROM, PRUNERS
-from widthsearch.verify.run import (
+from widthsearch.verify import (
+    AUTO_SHA_FROM,
     LATENCY_RUNS,
     MATCHES,
+    PRUNERS,
+    Candidate,
+    Execution,
+    Progress,
     VerifyError,
+    VerifySettings,
     epoch_lines,
     mean_std,
     plan_from_study,
@@ -30,6 +36,7 @@ from widthsearch.verify.run import (
     run_verify,
     verdict_text,
 )
+from widthsearch.verify.progress import EpochHook, StepHook
 
 from ._args import add_input_size, nonnegative_int, positive_float, positive_int, table
 
@@ -74,7 +81,7 @@ def format_verify(info: dict[str, Any]) -> str:
         "",
     ]
     rows = []
-    base = next((s for s in info["results"] if s["kind"] == "base"), {})
+    base: dict[str, Any] = next((s for s in info["results"] if s["kind"] == "base"), {})
 
     def withratio(s: dict[str, Any], key: str) -> str:
         if s[key] is None:
@@ -174,10 +181,12 @@ def log_line(message: str) -> None:
 class TrainBars:
     """A tqdm bar per candidate and seed: epoch, training loss, validation accuracy."""
 
-    def __init__(self, recipe, n_train: int) -> None:
+    def __init__(self, recipe: Recipe, n_train: int) -> None:
         self.total = recipe.total_steps(recipe.steps_per_epoch(n_train))
 
-    def __call__(self, cand, seed: int):
+    def __call__(
+        self, cand: Candidate, seed: int
+    ) -> tuple[StepHook, EpochHook, Callable[[], None]]:
         from tqdm import tqdm
 
         bar = tqdm(total=self.total, desc=f"{cand.label} seed {seed}", unit="step", leave=True)
@@ -188,13 +197,13 @@ class TrainBars:
             shown = f", loss {loss:.3f}" if math.isfinite(loss) else ""  # read every few steps
             bar.set_postfix_str(f"epoch {epoch + 1}{shown}{state['acc']}")
 
-        def on_epoch(record: dict) -> None:
+        def on_epoch(record: dict[str, float]) -> None:
             state["acc"] = f", val {100 * record['val_top1']:.1f}%"
 
         return on_step, on_epoch, bar.close
 
 
-def train_progress(recipe, n_train: int):
+def train_progress(recipe: Recipe, n_train: int) -> Progress:
     """How training shows its progress: a bar per run on a terminal, else (a log file) a line
     per epoch."""
     if sys.stderr.isatty():
@@ -261,54 +270,52 @@ def run(args: argparse.Namespace) -> int:
         raise VerifyError("give one study name or width files (.json), not both")
     if not files and len(targets) != 1:
         raise VerifyError("give one study name (with --storage) or one or more width files")
-    recipe = Recipe(
+    settings = VerifySettings(
+        data=args.data,
+        top=args.top,
+        random=args.random,
+        match=args.match,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
-        max_steps=args.max_steps,
-        train_subset=args.train_subset,
-        augment=resolve_policy(args.augment, args.data),
+        augment=args.augment,
         stem=args.stem,
         head=args.head,
+        max_steps=args.max_steps,
+        train_subset=args.train_subset,
     )
+    recipe = settings.recipe()  # a recipe it refuses is said before anything is read
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
     except ValueError:
         raise VerifyError(f"--seeds takes integers like 0,1,2, got '{args.seeds}'") from None
     device = resolve_device(args.device)
-    devices = [d for d in (args.devices or "").split(",") if d.strip()] or None
+    devices = tuple(d for d in (args.devices or "").split(",") if d.strip()) or None
     workers = len(devices) if devices else args.workers
     if files:
         plan = plan_from_width_files(files)
     else:
-        plan = plan_from_study(targets[0], args.storage, top=args.top, heartbeat=args.heartbeat)
+        plan = plan_from_study(targets[0], args.storage, top=settings.top, heartbeat=args.heartbeat)
     c, h, w = args.input_size or plan.space.input_size
     size = (c or plan.space.input_size[0], h, w)
     data = load_dataset(args.data, size)
     out = args.out or f"{plan.study.study_name if plan.study else plan.space.model}-verify.csv"
     quiet = args.json or workers > 1  # spawned workers print their own epoch lines
     bars = None if quiet else train_progress(recipe, len(data.train))
-    report = run_verify(
-        plan,
-        data,
-        recipe,
-        seeds=seeds,
+    execution = Execution(
         device=device,
-        input_size=size,
-        out=out,
-        progress=bars,
-        log=log_line,
-        compile=args.compile,
-        random=args.random,
         workers=workers,
         devices=devices,
         pruner=args.pruner,
         storage_url=args.storage if files else None,
         heartbeat=args.heartbeat,
+        out=out,
+        compile=args.compile,
         latency_runs=args.latency_runs,
         retime=args.retime,
-        match=args.match,
     )
+    settings = replace(settings, input_size=size, seeds=seeds)
+    report = run_verify(plan, data, settings, execution, progress=bars, log=log_line)
     info = report.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_verify(info))
     return 0

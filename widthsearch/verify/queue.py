@@ -27,8 +27,9 @@ the trial ends, COMPLETE or PRUNED.
   fails it and enqueues a retry (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`,
   intermediate values inherited), which resumes from the run's epoch checkpoint where that
   worker can see it. Journal storages have no heartbeats; there a worker fails and retries the
-  running trials of processes on its own host that no longer exist (:func:`reap`), which
-  covers a killed ``--workers`` child and a crashed ``verify`` on that host.
+  running trials of processes on its own host that no longer exist
+  (:func:`widthsearch.verify.recovery.reap`), which covers a killed ``--workers`` child and a
+  crashed ``verify`` on that host.
 - **Pruning sees each run once**: :class:`VerificationStudy` leaves failed trials (killed
   attempts, skipped duplicates) out of what pruners read, so a retried run's values are not
   counted twice.
@@ -38,28 +39,41 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import socket
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Container, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import QueueError
+from widthsearch.verify import _optuna
+from widthsearch.verify.attrs import (
+    CANDIDATE,
+    IMPORTED,
+    KIND,
+    LOG_SYNEXP,
+    MARK,
+    PROTECTED,
+    PRUNER,
+    RECIPE_KEY,
+    RESULT,
+    RUN,
+    SEARCH_MACS,
+    SEARCH_PARAMS,
+    SEARCH_TRIAL,
+    SEED,
+    SETTINGS,
+    SHARED_FROM,
+    WIDTHS,
+    WIDTHS_KEY,
+    WIDTHSEARCH,
+)
+from widthsearch.verify.plan import Candidate
+from widthsearch.verify.pruners import make_pruner, resolve_pruner
+from widthsearch.verify.recovery import recover
 
 if TYPE_CHECKING:
     import optuna
-
-    from widthsearch.verify.run import Candidate
-
-PRUNERS = ("auto", "sha", "hyperband", "median", "none")
-AUTO_SHA_FROM = 6
-"""``auto`` prunes by successive halving from this many candidates on; with fewer it prunes
-nothing (little to save, and every pruned run is a verdict lost)."""
-REDUCTION = 3
-"""Successive halving keeps the top third at each rung (rungs at r, 3r, 9r, ... epochs)."""
-MARK = "verify"
-"""The verification study's ``widthsearch`` user attribute."""
+    from optuna.trial import FrozenTrial, TrialState
 
 
 def verification_name(owner: str, key: str) -> str:
@@ -67,53 +81,7 @@ def verification_name(owner: str, key: str) -> str:
     return f"{owner}/verify-{key}"
 
 
-def min_resource(epochs: int) -> int:
-    """The first rung of successive halving and Hyperband: ``max(1, epochs // 9)`` epochs, so a
-    run of E epochs meets rungs at r, 3r and 9r <= E (10 epochs: 1, 3, 9)."""
-    return max(1, epochs // REDUCTION**2)
-
-
-def resolve_pruner(name: str, candidates: int) -> str:
-    """``auto`` resolved for ``candidates`` candidates (see :data:`AUTO_SHA_FROM`)."""
-    if name not in PRUNERS:
-        raise QueueError(f"unknown pruner '{name}'; use {', '.join(PRUNERS)}")
-    if name != "auto":
-        return name
-    return "sha" if candidates >= AUTO_SHA_FROM else "none"
-
-
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """The Optuna pruner ``name`` for runs of ``epochs`` epochs (reported at steps 1..epochs).
-
-    - ``sha``: asynchronous successive halving (``SuccessiveHalvingPruner``): at each rung a
-      run goes on only if its top-1 is among the best third of the runs that reached that
-      rung so far (base and control included); the first runs at a rung always go on.
-    - ``hyperband``: several successive-halving brackets with other first rungs; trials are
-      spread over brackets by a hash of their number, so with tens of runs each bracket
-      compares few: prefer ``sha`` below a few hundred runs.
-    - ``median``: stop a run below the median of the earlier runs at the same epoch, from
-      the first rung on, once two runs (base and control) have finished.
-    - ``none``: every run trains to its end.
-    """
-    import optuna
-
-    r = min_resource(epochs)
-    if name == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=r, reduction_factor=REDUCTION, min_early_stopping_rate=0
-        )
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=r, max_resource=epochs, reduction_factor=REDUCTION
-        )
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=r)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise QueueError(f"unknown pruner '{name}'; use {', '.join(PRUNERS[1:])}")
-
-
-def _study_class():
+def _study_class() -> type[optuna.Study]:
     import optuna
 
     class VerificationStudy(optuna.Study):
@@ -121,7 +89,9 @@ def _study_class():
         attempt whose run was retried, or a skipped duplicate, counts zero times, the retry
         once. The storage still holds them, as FAIL trials."""
 
-        def get_trials(self, deepcopy=True, states=None):  # type: ignore[override]
+        def get_trials(
+            self, deepcopy: bool = True, states: Container[TrialState] | None = None
+        ) -> list[FrozenTrial]:
             from optuna.trial import TrialState
 
             trials = super().get_trials(deepcopy=deepcopy, states=states)
@@ -157,17 +127,17 @@ def open_verification(
         try:
             study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
             resolved = resolve_pruner(pruner, candidates)
-            study.set_user_attr("widthsearch", MARK)
-            study.set_user_attr("settings", settings)
-            study.set_user_attr("pruner", resolved)
+            study.set_user_attr(WIDTHSEARCH, MARK)
+            study.set_user_attr(SETTINGS, settings)
+            study.set_user_attr(PRUNER, resolved)
             made = True
         except optuna.exceptions.DuplicatedStudyError:
             pass
     study = optuna.load_study(study_name=name, storage=storage)
     attrs = study.user_attrs
-    if not made and attrs.get("widthsearch", MARK) != MARK:
+    if not made and attrs.get(WIDTHSEARCH, MARK) != MARK:
         raise QueueError(f"study '{name}' exists and is not a widthsearch verification")
-    stored = attrs.get("pruner") or resolve_pruner(pruner, candidates)
+    stored = attrs.get(PRUNER) or resolve_pruner(pruner, candidates)
     if asked not in ("auto", stored):
         raise QueueError(
             f"verification '{name}' prunes with {stored}; give --pruner {stored} (or auto), "
@@ -199,18 +169,18 @@ class Run:
         """The trial's user attributes: what a worker needs to build and train it."""
         c = self.candidate
         return {
-            "run": self.id,
-            "candidate": c.label,
-            "kind": c.kind,
-            "search_trial": c.trial,
-            "widths_key": c.key,
-            "widths": list(c.widths),
-            "search_params": c.params,
-            "search_macs": c.macs,
-            "log_synexp": c.log_synexp,
-            "seed": self.seed,
-            "recipe_key": key,
-            "protected": self.protected or c.kind != "candidate",
+            RUN: self.id,
+            CANDIDATE: c.label,
+            KIND: c.kind,
+            SEARCH_TRIAL: c.trial,
+            WIDTHS_KEY: c.key,
+            WIDTHS: list(c.widths),
+            SEARCH_PARAMS: c.params,
+            SEARCH_MACS: c.macs,
+            LOG_SYNEXP: c.log_synexp,
+            SEED: self.seed,
+            RECIPE_KEY: key,
+            PROTECTED: self.protected or c.kind != "candidate",
         }
 
 
@@ -220,16 +190,14 @@ def run_id(widths_key: str, seed: int) -> str:
 
 def candidate_of(attrs: dict[str, Any]) -> Candidate:
     """The candidate a trial's user attributes describe."""
-    from widthsearch.verify.run import Candidate
-
     return Candidate(
-        attrs["candidate"],
-        attrs["kind"],
-        tuple(int(w) for w in attrs["widths"]),
-        int(attrs["search_params"]),
-        int(attrs["search_macs"]),
-        float(attrs["log_synexp"]),
-        attrs.get("search_trial"),
+        attrs[CANDIDATE],
+        attrs[KIND],
+        tuple(int(w) for w in attrs[WIDTHS]),
+        int(attrs[SEARCH_PARAMS]),
+        int(attrs[SEARCH_MACS]),
+        float(attrs[LOG_SYNEXP]),
+        attrs.get(SEARCH_TRIAL),
     )
 
 
@@ -250,28 +218,25 @@ def run_order(
     return first + [Run(c, s) for s in seeds for c in cands]
 
 
-def _all(study: optuna.Study, states=None):
-    return study._storage.get_all_trials(study._study_id, deepcopy=False, states=states)
-
-
 def _live(study: optuna.Study) -> set[str]:
     """Run ids with a trial that did not fail (waiting, running or finished)."""
     from optuna.trial import TrialState
 
-    return {t.user_attrs.get("run") for t in _all(study) if t.state != TrialState.FAIL} - {None}
+    runs = (t.user_attrs.get(RUN) for t in _optuna.trials(study) if t.state != TrialState.FAIL)
+    return {rid for rid in runs if rid is not None}
 
 
 def _add_finished(
     study: optuna.Study,
     run: Run,
     key: str,
-    value: float,
+    value: float | None,
     result: dict[str, Any],
-    intermediate_values: dict[int, float] | None = None,
-    **attrs: Any,
+    intermediate_values: dict[int, float] | None,
+    attrs: dict[str, Any],
 ) -> None:
-    """Add ``run`` as a COMPLETE trial holding ``result``, trained elsewhere (``attrs`` say
-    where)."""
+    """Add ``run`` as a COMPLETE trial holding ``result``, trained elsewhere (``attrs``, more
+    user attributes, say where)."""
     import optuna
     from optuna.distributions import IntDistribution
     from optuna.trial import TrialState
@@ -281,10 +246,10 @@ def _add_finished(
         optuna.create_trial(
             state=TrialState.COMPLETE,
             value=value,
-            params={"seed": seed},
-            distributions={"seed": IntDistribution(seed, seed)},
+            params={SEED: seed},
+            distributions={SEED: IntDistribution(seed, seed)},
             intermediate_values=intermediate_values,
-            user_attrs={**run.attrs(key), "result": result, **attrs},
+            user_attrs={**run.attrs(key), RESULT: result, **attrs},
         )
     )
 
@@ -301,12 +266,14 @@ def enqueue(
         rid = run_id(row["widths_key"], int(row["seed"]))
         if rid in live or rid not in by_id:
             continue
-        _add_finished(study, by_id[rid], key, float(row["top1"]), _plain(row), imported=True)
+        _add_finished(
+            study, by_id[rid], key, float(row["top1"]), _plain(row), None, {IMPORTED: True}
+        )
         live.add(rid)
     added = 0
     for run in runs:
         if run.id not in live:
-            study.enqueue_trial({"seed": run.seed}, user_attrs=run.attrs(key))
+            study.enqueue_trial({SEED: run.seed}, user_attrs=run.attrs(key))
             live.add(run.id)
             added += 1
     return added
@@ -325,21 +292,19 @@ def import_shared(study: optuna.Study, runs: Sequence[Run], key: str) -> dict[st
     not taken (a pruner elsewhere judged them against other runs)."""
     from optuna.trial import TrialState
 
-    storage = study._storage
     live = _live(study)
     wanted = {r.id: r for r in runs if r.id not in live}
     suffix = f"/verify-{key}"
     taken: dict[str, int] = {}
-    for other in storage.get_all_studies():
+    for other in _optuna.studies(study):
         name = other.study_name
         if not wanted or name == study.study_name or not name.endswith(suffix):
             continue
-        complete = storage.get_all_trials(
-            other._study_id, deepcopy=False, states=(TrialState.COMPLETE,)
-        )
+        complete = _optuna.trials_of(study, other, (TrialState.COMPLETE,))
         for t in sorted(complete, key=lambda t: t.number):
-            run = wanted.get(t.user_attrs.get("run"))
-            result = t.user_attrs.get("result")
+            rid = t.user_attrs.get(RUN)
+            run = None if rid is None else wanted.get(rid)
+            result = t.user_attrs.get(RESULT)
             if run is None or not result or result.get("recipe_key") != key:
                 continue
             c = run.candidate
@@ -352,7 +317,7 @@ def import_shared(study: optuna.Study, runs: Sequence[Run], key: str) -> dict[st
                 "log_synexp": c.log_synexp,
             }
             _add_finished(
-                study, run, key, t.value, row, dict(t.intermediate_values), shared_from=name
+                study, run, key, t.value, row, dict(t.intermediate_values), {SHARED_FROM: name}
             )
             del wanted[run.id]
             taken[name] = taken.get(name, 0) + 1
@@ -372,75 +337,46 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 def waiting(study: optuna.Study) -> int:
     from optuna.trial import TrialState
 
-    return len(_all(study, (TrialState.WAITING,)))
+    return len(_optuna.trials(study, (TrialState.WAITING,)))
 
 
 def running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     from optuna.trial import TrialState
 
-    return list(_all(study, (TrialState.RUNNING,)))
+    return list(_optuna.trials(study, (TrialState.RUNNING,)))
 
 
-def worker_id() -> str:
-    """``host:pid``: what a running trial records as its worker."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def retry_callback():
-    """What a failed (dead) run becomes: a WAITING copy with its intermediate values."""
-    import warnings
-
-    import optuna
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=3, inherit_intermediate_values=True)
-
-
-def reap(study: optuna.Study) -> int:
-    """Fail and retry the running trials of processes on this host that no longer exist (the
-    journal's stand-in for heartbeats; harmless on RDB). Returns how many were retried."""
-    from optuna.exceptions import UpdateFinishedTrialError
+def queued(study: optuna.Study) -> set[str | None]:
+    """Run ids of the WAITING trials: the runs still to train."""
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
-    retried = 0
-    for t in running(study):
-        worker = str(t.user_attrs.get("worker", ""))
-        h, _, pid = worker.rpartition(":")
-        if h != host or not pid.isdigit() or _alive(int(pid)):
+    return {t.user_attrs.get(RUN) for t in _optuna.trials(study, (TrialState.WAITING,))}
+
+
+def duplicate_of(study: optuna.Study, number: int, rid: str) -> int | None:
+    """The trial that makes claimed trial ``number`` of run ``rid`` a duplicate: one of that
+    run that finished, or that runs or waits and came first (None: there is none)."""
+    from optuna.trial import TrialState
+
+    for t in _optuna.trials(study):
+        if t.number == number or t.user_attrs.get(RUN) != rid:
             continue
-        try:
-            if not study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                continue
-        except UpdateFinishedTrialError:
-            continue
-        retry_callback()(study, study._storage.get_trial(t._trial_id))
-        retried += 1
-    return retried
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            return t.number
+        if t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < number:
+            return t.number
+    return None
 
 
-def recover(study: optuna.Study) -> None:
-    """Retry the runs of dead workers: stale heartbeats (RDB) and gone processes (this host)."""
-    import warnings
+def completed_other_seed(study: optuna.Study, key: str, seed: int) -> bool:
+    """Whether the widths ``key`` completed a run with another seed than ``seed`` (it survived
+    the pruner once)."""
+    from optuna.trial import TrialState
 
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    reap(study)
+    return any(
+        t.user_attrs.get(WIDTHS_KEY) == key and t.user_attrs.get(SEED) != seed
+        for t in _optuna.trials(study, (TrialState.COMPLETE,))
+    )
 
 
 class Skip(Exception):
@@ -481,9 +417,9 @@ def finished(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
 
     out: dict[str, Any] = {}
     states = (TrialState.COMPLETE, TrialState.PRUNED)
-    for t in sorted(_all(study, states), key=lambda t: t.number):
-        rid = t.user_attrs.get("run")
-        if rid is not None and "result" in t.user_attrs:
+    for t in sorted(_optuna.trials(study, states), key=lambda t: t.number):
+        rid = t.user_attrs.get(RUN)
+        if rid is not None and RESULT in t.user_attrs:
             out.setdefault(rid, t)
     return out
 
@@ -493,18 +429,18 @@ def result_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     taken over (``import_shared``), the verification that trained it (``shared_from``)."""
     from optuna.trial import TrialState
 
-    row = dict(trial.user_attrs["result"])
+    row = dict(trial.user_attrs[RESULT])
     row["state"] = "pruned" if trial.state == TrialState.PRUNED else "complete"
     row["verify_trial"] = trial.number
-    if "shared_from" in trial.user_attrs:  # trained by another verification, taken over
-        row["shared_from"] = trial.user_attrs["shared_from"]
+    if SHARED_FROM in trial.user_attrs:  # trained by another verification, taken over
+        row["shared_from"] = trial.user_attrs[SHARED_FROM]
     return row
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
     """Trials by state name, for messages."""
     out: dict[str, int] = {}
-    for t in _all(study):
+    for t in _optuna.trials(study):
         out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
     return out
 
@@ -523,20 +459,13 @@ def quiet_optuna():
 
 
 __all__ = [
-    "AUTO_SHA_FROM",
-    "PRUNERS",
     "QueueError",
     "Run",
     "Skip",
     "candidate_of",
     "enqueue",
     "finished",
-    "make_pruner",
-    "min_resource",
     "open_verification",
-    "reap",
-    "recover",
-    "resolve_pruner",
     "result_row",
     "run_id",
     "run_order",
