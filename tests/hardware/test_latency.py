@@ -159,3 +159,18 @@ def test_profile_cli_writes_a_profile_and_refuses_a_mismatch(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and message in err
     assert main(["bench", str(widths), "--profile", str(tmp_path / "none.json")]) == 2
     assert "no latency profile at" in capsys.readouterr().err
+
+
+def test_others_busy_reads_the_machine_and_leaves_out_this_process() -> None:
+    """The real /proc/stat reading: this process's own spinning is not counted as load, and
+    the reading is a load the machine can have, whatever else is running."""
+    import os
+    import time
+
+    from widthsearch.hardware.timing import others_busy
+
+    with others_busy() as load:
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:  # this process keeps one core busy
+            pass
+    assert load.cores is not None and 0.0 <= load.cores <= (os.cpu_count() or 1)

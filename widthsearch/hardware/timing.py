@@ -181,7 +181,9 @@ def others_busy() -> Iterator[Load]:
         end_busy, end_own, wall = _busy_seconds(), os.times(), time.perf_counter() - start
         if start_busy is not None and end_busy is not None and wall > 0:
             own = (end_own.user - start_own.user) + (end_own.system - start_own.system)
-            load.cores = max(0.0, (end_busy - start_busy - own) / wall)
+            # clock ticks (1/100 s) can round a reading past the machine's cores: clamp it
+            cores = float(os.cpu_count() or 1)
+            load.cores = min(cores, max(0.0, (end_busy - start_busy - own) / wall))
 
 
 def prepare(model: nn.Module, device: Device) -> nn.Module:
