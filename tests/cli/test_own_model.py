@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from tests.conftest import count
+from widthsearch import create_model
 from widthsearch.cli import main
 from widthsearch.errors import ModelRefError, WidthSearchWarning
 from widthsearch.models.widthfile import load_width_file
@@ -102,6 +103,7 @@ def test_reconfig_records_the_source_and_export_rebuilds_it(capsys, here, tmp_pa
     assert count(model, SIZE) == (data["params"], data["macs"])
     assert model(torch.zeros(2, *SIZE)).shape == (2, 10)
     assert module.create_model(num_classes=4)(torch.zeros(1, *SIZE)).shape == (1, 4)
+    assert count(create_model("w.json"), SIZE) == (data["params"], data["macs"])  # no export
 
     # from another folder, the module finds the file where it was exported
     monkey = pytest.MonkeyPatch()
@@ -117,13 +119,22 @@ def test_a_changed_source_warns_in_one_line_or_is_refused(capsys, here):
     source = here / "tiny_cnn.py"
     source.write_text(source.read_text() + "\n# an edit that leaves the layers alone\n")
     code, _, err = _run(capsys, "export", "w.json", "--py", "a.py")
-    assert code == 0
+    assert code == 0 and (here / "a.py").exists()
     assert err.strip().splitlines() == [err.strip()]
     assert err.startswith("widthsearch: warning: tiny_cnn.py changed since the width file")
     with warnings.catch_warnings():
         warnings.simplefilter("error", WidthSearchWarning)
         with pytest.raises(WidthSearchWarning):
             load_width_file("w.json").space()
+
+    # conv biases: the same groups and layers at other costs, so the widths apply, and the
+    # costs warning blames the changed file rather than a hand edit
+    source.write_text(source.read_text().replace("bias=False", "bias=True"))
+    with pytest.warns(WidthSearchWarning) as caught:
+        load_width_file("w.json").space()
+    messages = [str(w.message) for w in caught]
+    assert any("the widths apply" in m for m in messages)
+    assert any("file records (tiny_cnn.py changed?)" in m for m in messages)
 
     source.write_text(
         source.read_text().replace("nn.ReLU(),", "nn.ReLU(), nn.Conv2d(c_out, c_out, 1),")

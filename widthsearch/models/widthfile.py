@@ -119,10 +119,16 @@ class WidthFile:
         if tuple(space.input_size) != tuple(self.input_size):
             recorded = (recorded[0], macs)  # MACs were predicted at the file's input size
         if None not in recorded and recorded != (params, macs):
+            ref = space.ref
+            why = (
+                f"{ref.target} changed?"
+                if not ref.is_timm and self.model_sha256 and ref.sha256() != self.model_sha256
+                else "edited by hand?"
+            )
             warnings.warn(
                 WidthSearchWarning(
                     f"{where}the widths give {params:,} params and {macs:,} MACs, not the "
-                    f"{recorded[0]:,} and {recorded[1]:,} the file records (edited by hand?); the "
+                    f"{recorded[0]:,} and {recorded[1]:,} the file records ({why}); the "
                     "widths are what counts"
                 ),
                 stacklevel=3,
