@@ -11,6 +11,7 @@ import pytest
 from widthsearch.studyfile import (
     REPORT_KEYS,
     SEARCH_KEYS,
+    SYNONYMS,
     TOP_KEYS,
     VERIFY_KEYS,
     Ranges,
@@ -142,7 +143,8 @@ def test_readme_reference_table_lists_every_key():
             break
         cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
         table.add((cells[0].strip("[]") or "top", cells[1]))
-    expected = {("top", k) for k in TOP_KEYS if k not in ("search", "verify", "report")}
+    sections = ("search", "verify", "report", *SYNONYMS)
+    expected = {("top", k) for k in TOP_KEYS if k not in sections}
     expected |= {("search", k) for k in SEARCH_KEYS if k != "ranges"}
     expected |= {("search.ranges", k) for k in Ranges.__dataclass_fields__}
     expected |= {("verify", k) for k in VERIFY_KEYS}

@@ -15,6 +15,16 @@ class UnknownModelError(WidthSearchError, ValueError):
     """The model name is not a timm model."""
 
 
+class ModelRefError(WidthSearchError, ValueError):
+    """A model reference (``FILE.py:NAME``, ``package.module:NAME``) or ``--model-kwargs``
+    that does not lead to a factory: no such file or module, no such name in it, a file that
+    fails to import, kwargs that are not a JSON object."""
+
+
+class ModelFactoryError(WidthSearchError):
+    """A model factory that raised, or returned something other than a torch ``nn.Module``."""
+
+
 class UnsupportedModelError(WidthSearchError):
     """The model contains a module or op whose channel widths widthsearch cannot analyse."""
 
@@ -63,6 +73,10 @@ class WidthFileError(WidthSearchError, ValueError):
 
 class StorageError(WidthSearchError):
     """A storage URL that cannot be opened, or a study that does not fit the command."""
+
+
+class WidthSearchWarning(UserWarning):
+    """A warning the user can act on; the CLI prints it as one line (``widthsearch: warning:``)."""
 
 
 class SearchInterrupted(KeyboardInterrupt):

@@ -8,6 +8,15 @@ A study file names the model and the ranges of the constraint mix each trial sam
     [timm_kwargs]            # passed to timm.create_model (any keys timm takes)
     num_classes = 1000
 
+``model`` may also be your own model, ``"path/to/net.py:NAME"`` or ``"package.module:NAME"``
+(``NAME`` a class or function returning an ``nn.Module``), with its keyword arguments in a
+``[model_kwargs]`` table (a synonym of ``[timm_kwargs]``; give one of them)::
+
+    model = "nets/tiny.py:TinyNet"
+    [model_kwargs]
+    widths = [16, 32, 64]
+    num_classes = 10
+
     [search]
     study = "efficientnet_b0"  # study name (default: the model)
     trials = 200
@@ -45,7 +54,8 @@ A study file names the model and the ranges of the constraint mix each trial sam
     path = "reports/efficientnet_b0"
 
 Every key is checked: an unknown one is an error that names the closest valid key (the keys of
-``[timm_kwargs]`` go to timm as they are). The README has the reference table of every key.
+``[timm_kwargs]`` and ``[model_kwargs]`` go to the model as they are). The README has the
+reference table of every key.
 """
 
 from __future__ import annotations
@@ -112,7 +122,9 @@ def _choices(value: Any, key: str, allowed: tuple | None, kind: type) -> tuple:
     return tuple(value)
 
 
-TOP_KEYS = ("model", "input_size", "timm_kwargs", "search", "verify", "report")
+TOP_KEYS = ("model", "input_size", "timm_kwargs", "model_kwargs", "search", "verify", "report")
+SYNONYMS = {"model_kwargs": "timm_kwargs"}
+"""Keys that mean what another key means (the README's table lists the other)."""
 SEARCH_KEYS = (
     "study",
     "trials",
@@ -168,7 +180,8 @@ def parse_config(data: Mapping[str, Any], source: str = "study") -> StudyConfig:
     """A :class:`StudyConfig` from parsed TOML (``source`` names it in errors).
 
     Every key is checked: an unknown one (a typo such as ``trails`` or ``[serch]``) is an error
-    naming the closest valid key; only ``[timm_kwargs]`` passes its keys on unchecked.
+    naming the closest valid key; only ``[timm_kwargs]`` (or ``[model_kwargs]``) passes its
+    keys on unchecked.
     """
     try:
         return _parse(data)
@@ -181,6 +194,9 @@ def _parse(data: Mapping[str, Any]) -> StudyConfig:
     if "model" not in data:
         raise StudyConfigError("'model' is missing")
     model = _str(data["model"], "model")
+    if "timm_kwargs" in data and "model_kwargs" in data:
+        raise StudyConfigError("give [model_kwargs] or [timm_kwargs], not both")
+    kwargs_key = "model_kwargs" if "model_kwargs" in data else "timm_kwargs"
     search = _table(data.get("search", {}), "search")
     _check_keys(search, SEARCH_KEYS, "search")
     ranges = _table(search.get("ranges", {}), "search.ranges")
@@ -206,7 +222,7 @@ def _parse(data: Mapping[str, Any]) -> StudyConfig:
         report=_report(data.get("report")),
         model=model,
         input_size=_size(data.get("input_size", [3, 224, 224]), "input_size"),
-        timm_kwargs=dict(_table(data.get("timm_kwargs", {}), "timm_kwargs")),
+        timm_kwargs=dict(_table(data.get(kwargs_key, {}), kwargs_key)),
         trials=_int(search.get("trials", 200), "search.trials", minimum=1),
         sampler=None if "sampler" not in search else _str(search["sampler"], "search.sampler"),
         seed=None if seed is None else _int(seed, "search.seed"),

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from widthsearch._version import __version__
-from widthsearch.errors import WidthSearchError
+from widthsearch.errors import WidthSearchError, WidthSearchWarning
 
 from . import bench, export, front, inspect, profile, reconfig, report, run, search, verify
 
@@ -45,9 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):
+    """``warnings.showwarning`` that prints our own warnings as one line
+    (``widthsearch: warning: ...``) and hands any other to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, WidthSearchWarning):
+            print(f"widthsearch: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from widthsearch.errors import WidthSearchError
+from widthsearch.space.source import ModelRef, parse_model_kwargs
 
+MODEL_HELP = (
+    "a timm model name (efficientnet_b0), or your own: path/to/file.py:NAME or "
+    "package.module:NAME, NAME a class or function returning an nn.Module"
+)
 DEFAULT_SIDE = 224
 """The image side of the default input size (``C,224,224``)."""
 
@@ -124,11 +129,28 @@ def add_timm_kwargs(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="input image channels, as timm's in_chans (default: --input-size's C, else 3)",
     )
+    add_model_kwargs(p)
 
 
-def timm_kwargs(args: argparse.Namespace) -> dict[str, int]:
-    """The timm kwargs of :func:`add_timm_kwargs`'s flags that were given."""
-    kwargs = {}
+def add_model_kwargs(p: argparse.ArgumentParser) -> None:
+    """``--model-kwargs JSON``: keyword arguments for the model's factory (or timm)."""
+    p.add_argument(
+        "--model-kwargs",
+        metavar="JSON",
+        help="keyword arguments for MODEL, a JSON object, e.g. "
+        """'{"widths": [64, 64, 64], "num_classes": 10}' (passed to your class or function, """
+        "or to timm.create_model; --num-classes and --in-chans go on top)",
+    )
+
+
+def timm_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The model kwargs of :func:`add_timm_kwargs`'s flags that were given: ``--model-kwargs``,
+    with ``--num-classes`` and ``--in-chans`` on top.
+
+    Raises:
+        ModelRefError: ``--model-kwargs`` is not a JSON object.
+    """
+    kwargs = parse_model_kwargs(getattr(args, "model_kwargs", None))
     if getattr(args, "num_classes", None) is not None:
         kwargs["num_classes"] = args.num_classes
     if getattr(args, "in_chans", None) is not None:
@@ -136,12 +158,14 @@ def timm_kwargs(args: argparse.Namespace) -> dict[str, int]:
     return kwargs
 
 
-def model_setting(args: argparse.Namespace) -> tuple[tuple[int, int, int], dict[str, int]]:
+def model_setting(args: argparse.Namespace) -> tuple[tuple[int, int, int], dict[str, Any]]:
     """The input size and timm kwargs of ``--input-size``, ``--num-classes``, ``--in-chans``.
 
     As in timm's ``train.py``, the input channels are ``--in-chans`` when given, else the C of
     ``--input-size``; ``in_chans`` goes to timm only when it is not timm's default 3, so a
-    3-channel model keeps the width space (and the study) it always had.
+    3-channel model keeps the width space (and the study) it always had. A model of your own
+    gets ``in_chans`` only from ``--in-chans`` (or ``--model-kwargs``): its factory may not
+    take one.
 
     Raises:
         WidthSearchError: ``--in-chans`` and the C of ``--input-size`` disagree.
@@ -156,14 +180,21 @@ def model_setting(args: argparse.Namespace) -> tuple[tuple[int, int, int], dict[
             "them, or make them agree"
         )
     chans = chans or c or 3
+    if not is_timm(getattr(args, "model", None)):
+        return (chans, h, w), kwargs
     kwargs.pop("in_chans", None)
     if chans != 3:
         kwargs["in_chans"] = chans
     return (chans, h, w), kwargs
 
 
+def is_timm(model: str | None) -> bool:
+    """True for a timm name (no ``FILE.py:NAME`` or ``module:NAME`` reference)."""
+    return model is None or ModelRef.parse(model).is_timm
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The model name, ``--input-size``, ``--num-classes`` and ``--in-chans``."""
-    p.add_argument("model", help="timm model name, e.g. efficientnet_b0")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     add_input_size(p)
     add_timm_kwargs(p)

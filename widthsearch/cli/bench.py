@@ -14,9 +14,10 @@ from widthsearch.hardware.bench import MIN_RUNS, bench_widths
 from widthsearch.hardware.timing import DEVICES, DTYPES
 from widthsearch.models.widthfile import load_width_file
 from widthsearch.solve import solved_widths
+from widthsearch.space.source import parse_model_kwargs
 from widthsearch.space.width_space import WidthSpace
 
-from ._args import parse_input_size, positive_int, ratio, table
+from ._args import add_model_kwargs, parse_input_size, positive_int, ratio, table
 
 
 def _mb(n: int | None) -> str:
@@ -101,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         space = wf.space()
         widths = wf.widths
     else:
-        space = WidthSpace.from_timm(args.target, input_size=args.input_size)
+        kwargs = parse_model_kwargs(args.model_kwargs)
+        space = WidthSpace.from_ref(args.target, input_size=args.input_size, **kwargs)
 
     def progress(message: str) -> None:
         if not args.json:
@@ -142,7 +144,12 @@ def add_parser(sub: Any) -> None:
         "model comes from --profile, or from a cached quick profile (made if missing, about a "
         "minute).",
     )
-    p.add_argument("target", metavar="MODEL|WIDTHS.json", help="timm model name or width file")
+    p.add_argument(
+        "target",
+        metavar="MODEL|WIDTHS.json",
+        help="a width file, or a model: timm name, FILE.py:NAME or package.module:NAME",
+    )
+    add_model_kwargs(p)
     p.add_argument(
         "--input-size",
         type=parse_input_size,

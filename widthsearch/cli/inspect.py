@@ -1,4 +1,4 @@
-"""``widthsearch inspect``: the width space of a timm model (groups, layers, exact costs)."""
+"""``widthsearch inspect``: the width space of a model (groups, layers, exact costs)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def _restrictions(info: dict[str, Any], verbose: bool, shown: int = 8) -> list[s
 def run(args: argparse.Namespace) -> int:
 
     input_size, kwargs = model_setting(args)
-    space = WidthSpace.from_timm(args.model, input_size=input_size, **kwargs)
+    space = WidthSpace.from_ref(args.model, input_size=input_size, **kwargs)
     info = space.to_dict()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -90,8 +90,9 @@ def add_parser(sub: Any) -> None:
     """Register the ``inspect`` command."""
     p = sub.add_parser(
         "inspect",
-        help="show the channel groups, layers and exact costs of a timm model",
-        description="Analyse a timm model (random init, no download) and print its width space: "
+        help="show the channel groups, layers and exact costs of a model",
+        description="Analyse a timm model or your own (random init, no download) and print its "
+        "width space: "
         "the coupled channel groups, their base widths, and exact params and MACs.",
     )
     add_model_args(p)

@@ -17,9 +17,10 @@ from widthsearch.hardware import (
 )
 from widthsearch.hardware.timing import DEVICES, DTYPES, current_device
 from widthsearch.solve import solved_widths
+from widthsearch.space.source import parse_model_kwargs
 from widthsearch.space.width_space import WidthSpace
 
-from ._args import parse_input_size, positive_float, positive_int, table
+from ._args import add_model_kwargs, parse_input_size, positive_float, positive_int, table
 
 
 def format_profile(info: dict[str, Any], written: list[str]) -> str:
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         args.device, threads=args.threads, batch_size=args.batch_size, dtype=args.dtype
     )
     names = args.models or list(DEFAULT_MODELS)
-    spaces = [WidthSpace.from_timm(n, input_size=args.input_size) for n in names]
+    kwargs = parse_model_kwargs(args.model_kwargs)
+    spaces = [WidthSpace.from_ref(n, input_size=args.input_size, **kwargs) for n in names]
 
     def progress(message: str) -> None:
         if not args.json:
@@ -124,8 +126,10 @@ def add_parser(sub: Any) -> None:
         "models",
         nargs="*",
         metavar="MODEL",
-        help=f"timm models to measure (default: {', '.join(DEFAULT_MODELS)})",
+        help=f"models to measure: timm names, FILE.py:NAME or package.module:NAME (default: "
+        f"{', '.join(DEFAULT_MODELS)})",
     )
+    add_model_kwargs(p)
     p.add_argument(
         "--input-size",
         type=parse_input_size,

@@ -362,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
 
     startup = time.perf_counter() - start
     start = time.perf_counter()
-    space = WidthSpace.from_timm(args.model, input_size=input_size, **kwargs)
+    space = WidthSpace.from_ref(args.model, input_size=input_size, **kwargs)
     parse_seconds = time.perf_counter() - start
     params, macs = _budgets(args, space)
     hw = hardware_models(args, space, quiet=args.json)

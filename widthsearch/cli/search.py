@@ -188,7 +188,12 @@ def add_parser(sub: Any) -> None:
         "re-run with other ones is refused, nothing changed. Ctrl-C stops after the running "
         "trial and stores no half-done one.",
     )
-    p.add_argument("model", nargs="?", help="timm model name (or give --config)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help="a timm model name, or FILE.py:NAME or package.module:NAME (or give --config)",
+    )
     p.add_argument("--config", metavar="STUDY.toml", help="a study file with model and ranges")
     p.add_argument("--trials", type=positive_int, help="total finished trials (default 200)")
     p.add_argument(

@@ -12,6 +12,7 @@ from typing import Any
 
 from widthsearch.hardware.timing import describe_load
 from widthsearch.search.storage import DEFAULT_STORAGE
+from widthsearch.space.source import model_slug
 from widthsearch.train.augment import POLICIES as AUGMENTS
 from widthsearch.train.data import load_dataset
 from widthsearch.train.head import DEFAULT_POLICY as HEAD
@@ -299,7 +300,8 @@ def run(args: argparse.Namespace) -> int:
     c, h, w = args.input_size or plan.space.input_size
     size = (c or plan.space.input_size[0], h, w)
     data = load_dataset(args.data, size)
-    out = args.out or f"{plan.study.study_name if plan.study else plan.space.model}-verify.csv"
+    owner = plan.study.study_name if plan.study else model_slug(plan.space.model)
+    out = args.out or f"{owner}-verify.csv"
     quiet = args.json or workers > 1  # spawned workers print their own epoch lines
     bars = None if quiet else train_progress(recipe, len(data.train))
     execution = Execution(

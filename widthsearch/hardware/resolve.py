@@ -26,6 +26,7 @@ from widthsearch.hardware.profiling import (
     make_profile,
 )
 from widthsearch.hardware.timing import Device, current_device
+from widthsearch.space.source import model_slug
 
 if TYPE_CHECKING:
     from widthsearch.space.width_space import WidthSpace
@@ -43,7 +44,7 @@ def cache_path(space: WidthSpace, device: Device) -> Path:
     what = [device.to_dict(), space.model, list(space.input_size), space.timm_kwargs]
     key = json.dumps([*what, space.fingerprint], sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir() / f"{space.model}-{device.type}-{digest}.json"
+    return cache_dir() / f"{model_slug(space.model)}-{device.type}-{digest}.json"
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,12 @@ def build_spec(space: WidthSpace, widths: Sequence[int], name: str | None = None
     entrypoint; default ``<model>_ws``).
     """
     widths = space.widths(widths)
+    ref = space.ref
     base = space.realize()  # a fresh base model, to read block types and skips off
     family = family_name(base)
     native, kind = None, None
-    if space.size_attrs:  # timm's builders derive split sizes their own way: generic path
-        pass
+    if not ref.is_timm or space.size_attrs:
+        pass  # a user's factory, or timm's own split sizes: the generic path
     elif family in ("timm.models.efficientnet", "timm.models.mobilenetv3"):
         native = _effnet_native(space, widths, base)
         kind = "efficientnet" if family.endswith("efficientnet") else "mobilenetv3"
@@ -46,7 +47,7 @@ def build_spec(space: WidthSpace, widths: Sequence[int], name: str | None = None
         native, kind = _resnet_native(space, widths, base), "resnet"
     spec = {
         "spec_version": SPEC_VERSION,
-        "name": name or f"{space.model}_ws",
+        "name": name or f"{ref.slug}_ws",
         "base": space.model,
         "input_size": list(space.input_size),
         "timm_kwargs": dict(space.timm_kwargs),
@@ -55,6 +56,8 @@ def build_spec(space: WidthSpace, widths: Sequence[int], name: str | None = None
         "native": native,
         "layers": layer_table(space, widths),
     }
+    if not ref.is_timm:
+        spec["source"] = ref.source()
     generic = space.realize(widths)
     if native is not None and not _builds_like(spec, generic):
         spec.update(family=None, native=None)

@@ -5,6 +5,13 @@ fingerprint of its width space, the budgets and mode, one entry per channel grou
 (``groups``: id, producer, base and new width), and the predicted params, MACs and log SynExp
 gain. ``format_version`` is bumped on any incompatible change; older versions stay readable.
 
+**Your own models.** For a model reference ``path/to/net.py:NAME`` or ``package.module:NAME``
+(:class:`~widthsearch.space.source.ModelRef`), ``model`` is the reference, ``model_kwargs`` the
+factory's keyword arguments (instead of ``timm_kwargs``) and ``model_sha256`` the sha256 of the
+factory's file. Loading the file with a changed source file warns; where the change moved the
+width space (other groups or layers), the widths could land on other channels, so it is refused,
+as for a timm version that parses a timm model differently.
+
 **One source of truth.** The widths are stored once, in ``groups``, where a reader sees which
 layer each width belongs to, so editing a group's ``width`` there is how to change it. Version 1
 files also held a bare ``widths`` list, which was the copy that counted; such a file is read, but
@@ -27,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch._io import write_atomic
 from widthsearch._version import __version__
-from widthsearch.errors import InvalidWidthsError, WidthFileError
+from widthsearch.errors import InvalidWidthsError, WidthFileError, WidthSearchWarning
 from widthsearch.solve.program import MAX_WIDTH_RATIO
 from widthsearch.space.width_space import WidthSpace
 
@@ -51,6 +58,8 @@ class WidthFile:
     timm_version: str = ""
     fingerprint: str = ""
     """:attr:`WidthSpace.fingerprint` of the space the widths were made for."""
+    model_sha256: str = ""
+    """sha256 of the file of the model's factory when the widths were made ('' for timm)."""
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Everything in the file, as read."""
     path: str = field(default="", compare=False)
@@ -63,7 +72,7 @@ class WidthFile:
             WidthFileError: the installed timm parses the model into another width space.
         """
         kwargs = dict(self.timm_kwargs)
-        space = WidthSpace.from_timm(self.model, input_size=self.input_size, **kwargs)
+        space = WidthSpace.from_ref(self.model, input_size=self.input_size, **kwargs)
         self.check_space(space)
         return space
 
@@ -110,36 +119,52 @@ class WidthFile:
         if tuple(space.input_size) != tuple(self.input_size):
             recorded = (recorded[0], macs)  # MACs were predicted at the file's input size
         if None not in recorded and recorded != (params, macs):
+            ref = space.ref
+            why = (
+                f"{ref.target} changed?"
+                if not ref.is_timm and self.model_sha256 and ref.sha256() != self.model_sha256
+                else "edited by hand?"
+            )
             warnings.warn(
-                f"{where}the widths give {params:,} params and {macs:,} MACs, not the "
-                f"{recorded[0]:,} and {recorded[1]:,} the file records (edited by hand?); the "
-                "widths are what counts",
+                WidthSearchWarning(
+                    f"{where}the widths give {params:,} params and {macs:,} MACs, not the "
+                    f"{recorded[0]:,} and {recorded[1]:,} the file records ({why}); the "
+                    "widths are what counts"
+                ),
                 stacklevel=3,
             )
 
     def _check_structure(self, space: WidthSpace) -> None:
-        import timm
-
         if space.model != self.model:
             raise WidthFileError(f"width file is for '{self.model}', not '{space.model}'")
         same = tuple(space.base_widths) == tuple(self.base_widths) and (
             not self.fingerprint or self.fingerprint == space.fingerprint
         )
-        other_timm = bool(self.timm_version) and self.timm_version != timm.__version__
-        if not same:
-            why = (
-                f"timm {timm.__version__} parses it differently from timm {self.timm_version}"
-                if other_timm
-                else "its groups or layers differ"
+        ref = space.ref
+        if ref.is_timm:
+            import timm
+
+            now, then = timm.__version__, self.timm_version
+            changed = bool(then) and then != now
+            differs = f"timm {now} parses it differently from timm {then}"
+            still = f"width file made with timm {then}, running timm {now}"
+        else:
+            now, then = ref.sha256(), self.model_sha256
+            changed = bool(then) and bool(now) and then != now
+            differs = f"{ref.target} changed since the width file was made"
+            still = (
+                f"{ref.target} changed since the width file was made (sha256 {then[:12]}, now "
+                f"{now[:12]})"
             )
+        if not same:
+            why = differs if changed else "its groups or layers differ"
             raise WidthFileError(
                 f"the width space of '{self.model}' does not match the width file ({why}); "
                 "run reconfig again"
             )
-        if other_timm:
+        if changed:
             warnings.warn(
-                f"width file made with timm {self.timm_version}, running timm {timm.__version__}; "
-                "the width space is unchanged, so the widths apply",
+                WidthSearchWarning(f"{still}; the width space is unchanged, so the widths apply"),
                 stacklevel=2,
             )
 
@@ -149,12 +174,16 @@ def width_file_dict(result: Reconfiguration, space: WidthSpace) -> dict[str, Any
     import timm
 
     info = result.to_dict()
+    ref = space.ref
+    model: dict[str, Any] = {"model": space.model, "timm_version": timm.__version__}
+    if ref.is_timm:
+        model["timm_kwargs"] = dict(space.timm_kwargs)
+    else:
+        model.update(model_kwargs=dict(space.timm_kwargs), model_sha256=ref.sha256())
     return {
         "format_version": FORMAT_VERSION,
         "widthsearch_version": __version__,
-        "model": space.model,
-        "timm_version": timm.__version__,
-        "timm_kwargs": dict(space.timm_kwargs),
+        **model,
         "input_size": list(space.input_size),
         "space_fingerprint": space.fingerprint,
         "mode": result.mode,
@@ -215,9 +244,10 @@ def load_width_file(path: str | os.PathLike, *, model: str | None = None) -> Wid
         raise WidthFileError(
             f"{path}: {len(widths)} widths for the {len(base)} channel groups of {name}"
         )
-    kwargs = data.get("timm_kwargs") or {}
+    key = "model_kwargs" if "model_kwargs" in data else "timm_kwargs"
+    kwargs = data.get(key) or {}
     if not isinstance(kwargs, dict):
-        raise WidthFileError(f"{path}: 'timm_kwargs' must be an object")
+        raise WidthFileError(f"{path}: '{key}' must be an object")
     return WidthFile(
         model=name,
         input_size=input_size,
@@ -226,6 +256,7 @@ def load_width_file(path: str | os.PathLike, *, model: str | None = None) -> Wid
         timm_kwargs=kwargs,
         timm_version=str(data.get("timm_version", "")),
         fingerprint=str(data.get("space_fingerprint", "")),
+        model_sha256=str(data.get("model_sha256", "")),
         data=data,
         path=str(path),
     )

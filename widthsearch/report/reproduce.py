@@ -43,7 +43,8 @@ def study_toml(study_name: str, report: dict[str, Any], attrs: dict[str, Any]) -
     ``widthsearch search --config`` needs to run the same search again."""
     lines = [f"model = {_toml(report['model'])}", f"input_size = {_toml(report['input_size'])}"]
     if attrs.get("timm_kwargs"):
-        lines.append(f"timm_kwargs = {_toml(attrs['timm_kwargs'])}")
+        key = "model_kwargs" if ":" in str(report["model"]) else "timm_kwargs"  # FILE.py:NAME
+        lines.append(f"{key} = {_toml(attrs['timm_kwargs'])}")
     lines += ["", "[search]", f"study = {_toml(study_name)}", f"trials = {report['trials']}"]
     if "sampler" in attrs:
         lines.append(f"sampler = {_toml(attrs['sampler'])}")

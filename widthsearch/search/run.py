@@ -137,7 +137,7 @@ def _prepare(
     _quiet_optuna()
     if space is None:
         kwargs = dict(config.timm_kwargs)
-        space = WidthSpace.from_timm(config.model, input_size=config.input_size, **kwargs)
+        space = WidthSpace.from_ref(config.model, input_size=config.input_size, **kwargs)
     if hardware is None:
         hardware = hardware_models(config, space)
     costs = hardware.costs
@@ -301,7 +301,7 @@ def run_search(
     ctx = multiprocessing.get_context("spawn")
     event = ctx.Event()
     with _Stop(event) as stop:  # from here a Ctrl-C lets the step it lands in finish
-        space = WidthSpace.from_timm(
+        space = WidthSpace.from_ref(
             config.model, input_size=config.input_size, **config.timm_kwargs
         )
         hardware = hardware_models(config, space, progress=_stderr if progress else None)

@@ -20,6 +20,7 @@ from typing import Any, Literal, Self
 
 from widthsearch.errors import StudyConfigError
 from widthsearch.solve import MODES
+from widthsearch.space.source import model_slug
 
 SAMPLERS = ("qmc", "tpe", "nsga2", "random")
 DEFAULT_SAMPLER = "qmc"
@@ -90,7 +91,9 @@ class SearchConfig:
 
     @property
     def name(self) -> str:
-        return self.study_name or self.model
+        if self.study_name:
+            return self.study_name
+        return model_slug(self.model) if ":" in self.model else self.model  # net.py:Net -> Net
 
     @property
     def objectives(self) -> tuple[str, ...]:

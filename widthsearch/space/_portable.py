@@ -20,11 +20,21 @@ widthsearch installed. What to build is a *spec*, plain JSON-ready data:
     then the family's own init runs again.
 ``timm_kwargs``
     kwargs the widths were found with; kwargs given to :func:`build` override them.
+``source``
+    for a model that is not timm's: where its factory lives, ``{"file": PATH, "name": NAME}``
+    (``resolved``: the absolute path, tried when ``PATH`` is not found from the current folder)
+    or ``{"module": "package.module", "name": NAME}``, and the ``sha256`` of its file. The
+    factory is called with the kwargs, and its model rebuilt at the new widths.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
 import math
+import os
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -53,6 +63,9 @@ def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
     if kwargs.pop("pretrained", False):
         raise ValueError("width-searched models have no pretrained weights (pretrained=False)")
     kwargs = {**spec.get("timm_kwargs", {}), **kwargs}
+    if spec.get("source"):
+        model = load_factory(spec["source"])(**kwargs)
+        return rebuild(model, spec["layers"], kwargs, spec.get("init_family", ""))
     family, native = spec.get("family"), spec.get("native")
     if native and family in ("efficientnet", "mobilenetv3"):
         model = _build_effnet_family(spec["base"], family, native, kwargs)
@@ -67,6 +80,97 @@ def build(spec: dict[str, Any], **kwargs: Any) -> nn.Module:
     cfg.update(overlay or {})
     model.pretrained_cfg = model.default_cfg = cfg
     return model
+
+
+# ----------------------------------------------------------------------------- user factories
+_FILE_MODULES: dict[str, tuple[tuple[int, int], Any]] = {}
+"""Modules imported from files, by absolute path, with the (mtime, size) they were read at."""
+
+
+def source_file(source: dict[str, Any]) -> str | None:
+    """The file of a ``source`` (see the module docstring) that exists, or None: a ``file``
+    as given (from the current folder), else its ``resolved`` absolute path; a ``module``'s
+    file where it has one."""
+    if source.get("module"):
+        try:
+            spec = importlib.util.find_spec(source["module"])
+        except (ImportError, ValueError):
+            return None
+        origin = spec.origin if spec is not None else None
+        return origin if origin and os.path.isfile(origin) else None
+    for path in (source.get("file"), source.get("resolved")):
+        if path and os.path.isfile(path):
+            return os.path.abspath(path)
+    return None
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of the file at ``path``, in hex."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def import_file(path: str) -> Any:
+    """The module of the Python file ``path``, imported once per version of the file.
+
+    It is registered in ``sys.modules`` under a name made from its path (so dataclasses and
+    pickling find it), and the file's folder is on ``sys.path`` while it runs, so that it can
+    import its neighbours.
+    """
+    path = os.path.abspath(path)
+    stat = os.stat(path)
+    version = (stat.st_mtime_ns, stat.st_size)
+    cached = _FILE_MODULES.get(path)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(path))[0])
+    name = f"_widthsearch_file_{stem}_{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = os.path.dirname(path)
+    sys.modules[name] = module
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    _FILE_MODULES[path] = (version, module)
+    return module
+
+
+def source_module(source: dict[str, Any]) -> Any:
+    """The module a ``source`` names, imported.
+
+    Raises:
+        FileNotFoundError: a ``file`` that is neither where it was given nor where it was.
+        ImportError: a module that is not installed; any error the module raises on import.
+    """
+    if source.get("module"):
+        return importlib.import_module(source["module"])
+    path = source_file(source)
+    if path is None:
+        raise FileNotFoundError(f"no file {source.get('file')!r}")
+    return import_file(path)
+
+
+def load_factory(source: dict[str, Any]) -> Callable[..., nn.Module]:
+    """The class or function ``source["name"]`` of the module ``source`` names.
+
+    Raises:
+        AttributeError: the module has no such name (or it is not callable); and the errors of
+            :func:`source_module`.
+    """
+    module = source_module(source)
+    factory = getattr(module, source["name"], None)
+    if not callable(factory):
+        raise AttributeError(f"{module.__name__} has no callable '{source['name']}'")
+    return factory
 
 
 # ------------------------------------------------------------------------------ pretrained_cfg

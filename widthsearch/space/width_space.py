@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from widthsearch.errors import InvalidWidthsError, UnsupportedModelError
 from widthsearch.space.cost import Posynomial
 from widthsearch.space.groups import Group, Layer, LayerKind, SizeAttr
-from widthsearch.space.source import CopyFactory, TimmFactory, create_timm_model, example_batch
+from widthsearch.space.source import (
+    CopyFactory,
+    ModelRef,
+    RefFactory,
+    TimmFactory,
+    create_timm_model,
+    example_batch,
+)
 from widthsearch.space.structure import structure
 
 if TYPE_CHECKING:
@@ -41,7 +48,8 @@ class WidthFileLike(Protocol):
 class WidthSpace:
     """Channel groups, layers and exact costs of one model at one input size.
 
-    Build it with :meth:`from_timm` or :meth:`from_module`; evaluate costs with :meth:`params`
+    Build it with :meth:`from_ref` (a timm name or ``FILE.py:NAME``), :meth:`from_timm` or
+    :meth:`from_module`; evaluate costs with :meth:`params`
     and :meth:`macs`; build the model at new widths with :meth:`realize`.
 
     Example:
@@ -51,7 +59,8 @@ class WidthSpace:
     """
 
     model: str
-    """timm model name (or the module's class name for :meth:`from_module`)."""
+    """The model reference (:meth:`ModelRef.describe`: a timm name or ``FILE.py:NAME``), or
+    the module's class name for :meth:`from_module`."""
     input_size: tuple[int, ...]
     groups: tuple[Group, ...]
     layers: tuple[Layer, ...]
@@ -60,6 +69,8 @@ class WidthSpace:
     size_attrs: tuple[SizeAttr, ...] = ()
     """Module attributes that hold the sizes of channel splits, set on realization."""
     timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """The kwargs the model was built with: for ``timm.create_model``, or for the factory of
+    a model reference (:attr:`ref`)."""
     _factory: Callable[[], nn.Module] | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ construction
@@ -76,6 +87,41 @@ class WidthSpace:
         model = create_timm_model(name, **timm_kwargs)
         factory = TimmFactory(name, dict(timm_kwargs))
         return cls._analyse(model, example_batch(input_size), name, factory, dict(timm_kwargs))
+
+    @classmethod
+    def from_ref(
+        cls,
+        model: str | ModelRef,
+        *,
+        input_size: Sequence[int] = (3, 224, 224),
+        **kwargs: Any,
+    ) -> WidthSpace:
+        """Analyse the model of a reference at ``input_size``: a timm name (as
+        :meth:`from_timm`), ``path/to/file.py:NAME`` or ``package.module:NAME``, ``NAME`` a
+        class or function returning an ``nn.Module``, called with ``kwargs`` (on top of a
+        :class:`ModelRef`'s own).
+
+        Example:
+            >>> space = WidthSpace.from_ref("nets.py:TinyNet", input_size=(3, 32, 32), width=16)
+
+        Raises:
+            ModelRefError: no such file, module or name; a file that fails to import.
+            ModelFactoryError: the factory raised or returned something not an ``nn.Module``.
+            UnknownModelError, UnsupportedModelError: as for :meth:`from_timm`.
+        """
+        ref = model if isinstance(model, ModelRef) else ModelRef.parse(model)
+        ref = ModelRef(ref.kind, ref.target, ref.name, {**ref.kwargs, **kwargs})
+        if ref.is_timm:
+            return cls.from_timm(ref.target, input_size=input_size, **dict(ref.kwargs))
+        built = ref.build()
+        factory = RefFactory(ref)
+        batch = example_batch(input_size)
+        return cls._analyse(built, batch, ref.describe(), factory, dict(ref.kwargs))
+
+    @property
+    def ref(self) -> ModelRef:
+        """The model reference of this space (from :attr:`model` and :attr:`timm_kwargs`)."""
+        return ModelRef.parse(self.model, self.timm_kwargs)
 
     @classmethod
     def from_module(
@@ -281,6 +327,7 @@ __all__ = [
     "Group",
     "Layer",
     "LayerKind",
+    "ModelRef",
     "SizeAttr",
     "WidthFileLike",
     "WidthSpace",

@@ -28,7 +28,8 @@ from widthsearch.solve.baselines import random_widths, uniform
 from widthsearch.solve.program import Budgets
 from widthsearch.solve.rounding import width_grid
 from widthsearch.solve.synexp import log_synexp
-from widthsearch.space.width_space import WidthSpace, create_timm_model
+from widthsearch.space.source import ModelRef
+from widthsearch.space.width_space import WidthSpace
 from widthsearch.train.stem import apply_stem
 from widthsearch.verify.settings import MATCHES
 
@@ -163,13 +164,14 @@ def training_setting(
     space: WidthSpace, input_size: Sequence[int], num_classes: int, stem: str = "timm"
 ) -> WidthSpace:
     """The width space of ``space``'s model as verification trains it: at the training input
-    size, with the data set's classes and the recipe's stem policy."""
+    size, with the data set's classes (``num_classes``, for timm or your factory) and the
+    recipe's stem policy."""
     kwargs = {**space.timm_kwargs, "num_classes": num_classes}
     if stem == "timm":
-        return WidthSpace.from_timm(space.model, input_size=tuple(input_size), **kwargs)
+        return WidthSpace.from_ref(space.model, input_size=tuple(input_size), **kwargs)
     import torch
 
-    model = apply_stem(create_timm_model(space.model, **kwargs), stem, input_size)
+    model = apply_stem(ModelRef.parse(space.model, kwargs).build(), stem, input_size)
     return WidthSpace.from_module(model, torch.zeros(1, *input_size), name=space.model)
 
 
@@ -191,7 +193,7 @@ def plan_from_study(
     storage = open_storage(storage_url, heartbeat=heartbeat)
     study = optuna.load_study(study_name=study_name, storage=storage)
     kwargs = dict(study.user_attrs.get("timm_kwargs") or {})
-    space = WidthSpace.from_timm(report["model"], input_size=tuple(report["input_size"]), **kwargs)
+    space = WidthSpace.from_ref(report["model"], input_size=tuple(report["input_size"]), **kwargs)
     points: list[dict[str, Any]] = report["front"]
     if not points:
         raise VerifyError(f"study '{study_name}' has no complete trials; run search first")
