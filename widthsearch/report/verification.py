@@ -27,7 +27,9 @@ def _verdict_cell(v: dict[str, Any] | None) -> str:
         return ""
     label = v["label"]
     kind = {"better": "better", "worse": "worse"}.get(label, "same")
-    return f"<span class='{kind}'>{html.escape(verdict_text(v))}</span>"
+    number, sep, said = verdict_text(v).partition(", ")
+    text = f"<span class='num'>{html.escape(number)}</span>{sep}{html.escape(said)}"
+    return f"<span class='{kind}'>{text}</span>"
 
 
 def _ms(ms: float | None, base_ms: float | None) -> str:
@@ -68,7 +70,11 @@ def _row(s: dict[str, Any], base: dict[str, Any], bold: bool, timed: bool, rando
         html.escape(", ".join(pruned_text(p) for p in s.get("pruned") or [])) or "-",
         f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
     ]
-    return f"<tr class='{s['kind']}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    verdicts = range(len(cells) - 5 - bool(randoms), len(cells) - 3)  # vs base ... vs random
+    tds = "".join(
+        f"<td class='v'>{c}</td>" if i in verdicts else f"<td>{c}</td>" for i, c in enumerate(cells)
+    )
+    return f"<tr class='{s['kind']}'>" + tds + "</tr>"
 
 
 def _study_note(v: dict[str, Any]) -> str:
@@ -133,12 +139,12 @@ smoothing {r["label_smoothing"]:g}; {html.escape(r.get("augment", "none"))} augm
 Candidates: {html.escape(v["pick"])}. The uniform control is the largest single width
 multiplier within the first candidate's {cost} as trained.{random_html}</p>
 {verdict_html}
-<table>
+<div class="wide"><table>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
 <th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>{latency_th}
 <th>top-1 %</th><th>vs base (points)</th><th>vs control (points)</th>{random_th}<th>val loss</th>
 <th>pruned runs</th><th>img/s</th></tr></thead>
-<tbody>{"".join(rows)}</tbody></table>
+<tbody>{"".join(rows)}</tbody></table></div>
 {notes}
 <p class="note">Search columns: the model at the search's input size with its original
 classifier; trained columns: the model as trained ({v["num_classes"]} classes,
