@@ -106,24 +106,39 @@ API_MARKER = "<!-- api-reference -->"
 STAGES = ("space", "solve", "hardware", "models", "search", "train", "verify", "report")
 
 
+def _summary(obj: Any) -> str:
+    """The first paragraph of an object's docstring, on one line ("" when it has none)."""
+    try:
+        doc = obj.docstring
+    except Exception:  # an alias griffe cannot resolve (a name from outside the package)
+        return ""
+    return " ".join(doc.value.split("\n\n")[0].split()) if doc else ""
+
+
 def render_api() -> str:
-    """mkdocstrings directives for the face's public names, then each stage face's names."""
+    """mkdocstrings directives for the face's public names (``widthsearch._PUBLIC``), then a
+    table per stage face of the names it exports, with their one-line summaries."""
+    import griffe
+
     import widthsearch
 
     parts = []
     for name, module in widthsearch._PUBLIC.items():
         parts += [f"::: {module}.{name}", ""]
+    package = griffe.load("widthsearch", search_paths=[str(ROOT)], resolve_aliases=True)
     parts += ["## The stage faces", ""]
     for stage in STAGES:
-        parts += [
-            f"::: widthsearch.{stage}",
-            "    options:",
-            "      show_root_heading: true",
-            "      show_root_full_path: true",
-            "      heading_level: 3",
-            "      members: false",
-            "",
-        ]
+        face = package[stage]
+        parts += [f"### `widthsearch.{stage}`", "", _cell(_summary(face)), ""]
+        parts += ["| name | kind | what it is |", "|---|---|---|"]
+        for name in face.exports or []:
+            member = face[name]
+            try:
+                kind = member.kind.value
+            except Exception:
+                kind = ""
+            parts.append(f"| `{name}` | {kind} | {_cell(_summary(member))} |")
+        parts.append("")
     return "\n".join(parts)
 
 

@@ -58,9 +58,9 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; overflow-wrap: anywhere; }
 h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 .sub { color: #555; margin-top: 0; }
 .scale { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.6em 0.9em; }
-table { border-collapse: collapse; font-size: 0.88em; margin: 0.6em 0; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; }
-td { white-space: nowrap; } td.v { white-space: normal; min-width: 8.5em; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.35em; text-align: right; }
+td { white-space: nowrap; } td.v, td:first-child { white-space: normal; min-width: 5.5em; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 tr.base td { background: #f2f2f2; } tr.control td { background: #eef7ee; }
 tr.random td { background: #f7f7fb; }
