@@ -78,14 +78,15 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     assert "(1.00&times;)</td><td>" in page and "x measured latency) against base" in page
     # every command, with its storage, and they rebuild the same results without training
     commands = _commands(page)
-    assert commands[0] == f"uv run widthsearch run tiny.toml --storage {db}"
+    assert commands[0] == 'uv run widthsearch run tiny.toml --storage "$STORAGE"'
     assert [c.split()[3] for c in commands[1:]] == ["search", "verify", "report"]
-    assert all(f"--storage {db}" in c for c in commands)
+    assert all('--storage "$STORAGE"' in c for c in commands) and str(tmp_path) not in page
     flags = ("--augment", "--stem", "--head")
     assert all(c.split().count(flag) <= 1 for c in commands for flag in flags)
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     for c in commands[1:]:
-        args = shlex.split(c.replace(db, fresh).replace("-o out/tiny", "-o again2"))[3:]
+        c = c.replace('"$STORAGE"', fresh)  # what the page says to set
+        args = shlex.split(c.replace("-o out/tiny", "-o again2"))[3:]
         assert main(args) == 0, c
     assert "0 run(s) trained, 4 already finished" in capsys.readouterr().out  # random too
     for name in ("front.csv", "front.md", "pareto.png", "widths.png"):
@@ -146,10 +147,12 @@ def test_report_without_verification_says_so(tmp_path, capsys):
     assert (config.model, config.input_size, config.name) == ("resnet18", (3, 16, 16), "resnet18")
     assert (config.sampler, config.seed, config.trials) == ("random", None, 8)
     assert config.ranges.to_dict() == study.user_attrs["ranges"]
+    # the storage is a file only this machine has: a variable, and a line saying what to set
     assert _commands(page) == [
-        f"uv run widthsearch search --config STUDY.toml --storage {db}",
-        f"uv run widthsearch report resnet18 --storage {db} -o {tmp_path / 'r'}",
+        'uv run widthsearch search --config STUDY.toml --storage "$STORAGE"',
+        f'uv run widthsearch report resnet18 --storage "$STORAGE" -o {tmp_path / "r"}',
     ]
+    assert "<li><code>STORAGE</code>: the storage URL of the study" in page and "s.db" in page
 
 
 def test_report_commands_hide_a_storage_password():
@@ -159,6 +162,43 @@ def test_report_commands_hide_a_storage_password():
     assert shown_storage(url) == "postgresql://ws:***@db.example:5432/studies"
     assert shown_storage(None) == "sqlite:///widthsearch.db"
     assert shown_storage("journal:/tmp/a.log") == "journal:/tmp/a.log"
+
+
+def test_reproduce_names_machine_local_paths_as_variables_and_keeps_portable_ones():
+    from widthsearch.report.reproduce import placeholders, reproduce_commands
+
+    recipe = {"epochs": 2, "batch_size": 8, "lr": 0.002}
+    local = {"recipe": recipe, "input_size": [3, 32, 32], "seeds": [0], "results": []}
+    runs = [
+        local | {"data": "cifar10:/home/me/data/cifar10-train.tar.gz"},
+        local | {"data": "imagefolder:../shared/data/pets"},
+        local | {"data": "cifar10:data/cifar10.tar.gz"},  # next to the study: kept
+        local | {"data": "digits"},
+    ]
+    shown = placeholders("sqlite:////home/me/runs/studies.db", runs)
+    assert shown.storage == '"$STORAGE"' and set(shown.settings) == {"STORAGE", "DATA", "DATA_2"}
+    assert "studies.db" in shown.settings["STORAGE"] and "/home/me" not in shown.settings["STORAGE"]
+    commands = reproduce_commands("s", "sqlite:////home/me/runs/studies.db", "out", runs)
+    text = "\n".join(commands)
+    assert "/home/me" not in text and "../shared" not in text
+    assert '--data cifar10:"$DATA" ' in text and '--data imagefolder:"$DATA_2" ' in text
+    assert "--data cifar10:data/cifar10.tar.gz " in text and "--data digits " in text
+    # relative storage files and server URLs are the same on every machine
+    assert placeholders("sqlite:///widthsearch.db", []).storage == "sqlite:///widthsearch.db"
+    assert placeholders("journal:search.log", []).settings == {}
+    server = placeholders("postgresql://ws:pw@db/ws", [])
+    assert server.storage == "'postgresql://ws:***@db/ws'" and not server.settings  # quoted: *
+
+
+def test_the_verified_panel_is_titled_by_data_kind_and_by_steps_in_a_quick_check():
+    from widthsearch.report.figures import _data_kind, _length
+
+    assert _data_kind("cifar10:/home/me/cifar10-train.tar.gz") == "cifar10"
+    assert _data_kind("digits") == "digits" and _data_kind("/data/pets") == "image folder"
+    recipe = {"epochs": 4, "max_steps": 3}
+    assert _length({"recipe": recipe}) == "at most 3 steps (quick check)"
+    assert _length({"recipe": {"epochs": 1, "max_steps": None}}) == "1 epoch"
+    assert _length({"recipe": {"epochs": 6}}) == "6 epochs"
 
 
 def test_controls_matched_on_params_are_a_study_setting_and_a_reproduce_flag(tmp_path):

@@ -28,6 +28,17 @@ def _is_width_file(name: str | os.PathLike) -> bool:
 def create_model(name_or_width_file: str | os.PathLike, **timm_kwargs: Any) -> nn.Module:
     """A timm model at the widths of a width file (or a plain timm model, given a name).
 
+    Args:
+        name_or_width_file: a width file (``reconfig -o``, ``front --trial N -o``) or a timm
+            model name.
+        **timm_kwargs: keyword arguments for ``timm.create_model`` (``num_classes``,
+            ``features_only``, ...); ``pretrained`` is refused, since new widths have no
+            weights.
+
+    Returns:
+        A freshly initialized model; with the file's own kwargs it has exactly the params and
+        MACs the file records.
+
     Example:
         >>> model = create_model("widths.json", num_classes=10)
 

@@ -213,6 +213,14 @@ def save_width_file(path: str | os.PathLike, result: Reconfiguration, space: Wid
 def load_width_file(path: str | os.PathLike, *, model: str | None = None) -> WidthFile:
     """Read and check a width file (for ``model``, when given).
 
+    Args:
+        path: a width file written by ``reconfig -o`` (or :func:`save_width_file`).
+        model: the model it must be for, or None for any.
+
+    Returns:
+        The file's model, input size, base and new widths, timm kwargs and version; build it
+        with :func:`widthsearch.create_model` or ``WidthSpace.realize``.
+
     Raises:
         WidthFileError: the file is missing, not JSON, of an unknown format version, for another
             model, its widths are not positive integers, one per channel group, or (version 1)

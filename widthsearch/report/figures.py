@@ -88,10 +88,11 @@ def pareto_figure(
 
     has_latency = latency is not None and bool(report.get("base_latency_ms"))
     panels = 2 + has_latency + (1 + has_latency) * bool(verification)
-    rows = 1 if panels <= 3 else 2
-    cols = panels if rows == 1 else -(-panels // 2)
+    # two panels a row, so that a page 1,180 px wide shows the ticks near full size
+    cols = min(panels, 2)
+    rows = -(-panels // cols)
     fig, grid = plt.subplots(
-        rows, cols, figsize=(5.2 * cols, 4.4 * rows), constrained_layout=True, squeeze=False
+        rows, cols, figsize=(5.6 * cols, 4.4 * rows), constrained_layout=True, squeeze=False
     )
     axes = [ax for row in grid for ax in row]
     verified = {
@@ -114,7 +115,7 @@ def pareto_figure(
         axes[2].set_title("log SynExp against predicted latency")
     if verification:
         c, h, w = verification["input_size"]
-        n = verification["recipe"]["epochs"]
+        title = f"verified top-1: {_data_kind(verification['data'])}, {_length(verification)}"
         _, sh, sw = report["input_size"]
         base_ms = report.get("base_latency_ms")
         xs: list[tuple[Callable[[dict[str, Any]], float], str]] = [
@@ -130,12 +131,29 @@ def pareto_figure(
         for ax, (x_of, xlabel) in zip(axes[2 + has_latency :], xs, strict=False):
             _verified_panel(ax, verification, x_of)
             ax.set_xlabel(xlabel)
-            ax.set_title(f"verified: {verification['data']}, {n} epoch{'s' * (n != 1)}")
+            ax.set_title(title)
     for ax in axes[panels:]:
         ax.set_visible(False)
     data = _png(fig)
     plt.close(fig)
     return data
+
+
+def _data_kind(data: str) -> str:
+    """The data set's kind for a title (``cifar10``), never its path, which belongs to one
+    machine and runs past the panel."""
+    kind, sep, _ = str(data).partition(":")
+    return kind if sep else ("digits" if kind == "digits" else "image folder")
+
+
+def _length(verification: dict[str, Any]) -> str:
+    """How long each run trained: epochs, or steps where a quick check capped them."""
+    recipe = verification["recipe"]
+    steps = recipe.get("max_steps")
+    if steps is not None:
+        return f"at most {steps} step{'s' * (steps != 1)} (quick check)"
+    n = recipe["epochs"]
+    return f"{n} epoch{'s' * (n != 1)}"
 
 
 def _verified_panel(

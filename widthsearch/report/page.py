@@ -54,25 +54,33 @@ class ReportResult:
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1180px;
        margin: 2em auto; padding: 0 1.2em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; overflow-wrap: anywhere; }
 h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 .sub { color: #555; margin-top: 0; }
 .scale { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.6em 0.9em; }
-table { border-collapse: collapse; font-size: 0.88em; margin: 0.6em 0; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.35em; text-align: right; }
+td { white-space: nowrap; } td.v, td:first-child { white-space: normal; min-width: 5.5em; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 tr.base td { background: #f2f2f2; } tr.control td { background: #eef7ee; }
 tr.random td { background: #f7f7fb; }
 .better { color: #1a7f37; font-weight: 600; } .worse { color: #c62828; font-weight: 600; }
-.same { color: #555; }
+.same { color: #555; } .num { white-space: nowrap; }
 .verdict { background: #eef3fb; border-left: 4px solid #1f77b4; padding: 0.5em 0.9em 0.5em 2em; }
+code, pre { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace;
+            font-size: 0.9em; }
 pre { background: #f4f4f4; padding: 0.6em 0.9em; overflow-x: auto; }
-img { max-width: 100%; border: 1px solid #eee; }
-.note { color: #555; font-size: 0.88em; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.note { color: #555; font-size: 0.9em; }
 .warn { background: #fdecea; border-left: 4px solid #d62728; padding: 0.5em 0.9em; }
-.wide { overflow-x: auto; } code { background: #f4f4f4; padding: 0 0.25em; }
-dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
-dt { font-weight: 600; } dd { margin: 0; }
+.wide { overflow-x: auto; }
+code { background: #f4f4f4; padding: 0 0.25em; overflow-wrap: anywhere; }
+dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 0.2em 1em; }
+dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
+@media (max-width: 640px) {
+  body { margin: 1em auto; padding: 0 0.7em; }
+  dl { grid-template-columns: minmax(0, 1fr); } dd { margin-bottom: 0.4em; }
+}
 """
 
 
@@ -248,7 +256,8 @@ geometric program per trial; Optuna explores the constraint mixes.</p>
 {_settings_html(report, attrs)}
 
 <h2>Pareto front</h2>
-<img src="pareto.png" alt="log SynExp against MACs and params; verified accuracy">
+<a href="pareto.png"><img src="pareto.png"
+alt="log SynExp against MACs and params; verified accuracy"></a>
 <p class="note">Each point is one trial's rounded widths (duplicates removed). Blue: the
 Pareto front in (max log SynExp, min params, min MACs{objectives_extra}), so a front point can
 look dominated in one 2-D projection. Star: the base model (log SynExp gain 0 at 1&times; cost).</p>
@@ -257,7 +266,8 @@ look dominated in one 2-D projection. Star: the base model (log SynExp gain 0 at
 {verification_html(verifications, out)}
 
 <h2>Width profiles</h2>
-<img src="widths.png" alt="channels per group: base against chosen configurations">
+<div class="wide"><a href="widths.png"><img src="widths.png"
+alt="channels per group: base against chosen configurations"></a></div>
 <p class="note">Grey bars: base widths of the free channel groups; lines: the configurations
 {"verified above" if main else "with the highest log SynExp on the front"}.</p>
 
@@ -280,7 +290,20 @@ def write_report(
 ) -> ReportResult:
     """Write the report of a stored study into ``folder`` (created if needed).
 
-    ``study_file`` is the study file the study was run from, named in the page's commands.
+    The same study gives the same files: nothing in them depends on when they were made.
+
+    Args:
+        study_name: the search study (``search --study``; default there: the model name).
+        storage_url: its storage (None: ``sqlite:///widthsearch.db``).
+        folder: where ``index.html``, ``pareto.png``, ``widths.png``, ``front.csv`` and
+            ``front.md`` go.
+        study_file: the study file the study was run from, named in the page's commands.
+
+    Returns:
+        The folder, the files written, the front's size and how many verifications are shown.
+
+    Raises:
+        StorageError: the storage cannot be opened or holds no such study; nothing is written.
     """
     import optuna
 

@@ -1,5 +1,10 @@
 """How to rebuild a report: the command lines of its search, each verification and the report
-itself, and the study file they need when the study was not run from one."""
+itself, and the study file they need when the study was not run from one.
+
+Paths that exist only on the machine that made the report (an absolute or ``..`` path to a
+SQLite or journal storage, or to a data set) are written as ``"$STORAGE"`` and ``"$DATA"``
+(``"$DATA_2"``, ...), and the page says what to set them to; relative paths, which name files
+next to the study, and server URLs are kept as they are."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import json
 import os
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,61 @@ def shown_storage(url: str | None) -> str:
         except Exception:  # not an SQLAlchemy URL: show it as given
             return url
     return url
+
+
+def _machine_local(path: str) -> bool:
+    """Whether a path names a file only the machine that made the report has."""
+    return os.path.isabs(path) or ".." in Path(path).parts
+
+
+def _storage_file(url: str | None) -> tuple[str, str] | None:
+    """``(kind, path)`` of a SQLite or journal storage, None for a server URL."""
+    url = url or DEFAULT_STORAGE
+    if url.startswith("sqlite:///"):
+        return "SQLite file", url.removeprefix("sqlite:///")
+    if url.startswith("journal:"):
+        return "journal file", url.removeprefix("journal:")
+    return None
+
+
+@dataclass(frozen=True)
+class Placeholders:
+    """What the Reproduce commands write for the storage and each data set, and what to set
+    for those given as variables (name -> what it stands for)."""
+
+    storage: str
+    data: dict[str, str]
+    settings: dict[str, str]
+
+
+def placeholders(storage_url: str | None, verifications: Sequence[dict[str, Any]]) -> Placeholders:
+    """The storage and data paths as the commands give them: machine-local ones as variables."""
+    settings: dict[str, str] = {}
+    storage = shlex.quote(shown_storage(storage_url))
+    local = _storage_file(storage_url)
+    if local and _machine_local(local[1]):
+        kind, path = local
+        name = Path(path).name
+        scheme = "sqlite:///" if kind == "SQLite file" else "journal:"
+        storage = '"$STORAGE"'
+        settings["STORAGE"] = (
+            f"the storage URL of the study; this page was made from a {kind} named "
+            f"{name} (for a copy of it here: {scheme}{name})"
+        )
+    data: dict[str, str] = {}
+    for v in verifications:
+        spec = str(v["data"])
+        kind, sep, path = spec.partition(":")
+        if not sep:
+            kind, path = "imagefolder", spec
+        if spec in data or not path or not _machine_local(path):
+            data.setdefault(spec, shlex.quote(spec))
+            continue
+        taken = sum(name.startswith("DATA") for name in settings)
+        var = "DATA" if not taken else f"DATA_{taken + 1}"
+        data[spec] = f'{kind}:"${var}"' if sep else f'"${var}"'
+        settings[var] = f"the path of the {kind} data set ({Path(path).name} on the page's machine)"
+    return Placeholders(storage, data, settings)
 
 
 def _toml(value: Any) -> str:
@@ -63,9 +124,11 @@ def reproduce_commands(
     study_file: str | os.PathLike[str] | None = None,
 ) -> list[str]:
     """The command lines that rebuild this report: search, each verification, report
-    (``STUDY.toml`` stands for the study file when ``study_file`` is not known)."""
+    (``STUDY.toml`` stands for the study file when ``study_file`` is not known; machine-local
+    paths are variables, see :func:`placeholders`)."""
     q = shlex.quote
-    storage = q(shown_storage(storage_url))
+    shown = placeholders(storage_url, verifications)
+    storage = shown.storage
     config = q(str(study_file)) if study_file else "STUDY.toml"
     folder = str(folder)
     commands = [f"uv run widthsearch search --config {config} --storage {storage}"]
@@ -76,7 +139,7 @@ def reproduce_commands(
         args = [
             f"uv run widthsearch verify {q(study_name)} --storage {storage} --top {top}"
             + (f" --random {randoms}" if randoms else ""),
-            f"--data {q(v['data'])} --input-size {c},{h},{w} --epochs {r['epochs']}",
+            f"--data {shown.data[str(v['data'])]} --input-size {c},{h},{w} --epochs {r['epochs']}",
             f"--batch-size {r['batch_size']} --lr {r['lr']:g} --seeds "
             + ",".join(map(str, v["seeds"])),
         ]
@@ -112,11 +175,19 @@ def reproduce_html(
     """The page's Reproduce section: the storage, the study file (the one it was run from, or
     the stored settings as one) and the commands."""
     commands = reproduce_commands(study_name, storage_url, folder, verifications, study_file)
-    storage = html.escape(shown_storage(storage_url))
-    parts = [f"<p>Storage: <code>{storage}</code>.</p>"]
+    shown = placeholders(storage_url, verifications)
+    parts = [f"<p>Storage: <code>{html.escape(shown.storage)}</code>.</p>"]
+    if shown.settings:
+        items = "".join(
+            f"<li><code>{name}</code>: {html.escape(text)}</li>"
+            for name, text in shown.settings.items()
+        )
+        parts.append(
+            "<p>The commands name machine-local paths as shell variables; set these first "
+            f"(<code>export NAME=...</code>):</p><ul>{items}</ul>"
+        )
     if study_file:
-        one = f"uv run widthsearch run {shlex.quote(str(study_file))} --storage "
-        one += shlex.quote(shown_storage(storage_url))
+        one = f"uv run widthsearch run {shlex.quote(str(study_file))} --storage {shown.storage}"
         parts.append(
             "<p>In one command (search, verify and report; each step resumes):</p>"
             f"<pre>{html.escape(one)}</pre><p>or step by step:</p>"
@@ -131,4 +202,11 @@ def reproduce_html(
     return "\n".join(parts)
 
 
-__all__ = ["reproduce_commands", "reproduce_html", "shown_storage", "study_toml"]
+__all__ = [
+    "Placeholders",
+    "placeholders",
+    "reproduce_commands",
+    "reproduce_html",
+    "shown_storage",
+    "study_toml",
+]

@@ -27,14 +27,19 @@ def _verdict_cell(v: dict[str, Any] | None) -> str:
         return ""
     label = v["label"]
     kind = {"better": "better", "worse": "worse"}.get(label, "same")
-    return f"<span class='{kind}'>{html.escape(verdict_text(v))}</span>"
+    number, sep, said = verdict_text(v).partition(", ")
+    said = html.escape(said)
+    if said == "no detectable difference":  # said in full in the verdicts above the table
+        said = f"<abbr title='{said}'>n.d.</abbr>"
+    text = f"<span class='num'>{html.escape(number)}</span>{sep}{said}"
+    return f"<span class='{kind}'>{text}</span>"
 
 
 def _ms(ms: float | None, base_ms: float | None) -> str:
     """Measured milliseconds with the ratio to the base's in brackets."""
     if not ms:
         return "-"
-    return f"{ms:.2f}" + (f" ({ms / base_ms:.2f}&times;)" if base_ms else "")
+    return f"{ms:.2f}" + (f"<br>({ms / base_ms:.2f}&times;)" if base_ms else "")
 
 
 def _count(n: int | None, base: int | None) -> str:
@@ -42,7 +47,7 @@ def _count(n: int | None, base: int | None) -> str:
     if n is None:
         return "-"
     text = f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n:,}"
-    return f"{text} ({n / base:.2f}&times;)" if base else text
+    return f"{text}<br>({n / base:.2f}&times;)" if base else text
 
 
 def _row(s: dict[str, Any], base: dict[str, Any], bold: bool, timed: bool, randoms: int) -> str:
@@ -50,7 +55,7 @@ def _row(s: dict[str, Any], base: dict[str, Any], bold: bool, timed: bool, rando
     name = html.escape(s["candidate"] + (f" (= {s['same_as']})" if s.get("same_as") else ""))
     n = s.get("n", len(s["seeds"]))
     top1 = mean_std(s["top1"], s["top1_std"], n, 100)
-    loss = mean_std(s["loss"], s["loss_std"], n, digits=3)
+    loss = mean_std(s["loss"], s["loss_std"], n, digits=3).replace(" ± ", "<br>± ", 1)
     cells = [
         name,
         s["kind"],
@@ -68,7 +73,11 @@ def _row(s: dict[str, Any], base: dict[str, Any], bold: bool, timed: bool, rando
         html.escape(", ".join(pruned_text(p) for p in s.get("pruned") or [])) or "-",
         f"{s['images_per_second']:.0f}" if s["seeds"] else "-",
     ]
-    return f"<tr class='{s['kind']}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    verdicts = range(len(cells) - 5 - bool(randoms), len(cells) - 3)  # vs base ... vs random
+    tds = "".join(
+        f"<td class='v'>{c}</td>" if i in verdicts else f"<td>{c}</td>" for i, c in enumerate(cells)
+    )
+    return f"<tr class='{s['kind']}'>" + tds + "</tr>"
 
 
 def _study_note(v: dict[str, Any]) -> str:
@@ -133,12 +142,12 @@ smoothing {r["label_smoothing"]:g}; {html.escape(r.get("augment", "none"))} augm
 Candidates: {html.escape(v["pick"])}. The uniform control is the largest single width
 multiplier within the first candidate's {cost} as trained.{random_html}</p>
 {verdict_html}
-<table>
+<div class="wide"><table>
 <thead><tr><th>candidate</th><th>kind</th><th>log SynExp</th><th>params (search)</th>
 <th>MACs (search)</th><th>params (trained)</th><th>MACs (trained)</th>{latency_th}
 <th>top-1 %</th><th>vs base (points)</th><th>vs control (points)</th>{random_th}<th>val loss</th>
 <th>pruned runs</th><th>img/s</th></tr></thead>
-<tbody>{"".join(rows)}</tbody></table>
+<tbody>{"".join(rows)}</tbody></table></div>
 {notes}
 <p class="note">Search columns: the model at the search's input size with its original
 classifier; trained columns: the model as trained ({v["num_classes"]} classes,
@@ -147,7 +156,7 @@ the last epoch on the validation split, mean ± std over seeds (n=1: one seed, n
 the best mean top-1. vs base, vs control: the top-1 difference in points, paired by seed (same
 initialization and data order), as mean ± half its 95% Student-t interval over the seeds;
 <i>better</i> or <i>worse</i> only when the interval excludes zero, else <i>no detectable
-difference</i>. The spread used is at least one validation image{image}; intervals are per
+difference</i> (n.d.). The spread used is at least one validation image{image}; intervals are per
 comparison, not corrected for the number of candidates. img/s: training throughput.{latency_html}
 Pruner: {html.escape(PRUNERS_SAID.get(v.get("pruner") or "none", str(v.get("pruner"))))};
 a pruned run is shown with the epoch it was stopped at and its top-1 then, and is left out of

@@ -286,6 +286,19 @@ def run_search(
     ``workers`` processes share the study; each builds its own width space and program. A
     stored study is checked against ``config`` before anything runs (:func:`check_settings`).
 
+    Args:
+        config: the model, input size, ranges, sampler, seed and trial count (a study file's
+            ``[search]``, :func:`widthsearch.studyfile.load_config`).
+        storage_url: an Optuna storage URL (None: ``sqlite:///widthsearch.db``;
+            ``journal:FILE``; ``postgresql://...`` for many machines).
+        workers: local processes sharing the study.
+        timeout: seconds after which no new trial starts.
+        progress: draw a progress bar on stderr.
+
+    Returns:
+        The study's name and storage, its finished trials, the new ones, the seconds they took
+        and the study's front.
+
     Raises:
         StorageError: the storage cannot be used, or the study has other settings.
         SearchInterrupted: Ctrl-C; the trials that were running finished and are stored.

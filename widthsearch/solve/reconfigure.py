@@ -252,6 +252,27 @@ def reconfigure(
     the geometric program again. ``baselines`` (default none) runs :func:`compare` on the result
     before returning it; call :func:`compare` yourself to have the result first.
 
+    Args:
+        space: the model's width space (:meth:`WidthSpace.from_timm`, ``from_module``).
+        params: largest parameter count, or None for free.
+        macs: largest MACs per image, or None for free.
+        latency: largest predicted milliseconds on ``latency_model``'s device.
+        memory: largest training activation memory in bytes on ``memory_model``.
+        latency_model: fitted latency of the device (:mod:`widthsearch.hardware`).
+        memory_model: exact activation memory of the model.
+        latency_note: what the latency model is, said in the output.
+        mode: ``"precrop"`` or ``"preconfig"``.
+        min_width: smallest multiplier of a group's base width.
+        max_width: largest multiplier (default by mode).
+        divisor: widths are multiples of it.
+        baselines: names of baselines to add (``"uniform"``, ``"synflow"``).
+        program: a prebuilt :class:`SynExpProgram` of ``space`` to reuse.
+        synflow_progress: called with (round, rounds) during the SynFlow baseline.
+
+    Returns:
+        The rounded widths, their exact costs against the base and every budget, the log
+        SynExp gain (and the continuous optimum's) and the solve's timings.
+
     Raises:
         BoundsError: bounds no width vector meets: ``min_width > max_width``, a group with no
             width on the grid, or budgets the widest widths already hold (nothing to solve).

@@ -80,6 +80,15 @@ class WidthSpace:
     ) -> WidthSpace:
         """Analyse the timm model ``name`` (never with pretrained weights) at ``input_size``.
 
+        Args:
+            name: a timm model name, e.g. ``"efficientnet_b0"``.
+            input_size: ``(C, H, W)`` of one image; MACs and feature-map sizes are counted at it.
+            **timm_kwargs: keyword arguments for ``timm.create_model`` (``num_classes``,
+                ``in_chans``, ...); the costs are those of the model they build.
+
+        Returns:
+            The model's width space: its channel groups, layers and exact cost posynomials.
+
         Raises:
             UnknownModelError: ``name`` is not a timm model; the message names close matches.
             UnsupportedModelError: a module or op of the model cannot be analysed.
@@ -132,6 +141,18 @@ class WidthSpace:
         Costs are for one forward pass of ``example_input`` (use batch size 1 for per-image
         MACs). :meth:`realize` starts from a copy of ``model`` taken when it is called, so keep
         ``model`` unchanged while you use the space.
+
+        Args:
+            model: the network; it is run once and left as it was.
+            example_input: a batch the model accepts, e.g. ``torch.randn(1, 3, 224, 224)``.
+            name: the name the space and its width files carry (default: the class name).
+
+        Returns:
+            The model's width space.
+
+        Raises:
+            UnsupportedModelError: a module or op cannot be analysed, or the model does not
+                rebuild at other widths (the message names the module).
         """
         factory = CopyFactory(model)
         return cls._analyse(model, example_input, name or type(model).__name__, factory, {})
@@ -232,19 +253,50 @@ class WidthSpace:
         )
 
     def params(self, widths: Widths | None = None) -> int:
-        """Exact parameter count of the model at ``widths`` (default: base widths)."""
+        """Exact parameter count of the model at ``widths`` (default: base widths).
+
+        Args:
+            widths: a width per group, or a partial ``{group id: width}``; None: the base.
+
+        Returns:
+            What ``sum(p.numel() for p in model.parameters())`` counts on the realized model.
+
+        Raises:
+            InvalidWidthsError: a width that is not a positive integer, breaks a fixed group or
+                is not a multiple of its group's ``multiple_of``.
+        """
         return self.param_cost(self.widths(widths))
 
     def macs(self, widths: Widths | None = None) -> int:
-        """Exact MACs of the model at ``widths`` (default: base widths)."""
+        """Exact MACs of the model at ``widths`` (default: base widths).
+
+        Args:
+            widths: as for :meth:`params`.
+
+        Returns:
+            Multiply-accumulates of convs and linear layers for one forward pass of the example
+            input (``FlopCounterMode``'s total / 2).
+
+        Raises:
+            InvalidWidthsError: as for :meth:`params`.
+        """
         return self.mac_cost(self.widths(widths))
 
     # ------------------------------------------------------------------ models
     def realize(self, widths: Widths | WidthFileLike | None = None) -> nn.Module:
         """A new model at ``widths``, freshly initialized with its family's own init.
 
-        ``widths`` is a width vector, a partial ``{group id: width}``, or a loaded width file
-        (:func:`widthsearch.models.widthfile.load_width_file`) made for this model.
+        Args:
+            widths: a width vector, a partial ``{group id: width}``, or a loaded width file
+                (:func:`widthsearch.models.widthfile.load_width_file`) made for this model;
+                None: the base widths.
+
+        Returns:
+            A new ``nn.Module`` whose params and MACs equal :meth:`params` and :meth:`macs`.
+
+        Raises:
+            InvalidWidthsError: widths this space does not take (see :meth:`params`).
+            WidthFileError: a width file made for another model or width space.
         """
         from widthsearch.space.realize import realize
 

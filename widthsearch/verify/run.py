@@ -110,6 +110,19 @@ def run_verify(
     timed up front at a worker's threads and the runs dealt out in queue order,
     :func:`widthsearch.verify.estimate.makespan`).
 
+    Args:
+        plan: what to train: candidates, base and controls, from a search study
+            (:func:`~widthsearch.verify.plan.plan_from_study`) or width files.
+        data: the loaded data set (:func:`widthsearch.train.load_dataset`).
+        settings: the recipe, seeds, input size, controls and pruner.
+        execution: workers, devices, storage, output CSV, checkpoints and timing.
+        progress: per-run progress hooks, or None for none.
+        log: where warnings, per-run lines and the time estimate go, or None.
+
+    Returns:
+        Everything ``widthsearch verify`` prints: every model's results, the paired verdicts
+        and the notes (``to_dict()`` is its ``--json``).
+
     Raises:
         VerifyError: bad input (before anything is written), e.g. several workers without a
             storage to share the runs through.
