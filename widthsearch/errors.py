@@ -70,6 +70,16 @@ class SearchInterrupted(KeyboardInterrupt):
     stored. A :class:`KeyboardInterrupt`, so code that catches that still does."""
 
 
+class VerifyInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a verification; the message says which runs are stored and how to resume.
+    A :class:`KeyboardInterrupt`, so code that catches that still does."""
+
+
+class WidthSearchWarning(UserWarning):
+    """Something a user should know that does not stop the work (a width file edited by hand,
+    another timm version); the CLI prints it as one ``widthsearch: warning:`` line."""
+
+
 class StudyConfigError(WidthSearchError, ValueError):
     """A study file or option that cannot be used."""
 

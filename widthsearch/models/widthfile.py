@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch._io import write_atomic
 from widthsearch._version import __version__
-from widthsearch.errors import InvalidWidthsError, WidthFileError
+from widthsearch.errors import InvalidWidthsError, WidthFileError, WidthSearchWarning
 from widthsearch.solve.program import MAX_WIDTH_RATIO
 from widthsearch.space.width_space import WidthSpace
 
@@ -114,6 +114,7 @@ class WidthFile:
                 f"{where}the widths give {params:,} params and {macs:,} MACs, not the "
                 f"{recorded[0]:,} and {recorded[1]:,} the file records (edited by hand?); the "
                 "widths are what counts",
+                WidthSearchWarning,
                 stacklevel=3,
             )
 
@@ -140,6 +141,7 @@ class WidthFile:
             warnings.warn(
                 f"width file made with timm {self.timm_version}, running timm {timm.__version__}; "
                 "the width space is unchanged, so the widths apply",
+                WidthSearchWarning,
                 stacklevel=2,
             )
 
