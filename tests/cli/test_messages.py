@@ -74,7 +74,7 @@ def test_export_refuses_a_module_name_that_shadows_an_importable_one(tmp_path, c
     py = tmp_path / f"{stem}.py"
     assert main(["export", str(tmp_path / "w.json"), "--py", str(py)]) == 2
     err = _one_line_error(capsys)
-    assert f"would shadow" in err and f"'{stem}'" in err and f"{stem}_ws.py" in err
+    assert "would shadow" in err and f"'{stem}'" in err and f"{stem}_ws.py" in err
     assert not py.exists()
 
 
@@ -126,4 +126,4 @@ def test_a_hand_edited_width_file_warns_in_one_line(tmp_path, capsys):
     assert len(err) == 1, err
     assert err[0].startswith("widthsearch: warning: ") and "edited by hand?" in err[0]
     assert "UserWarning" not in err[0] and "warnings.warn" not in err[0]
-    assert SMALL == tuple(data["input_size"])
+    assert tuple(data["input_size"]) == SMALL
