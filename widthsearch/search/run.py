@@ -283,8 +283,11 @@ def run_search(
 ) -> SearchResult:
     """Run the study up to ``config.trials`` finished trials in total (a re-run resumes).
 
-    ``workers`` processes share the study; each builds its own width space and program. A
+    ``workers`` processes share the study; each builds its own width space and program. The
+    model is analysed before the storage is opened (an unknown model leaves no file), and a
     stored study is checked against ``config`` before anything runs (:func:`check_settings`).
+    ``progress``: the study's finished trials on stderr, as a bar on a terminal, else (a log
+    file, a pipe) a plain line every :data:`LINE_SECONDS` seconds and one at the end.
 
     Raises:
         StorageError: the storage cannot be used, or the study has other settings.
@@ -377,14 +380,14 @@ def _progress(total: int, done: int, proc: _Process) -> _ProgressBar | _Progress
 
     if sys.stderr.isatty():
         return _ProgressBar(total, done, proc)
-    return _ProgressLines(total, done, proc)
+    return _ProgressLines(total, done, proc, LINE_SECONDS)
 
 
 class _ProgressLines:
     """Progress as plain lines on stderr, for a log: the study's finished trials (every
     worker's) and the rate, at most every :data:`LINE_SECONDS` seconds, and once at the end."""
 
-    def __init__(self, total: int, done: int, proc: _Process, every: float = LINE_SECONDS):
+    def __init__(self, total: int, done: int, proc: _Process, every: float) -> None:
         self.proc, self.total, self.done, self.every = proc, total, done, every
         self.start = self.shown = time.perf_counter()
         self.count = done

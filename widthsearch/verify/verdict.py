@@ -120,9 +120,12 @@ class Verdict:
         points, n=3; the smallest difference these seeds could detect is 4.1 points)``, and
         for no detectable difference ``no detectable difference: equal within ±1.8 points
         (+0.3 ± 1.5, n=3; ...)``."""
-        if self.mean is None or self.detectable is None or self.bound is None:
-            return f"{self.label} ({self.interval(scale, digits)} {unit})".replace(
-                " (- points)", ""
+        if self.mean is None:
+            return self.label
+        if self.detectable is None or self.bound is None:
+            return (
+                f"{self.label} ({self.interval(scale, digits)} {unit}; one seed has no spread, "
+                "so no difference is resolved)"
             )
         resolves = (
             f"n={self.n}; the smallest difference these seeds could detect is "
