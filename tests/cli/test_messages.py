@@ -127,3 +127,12 @@ def test_a_hand_edited_width_file_warns_in_one_line(tmp_path, capsys):
     assert err[0].startswith("widthsearch: warning: ") and "edited by hand?" in err[0]
     assert "UserWarning" not in err[0] and "warnings.warn" not in err[0]
     assert tuple(data["input_size"]) == SMALL
+
+
+def test_rounding_that_gains_says_so_instead_of_a_negative_cost():
+    from widthsearch.cli.reconfig import rounding_words
+
+    assert rounding_words(0.6, 8) == "rounding to multiples of 8 cost 0.60"
+    assert rounding_words(0.001, 8) == "rounding to multiples of 8 cost nothing"
+    gained = rounding_words(-0.6, 8)
+    assert gained.startswith("rounding to multiples of 8 gained 0.60: ") and "-0.60" not in gained
