@@ -102,7 +102,7 @@ def test_every_verdict_says_the_smallest_difference_it_could_detect():
     x, d = 100 * v.bound, 100 * v.detectable
     assert v.text() == f"{100 * v.mean:+.1f} ± {d:.1f}, equal within ±{x:.1f} (n=5)"
     assert v.sentence() == (
-        f"no detectable difference: equal within ±{x:.1f} points ({100 * v.mean:+.1f} ± "
+        f"no detectable difference (equal within ±{x:.1f} points: {100 * v.mean:+.1f} ± "
         f"{d:.1f}, n=5; the smallest difference these seeds could detect is {d:.1f} points)"
     )
     info = v.to_dict()

@@ -118,8 +118,8 @@ class Verdict:
     def sentence(self, scale: float = 100.0, digits: int = 1, unit: str = "points") -> str:
         """The verdict with what it could resolve, for a verdict line: ``better (+5.6 ± 4.1
         points, n=3; the smallest difference these seeds could detect is 4.1 points)``, and
-        for no detectable difference ``no detectable difference: equal within ±1.8 points
-        (+0.3 ± 1.5, n=3; ...)``."""
+        for no detectable difference ``no detectable difference (equal within ±1.8 points:
+        +0.3 ± 1.5, n=3; ...)``."""
         if self.mean is None:
             return self.label
         if self.detectable is None or self.bound is None:
@@ -133,8 +133,8 @@ class Verdict:
         )
         if self.label == SAME:
             return (
-                f"{SAME}: equal within ±{scale * self.bound:.{digits}f} {unit} "
-                f"({self.interval(scale, digits)}, {resolves})"
+                f"{SAME} (equal within ±{scale * self.bound:.{digits}f} {unit}: "
+                f"{self.interval(scale, digits)}, {resolves})"
             )
         return f"{self.label} ({self.interval(scale, digits)} {unit}, {resolves})"
 
