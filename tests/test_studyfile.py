@@ -150,3 +150,20 @@ def test_readme_reference_table_lists_every_key():
     expected |= {("verify", k) for k in VERIFY_KEYS}
     expected |= {("report", k) for k in REPORT_KEYS}
     assert table == expected
+
+
+def test_committed_study_files_name_the_defaults_the_code_has():
+    """A comment that says what the default is must say what the code does (the head policy
+    comment once said "zero" while verify's default is "auto")."""
+    import re
+    from pathlib import Path
+
+    from widthsearch.train.head import DEFAULT_POLICY
+
+    studies = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
+    said = []
+    for path in studies:
+        for line in path.read_text().splitlines():
+            if line.startswith("head ="):
+                said += re.findall(r'"(\w+)" \(the default\)', line)
+    assert said and set(said) == {DEFAULT_POLICY}

@@ -75,13 +75,19 @@ class StorageError(WidthSearchError):
     """A storage URL that cannot be opened, or a study that does not fit the command."""
 
 
-class WidthSearchWarning(UserWarning):
-    """A warning the user can act on; the CLI prints it as one line (``widthsearch: warning:``)."""
-
-
 class SearchInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a search after its running trials finished; the message says what is
     stored. A :class:`KeyboardInterrupt`, so code that catches that still does."""
+
+
+class VerifyInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a verification; the message says which runs are stored and how to resume.
+    A :class:`KeyboardInterrupt`, so code that catches that still does."""
+
+
+class WidthSearchWarning(UserWarning):
+    """Something a user should know that does not stop the work (a width file edited by hand,
+    another timm version); the CLI prints it as one ``widthsearch: warning:`` line."""
 
 
 class StudyConfigError(WidthSearchError, ValueError):

@@ -190,3 +190,19 @@ def test_not_json_and_missing(tmp_path):
         load_width_file(path)
     with pytest.raises(WidthFileError, match="no width file"):
         create_model(tmp_path / "absent.json")
+
+
+@pytest.mark.slow
+def test_width_space_realize_takes_a_loaded_width_file_as_the_readme_writes_it(tmp_path):
+    """`WidthSpace.realize(load_width_file("widths.json"))` on the class builds the file's space
+    and its model; on a space it checks the file against that space."""
+    from widthsearch import WidthSpace
+
+    path, result = _width_file(tmp_path, "resnet18")
+    model = WidthSpace.realize(load_width_file(path))
+    assert count(model, SMALL) == (result.params, result.macs)
+    space = zoo_space("resnet18")
+    assert count(space.realize(load_width_file(path)), SMALL) == (result.params, result.macs)
+    assert count(WidthSpace.realize(space, result.widths), SMALL) == (result.params, result.macs)
+    with pytest.raises(TypeError, match="call it on a space: space.realize"):
+        WidthSpace.realize(list(result.widths))

@@ -44,7 +44,9 @@ def test_mean_interval_and_label_on_known_numbers(diffs, label):
     # the same interval as scipy's paired t-test
     ci = stats.ttest_rel(values, reference).confidence_interval(0.95)
     assert (v.low, v.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
-    assert v.text(scale=1) == f"{mean:+.1f} ± {half:.1f}, {label}"
+    said = f"equal within ±{abs(mean) + half:.1f}" if label == SAME else label
+    assert v.text(scale=1) == f"{mean:+.1f} ± {half:.1f}, {said} (n=3)"
+    assert v.detectable == pytest.approx(half, abs=1e-4)
 
 
 def test_pairs_only_shared_seeds_and_says_when_there_are_none():
@@ -84,3 +86,31 @@ def test_resolution_floors_the_spread_of_identical_differences():
 def test_bad_level_is_refused():
     with pytest.raises(ValueError, match="level"):
         paired({0: 1.0}, {0: 1.0}, level=1.5)
+
+
+def test_every_verdict_says_the_smallest_difference_it_could_detect():
+    """Real top-1 over five seeds (a 359-image validation split): t(0.975, 4) * sd / sqrt(n)."""
+    image = 1 / 359
+    cand = {s: k * image for s, k in enumerate([300, 305, 297, 302, 299])}
+    base = {s: k * image for s, k in enumerate([301, 302, 299, 300, 301])}
+    diffs = [cand[s] - base[s] for s in range(5)]
+    sd = stats.tstd(diffs)
+    v = paired(cand, base, name="base", resolution=image)
+    assert v.label == SAME
+    assert v.detectable == pytest.approx(T975[4] * sd / math.sqrt(5), rel=1e-4)
+    assert v.bound == pytest.approx(abs(v.mean) + v.detectable)
+    x, d = 100 * v.bound, 100 * v.detectable
+    assert v.text() == f"{100 * v.mean:+.1f} ± {d:.1f}, equal within ±{x:.1f} (n=5)"
+    assert v.sentence() == (
+        f"no detectable difference (equal within ±{x:.1f} points: {100 * v.mean:+.1f} ± "
+        f"{d:.1f}, n=5; the smallest difference these seeds could detect is {d:.1f} points)"
+    )
+    info = v.to_dict()
+    assert info["detectable"] == pytest.approx(v.detectable) and info["n"] == 5
+    better = paired({s: c + 4 * image for s, c in cand.items()}, base, resolution=image)
+    assert better.label == BETTER
+    assert better.sentence().endswith(
+        f"n=5; the smallest difference these seeds could detect is {d:.1f} points)"
+    )
+    one = paired({0: 0.5}, {0: 0.4})
+    assert one.detectable is None and "no difference is resolved" in one.sentence()

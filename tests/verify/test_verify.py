@@ -276,6 +276,7 @@ def test_control_holds_the_first_candidates_macs_and_folds_into_the_base(tiny_sp
     same = Candidate("same", "candidate", space.base_widths, space.params(), space.macs(), 0.0)
     plan = with_controls(space, [same], 8, "test")
     assert plan.candidates[2].widths == space.base_widths  # trained once, reported as the base
+    assert plan.candidates[2].label == "uniform 1x"  # not the bisection's 1.0xx
 
 
 def test_controls_can_match_the_candidates_params_instead_of_its_macs(tiny_space):

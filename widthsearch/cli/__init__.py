@@ -7,10 +7,13 @@ command, never at the top: ``widthsearch --help`` and argument errors answer at 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from widthsearch._version import __version__
 from widthsearch.errors import WidthSearchError, WidthSearchWarning
@@ -46,41 +49,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warnings(show):
-    """``warnings.showwarning`` that prints our own warnings as one line
-    (``widthsearch: warning: ...``) and hands any other to ``show``."""
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, except that an unknown option is refused by its command's
+    parser (its usage, not the top level's) with the closest option it has: ``--parms`` gets
+    "did you mean --params?" (argparse's own ``suggest_on_error`` is Python 3.14's)."""
+    args, extras = parser.parse_known_args(argv)
+    if not extras:
+        return args
+    command = _subparser(parser, args.command)
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    options = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+    for extra in extras:
+        given = extra.split("=", 1)[0]
+        if given.startswith("-") and given not in options:
+            close = difflib.get_close_matches(given, options, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]}?"
+                break
+    command.error(message)  # exits 2
 
-    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
-        if issubclass(category, WidthSearchWarning):
-            print(f"widthsearch: warning: {message}", file=file or sys.stderr)
-        else:
-            show(message, category, filename, lineno, file, line)
 
-    return showwarning
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise AssertionError("build_parser adds the commands")  # pragma: no cover
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Every warning as one ``widthsearch: warning:`` line on stderr, not Python's two lines
+    with a source line: ours as their message; another package's with its kind and place."""
+    lines = str(message).strip().splitlines()
+    text = lines[0] if lines else category.__name__
+    if not issubclass(category, WidthSearchWarning):
+        text += f" ({category.__name__} from {os.path.basename(filename)}:{lineno})"
+    with contextlib.suppress(OSError, ValueError):  # stderr closed
+        print(f"widthsearch: warning: {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warnings(warnings.showwarning)
-        return _main(args)
+    """Run one command; returns its exit status (0 done, 2 a refused input, 130 Ctrl-C).
 
-
-def _main(args: argparse.Namespace) -> int:
+    Errors a user can act on (:class:`~widthsearch.errors.WidthSearchError`) and warnings come
+    out as one line each. A closed stdout (``widthsearch front ... | head -1``: the reader has
+    what it wants) ends the command quietly with status 0.
+    """
     try:
-        code = args.func(args)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
-        return code
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            args = _parse(build_parser(), argv)
+            code = args.func(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
     except BrokenPipeError:  # `widthsearch front ... | head -1`: the reader has enough
         _discard_stdout()
-        return 1
+        return 0
     except WidthSearchError as exc:
-        print(f"widthsearch: error: {exc}", file=sys.stderr)
+        _say(f"widthsearch: error: {exc}")
         return 2
-    except KeyboardInterrupt as exc:  # SearchInterrupted says what was kept
-        print(f"widthsearch: interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # SearchInterrupted, VerifyInterrupted say what was kept
+        _say(f"widthsearch: interrupted{f': {exc}' if str(exc) else ''}")
         return 130
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr closed too: the exit status says it
+        print(line, file=sys.stderr, flush=True)
 
 
 def _discard_stdout() -> None:

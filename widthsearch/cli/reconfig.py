@@ -83,10 +83,27 @@ def format_result(info: dict[str, Any]) -> str:
         *_hardware_notes(info),
         "",
         f"log SynExp gain over the base model: {info['log_synexp_gain']:+.2f} "
-        f"(continuous optimum {info['log_synexp_continuous']:+.2f}; rounding to multiples of "
-        f"{info['divisor']} cost {info['rounding_loss']:.2f})",
+        f"(continuous optimum {info['log_synexp_continuous']:+.2f}; "
+        f"{rounding_words(info['rounding_loss'], info['divisor'])})",
     ]
     return "\n".join(lines)
+
+
+def rounding_words(loss: float, divisor: int) -> str:
+    """What rounding onto the grid did to log SynExp, in words: ``loss`` is the continuous
+    optimum's gain minus the rounded widths' gain. The grid lies inside the program's bounds
+    and every rounded vector holds the budgets, so it cannot beat the exact continuous optimum;
+    when it does, the solver stopped short of that optimum (its tolerance), and the words say
+    so instead of printing a negative cost."""
+    grid = f"rounding to multiples of {divisor}"
+    if loss >= 0.005:
+        return f"{grid} cost {loss:.2f}"
+    if loss > -0.005:
+        return f"{grid} cost nothing"
+    return (
+        f"{grid} gained {-loss:.2f}: the rounded widths beat the solver's continuous answer, "
+        "which stopped short of the exact optimum"
+    )
 
 
 def format_baselines(info: dict[str, Any]) -> str:

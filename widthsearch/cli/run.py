@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -31,14 +30,17 @@ def run(args: argparse.Namespace) -> int:
         study_file=args.study_file,
         device=args.device,
         workers=args.workers,
-        search_progress=sys.stderr.isatty(),
+        search_progress=True,  # a bar on a terminal, else a line every few seconds
         train_progress=bars,
         data=data,
         verify=verify,
         log=log_line,
     )
     s = result.search
-    print(f"search: {s.trials} trials ({s.new_trials} new), front {len(s.front)}; {s.storage}")
+    held = " (it held them already: raise [search] trials to add more)" if not s.new_trials else ""
+    print(
+        f"search: {s.trials} trials ({s.new_trials} new{held}), front {len(s.front)}; {s.storage}"
+    )
     if result.verify is not None:
         print()
         print(format_verify(result.verify.to_dict()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from widthsearch.errors import StudyConfigError, WidthSearchError
@@ -160,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         args.storage,
         workers=args.workers,
         timeout=args.timeout,
-        progress=not args.json and sys.stderr.isatty(),
+        progress=not args.json,  # a bar on a terminal, else a line every few seconds
     )
     info = dict(result.report)
     info.update(storage=result.storage, new_trials=result.new_trials, seconds=result.seconds)
@@ -168,11 +167,24 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(format_front(info))
-        print(
-            f"\n{result.new_trials} new trials in {result.seconds:.1f} s (start-up included) on "
-            f"{args.workers} worker(s); storage {result.storage}"
-        )
+        print(f"\n{ran_line(result, config.trials, args.workers)}")
     return 0
+
+
+def ran_line(result: Any, target: int, workers: int) -> str:
+    """What the run added: its new trials and their time, or, when the study held ``target``
+    finished trials already, that nothing ran and how to add more (``--trials`` counts all
+    the study's finished trials, not new ones)."""
+    if result.new_trials == 0 and result.trials >= target:
+        return (
+            f"nothing ran: study '{result.study_name}' holds {result.trials:,} finished trials, "
+            f"at least --trials {target:,} (which counts all of them); give --trials above "
+            f"{result.trials:,} to add more; storage {result.storage}"
+        )
+    return (
+        f"{result.new_trials} new trials in {result.seconds:.1f} s (start-up included) on "
+        f"{workers} worker(s); storage {result.storage}"
+    )
 
 
 def add_parser(sub: Any) -> None:

@@ -134,7 +134,9 @@ def format_verify(info: dict[str, Any]) -> str:
         ),
         "top-1 and val loss: last epoch on the validation split, mean ± std over seeds; "
         "vs base, vs control: top-1 difference in points, paired by seed,",
-        "mean ± half its 95% t-interval; better or worse when the interval excludes 0."
+        "mean ± half its 95% t-interval (the smallest difference those seeds could detect); "
+        "better or worse when the interval excludes 0, else equal within ±X (n), the interval "
+        "lying inside ±X."
         + (
             " vs random: against the mean of the random-shape controls, seed by seed."
             if randoms

@@ -21,6 +21,7 @@ import keyword
 import os
 import pprint
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -229,7 +230,9 @@ def check_module_path(py: str | os.PathLike) -> Path:
 
     Raises:
         WidthSearchError: not a ``.py`` file, a stem that is not a module name
-            (``my-models.py``: ``import my-models`` is a syntax error), or no such folder.
+            (``my-models.py``: ``import my-models`` is a syntax error), a stem that names a
+            module Python can import already (``timm.py`` would shadow timm wherever it is
+            imported from its folder), or no such folder.
     """
     py = Path(py)
     if py.suffix != ".py":
@@ -241,7 +244,32 @@ def check_module_path(py: str | os.PathLike) -> Path:
             f"--py {py}: '{py.stem}' is not a Python module name, so `import {py.stem}` is "
             f"impossible; use letters, digits and underscores, e.g. {py.with_stem(fixed)}"
         )
+    shadowed = _shadowed(py)
+    if shadowed:
+        raise WidthSearchError(
+            f"--py {py} would shadow {shadowed}: `import {py.stem}` next to it would load the "
+            f"export instead; choose another name, e.g. {py.with_stem(f'{py.stem}_ws')}"
+        )
     return check_output_path(py, "--py")
+
+
+def _shadowed(py: Path) -> str:
+    """What ``py``'s stem would shadow: a module of the standard library or one this Python
+    can import (timm, torch, widthsearch, ... any top-level name), other than ``py`` itself
+    (an export written there before); '' when the name is free."""
+    stem = py.stem
+    if stem in sys.stdlib_module_names:
+        return f"the standard library's module '{stem}'"
+    try:
+        spec = importlib.util.find_spec(stem)
+    except (ImportError, ValueError):  # a module in sys.modules without a spec
+        return f"the imported module '{stem}'"
+    if spec is None:
+        return ""
+    origin = spec.origin if spec.has_location else None
+    if origin and Path(origin).resolve() == py.resolve():
+        return ""
+    return f"the installed module '{stem}'"
 
 
 def export(width_file: str | os.PathLike, py: str | os.PathLike, name: str | None = None) -> str:

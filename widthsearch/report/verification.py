@@ -154,10 +154,12 @@ classifier; trained columns: the model as trained ({v["num_classes"]} classes,
 {h}&times;{w}), counted on the real module; in brackets the ratio to the base. Top-1 and loss:
 the last epoch on the validation split, mean ± std over seeds (n=1: one seed, no spread); bold:
 the best mean top-1. vs base, vs control: the top-1 difference in points, paired by seed (same
-initialization and data order), as mean ± half its 95% Student-t interval over the seeds;
-<i>better</i> or <i>worse</i> only when the interval excludes zero, else <i>no detectable
-difference</i> (n.d.). The spread used is at least one validation image{image}; intervals are per
-comparison, not corrected for the number of candidates. img/s: training throughput.{latency_html}
+initialization and data order), as mean ± half its 95% Student-t interval over the seeds,
+which is the smallest difference those seeds, with the spread they showed, could detect;
+<i>better</i> or <i>worse</i> only when the interval excludes zero, else <i>equal within
+±X</i> (n.d., no detectable difference; the interval lies inside ±X). The spread used is at
+least one validation image{image}; intervals are per comparison, not corrected for the
+number of candidates. img/s: training throughput.{latency_html}
 Pruner: {html.escape(PRUNERS_SAID.get(v.get("pruner") or "none", str(v.get("pruner"))))};
 a pruned run is shown with the epoch it was stopped at and its top-1 then, and is left out of
 the mean, the spread and the paired verdicts (completed seeds only).

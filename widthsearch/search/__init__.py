@@ -39,8 +39,10 @@ from widthsearch.search.settings import (
 )
 from widthsearch.search.storage import (
     DEFAULT_STORAGE,
+    VERIFICATION_MARK,
     find_study,
     is_sqlite,
+    is_verification,
     missing_study,
     open_storage,
     storage_name,
@@ -58,6 +60,7 @@ from widthsearch.search.study import (
 __all__ = [
     "DEFAULT_ROWS",
     "DEFAULT_SAMPLER",
+    "VERIFICATION_MARK",
     "DEFAULT_STORAGE",
     "DIRECTIONS",
     "EPS_STEPS",
@@ -83,6 +86,7 @@ __all__ = [
     "front",
     "hardware_models",
     "is_sqlite",
+    "is_verification",
     "load_front",
     "load_search_study",
     "make_sampler",

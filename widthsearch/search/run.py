@@ -283,8 +283,11 @@ def run_search(
 ) -> SearchResult:
     """Run the study up to ``config.trials`` finished trials in total (a re-run resumes).
 
-    ``workers`` processes share the study; each builds its own width space and program. A
+    ``workers`` processes share the study; each builds its own width space and program. The
+    model is analysed before the storage is opened (an unknown model leaves no file), and a
     stored study is checked against ``config`` before anything runs (:func:`check_settings`).
+    ``progress``: the study's finished trials on stderr, as a bar on a terminal, else (a log
+    file, a pipe) a plain line every :data:`LINE_SECONDS` seconds and one at the end.
 
     Args:
         config: the model, input size, ranges, sampler, seed and trial count (a study file's
@@ -306,6 +309,8 @@ def run_search(
     if workers < 1:
         raise StudyConfigError(f"workers must be at least 1, got {workers}")
     _quiet_optuna()  # the study's own lines, not Optuna's
+    # the model first: an unknown or unsupported one is refused before a storage file exists
+    space = WidthSpace.from_ref(config.model, input_size=config.input_size, **config.timm_kwargs)
     storage = open_storage(storage_url)
     existing = find_study(storage, config.name)
     if existing is not None and not unfinished(existing):
@@ -314,9 +319,6 @@ def run_search(
     ctx = multiprocessing.get_context("spawn")
     event = ctx.Event()
     with _Stop(event) as stop:  # from here a Ctrl-C lets the step it lands in finish
-        space = WidthSpace.from_ref(
-            config.model, input_size=config.input_size, **config.timm_kwargs
-        )
         hardware = hardware_models(config, space, progress=_stderr if progress else None)
         study = open_study(config, storage, space=space, url=storage_url, hardware=hardware)
         config = _resolve(config, study)
@@ -339,7 +341,7 @@ def run_search(
             while not ready.wait(0.2) and p.is_alive() and not stop():
                 pass
         procs = [p for p, _ in starting]
-        bar = _ProgressBar(config.trials, done, own) if progress and own else None
+        bar = _progress(config.trials, done, own) if progress and own else None
         try:
             if own is not None:
                 _run(own, shares[0], stop, bar)
@@ -379,6 +381,46 @@ def _stderr(message: str) -> None:
     import sys
 
     print(message, file=sys.stderr, flush=True)
+
+
+LINE_SECONDS = 10.0
+"""Seconds between progress lines when stderr is not a terminal (a log file, a pipe)."""
+
+
+def _progress(total: int, done: int, proc: _Process) -> _ProgressBar | _ProgressLines:
+    """A bar on a terminal; elsewhere (a log, CI, ``2> file``) a plain line now and then."""
+    import sys
+
+    if sys.stderr.isatty():
+        return _ProgressBar(total, done, proc)
+    return _ProgressLines(total, done, proc, LINE_SECONDS)
+
+
+class _ProgressLines:
+    """Progress as plain lines on stderr, for a log: the study's finished trials (every
+    worker's) and the rate, at most every :data:`LINE_SECONDS` seconds, and once at the end."""
+
+    def __init__(self, total: int, done: int, proc: _Process, every: float) -> None:
+        self.proc, self.total, self.done, self.every = proc, total, done, every
+        self.start = self.shown = time.perf_counter()
+        self.count = done
+        _stderr(f"search: {done:,}/{total:,} trials finished; a line every {every:g} s")
+
+    def __call__(self) -> None:
+        self.count += 1
+        now = time.perf_counter()
+        if now - self.shown >= self.every:
+            self.shown = now
+            self.count = _count(self.proc.storage, self.proc.study_id)  # other workers' too
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        rate = (self.count - self.done) / max(now - self.start, 1e-9)
+        _stderr(f"search: {self.count:,}/{self.total:,} trials finished ({rate:.1f} trials/s)")
+
+    def close(self) -> None:
+        self.count = _count(self.proc.storage, self.proc.study_id)
+        self._line(time.perf_counter())
 
 
 class _ProgressBar:

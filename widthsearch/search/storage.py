@@ -74,6 +74,15 @@ def open_storage(url: str | None, *, create: bool = True, heartbeat: int | None 
     shown = storage_name(url)
     if _is_journal(url):
         path = url.removeprefix("journal:")
+        if not path.strip():
+            raise StorageError(
+                f"'{url}' names no journal file: give its path, e.g. --storage journal:study.log"
+            )
+        if os.path.isdir(path):
+            raise StorageError(
+                f"journal {path} is a folder: give a file in it, e.g. --storage "
+                f"journal:{os.path.join(path, 'study.log')}"
+            )
         if not os.path.exists(path):
             if not create:
                 raise StorageError(f"no journal file at {path}: nothing to read; run search first")
@@ -199,15 +208,31 @@ def _fast_sqlite(engine: Any, writable: bool = True) -> None:
     engine.dispose()  # connections made while Optuna set the tables up lack these settings
 
 
+VERIFICATION_MARK = "/verify-"
+"""What the name of a verification study holds (``STUDY/verify-KEY``,
+:func:`widthsearch.verify.queue.verification_name`): widthsearch's own bookkeeping of the
+training runs, not a study a user made or names."""
+
+
 def study_names(storage: Any) -> list[str]:
     """Names of the studies in ``storage``."""
     return [s.study_name for s in storage.get_all_studies()]
 
 
+def is_verification(name: str) -> bool:
+    """Whether ``name`` is a verification study's (see :data:`VERIFICATION_MARK`)."""
+    return VERIFICATION_MARK in name
+
+
 def missing_study(name: str, storage: Any, url: str | None) -> StorageError:
-    """The error for a study ``storage`` lacks: it names the storage and what it holds."""
+    """The error for a study ``storage`` lacks: it names the storage and the studies a user
+    made there (searches); verification studies are counted, not listed."""
     names = study_names(storage)
-    held = f"it holds {', '.join(names)}" if names else "it holds no studies"
+    users = [n for n in names if not is_verification(n)]
+    internal = len(names) - len(users)
+    held = f"it holds {', '.join(users)}" if users else "it holds no search studies"
+    if internal:
+        held += f", and {internal} verification stud{'y' if internal == 1 else 'ies'} of verify"
     return StorageError(f"no study '{name}' in {storage_name(url)} ({held})")
 
 
@@ -223,8 +248,10 @@ def find_study(storage: Any, name: str) -> optuna.Study | None:
 __all__ = [
     "DEFAULT_STORAGE",
     "StorageError",
+    "VERIFICATION_MARK",
     "find_study",
     "is_sqlite",
+    "is_verification",
     "missing_study",
     "open_storage",
     "storage_name",

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from widthsearch.errors import StorageError
 from widthsearch.search.attrs import SEARCH_STUDY, StudyAttr
 from widthsearch.search.settings import DEFAULT_SAMPLER, DIRECTIONS, OBJECTIVES, SearchConfig
-from widthsearch.search.storage import find_study, missing_study, open_storage, storage_name
+from widthsearch.search.storage import (
+    VERIFICATION_MARK,
+    find_study,
+    is_verification,
+    missing_study,
+    open_storage,
+    storage_name,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -158,6 +165,12 @@ def load_search_study(study_name: str, storage_url: str | None) -> optuna.Study:
     if study is None:
         raise missing_study(study_name, storage, storage_url)
     if study.user_attrs.get(StudyAttr.MARK) != SEARCH_STUDY:
+        if is_verification(study_name):
+            owner = study_name.split(VERIFICATION_MARK, 1)[0]
+            raise StorageError(
+                f"study '{study_name}' is verify's record of the training runs of '{owner}', "
+                f"not a search; give '{owner}'"
+            )
         raise StorageError(
             f"study '{study_name}' in {storage_name(storage_url)} was not made by widthsearch "
             "search"

@@ -91,7 +91,19 @@ def uniform(
             seconds=time.perf_counter() - start,
         )
     alpha, widths = scaled
-    return _at(space, "uniform", f"uniform multiplier {alpha:.3f}x", widths, start)
+    return _at(
+        space, "uniform", f"uniform multiplier {_multiplier(space, alpha, widths)}", widths, start
+    )
+
+
+def _multiplier(space: WidthSpace, alpha: float, widths: Sequence[int]) -> str:
+    """The uniform multiplier as shown: ``1x`` when the rounded widths are the base's (the
+    bisection's ``alpha`` may be a little above 1 and still round to them), else ``alpha`` to
+    three digits, never shown as ``1.000x`` for widths that differ from the base."""
+    if tuple(widths) == tuple(space.base_widths):
+        return "1x"
+    text = f"{alpha:.3f}x"
+    return f"{alpha:.4f}x" if text == "1.000x" else text
 
 
 def random_shape(

@@ -40,9 +40,9 @@ BASELINES = ("uniform", "synflow")
 DEFAULT_BASELINES = ("uniform",)
 """What ``reconfig`` compares with unless asked: the uniform multiplier takes milliseconds;
 SynFlow's iterative pruning takes 20 s to minutes on a CPU, so it is opt-in."""
-_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
+_COUNT = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-_NUMBER = r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*"
+_NUMBER = r"^\s*([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*"
 _TIME = re.compile(_NUMBER + r"(ms|s|us)?\s*$", re.IGNORECASE)
 _BYTES = re.compile(_NUMBER + r"([kmgt]i?b|b)?\s*$", re.IGNORECASE)
 _TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -67,7 +67,9 @@ def parse_budget(text: str | float, base: int, *, per: int = 1) -> int:
     if not math.isfinite(value * _SUFFIX[suffix]):
         raise WidthSearchError(f"budget '{text}' is too large to be a number of params or MACs")
     if value <= 0:
-        raise WidthSearchError(f"budget '{text}' must be positive")
+        raise WidthSearchError(
+            f"budget '{text}' must be positive: a ratio of the base (0.8) or a count (4.2M)"
+        )
     if suffix or value >= 1000:
         return math.floor(value * _SUFFIX[suffix] / per)
     return math.floor(value * base)
@@ -83,7 +85,9 @@ def parse_latency(text: str | float, base_ms: float) -> float:
         )
     value, unit = float(m.group(1)), (m.group(2) or "").lower()
     if value <= 0:
-        raise WidthSearchError(f"latency budget '{text}' must be positive")
+        raise WidthSearchError(
+            f"latency budget '{text}' must be positive: a ratio (0.9) or a time (12ms)"
+        )
     return value * _TIME_UNITS[unit] if unit else value * base_ms
 
 
@@ -97,7 +101,9 @@ def parse_memory(text: str | float, base_bytes: int) -> int:
         )
     value, unit = float(m.group(1)), (m.group(2) or "").lower()
     if value <= 0:
-        raise WidthSearchError(f"memory budget '{text}' must be positive")
+        raise WidthSearchError(
+            f"memory budget '{text}' must be positive: a ratio (0.8) or a size (300MB)"
+        )
     return math.floor(value * _BYTE_UNITS[unit] if unit else value * base_bytes)
 
 

@@ -8,6 +8,7 @@ See :mod:`widthsearch.space.groups` for what a group and a layer are.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -42,6 +43,34 @@ class WidthFileLike(Protocol):
     @property
     def widths(self) -> Sequence[int]: ...
     def check_space(self, space: WidthSpace) -> None: ...
+
+
+class _SpaceOrFile:
+    """:meth:`WidthSpace.realize`: a method of a space, which on the class itself also takes a
+    loaded width file alone (``WidthSpace.realize(load_width_file("w.json"))``, as one writes
+    it after reading a width file) and builds that file's space first."""
+
+    def __init__(self, method: Callable[..., nn.Module]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+        self.__wrapped__ = method
+
+    def __get__(
+        self, space: WidthSpace | None, owner: type | None = None
+    ) -> Callable[..., nn.Module]:
+        if space is None:
+            return self._on_class
+        return types.MethodType(self._method, space)
+
+    def _on_class(self, first: Any, *args: Any, **kwargs: Any) -> nn.Module:
+        if isinstance(first, WidthSpace):  # WidthSpace.realize(space, widths)
+            return self._method(first, *args, **kwargs)
+        if args or kwargs or not isinstance(first, WidthFileLike) or not hasattr(first, "space"):
+            raise TypeError(
+                "WidthSpace.realize on the class takes one loaded width file "
+                "(load_width_file(PATH)); for widths, call it on a space: space.realize(widths)"
+            )
+        return self._method(first.space(), first)
 
 
 @dataclass(frozen=True)
@@ -283,8 +312,12 @@ class WidthSpace:
         return self.mac_cost(self.widths(widths))
 
     # ------------------------------------------------------------------ models
-    def realize(self, widths: Widths | WidthFileLike | None = None) -> nn.Module:
+    def _realize(self, widths: Widths | WidthFileLike | None = None) -> nn.Module:
         """A new model at ``widths``, freshly initialized with its family's own init.
+
+        ``widths`` may also be a loaded width file called on the class:
+        ``WidthSpace.realize(load_width_file("w.json"))`` builds the file's width space first
+        (:meth:`WidthFile.space`), then the model.
 
         Args:
             widths: a width vector, a partial ``{group id: width}``, or a loaded width file
@@ -306,6 +339,8 @@ class WidthSpace:
         if self._factory is None:  # pragma: no cover - only for hand-built spaces
             raise UnsupportedModelError("this width space has no model to realize")
         return realize(self._factory(), self, self.widths(widths))
+
+    realize = _SpaceOrFile(_realize)
 
     @cached_property
     def fingerprint(self) -> str:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import QueueError
+from widthsearch.search import VERIFICATION_MARK
 from widthsearch.verify import _optuna
 from widthsearch.verify.attrs import (
     CANDIDATE,
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
 
 def verification_name(owner: str, key: str) -> str:
     """The verification study of ``owner`` (a search study or a model name) for a recipe key."""
-    return f"{owner}/verify-{key}"
+    return f"{owner}{VERIFICATION_MARK}{key}"
 
 
 def _study_class() -> type[optuna.Study]:
@@ -294,7 +295,7 @@ def import_shared(study: optuna.Study, runs: Sequence[Run], key: str) -> dict[st
 
     live = _live(study)
     wanted = {r.id: r for r in runs if r.id not in live}
-    suffix = f"/verify-{key}"
+    suffix = f"{VERIFICATION_MARK}{key}"
     taken: dict[str, int] = {}
     for other in _optuna.studies(study):
         name = other.study_name

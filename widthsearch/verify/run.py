@@ -21,8 +21,9 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from widthsearch.errors import VerifyInterrupted
 from widthsearch.hardware.timing import others_busy, pinned_threads
-from widthsearch.search import open_storage, stored_latency
+from widthsearch.search import open_storage, storage_name, stored_latency
 from widthsearch.verify import _optuna
 from widthsearch.verify.attrs import PRUNER
 from widthsearch.verify.estimate import _Estimate, _step_times
@@ -130,7 +131,10 @@ def run_verify(
     execution = execution or Execution()
     setup = prepare(plan, data, settings, execution)
     study, done_before, todo = _open_queue(setup, data, execution, log)
-    _train(setup, study, todo, data, execution, progress, log)
+    try:
+        _train(setup, study, todo, data, execution, progress, log)
+    except KeyboardInterrupt:
+        raise _interrupted(setup, study) from None
     rows, trained = _collect(setup, study, done_before)
     measured, timed_on, load = _time_models(setup, study, rows, data, execution, log)
     plan = setup.plan
@@ -289,6 +293,42 @@ def _collect(setup: Setup, study: optuna.Study, done_before: set[str]) -> tuple[
             rows[_row_id(row)] = row
     trained = len((set(trials) & ids) - done_before)
     return rows, trained
+
+
+def _interrupted(setup: Setup, study: optuna.Study) -> VerifyInterrupted:
+    """Ctrl-C during training: keep the finished runs in the results CSV too (a verification
+    in memory keeps them nowhere else; a re-run imports them from there), and say what is
+    kept and how to go on. Optuna has marked the run that was cut off FAIL; it is queued
+    again on the next run and resumes from its last epoch checkpoint."""
+    rows: Rows = {}
+    wrote = False
+    with contextlib.suppress(Exception):  # a storage that went away with the Ctrl-C
+        rows, _ = _collect(setup, study, set())
+        if setup.out is not None and rows:
+            write_results_csv(setup.out, _ordered(setup.csv_rows, rows))
+            wrote = True
+    done, total = len(rows), len(setup.runs)
+    stored = setup.plan.study is not None or setup.url is not None
+    places = [f"{storage_name(setup.url)} (study '{setup.name}')"] if stored else []
+    places += [str(setup.out)] if wrote else []
+    if not done:
+        kept = "none to keep"
+    elif not places:
+        kept = "kept nowhere: the queue was in memory and no results file was given"
+    else:
+        kept = f"kept in {' and '.join(places)}"
+        if not stored:
+            kept += " (the queue was in memory: give --storage to keep runs in a study)"
+    ckpt = setup.checkpoints
+    cut = (
+        f"; the run cut off resumes from its last epoch checkpoint in {ckpt}"
+        if ckpt.is_dir() and any(ckpt.iterdir())
+        else "; the run cut off had no finished epoch and starts again"
+    )
+    return VerifyInterrupted(
+        f"stopped with {done} of {total} runs finished, {kept}{cut}; run the same command "
+        "again to continue (finished runs are skipped)"
+    )
 
 
 def _time_models(

@@ -245,7 +245,7 @@ def verdict_lines(results: Sequence[dict[str, Any]]) -> list[str]:
         name = r["candidate"] + (f" ({', '.join(costs)})" if costs else "")
         pruned = r.get("pruned") or []
         parts = [
-            f"against {v['reference']}: {v['label']} ({_verdict(v).interval()} points)"
+            f"against {v['reference']}: {_verdict(v).sentence()}"
             for v in (r.get("vs_base"), r.get("vs_control"), r.get("vs_random"))
             if v is not None and (v["seeds"] or not pruned)
         ]

@@ -7,7 +7,8 @@ both have, a two-sided Student-t confidence interval around it (default 95%), an
 
 - ``better``: the whole interval is above zero;
 - ``worse``: the whole interval is below zero;
-- ``no detectable difference``: the interval holds zero;
+- ``no detectable difference``: the interval holds zero; said as "equal within ±X" with X
+  the interval's farthest end from zero (:attr:`Verdict.bound`);
 - ``n=1, no verdict``: one shared seed gives a difference but no spread;
 - ``no shared seeds``: nothing to pair.
 
@@ -16,6 +17,10 @@ chance (two seeds, each two images worse, give a spread of exactly zero and an i
 width). ``resolution`` (one image: ``1 / validation images``) is therefore a floor on the
 standard deviation used for the interval. Intervals are per comparison, not corrected for the
 number of candidates compared.
+
+Every verdict says what it could resolve: the interval's half width, ``t * sd / sqrt(n)`` at
+the same level, is the smallest mean difference that these seeds, with the spread they showed,
+could have called better or worse (:attr:`Verdict.detectable`).
 
 Example:
     >>> v = paired({0: 0.90, 1: 0.92, 2: 0.91}, {0: 0.85, 1: 0.88, 2: 0.86})
@@ -72,6 +77,22 @@ class Verdict:
     def half_width(self) -> float | None:
         return None if self.low is None or self.high is None else (self.high - self.low) / 2
 
+    @property
+    def detectable(self) -> float | None:
+        """The smallest mean difference this comparison could have called better or worse:
+        ``t(1 - (1 - level) / 2, n - 1) * sd / sqrt(n)`` with the observed spread of the
+        paired differences (floored at the metric's resolution), i.e. the interval's half
+        width. None below two seeds: one difference has no spread, so nothing is resolved."""
+        return self.half_width
+
+    @property
+    def bound(self) -> float | None:
+        """How far from zero the difference can be, at the level: ``max(|low|, |high|)``;
+        "equal within ±bound" is what a ``no detectable difference`` may claim."""
+        if self.low is None or self.high is None:
+            return None
+        return max(abs(self.low), abs(self.high))
+
     def interval(self, scale: float = 100.0, digits: int = 1) -> str:
         """``+5.6 ± 4.1`` (``±``: half the interval), ``+5.6`` for one seed, ``-`` for none."""
         if self.mean is None:
@@ -82,16 +103,45 @@ class Verdict:
         return f"{mean} ± {scale * self.half_width:.{digits}f}"
 
     def text(self, scale: float = 100.0, digits: int = 1) -> str:
-        """``+5.6 ± 4.1, better``; ``+5.6 (n=1, no verdict)``; ``no shared seeds``."""
+        """``+5.6 ± 4.1, better (n=3)``; ``+0.3 ± 1.5, equal within ±1.8 (n=3)``;
+        ``+5.6 (n=1, no verdict)``; ``no shared seeds``. The ``±`` is the smallest difference
+        the seeds could detect (:attr:`detectable`)."""
         if self.mean is None:
             return NONE
-        if self.half_width is None:
+        if self.bound is None:
             return f"{self.interval(scale, digits)} ({self.label})"
-        return f"{self.interval(scale, digits)}, {self.label}"
+        said = (
+            f"equal within ±{scale * self.bound:.{digits}f}" if self.label == SAME else self.label
+        )
+        return f"{self.interval(scale, digits)}, {said} (n={self.n})"
+
+    def sentence(self, scale: float = 100.0, digits: int = 1, unit: str = "points") -> str:
+        """The verdict with what it could resolve, for a verdict line: ``better (+5.6 ± 4.1
+        points, n=3; the smallest difference these seeds could detect is 4.1 points)``, and
+        for no detectable difference ``no detectable difference (equal within ±1.8 points:
+        +0.3 ± 1.5, n=3; ...)``."""
+        if self.mean is None:
+            return self.label
+        if self.detectable is None or self.bound is None:
+            return (
+                f"{self.label} ({self.interval(scale, digits)} {unit}; one seed has no spread, "
+                "so no difference is resolved)"
+            )
+        resolves = (
+            f"n={self.n}; the smallest difference these seeds could detect is "
+            f"{scale * self.detectable:.{digits}f} {unit}"
+        )
+        if self.label == SAME:
+            return (
+                f"{SAME} (equal within ±{scale * self.bound:.{digits}f} {unit}: "
+                f"{self.interval(scale, digits)}, {resolves})"
+            )
+        return f"{self.label} ({self.interval(scale, digits)} {unit}, {resolves})"
 
     def to_dict(self) -> dict[str, Any]:
         info = asdict(self)
         info.update(seeds=list(self.seeds), differences=list(self.differences), n=self.n)
+        info.update(detectable=self.detectable, bound=self.bound)
         return info
 
 
