@@ -51,6 +51,12 @@ class BoundsError(InfeasibleBudgetError):
     prunes an infeasible budget."""
 
 
+class GridError(BoundsError):
+    """A width grid (``--choices``) or tie (``--tie``) that cannot be used: unreadable text, a
+    glob that matches no group, a width a group cannot take, tied groups with no common width.
+    A :class:`BoundsError`, so a search prunes such a mix as it prunes other empty bounds."""
+
+
 class SolverError(WidthSearchError):
     """The convex solver did not reach an optimum."""
 

@@ -8,6 +8,12 @@ A study file names the model and the ranges of the constraint mix each trial sam
     [timm_kwargs]            # passed to timm.create_model (any keys timm takes)
     num_classes = 1000
 
+    [grid]                   # optional: a width grid and ties (docs/concepts/grids-and-ties.md)
+    choices = "0.25x,0.5x,0.75x,1x"   # or widths "8,16,24,32"; default: the divisor grid
+    ties = [["blocks.1.*.conv_pw"]]   # each list: producer globs that share one width
+    [grid.groups]            # per producer glob, first match wins
+    "conv_head" = "1x"
+
 ``model`` may also be your own model, ``"path/to/net.py:NAME"`` or ``"package.module:NAME"``
 (``NAME`` a class or function returning an ``nn.Module``), with its keyword arguments in a
 ``[model_kwargs]`` table (a synonym of ``[timm_kwargs]``; give one of them)::
@@ -67,11 +73,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from widthsearch.errors import StudyConfigError
+from widthsearch.errors import GridError, StudyConfigError
 from widthsearch.hardware import DEVICES
 from widthsearch.search.settings import DEFAULT_SAMPLER as DEFAULT_SAMPLER
 from widthsearch.search.settings import SAMPLERS, Hardware, Ranges, SearchConfig
 from widthsearch.solve.program import MODES
+from widthsearch.space.choices import GridSpec
 from widthsearch.train.augment import POLICIES as AUGMENTS
 from widthsearch.train.head import POLICIES as HEADS
 from widthsearch.train.stem import POLICIES as STEMS
@@ -122,9 +129,19 @@ def _choices(value: Any, key: str, allowed: tuple | None, kind: type) -> tuple:
     return tuple(value)
 
 
-TOP_KEYS = ("model", "input_size", "timm_kwargs", "model_kwargs", "search", "verify", "report")
+TOP_KEYS = (
+    "model",
+    "input_size",
+    "timm_kwargs",
+    "model_kwargs",
+    "grid",
+    "search",
+    "verify",
+    "report",
+)
 SYNONYMS = {"model_kwargs": "timm_kwargs"}
 """Keys that mean what another key means (the README's table lists the other)."""
+GRID_KEYS = ("choices", "groups", "ties")
 SEARCH_KEYS = (
     "study",
     "trials",
@@ -230,10 +247,30 @@ def _parse(data: Mapping[str, Any]) -> StudyConfig:
         study_name=None if "study" not in search else _str(search["study"], "search.study"),
         latency=_flag(search.get("latency", False), "search.latency"),
         hardware=_hardware(search),
+        grid=_grid(data.get("grid")),
         raw=dict(data),
     )
     config.check()
     return config
+
+
+def _grid(section: Any) -> GridSpec:
+    """The ``[grid]`` table: ``choices`` for every free group, ``[grid.groups]`` lists per
+    producer glob, ``ties`` a list of lists of globs."""
+    if section is None:
+        return GridSpec()
+    table = _table(section, "grid")
+    _check_keys(table, GRID_KEYS, "grid")
+    groups = _table(table.get("groups", {}), "grid.groups")
+    ties = table.get("ties", [])
+    if not isinstance(ties, list) or not all(
+        isinstance(t, list) and all(isinstance(g, str) for g in t) for t in ties
+    ):
+        raise StudyConfigError('grid.ties must be a list of lists of globs: [["layer1.*"]]')
+    try:
+        return GridSpec.from_dict({**table, "groups": groups, "ties": ties})
+    except GridError as exc:
+        raise StudyConfigError(f"[grid]: {exc}") from None
 
 
 def _flag(value: Any, key: str) -> bool:

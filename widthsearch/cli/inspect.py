@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from widthsearch.space.choices import GridSpec
 from widthsearch.space.width_space import WidthSpace
 
 from ._args import add_model_args, fmt_count, model_setting, table
@@ -39,6 +40,14 @@ def format_space(info: dict[str, Any], *, verbose: bool = False) -> str:
             ]
         )
     header = ["group", "width", "fixed", "mult", "producer", "layers", "params%", "MACs%"]
+    lattice = info.get("lattice")
+    if lattice:
+        header += ["widths", "tie"]
+        for row, g in zip(rows, groups, strict=True):
+            row += [
+                "" if g["fixed"] else ",".join(map(str, lattice["grid"][g["id"]])),
+                lattice["tie_of"].get(str(g["id"]), ""),
+            ]
     lines = [
         f"{model_label(info)} at {c}x{h}x{w}: {len(groups)} channel groups ({free} free), "
         f"{len(info['layers'])} layers",
@@ -53,7 +62,24 @@ def format_space(info: dict[str, Any], *, verbose: bool = False) -> str:
     if info["constant_params"]:
         lines.append(f"width-independent parameters: {', '.join(info['constant_params'])}")
     lines += _restrictions(info, verbose)
+    if lattice:
+        lines += ["", f"grid: {lattice['description']}"]
     return "\n".join(lines)
+
+
+def lattice_info(lattice: Any) -> dict[str, Any]:
+    """A :class:`~widthsearch.space.choices.WidthLattice` for ``inspect --json``: each group's
+    widths, the tied sets (``tie_of``: group id -> tie label ``t1``, ``t2``, ...) and the size."""
+    tied = [c for c in lattice.classes if len(c) > 1]
+    return {
+        "description": lattice.describe(),
+        "spec": lattice.spec.to_dict(),
+        "points": lattice.size,
+        "variables": len(lattice.classes),
+        "grid": [list(g) for g in lattice.grid],
+        "ties": [list(c) for c in tied],
+        "tie_of": {str(g): f"t{i + 1}" for i, c in enumerate(tied) for g in c},
+    }
 
 
 def _restrictions(info: dict[str, Any], verbose: bool, shown: int = 8) -> list[str]:
@@ -79,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
     input_size, kwargs = model_setting(args)
     space = WidthSpace.from_ref(args.model, input_size=input_size, **kwargs)
     info = space.to_dict()
+    grid = GridSpec.parse(args.choices, args.tie or ())
+    if not grid.empty:
+        info["lattice"] = lattice_info(
+            grid.resolve(space, divisor=args.divisor, min_width=args.min_width, max_width=1.0)
+        )
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -98,4 +129,29 @@ def add_parser(sub: Any) -> None:
     add_model_args(p)
     p.add_argument("--json", action="store_true", help="print the width space as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="list every group's layers")
+    p.add_argument(
+        "--choices",
+        metavar="LIST",
+        help="show each group's widths on this grid (0.25x,0.5x,0.75x,1x or 8,16,24,32)",
+    )
+    p.add_argument(
+        "--tie",
+        action="append",
+        metavar="GLOB[,GLOB...]",
+        help="show these groups (producer globs) as one width; repeatable",
+    )
+    p.add_argument(
+        "--divisor",
+        type=int,
+        default=8,
+        metavar="N",
+        help="with --tie and no --choices: the grid of multiples of N (default 8)",
+    )
+    p.add_argument(
+        "--min-width",
+        type=float,
+        default=0.1,
+        metavar="X",
+        help="with --tie and no --choices: the smallest multiplier (default 0.1)",
+    )
     p.set_defaults(func=run)

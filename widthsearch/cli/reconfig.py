@@ -23,6 +23,7 @@ from widthsearch.solve.reconfigure import (
     reconfigure,
     run_baseline,
 )
+from widthsearch.space.choices import GridSpec
 from widthsearch.space.width_space import WidthSpace
 
 from ._args import add_model_args, model_setting, positive_float, positive_int, ratio, table
@@ -34,10 +35,9 @@ def format_result(info: dict[str, Any]) -> str:
     c, h, w = info["input_size"]
     bounds = f"widths {info['min_width']:g}x-{info['max_width']:g}x base"
     mode = "PreConfig" if info["mode"] == "preconfig" else "PreCrop, channels removed only"
-    lines = [
-        f"{model_label(info)} at {c}x{h}x{w}: {mode} ({bounds}, multiples of {info['divisor']})",
-        "",
-    ]
+    grid = info.get("grid")
+    on = _grid_text(grid) if grid else f"multiples of {info['divisor']}"
+    lines = [f"{model_label(info)} at {c}x{h}x{w}: {mode} ({bounds}, {on})", ""]
     rows = []
     for g in info["groups"]:
         if g["base"] == g["width"] and g["id"] in (0, len(info["groups"]) - 1):
@@ -84,18 +84,20 @@ def format_result(info: dict[str, Any]) -> str:
         "",
         f"log SynExp gain over the base model: {info['log_synexp_gain']:+.2f} "
         f"(continuous optimum {info['log_synexp_continuous']:+.2f}; "
-        f"{rounding_words(info['rounding_loss'], info['divisor'])})",
+        f"{rounding_words(info['rounding_loss'], on)})",
     ]
+    if info.get("lattice"):
+        lines.append(_lattice_line(info["lattice"]))
     return "\n".join(lines)
 
 
-def rounding_words(loss: float, divisor: int) -> str:
+def rounding_words(loss: float, on: int | str) -> str:
     """What rounding onto the grid did to log SynExp, in words: ``loss`` is the continuous
     optimum's gain minus the rounded widths' gain. The grid lies inside the program's bounds
     and every rounded vector holds the budgets, so it cannot beat the exact continuous optimum;
     when it does, the solver stopped short of that optimum (its tolerance), and the words say
     so instead of printing a negative cost."""
-    grid = f"rounding to multiples of {divisor}"
+    grid = f"rounding to multiples of {on}" if isinstance(on, int) else f"rounding to {on}"
     if loss >= 0.005:
         return f"{grid} cost {loss:.2f}"
     if loss > -0.005:
@@ -103,6 +105,26 @@ def rounding_words(loss: float, divisor: int) -> str:
     return (
         f"{grid} gained {-loss:.2f}: the rounded widths beat the solver's continuous answer, "
         "which stopped short of the exact optimum"
+    )
+
+
+def _grid_text(grid: dict[str, Any]) -> str:
+    parts = []
+    if grid.get("choices"):
+        parts.append(f"choices {grid['choices']}")
+    parts += [f"{glob}: {c}" for glob, c in (grid.get("groups") or {}).items()]
+    parts += [f"tie {','.join(t)}" for t in grid.get("ties") or ()]
+    return "; ".join(parts)
+
+
+def _lattice_line(pick: dict[str, Any]) -> str:
+    """How the lattice search found the widths, and how good they are known to be."""
+    how = f"{pick['method']}, {pick['nodes']:,} nodes, {pick['seconds']:.2f} s"
+    if pick["exact"]:
+        return f"the best of {pick['points']:,} lattice points under every budget ({how})"
+    return (
+        f"best lattice point found of {pick['points']:,} ({how}): within {pick['gap']:.3f} "
+        f"of the relaxation's bound; {pick['note']}"
     )
 
 
@@ -369,6 +391,7 @@ def run(args: argparse.Namespace) -> int:
     # everything a typo can break is checked before the seconds of imports and analysis
     _check_budget_flags(args)
     names = _baseline_names(args.baselines)
+    grid = GridSpec.parse(args.choices, args.tie or ())  # a typo fails before the analysis
     if args.output:
         check_output_path(args.output, "-o")
     input_size, kwargs = model_setting(args)
@@ -396,6 +419,7 @@ def run(args: argparse.Namespace) -> int:
         min_width=args.min_width,
         max_width=args.max_width,
         divisor=args.divisor,
+        choices=None if grid.empty else grid,
     )
     if args.output:
         save_width_file(args.output, result, space)
@@ -482,6 +506,20 @@ def add_parser(sub: Any) -> None:
         default=8,
         metavar="N",
         help="widths are multiples of N (default 8)",
+    )
+    p.add_argument(
+        "--choices",
+        metavar="LIST",
+        help="put every free group on a grid: multipliers of its base width (0.25x,0.5x,0.75x,1x; "
+        "each round(m*base)) or widths (8,16,24,32); the pick is the best lattice point under "
+        "every budget (exact within 1 s, else the best found and its gap)",
+    )
+    p.add_argument(
+        "--tie",
+        action="append",
+        metavar="GLOB[,GLOB...]",
+        help="the groups whose producers (see inspect) match these globs share one width; "
+        "repeatable",
     )
     p.add_argument(
         "--baselines",

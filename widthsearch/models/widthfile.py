@@ -36,6 +36,7 @@ from widthsearch._io import write_atomic
 from widthsearch._version import __version__
 from widthsearch.errors import InvalidWidthsError, WidthFileError, WidthSearchWarning
 from widthsearch.solve.program import MAX_WIDTH_RATIO
+from widthsearch.space.choices import GridSpec
 from widthsearch.space.width_space import WidthSpace
 
 if TYPE_CHECKING:
@@ -64,6 +65,15 @@ class WidthFile:
     """Everything in the file, as read."""
     path: str = field(default="", compare=False)
     """Where the file was read from (for messages)."""
+
+    @property
+    def grid(self) -> GridSpec:
+        """The width grid and ties the widths were picked on (empty: the divisor grid).
+
+        Raises:
+            GridError: the file's ``grid`` cannot be read.
+        """
+        return GridSpec.from_dict(self.data.get("grid"))
 
     def space(self) -> WidthSpace:
         """The width space of the file's model, analysed anew and checked against the file.
@@ -197,6 +207,7 @@ def width_file_dict(result: Reconfiguration, space: WidthSpace) -> dict[str, Any
         "params": result.params,
         "macs": result.macs,
         "log_synexp_gain": result.log_synexp_gain,
+        **({} if result.grid.empty else {"grid": info["grid"], "lattice": info["lattice"]}),
     }
 
 

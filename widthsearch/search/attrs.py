@@ -36,6 +36,9 @@ class StudyAttr:
     SAMPLER: Final = "sampler"
     SEED: Final = "seed"
     OBJECTIVES: Final = "objectives"
+    GRID: Final = "grid"
+    """The width grid and ties (:meth:`widthsearch.space.choices.GridSpec.to_dict`); absent
+    on studies on the divisor grid."""
 
     # the base model, so that fronts show ratios without building the width space
     BASE_PARAMS: Final = "base_params"

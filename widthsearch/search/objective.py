@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import InfeasibleBudgetError, RoundingError, SolverError
@@ -22,7 +22,7 @@ from widthsearch.search.attrs import TrialAttr
 from widthsearch.search.front import widths_key
 from widthsearch.search.hardware import HardwareModels
 from widthsearch.search.settings import SearchConfig
-from widthsearch.solve import Budgets, SynExpProgram, log_synexp, round_on_grid
+from widthsearch.solve import Budgets, SynExpProgram, best_point, log_synexp, round_on_grid
 from widthsearch.space import WidthSpace
 
 if TYPE_CHECKING:
@@ -92,6 +92,9 @@ class Objective:
         )
         lo, hi = mix["min_width"], mix["max_width"]  # min > max is pruned (BoundsError), not bent
         try:
+            if not self.config.grid.empty:
+                widths = self._on_grid(budgets, mix)
+                return list(widths), self._values(widths)
             solution = self.program.solve(budgets, min_width=lo, max_width=hi)
             widths, _ = round_on_grid(
                 space,
@@ -106,6 +109,29 @@ class Objective:
             raise Infeasible(str(exc)) from None
         except SolverError as exc:
             raise Infeasible(str(exc), TrialAttr.SOLVER_FAILED) from None
+        return list(widths), self._values(widths)
+
+    def _on_grid(self, budgets: Budgets, mix: dict[str, Any]) -> tuple[int, ...]:
+        """The best lattice point of the study's grid under the mix's budgets (bounds and
+        divisor apply only to groups no choice list covers)."""
+        grid = self.config.grid
+        lattice = grid.resolve(
+            self.space,
+            divisor=mix["divisor"],
+            min_width=mix["min_width"],
+            max_width=mix["max_width"],
+        )
+        if mix["mode"] == "precrop":  # PreCrop removes channels only: the grid's part <= base
+            capped = tuple(
+                tuple(w for w in ws if w <= g.width) or ws[:1]
+                for g, ws in zip(self.space.groups, lattice.grid, strict=True)
+            )
+            lattice = replace(lattice, grid=capped)
+        return best_point(self.space, budgets, lattice, costs=self.program.costs).widths
+
+    def _values(self, widths: Sequence[int]) -> tuple[float, ...]:
+        """(log SynExp, params, MACs[, latency]) of ``widths``."""
+        space = self.space
         values: tuple[float, ...] = (
             log_synexp(space, widths),
             space.params(widths),
@@ -115,7 +141,7 @@ class Objective:
             latency = self.hardware.latency
             assert latency is not None, "a latency objective comes with the study's latency model"
             values = (*values, latency(widths))
-        return list(widths), values
+        return values
 
     def attrs(self, number: int, widths: Sequence[int]) -> dict[str, Any]:
         """The user attributes of a feasible trial: its widths, its activation memory where the

@@ -20,6 +20,7 @@ from typing import Any, Literal, Self
 
 from widthsearch.errors import StudyConfigError
 from widthsearch.solve import MODES
+from widthsearch.space.choices import GridSpec
 from widthsearch.space.source import model_slug
 
 SAMPLERS = ("qmc", "tpe", "nsga2", "random")
@@ -88,6 +89,9 @@ class SearchConfig:
     latency: bool = False
     """Predicted latency is an objective (set too by a latency range)."""
     hardware: Hardware = Hardware()
+    grid: GridSpec = GridSpec()
+    """Width grid and ties (a study file's ``[grid]``): every trial picks the best lattice
+    point of its mix's budgets (:func:`widthsearch.solve.best_point`); empty: the divisor grid."""
 
     @property
     def name(self) -> str:

@@ -47,6 +47,7 @@ def study_settings(config: SearchConfig) -> dict[str, Any]:
         StudyAttr.SAMPLER: config.sampler,
         StudyAttr.SEED: config.seed,
         StudyAttr.OBJECTIVES: list(config.objectives),
+        **({} if config.grid.empty else {StudyAttr.GRID: _json(config.grid.to_dict())}),
     }
 
 
@@ -66,6 +67,10 @@ def setting_differences(config: SearchConfig, attrs: dict[str, Any]) -> list[str
     for key in (StudyAttr.SAMPLER, StudyAttr.SEED):
         if wanted[key] is not None and key in attrs and attrs[key] != wanted[key]:
             diffs.append(f"{key} {_show(attrs[key])} (not {_show(wanted[key])})")
+    if attrs.get(StudyAttr.GRID) != wanted.get(StudyAttr.GRID):
+        diffs.append(
+            f"grid {_show(attrs.get(StudyAttr.GRID))} (not {_show(wanted.get(StudyAttr.GRID))})"
+        )
     stored = list(attrs.get(StudyAttr.OBJECTIVES, OBJECTIVES))
     if stored != wanted[StudyAttr.OBJECTIVES]:
         diffs.append(f"objectives {_show(stored)} (not {_show(wanted[StudyAttr.OBJECTIVES])})")

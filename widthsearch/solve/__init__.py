@@ -1,4 +1,5 @@
 """Solve: SynExp and the other objectives, the geometric program, rounding onto a width grid,
+the exact search of a width lattice (:func:`best_point`),
 baselines at the same budgets, and :func:`reconfigure`, which chains them; and
 :func:`solved_widths`, the solver's width vectors for a latency profile to time.
 """
@@ -7,10 +8,20 @@ from widthsearch.solve.baselines import (
     SYNFLOW_MAX_SIDE,
     SYNFLOW_ROUNDS,
     Baseline,
+    random_lattice,
     random_shape,
     random_widths,
     synflow,
     uniform,
+    uniform_lattice,
+)
+from widthsearch.solve.lattice import (
+    ENUMERATE_LIMIT,
+    LEAF_LIMIT,
+    TIME_LIMIT,
+    LatticePick,
+    Score,
+    best_point,
 )
 from widthsearch.solve.profile_widths import solved_widths
 from widthsearch.solve.program import (
@@ -66,6 +77,14 @@ from widthsearch.solve.synexp import (
 
 __all__ = [
     "BASELINES",
+    "ENUMERATE_LIMIT",
+    "LEAF_LIMIT",
+    "LatticePick",
+    "Score",
+    "TIME_LIMIT",
+    "best_point",
+    "random_lattice",
+    "uniform_lattice",
     "Baseline",
     "BoundsError",
     "Budgets",

@@ -29,6 +29,7 @@ from widthsearch.solve.synexp import (
 
 if TYPE_CHECKING:
     from widthsearch.solve.program import Budgets
+    from widthsearch.space.choices import WidthLattice
     from widthsearch.space.cost import Posynomial
     from widthsearch.space.width_space import WidthSpace
 
@@ -197,6 +198,98 @@ def _largest_fitting(
     return lo, widths_at(lo)
 
 
+def _lattice_point(
+    space: WidthSpace, lattice: WidthLattice, shape: Sequence[float], alpha: float
+) -> tuple[int, ...]:
+    """Each variable at its grid width nearest ``alpha * shape_c * base`` (its first group's)."""
+    widths = list(space.base_widths)
+    for c, values, m in zip(lattice.classes, lattice.values, shape, strict=True):
+        w = nearest(values, alpha * m * space.groups[c[0]].width)
+        for g in c:
+            widths[g] = w
+    return tuple(widths)
+
+
+def _largest_on_lattice(
+    space: WidthSpace,
+    budgets: Budgets,
+    lattice: WidthLattice,
+    shape: Sequence[float],
+    costs: Mapping[str, Posynomial] | None,
+) -> tuple[float, tuple[int, ...]] | None:
+    """The largest ``alpha`` among the points where some variable changes width (every grid
+    width over ``shape * base``) whose lattice point fits every budget, and that point."""
+    polys = {"params": space.param_cost, "macs": space.mac_cost, **(costs or {})}
+    limits = {n: b for n, b in budgets.limits().items() if b is not None and n in polys}
+    alphas = sorted(
+        {
+            w / (m * space.groups[c[0]].width)
+            for c, values, m in zip(lattice.classes, lattice.values, shape, strict=True)
+            for w in values
+        },
+        reverse=True,
+    )
+    for alpha in alphas:  # costs grow with alpha: the first that fits is the largest
+        widths = _lattice_point(space, lattice, shape, alpha)
+        if all(polys[n](widths) <= b for n, b in limits.items()):
+            return alpha, widths
+    return None
+
+
+def uniform_lattice(
+    space: WidthSpace,
+    budgets: Budgets,
+    lattice: WidthLattice,
+    *,
+    costs: Mapping[str, Posynomial] | None = None,
+) -> Baseline:
+    """The uniform control on a grid: the largest point of equal multipliers (every variable
+    at its grid width nearest ``m * base``; on a multiplier grid exactly ``round(m * base)``)
+    that holds every budget."""
+    start = time.perf_counter()
+    found = _largest_on_lattice(space, budgets, lattice, [1.0] * len(lattice.classes), costs)
+    if found is None:
+        return Baseline(
+            "uniform",
+            "uniform multiplier",
+            None,
+            note="no uniform multiplier on the grid fits the budget",
+            seconds=time.perf_counter() - start,
+        )
+    return _at(space, "uniform", f"uniform multiplier {found[0]:.3f}x", found[1], start)
+
+
+def random_lattice(
+    space: WidthSpace,
+    budgets: Budgets,
+    lattice: WidthLattice,
+    seed: int,
+    *,
+    min_width: float,
+    max_width: float,
+    costs: Mapping[str, Posynomial] | None = None,
+) -> Baseline:
+    """A random-shape control on a grid: one log-uniform multiplier in ``[min_width,
+    max_width]`` per variable (``random.Random(seed)``), scaled by the largest factor whose
+    lattice point holds every budget."""
+    import random
+
+    start = time.perf_counter()
+    rng = random.Random(seed)
+    lo, hi = math.log(min_width), math.log(max_width)
+    shape = [math.exp(rng.uniform(lo, hi)) for _ in lattice.classes]
+    found = _largest_on_lattice(space, budgets, lattice, shape, costs)
+    if found is None:
+        return Baseline(
+            "random",
+            f"random shape {seed}",
+            None,
+            note="no scale of this shape fits the budget",
+            seconds=time.perf_counter() - start,
+        )
+    return _at(space, "random", f"random shape {seed}", found[1], start)
+
+
 def synflow(
     space: WidthSpace,
     budgets: Budgets,
@@ -250,8 +343,10 @@ __all__ = [
     "SYNFLOW_MAX_SIDE",
     "SYNFLOW_ROUNDS",
     "Baseline",
+    "random_lattice",
     "random_shape",
     "random_widths",
     "synflow",
     "uniform",
+    "uniform_lattice",
 ]

@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from widthsearch.errors import WidthSearchError
+from widthsearch.errors import GridError, WidthSearchError
 from widthsearch.solve import baselines as _baselines
+from widthsearch.solve.lattice import TIME_LIMIT, LatticePick, best_point
 from widthsearch.solve.program import (
     DEFAULT_MAX_WIDTH,
     DEFAULT_MIN_WIDTH,
@@ -28,6 +29,7 @@ from widthsearch.solve.program import (
 )
 from widthsearch.solve.rounding import checked_grid, round_widths, width_grid
 from widthsearch.solve.synexp import log_synexp
+from widthsearch.space.choices import GridSpec, WidthLattice
 
 if TYPE_CHECKING:
     from widthsearch.hardware.latency_model import LatencyModel
@@ -149,6 +151,10 @@ class Reconfiguration:
     """Where the latency model came from."""
     costs: Mapping[str, Posynomial] = field(default_factory=dict, repr=False, compare=False)
     """The latency and memory posynomials the budgets were held on (baselines hold them too)."""
+    grid: GridSpec = GridSpec()
+    """The width grid and ties (``--choices``, ``--tie``); empty: the divisor grid."""
+    lattice: LatticePick | None = None
+    """How the lattice search found the widths (grids and ties only)."""
 
     def with_baselines(
         self, found: Sequence[_baselines.Baseline], seconds: float
@@ -220,6 +226,8 @@ class Reconfiguration:
             "latency_model": self.latency_note or None,
             "solve_seconds": self.solve_seconds,
             "seconds": dict(self.seconds),
+            "grid": None if self.grid.empty else self.grid.to_dict(),
+            "lattice": None if self.lattice is None else self.lattice.to_dict(),
         }
 
 
@@ -244,6 +252,9 @@ def reconfigure(
     baselines: Sequence[str] = (),
     program: SynExpProgram | None = None,
     synflow_progress: Callable[[int, int], None] | None = None,
+    choices: str | GridSpec | None = None,
+    tie: str | Sequence[str] = (),
+    time_limit: float = TIME_LIMIT,
 ) -> Reconfiguration:
     """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs`` (absolute),
     predicted latency <= ``latency`` ms on ``latency_model``'s device and training activation
@@ -257,6 +268,16 @@ def reconfigure(
     Bounds and budgets are checked before solving. Pass a prebuilt ``program`` to skip building
     the geometric program again. ``baselines`` (default none) runs :func:`compare` on the result
     before returning it; call :func:`compare` yourself to have the result first.
+
+    ``choices`` (``"0.25x,0.5x,0.75x,1x"``: multipliers of each group's base width, each
+    ``round(m * base)``; ``"8,16,24,32"``: widths; or a :class:`GridSpec` with per-glob lists)
+    puts every free group on that grid instead, and each ``tie`` (``"GLOB[,GLOB...]"`` over
+    producer names) makes the matching groups share one width. Then the widths are the lattice
+    point that maximizes SynExp under every budget, found exactly (enumeration or branch and
+    bound, :func:`widthsearch.solve.lattice.best_point`) unless that takes longer than
+    ``time_limit`` seconds, when it is the best point found (never worse than rounding and
+    repair) with the gap to the relaxation's bound in ``result.lattice``. A grid whose widest
+    point fits every budget returns that point.
 
     Args:
         space: the model's width space (:meth:`WidthSpace.from_timm`, ``from_module``).
@@ -272,6 +293,9 @@ def reconfigure(
         max_width: largest multiplier (default by mode).
         divisor: widths are multiples of it.
         baselines: names of baselines to add (``"uniform"``, ``"synflow"``).
+        choices: a width grid (``"0.25x,..."``, ``"8,16,..."`` or a :class:`GridSpec`).
+        tie: ``"GLOB[,GLOB...]"`` sets of groups that share one width.
+        time_limit: seconds for the exact lattice search before it falls back.
         program: a prebuilt :class:`SynExpProgram` of ``space`` to reuse.
         synflow_progress: called with (round, rounds) during the SynFlow baseline.
 
@@ -282,12 +306,33 @@ def reconfigure(
     Raises:
         BoundsError: bounds no width vector meets: ``min_width > max_width``, a group with no
             width on the grid, or budgets the widest widths already hold (nothing to solve).
-        InfeasibleBudgetError: a budget is below what ``min_width`` allows.
+        GridError: unreadable choices or ties, or ones the model cannot take.
+        InfeasibleBudgetError: a budget is below what ``min_width`` (or the grid) allows.
         WidthSearchError: bad mode or baseline names, or no budget at all.
     """
     budgets = Budgets(params=params, macs=macs, latency=latency, memory=memory)
     _check_request(mode, budgets, latency_model, memory_model, baselines)
     max_width = _max_width(mode, max_width)
+    spec = choices if isinstance(choices, GridSpec) else GridSpec.parse(choices, tie)
+    if isinstance(choices, GridSpec) and tie:
+        spec = GridSpec(spec.choices, spec.groups, spec.ties + GridSpec.parse(None, tie).ties)
+    if not spec.empty:
+        result = _on_lattice(
+            space,
+            budgets,
+            spec,
+            latency_model=latency_model,
+            memory_model=memory_model,
+            latency_note=latency_note,
+            mode=mode,
+            min_width=min_width,
+            max_width=max_width,
+            divisor=divisor,
+            time_limit=time_limit,
+        )
+        if baselines:
+            result = compare(result, space, baselines, synflow_progress=synflow_progress)
+        return result
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -350,6 +395,98 @@ def reconfigure(
     if baselines:
         result = compare(result, space, baselines, synflow_progress=synflow_progress)
     return result
+
+
+def _on_lattice(
+    space: WidthSpace,
+    budgets: Budgets,
+    spec: GridSpec,
+    *,
+    latency_model: LatencyModel | None,
+    memory_model: ActivationMemory | None,
+    latency_note: str,
+    mode: Mode,
+    min_width: float,
+    max_width: float,
+    divisor: int,
+    time_limit: float,
+) -> Reconfiguration:
+    """:func:`reconfigure` on a width grid with ties: the best lattice point."""
+    start = time.perf_counter()
+    lattice = spec.resolve(space, divisor=divisor, min_width=min_width, max_width=max_width)
+    if mode == "precrop":
+        wide = [g for g in space.free_groups if lattice.grid[g.id][-1] > g.width]
+        if wide:
+            g = wide[0]
+            raise GridError(
+                f"precrop only removes channels, but the grid gives group {g.id} ({g.producer}, "
+                f"base {g.width}) width {lattice.grid[g.id][-1]}; use --mode preconfig or "
+                "choices at most 1x"
+            )
+    hardware = _hardware_costs(latency_model, memory_model)
+    seconds = {"build": time.perf_counter() - start}
+    pick = best_point(space, budgets, lattice, costs=hardware, time_limit=time_limit)
+    seconds["solve"], seconds["round"] = pick.seconds, 0.0  # the search is the rounding
+    widths = pick.widths
+    relaxed = pick.relaxed or tuple(float(w) for w in widths)
+    ratios = [w / g.width for g in space.free_groups for w in lattice.grid[g.id]]
+    if spec.choices is None and not spec.groups:  # ties on the divisor grid: its bounds
+        ratios = [min_width, max_width]
+    return Reconfiguration(
+        model=space.model,
+        input_size=space.input_size,
+        mode=mode,
+        budgets=budgets,
+        min_width=min(ratios),
+        max_width=max(ratios),
+        divisor=divisor,
+        base_widths=space.base_widths,
+        widths=widths,
+        multipliers=tuple(r / b for r, b in zip(relaxed, space.base_widths, strict=True)),
+        base_params=space.params(),
+        base_macs=space.macs(),
+        params=space.params(widths),
+        macs=space.macs(widths),
+        log_synexp_gain=log_synexp(space, widths),
+        log_synexp_continuous=log_synexp(space, relaxed),
+        producers=tuple(g.producer for g in space.groups),
+        seconds=seconds,
+        timm_kwargs=dict(space.timm_kwargs),
+        latency_ms=None if latency_model is None else latency_model(widths),
+        base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
+        memory_bytes=None if memory_model is None else memory_model(widths),
+        base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
+        batch_size=_batch_size(latency_model, memory_model),
+        latency_note=latency_note or ("" if latency_model is None else latency_model.source),
+        costs=hardware,
+        grid=spec,
+        lattice=pick,
+    )
+
+
+def _hardware_costs(
+    latency_model: LatencyModel | None, memory_model: ActivationMemory | None
+) -> dict[str, Posynomial]:
+    """The latency and memory posynomials of the models given."""
+    out: dict[str, Posynomial] = {}
+    if latency_model is not None:
+        out["latency"] = latency_model.cost
+    if memory_model is not None:
+        out["memory"] = memory_model.cost
+    return out
+
+
+def _batch_size(latency_model: LatencyModel | None, memory_model: ActivationMemory | None) -> int:
+    if latency_model is not None:
+        return latency_model.device.batch_size
+    return memory_model.batch_size if memory_model is not None else 1
+
+
+def result_lattice(result: Reconfiguration, space: WidthSpace) -> WidthLattice:
+    """The lattice a grid result was picked on (for its baselines)."""
+    return result.grid.resolve(
+        space, divisor=result.divisor, min_width=result.min_width, max_width=result.max_width
+    )
 
 
 def _check_request(
@@ -422,6 +559,10 @@ def run_baseline(
         WidthSearchError: an unknown name.
     """
     check_baselines([name])
+    if name == "uniform" and not result.grid.empty:
+        return _baselines.uniform_lattice(
+            space, result.budgets, result_lattice(result, space), costs=result.costs
+        )
     if name == "uniform":
         grid = width_grid(
             space, divisor=result.divisor, min_width=result.min_width, max_width=result.max_width

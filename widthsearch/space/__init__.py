@@ -5,11 +5,12 @@ The channel tracer (``_trace``, with its parts ``_nodes``, ``_records``, ``_ops`
 ``_tracer_base``, ``_layer_rules`` and ``_channel_rules``), ``_optrace``, ``realize`` and
 ``_portable`` import torch at the top (``_nodes`` and ``_records`` do not, but belong to the
 tracer), so this face leaves them out: import them by module where they are needed. The light
-modules: ``cost`` (posynomials), ``groups`` (groups, layers, split-size attributes),
-``structure`` (a trace to groups and layers), ``source`` (where the model comes from),
-``layer_table`` and ``width_space``.
+modules: ``cost`` (posynomials), ``grid`` and ``choices`` (width grids and ties), ``groups``
+(groups, layers, split-size attributes), ``structure`` (a trace to groups and layers),
+``source`` (where the model comes from), ``layer_table`` and ``width_space``.
 """
 
+from widthsearch.space.choices import Choices, GridSpec, WidthLattice, parse_tie
 from widthsearch.space.cost import (
     Monomial,
     Posynomial,
@@ -27,6 +28,10 @@ from widthsearch.space.width_space import (
 )
 
 __all__ = [
+    "Choices",
+    "GridSpec",
+    "WidthLattice",
+    "parse_tie",
     "Group",
     "Layer",
     "LayerKind",

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import VerifyError
 from widthsearch.models.widthfile import load_width_file
-from widthsearch.search import load_front, open_storage, widths_key
-from widthsearch.solve.baselines import random_widths, uniform
+from widthsearch.search import StudyAttr, load_front, open_storage, widths_key
+from widthsearch.solve.baselines import random_lattice, random_widths, uniform, uniform_lattice
 from widthsearch.solve.program import Budgets
 from widthsearch.solve.rounding import width_grid
 from widthsearch.solve.synexp import log_synexp
+from widthsearch.space.choices import GridSpec
 from widthsearch.space.source import ModelRef
 from widthsearch.space.width_space import WidthSpace
 from widthsearch.train.stem import apply_stem
@@ -71,6 +72,9 @@ class Plan:
     """The rounding grid of the candidates, which the control is rounded to too."""
     storage_url: str | None = None
     """The study's storage, which workers open for themselves."""
+    grid: GridSpec = GridSpec()
+    """The width grid and ties the candidates were picked on (empty: the divisor grid); the
+    controls are drawn on it too."""
 
 
 def _candidate(
@@ -94,6 +98,7 @@ def with_controls(
     setting: WidthSpace | None = None,
     random: int = 0,
     match: str = "macs",
+    grid: GridSpec | None = None,
 ) -> Plan:
     """``picked`` plus the base model, the uniform control (the largest single width
     multiplier whose MACs stay within the first candidate's) and ``random`` random-shape
@@ -106,6 +111,12 @@ def with_controls(
     the largest multiplier of the first candidate (so it is as uneven as the candidate), then
     scales the whole vector to the candidate's MACs; whether the candidate beats these says
     whether SynExp picks better than chance at equal cost.
+
+    On a width grid (``grid``: choices and ties, as the candidates were picked) the controls
+    stay on it: the uniform control is the largest grid point of equal multipliers within the
+    candidate's cost (:func:`~widthsearch.solve.baselines.uniform_lattice`), and random shapes
+    are drawn per tied set and snapped to the grid
+    (:func:`~widthsearch.solve.baselines.random_lattice`).
 
     ``setting`` is the width space as the models are trained (training input size, the data
     set's classes); squeeze-excite convs and the classifier do not shrink with the input, so a
@@ -130,25 +141,33 @@ def with_controls(
 
     base = _candidate(space, "base", "base", space.base_widths)
     lo, hi = 0.05, 4.0
-    grid = width_grid(setting, divisor=divisor, min_width=lo, max_width=hi)
+    spec = grid or GridSpec()
     first = move(picked[0].widths, setting)
     if match == "params":
         budget = Budgets(params=setting.params(first))
     else:
         budget = Budgets(macs=setting.macs(first))
-    bl = uniform(setting, budget, grid, min_width=lo, max_width=hi)
+    rlo, rhi = shape_range(space, picked[0].widths)
+    if spec.empty:
+        steps = width_grid(setting, divisor=divisor, min_width=lo, max_width=hi)
+        bl = uniform(setting, budget, steps, min_width=lo, max_width=hi)
+    else:
+        lattice = spec.resolve(setting, divisor=divisor, min_width=lo, max_width=hi)
+        bl = uniform_lattice(setting, budget, lattice)
     items = [*picked, base]
     if bl.widths is not None:
         mult = bl.description.rsplit(" ", 1)[-1]
         items.append(_candidate(space, f"uniform {mult}", "control", move(bl.widths, space)))
-    if random:
-        rlo, rhi = shape_range(space, picked[0].widths)
+    if random and spec.empty:
         rgrid = width_grid(setting, divisor=divisor, min_width=rlo, max_width=rhi)
-        for i in range(random):
+    for i in range(random):
+        if spec.empty:
             r = random_widths(setting, budget, rgrid, i, min_width=rlo, max_width=rhi)
-            if r.widths is not None:
-                items.append(_candidate(space, f"random {i}", "random", move(r.widths, space)))
-    return Plan(space, tuple(items), pick, divisor=divisor)
+        else:
+            r = random_lattice(setting, budget, lattice, i, min_width=rlo, max_width=rhi)
+        if r.widths is not None:
+            items.append(_candidate(space, f"random {i}", "random", move(r.widths, space)))
+    return Plan(space, tuple(items), pick, divisor=divisor, grid=spec)
 
 
 def shape_range(space: WidthSpace, widths: Sequence[int]) -> tuple[float, float]:
@@ -208,7 +227,8 @@ def plan_from_study(
         _candidate(space, f"trial {t['number']}", "candidate", t["widths"], t["number"])
         for t in pool
     ]
-    plan = with_controls(space, picked, int(pool[0]["mix"].get("divisor", 8)), pick)
+    grid = GridSpec.from_dict(study.user_attrs.get(StudyAttr.GRID))
+    plan = with_controls(space, picked, int(pool[0]["mix"].get("divisor", 8)), pick, grid=grid)
     return replace(plan, study=study, storage_url=storage_url)
 
 
@@ -233,7 +253,7 @@ def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
         for p, wf in zip(paths, files, strict=True)
     ]
     divisor = int(first.data.get("divisor", 8))
-    return with_controls(space, picked, divisor, "the given width files")
+    return with_controls(space, picked, divisor, "the given width files", grid=first.grid)
 
 
 def recipe_key(model: str, data_spec: str, input_size: Sequence[int], recipe: Recipe) -> str:
