@@ -40,6 +40,9 @@ BASELINES = ("uniform", "synflow")
 DEFAULT_BASELINES = ("uniform",)
 """What ``reconfig`` compares with unless asked: the uniform multiplier takes milliseconds;
 SynFlow's iterative pruning takes 20 s to minutes on a CPU, so it is opt-in."""
+GROWTH_NOTE = 1.2
+"""An unbudgeted cost that grows past this multiple of the base's is said out loud
+(:meth:`Reconfiguration.unbudgeted_growth`): a params budget alone can multiply MACs."""
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 _NUMBER = r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*"
@@ -152,6 +155,23 @@ class Reconfiguration:
         times["baselines"] = times.get("baselines", 0.0) + seconds
         return replace(self, baselines=(*self.baselines, *found), seconds=times)
 
+    def unbudgeted_growth(self, threshold: float = GROWTH_NOTE) -> dict[str, float]:
+        """Costs without a budget that grew past ``threshold`` times the base's, as ratios:
+        ``{"macs": 1.73}`` for a params-only budget on resnet50. Latency and memory count
+        where the result predicts them."""
+        b = self.budgets
+        costs = (
+            ("params", b.params, self.params, self.base_params),
+            ("macs", b.macs, self.macs, self.base_macs),
+            ("latency", b.latency, self.latency_ms, self.base_latency_ms),
+            ("memory", b.memory, self.memory_bytes, self.base_memory_bytes),
+        )
+        return {
+            name: new / base
+            for name, budget, new, base in costs
+            if budget is None and new is not None and base and new / base > threshold
+        }
+
     @property
     def rounding_loss(self) -> float:
         return self.log_synexp_continuous - self.log_synexp_gain
@@ -212,6 +232,7 @@ class Reconfiguration:
             "memory_ratio": _ratio(self.memory_bytes, self.base_memory_bytes),
             "batch_size": self.batch_size,
             "latency_model": self.latency_note or None,
+            "unbudgeted_growth": self.unbudgeted_growth(),
             "solve_seconds": self.solve_seconds,
             "seconds": dict(self.seconds),
         }
@@ -427,6 +448,7 @@ def compare(
 __all__ = [
     "BASELINES",
     "DEFAULT_BASELINES",
+    "GROWTH_NOTE",
     "Reconfiguration",
     "check_baselines",
     "compare",
