@@ -10,7 +10,9 @@ from typing import Any
 from widthsearch.errors import StudyConfigError, WidthSearchError
 from widthsearch.search.front import shown_front
 from widthsearch.search.run import run_search
+from widthsearch.search.settings import Ranges
 from widthsearch.search.storage import DEFAULT_STORAGE
+from widthsearch.solve.program import MODES
 from widthsearch.studyfile import StudyConfig, load_config
 
 from ._args import add_input_size, add_timm_kwargs, positive_float, positive_int, table, timm_kwargs
@@ -107,8 +109,6 @@ def _range(text: str, what: str, *, free: bool = False) -> tuple[float, float] |
 
 def _modes(text: str) -> tuple[str, ...]:
     """``--mode``: precrop, preconfig, or both (``precrop,preconfig``)."""
-    from widthsearch.solve.program import MODES
-
     modes = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
     if not modes or any(m not in MODES for m in modes):
         raise StudyConfigError(
@@ -236,8 +236,6 @@ def _divisors(text: str) -> list[int]:
 
 def add_range_args(p: argparse.ArgumentParser) -> None:
     """The mix ranges of ``[search.ranges]`` as options; each replaces the file's key."""
-    from widthsearch.search.settings import Ranges
-
     r = Ranges()
     params, macs = r.params or (0.0, 0.0), r.macs or (0.0, 0.0)
     p.add_argument(
