@@ -12,6 +12,7 @@ from widthsearch.solve.baselines import (
     synflow,
     uniform,
 )
+from widthsearch.solve.budget import RATIO_LIMIT, Budget, Ratio, resolve_count, resolve_latency
 from widthsearch.solve.profile_widths import solved_widths
 from widthsearch.solve.program import (
     COSTS,
@@ -66,7 +67,12 @@ from widthsearch.solve.synexp import (
 
 __all__ = [
     "BASELINES",
+    "RATIO_LIMIT",
     "Baseline",
+    "Budget",
+    "Ratio",
+    "resolve_count",
+    "resolve_latency",
     "BoundsError",
     "Budgets",
     "COSTS",
