@@ -24,6 +24,7 @@ from widthsearch._version import __version__
 from widthsearch.report.figures import pareto_figure, profiles, widths_figure
 from widthsearch.report.front import FRONT_ROWS_SHOWN, front_html, front_table, markdown
 from widthsearch.report.reproduce import reproduce_html
+from widthsearch.report.scale import ReportScale, check_replace
 from widthsearch.report.verification import verification_html
 from widthsearch.search import load_front, open_storage, stored_latency, trial_summary
 from widthsearch.verify import quick_check, stored_verifications
@@ -277,10 +278,17 @@ def write_report(
     folder: str | os.PathLike[str],
     *,
     study_file: str | os.PathLike[str] | None = None,
+    replace: bool = False,
 ) -> ReportResult:
     """Write the report of a stored study into ``folder`` (created if needed).
 
     ``study_file`` is the study file the study was run from, named in the page's commands.
+    The page records its scale (:class:`~widthsearch.report.scale.ReportScale`); a report of a
+    smaller scale (fewer trials, epochs or seeds, no verification, or a quick check where the
+    folder has a full run) is not written over a larger one unless ``replace`` is True.
+
+    Raises:
+        ReportScaleError: ``folder`` holds a report of a larger scale, nothing written.
     """
     import optuna
 
@@ -291,6 +299,8 @@ def write_report(
     verifications = stored_verifications(study)
     main = verifications[-1] if verifications else None
     out = Path(folder)
+    scale = ReportScale.of(report["trials"], main)
+    check_replace(out, scale, replace=replace)
     out.mkdir(parents=True, exist_ok=True)
 
     table = front_table(report)
@@ -310,6 +320,8 @@ def write_report(
         table=table,
         verifications=verifications,
     )
+    # the scale, for the next writer to compare with (see widthsearch.report.scale)
+    page = page.replace('<meta charset="utf-8">', f'<meta charset="utf-8">\n{scale.meta()}', 1)
     write_atomic(out / "index.html", page)
     return ReportResult(out, FILES, len(report["front"]), len(verifications))
 
