@@ -39,7 +39,10 @@ def run_trial(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"trial {args.trial} of study '{args.study}'")
-    print(format_result(info))
+    lines = format_result(info).splitlines()
+    gain = f"log SynExp gain over the base model: {info['log_synexp_gain']:+.2f}"
+    # a trial keeps its rounded widths only: no continuous optimum to compare with
+    print("\n".join(f"{gain} (the trial's widths)" if x.startswith(gain) else x for x in lines))
     if args.output:
         print(
             f"widths written to {args.output} (for export, verify and create_model, as from "
