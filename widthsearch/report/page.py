@@ -321,7 +321,8 @@ def write_report(
         verifications=verifications,
     )
     # the scale, for the next writer to compare with (see widthsearch.report.scale)
-    page = page.replace('<meta charset="utf-8">', f'<meta charset="utf-8">\n{scale.meta()}', 1)
+    head = '<meta charset="utf-8">' if '<meta charset="utf-8">' in page else "<head>"
+    page = page.replace(head, f"{head}\n{scale.meta()}", 1)
     write_atomic(out / "index.html", page)
     return ReportResult(out, FILES, len(report["front"]), len(verifications))
 
