@@ -4,9 +4,10 @@ The public surface is re-exported here, lazily: ``import widthsearch`` loads not
 torch, timm and cvxpy load only when a model is analysed or a budget solved.
 
 Example:
-    >>> from widthsearch import WidthSpace, reconfigure
+    >>> from widthsearch import Ratio, WidthSpace, reconfigure
     >>> space = WidthSpace.from_timm("resnet18", input_size=(3, 64, 64))
     >>> result = reconfigure(space, macs=0.5)  # doctest: +SKIP
+    >>> result = reconfigure(space, params="4.2M", macs=Ratio(1))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from widthsearch.models.widthfile import WidthFile, load_width_file
     from widthsearch.report.page import write_report
     from widthsearch.search.run import run_search
+    from widthsearch.solve.budget import Ratio
     from widthsearch.solve.reconfigure import reconfigure
     from widthsearch.space.cost import Posynomial
     from widthsearch.space.width_space import Group, Layer, WidthSpace
@@ -39,6 +41,7 @@ _PUBLIC = {
     "WidthSpace": "widthsearch.space.width_space",
     "Posynomial": "widthsearch.space.cost",
     "reconfigure": "widthsearch.solve.reconfigure",
+    "Ratio": "widthsearch.solve.budget",
     "WidthFile": "widthsearch.models.widthfile",
     "load_width_file": "widthsearch.models.widthfile",
     "create_model": "widthsearch.models.factory",
@@ -73,6 +76,7 @@ __all__ = [
     "InvalidWidthsError",
     "Layer",
     "Posynomial",
+    "Ratio",
     "UnknownModelError",
     "UnsupportedModelError",
     "WidthFile",

@@ -6,9 +6,43 @@ them into one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+PYTHON_NAMES: Mapping[str, str] = {
+    "budget": "a budget: params=, macs=, latency= or memory= (a count such as 4_200_000 or "
+    "'4.2M', or a ratio of the base such as 0.5, '0.5' or Ratio(0.5))",
+    "replace": "replace=True",
+    "output": "another folder",
+}
+"""How option placeholders read in Python (any other ``{name}`` reads as ``name``, the keyword
+argument); the CLI has its own table of flags."""
+
+
+class _Names(dict):
+    def __missing__(self, key: str) -> str:
+        return key
+
 
 class WidthSearchError(Exception):
-    """Base class of widthsearch's own errors."""
+    """Base class of widthsearch's own errors.
+
+    A message that names what to change is written once, with placeholders for the options:
+    ``WidthSearchError(options="raise the budget or lower {min_width}={value}")``. In Python it
+    reads ``lower min_width=0.2`` (the keyword argument); the CLI prints :meth:`worded` with
+    its flags, ``lower --min-width=0.2``.
+    """
+
+    def __init__(self, *args: object, options: str | None = None) -> None:
+        if options is not None and not args:
+            args = (options.format_map(_Names(PYTHON_NAMES)),)
+        super().__init__(*args)
+        self.options = options
+
+    def worded(self, names: Mapping[str, str]) -> str:
+        """The message with ``names`` (option -> how a caller spells it) for its options."""
+        if self.options is None:
+            return str(self)
+        return self.options.format_map(_Names({**PYTHON_NAMES, **names}))
 
 
 class UnknownModelError(WidthSearchError, ValueError):
@@ -55,6 +89,11 @@ class GridError(BoundsError):
     """A width grid (``--choices``) or tie (``--tie``) that cannot be used: unreadable text, a
     glob that matches no group, a width a group cannot take, tied groups with no common width.
     A :class:`BoundsError`, so a search prunes such a mix as it prunes other empty bounds."""
+
+
+class ReportScaleError(WidthSearchError):
+    """A report would replace one of a larger scale (more trials, epochs, seeds or a full run
+    where it is a quick check) without being told to."""
 
 
 class SolverError(WidthSearchError):

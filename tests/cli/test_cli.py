@@ -109,7 +109,7 @@ def test_reconfig_infeasible_budget_exits_2_and_writes_nothing(capsys, tmp_path)
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "below the" in err and "reachable with --min-width 0.1" in err
+    assert "below the" in err and "reachable with --min-width=0.1" in err
     assert not out.exists()
 
 

@@ -50,7 +50,8 @@ def test_run_searches_verifies_reports_and_resumes_to_the_same_files(tmp_path, m
     monkeypatch.setattr(verify_module, "BUSY_CORES", math.inf)
     (tmp_path / "tiny.toml").write_text(STUDY)
     db = f"sqlite:///{tmp_path / 's.db'}"
-    quick = ["--max-steps", "8"]  # a quick check: the same flags rebuild the same runs
+    # a quick check (into the [report] folder, as asked): the same flags rebuild the same runs
+    quick = ["--max-steps", "8", "-o", "out/tiny"]
     assert main(["run", "tiny.toml", "--storage", db, *quick]) == 0
     text = capsys.readouterr().out
     assert "search: 12 trials (12 new)" in text and "report: out/tiny/index.html" in text

@@ -73,7 +73,7 @@ def test_infeasible_budget_fails_before_solving_with_the_reachable_minimum():
     with pytest.raises(
         InfeasibleBudgetError,
         match=r"params 0\.01x .* below the 0\.0\d+x .* "
-        r"reachable with --min-width 0\.1",
+        r"reachable with min_width=0\.1",
     ):
         reconfigure(space, params=int(0.01 * space.params()), program=program, baselines=())
     assert program.solves == 0

@@ -20,6 +20,22 @@ from widthsearch.errors import WidthSearchError, WidthSearchWarning
 
 from . import bench, export, front, inspect, profile, reconfig, report, run, search, verify
 
+OPTION_FLAGS = {
+    "min_width": "--min-width",
+    "max_width": "--max-width",
+    "divisor": "--divisor",
+    "mode": "--mode",
+    "params": "--params",
+    "macs": "--macs",
+    "latency": "--latency",
+    "memory": "--memory",
+    "budget": "a budget (--params R, --flops R, --macs R, --same-params, --same-flops, "
+    "--latency R, --same-latency or --memory R)",
+    "replace": "--replace",
+    "output": "another folder (-o DIR)",
+}
+"""How the options an error names (:meth:`WidthSearchError.worded`) read on the command line."""
+
 COMMANDS = (inspect, reconfig, export, search, front, verify, report, run, profile, bench)
 """Command modules in the order ``--help`` lists them; each has ``add_parser`` and ``run``."""
 
@@ -112,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _discard_stdout()
         return 0
     except WidthSearchError as exc:
-        _say(f"widthsearch: error: {exc}")
+        _say(f"widthsearch: error: {exc.worded(OPTION_FLAGS)}")
         return 2
     except KeyboardInterrupt as exc:  # SearchInterrupted, VerifyInterrupted say what was kept
         _say(f"widthsearch: interrupted{f': {exc}' if str(exc) else ''}")
@@ -134,4 +150,4 @@ def _discard_stdout() -> None:
         pass
 
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "OPTION_FLAGS", "build_parser", "main"]

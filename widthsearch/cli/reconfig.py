@@ -81,6 +81,7 @@ def format_result(info: dict[str, Any]) -> str:
             right={1, 2, 3},
         ),
         *_hardware_notes(info),
+        *growth_notes(info),
         "",
         f"log SynExp gain over the base model: {info['log_synexp_gain']:+.2f} "
         f"(continuous optimum {info['log_synexp_continuous']:+.2f}; "
@@ -201,6 +202,25 @@ def _hardware_rows(info: dict[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+GROWTH_FLAGS = {
+    "params": ("params", "--same-params (or --params R)"),
+    "macs": ("MACs", "--same-flops (or --macs R)"),
+    "latency": ("predicted latency", "--same-latency (or --latency R)"),
+    "memory": ("activation memory", "--memory 1 (or --memory R)"),
+}
+"""What each unbudgeted cost is called, and the flags that hold it."""
+
+
+def growth_notes(info: dict[str, Any]) -> list[str]:
+    """One line per unbudgeted cost that grew past 1.2x the base's, naming the flag that holds
+    it: a params budget alone lets resnet50's MACs grow to 1.73x."""
+    return [
+        f"note: {GROWTH_FLAGS[k][0]} grew to {r:.2f}x the base's with no budget on them; add "
+        f"{GROWTH_FLAGS[k][1]} to hold them"
+        for k, r in (info.get("unbudgeted_growth") or {}).items()
+    ]
 
 
 def _hardware_notes(info: dict[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
                 f"-o {folder}: {parent} is a file, not a folder; give -o a folder for the "
                 "report's files"
             )
-    result = write_report(args.study, args.storage, folder)
+    result = write_report(args.study, args.storage, folder, replace=args.replace)
     print(
         f"wrote {', '.join(result.files)} to {result.folder}/ (front: {result.front_size} "
         f"trials, {result.verified} verification run(s))"
@@ -36,9 +36,16 @@ def add_parser(sub: Any) -> None:
         description="Turn a stored study into one HTML page with the Pareto front, width "
         "profiles and the verification results, plus the figures and the front as CSV and "
         "Markdown. The same study gives the same files. Only reads the study: a storage or "
-        "study that does not exist is an error, never created.",
+        "study that does not exist is an error, never created. A report of a larger scale in the "
+        "folder is not replaced without --replace.",
     )
     p.add_argument("study", help="study name")
     p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")
     p.add_argument("-o", "--output", metavar="DIR", help="folder (default reports/STUDY)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a report of a larger scale (more trials, epochs or seeds, a full run "
+        "where this is a quick check) in the folder; refused otherwise",
+    )
     p.set_defaults(func=run)

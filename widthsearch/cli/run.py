@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from widthsearch.experiment import run_experiment
+from widthsearch.errors import WidthSearchError
+from widthsearch.experiment import QUICK_FOLDER, report_folder, run_experiment
 from widthsearch.search.storage import DEFAULT_STORAGE
 from widthsearch.studyfile import load_config
 from widthsearch.train.data import load_dataset
@@ -24,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
         recipe = verify.recipe()
         data = load_dataset(verify.data, verify.input_size or config.input_size)
         bars = train_progress(recipe, len(data.train))
+    folder = args.out or report_folder(config, verify)
+    for parent in (Path(folder), *Path(folder).parents):  # before any work
+        if parent.exists() and not parent.is_dir():
+            raise WidthSearchError(f"-o {folder}: {parent} is a file; give -o a folder")
     result = run_experiment(
         config,
         args.storage,
@@ -35,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         data=data,
         verify=verify,
         log=log_line,
+        folder=folder,
+        replace=args.replace,
     )
     s = result.search
     held = " (it held them already: raise [search] trials to add more)" if not s.new_trials else ""
@@ -47,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
         print()
     r = result.report
     print(f"report: {r.folder / 'index.html'} ({', '.join(r.files)})")
+    if args.out is None and Path(folder).is_relative_to(QUICK_FOLDER):
+        print(
+            f"(a quick check: written to {folder}, not to the study's report folder "
+            f"{report_folder(config)}; -o DIR to choose)"
+        )
     return 0
 
 
@@ -58,7 +71,10 @@ def add_parser(sub: Any) -> None:
         help="search, verify and report a study file in one command (resumable)",
         description="Run the study file's search (resuming its trials), train its [verify] "
         "candidates (skipping finished runs, resuming interrupted ones) and write the report "
-        "to its [report] path (default reports/STUDY).",
+        "to -o DIR, else its [report] path (default reports/STUDY); a quick check (--max-steps, "
+        f"--train-subset) goes to {QUICK_FOLDER}/STUDY unless -o says otherwise. A report is "
+        "never replaced by one of a smaller scale (fewer trials, epochs or seeds, or a quick "
+        "check over a full run) unless --replace is given: that is refused before any work.",
     )
     p.add_argument(
         "study_file", metavar="STUDY.toml", help="e.g. studies/efficientnet_b0_same_flops.toml"
@@ -66,5 +82,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--storage", metavar="URL", help=f"as for search (default {DEFAULT_STORAGE})")
     p.add_argument("--workers", type=positive_int, default=1, help="search processes (default 1)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="DIR",
+        help=f"report folder (default: the [report] path, else reports/STUDY; quick checks: "
+        f"{QUICK_FOLDER}/STUDY)",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a report of a larger scale in the folder (refused otherwise)",
+    )
     add_quick_check_args(p)
     p.set_defaults(func=run)

@@ -9,7 +9,9 @@ from typing import Any
 from widthsearch.errors import StudyConfigError, WidthSearchError
 from widthsearch.search.front import shown_front
 from widthsearch.search.run import run_search
+from widthsearch.search.settings import Ranges
 from widthsearch.search.storage import DEFAULT_STORAGE
+from widthsearch.solve.program import MODES
 from widthsearch.studyfile import StudyConfig, load_config
 
 from ._args import add_input_size, add_timm_kwargs, positive_float, positive_int, table, timm_kwargs
@@ -83,20 +85,70 @@ def format_front(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _range(text: str, what: str) -> tuple[float, float]:
+def _range(text: str, what: str, *, free: bool = False) -> tuple[float, float] | None:
+    """``LO,HI`` (or one number) as a range of ratios of the base; ``none`` (where ``free``)
+    leaves that cost unconstrained, as ``false`` does in a study file."""
 
+    if free and text.strip().lower() in ("none", "false", "free"):
+        return None
     try:
         parts = [float(p) for p in text.split(",")]
     except ValueError:
         parts = []
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or not 0 < parts[0] <= parts[1]:
+    if len(parts) != 2 or not 0 < parts[0] <= parts[1] < float("inf"):
         raise StudyConfigError(
-            f"--{what} must be LOW,HIGH ratios of the base with 0 < LOW <= HIGH (or one ratio), "
-            f"got '{text}'"
+            f"--{what} must be LOW,HIGH ratios of the base with 0 < LOW <= HIGH (or one ratio"
+            + ("; none: unconstrained" if free else "")
+            + f"), got '{text}'"
         )
     return parts[0], parts[1]
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    """``--mode``: precrop, preconfig, or both (``precrop,preconfig``)."""
+    modes = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not modes or any(m not in MODES for m in modes):
+        raise StudyConfigError(
+            f"--mode must be {', '.join(MODES)} or both ({','.join(MODES)}), got '{text}'"
+        )
+    return modes
+
+
+def _with_ranges(config: Any, args: argparse.Namespace) -> Any:
+    """The study config with the command line's ``--params``, ``--macs``, ``--width``,
+    ``--min-width``, ``--max-width``, ``--divisor`` and ``--mode`` ranges applied: each
+    replaces the study file's key of the same name (``[search.ranges]``), and the study records
+    them as it records the file's."""
+    from dataclasses import replace
+
+    if args.width is not None and (args.min_width is not None or args.max_width is not None):
+        raise StudyConfigError(
+            "give --width LO,HI (both bounds fixed) or --min-width/--max-width ranges, not both"
+        )
+    changes: dict[str, Any] = {}
+    if args.params is not None:
+        changes["params"] = _range(args.params, "params", free=True)
+    if args.macs is not None:
+        changes["macs"] = _range(args.macs, "macs", free=True)
+    if args.width is not None:
+        lo, hi = _range(args.width, "width") or (0.0, 0.0)
+        changes["min_width"], changes["max_width"] = (lo, lo), (hi, hi)
+    if args.min_width is not None:
+        changes["min_width"] = _range(args.min_width, "min-width")
+    if args.max_width is not None:
+        changes["max_width"] = _range(args.max_width, "max-width")
+    if args.divisor is not None:
+        changes["divisor"] = tuple(dict.fromkeys(args.divisor))
+    if args.mode is not None:
+        changes["mode"] = _modes(args.mode)
+    ranges = replace(config.ranges, **changes)
+    if ranges.params is None and ranges.macs is None and not (ranges.latency or ranges.memory):
+        raise StudyConfigError(
+            "--params none and --macs none leave nothing to budget; give one of them a range"
+        )
+    return replace(config, ranges=ranges)
 
 
 def _with_hardware(config: Any, args: argparse.Namespace) -> Any:
@@ -153,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         input_size=input_size,
         timm_kwargs=kwargs,
     )
-    config = _with_hardware(config, args)
+    config = _with_ranges(_with_hardware(config, args), args)
     result = run_search(
         config,
         args.storage,
@@ -184,6 +236,59 @@ def ran_line(result: Any, target: int, workers: int) -> str:
     return (
         f"{result.new_trials} new trials in {result.seconds:.1f} s (start-up included) on "
         f"{workers} worker(s); storage {result.storage}"
+    )
+
+
+def _divisors(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected positive integers N[,M...], got '{text}'")
+    return [int(p) for p in parts]
+
+
+def add_range_args(p: argparse.ArgumentParser) -> None:
+    """The mix ranges of ``[search.ranges]`` as options; each replaces the file's key."""
+    r = Ranges()
+    params, macs = r.params or (0.0, 0.0), r.macs or (0.0, 0.0)
+    p.add_argument(
+        "--params",
+        metavar="LO,HI",
+        help=f"params budget range, ratios of the base (default {params[0]:g},{params[1]:g};"
+        " one number fixes it; none: unconstrained)",
+    )
+    p.add_argument(
+        "--macs",
+        metavar="LO,HI",
+        help=f"MACs budget range, ratios of the base (default {macs[0]:g},{macs[1]:g}; "
+        "none: unconstrained)",
+    )
+    p.add_argument(
+        "--width",
+        metavar="LO,HI",
+        help="every trial's width bounds: LO to HI times each group's base (PreCrop caps HI "
+        "at 1); instead of --min-width/--max-width",
+    )
+    p.add_argument(
+        "--min-width",
+        metavar="LO,HI",
+        help=f"range of the smallest multiplier (default {r.min_width[0]:g},{r.min_width[1]:g})",
+    )
+    p.add_argument(
+        "--max-width",
+        metavar="LO,HI",
+        help=f"range of the largest multiplier, PreConfig only (default {r.max_width[0]:g},"
+        f"{r.max_width[1]:g})",
+    )
+    p.add_argument(
+        "--divisor",
+        type=_divisors,
+        metavar="N[,M]",
+        help="widths are multiples of one of these (default 8)",
+    )
+    p.add_argument(
+        "--mode",
+        metavar="MODE",
+        help="precrop (channels removed only), preconfig, or precrop,preconfig (default both)",
     )
 
 
@@ -229,6 +334,7 @@ def add_parser(sub: Any) -> None:
         "input size for MACs: C,H,W or C H W (default the study file's, else "
         "3,224,224; a single S means C,S,S)",
     )
+    add_range_args(p)
     p.add_argument(
         "--latency",
         metavar="LO,HI",

@@ -24,6 +24,7 @@ from widthsearch._version import __version__
 from widthsearch.report.figures import pareto_figure, profiles, widths_figure
 from widthsearch.report.front import FRONT_ROWS_SHOWN, front_html, front_table, markdown
 from widthsearch.report.reproduce import reproduce_html
+from widthsearch.report.scale import ReportScale, check_replace
 from widthsearch.report.verification import verification_html
 from widthsearch.search import load_front, open_storage, stored_latency, trial_summary
 from widthsearch.verify import quick_check, stored_verifications
@@ -287,6 +288,7 @@ def write_report(
     folder: str | os.PathLike[str],
     *,
     study_file: str | os.PathLike[str] | None = None,
+    replace: bool = False,
 ) -> ReportResult:
     """Write the report of a stored study into ``folder`` (created if needed).
 
@@ -298,12 +300,16 @@ def write_report(
         folder: where ``index.html``, ``pareto.png``, ``widths.png``, ``front.csv`` and
             ``front.md`` go.
         study_file: the study file the study was run from, named in the page's commands.
+        replace: write over a report of a larger scale (the page records its scale,
+            :class:`~widthsearch.report.scale.ReportScale`: fewer trials, epochs or seeds, no
+            verification, or a quick check where the folder has a full run is smaller).
 
     Returns:
         The folder, the files written, the front's size and how many verifications are shown.
 
     Raises:
         StorageError: the storage cannot be opened or holds no such study; nothing is written.
+        ReportScaleError: ``folder`` holds a report of a larger scale, nothing written.
     """
     import optuna
 
@@ -314,6 +320,8 @@ def write_report(
     verifications = stored_verifications(study)
     main = verifications[-1] if verifications else None
     out = Path(folder)
+    scale = ReportScale.of(report["trials"], main)
+    check_replace(out, scale, replace=replace)
     out.mkdir(parents=True, exist_ok=True)
 
     table = front_table(report)
@@ -333,6 +341,9 @@ def write_report(
         table=table,
         verifications=verifications,
     )
+    # the scale, for the next writer to compare with (see widthsearch.report.scale)
+    head = '<meta charset="utf-8">' if '<meta charset="utf-8">' in page else "<head>"
+    page = page.replace(head, f"{head}\n{scale.meta()}", 1)
     write_atomic(out / "index.html", page)
     return ReportResult(out, FILES, len(report["front"]), len(verifications))
 

@@ -7,7 +7,8 @@ One module per concept: :mod:`~widthsearch.search.settings` (what a search explo
 :mod:`~widthsearch.search.samplers` (the mixes trials take),
 :mod:`~widthsearch.search.hardware` (latency and memory models),
 :mod:`~widthsearch.search.objective` (one trial), :mod:`~widthsearch.search.front` (Pareto
-fronts) and :mod:`~widthsearch.search.run` (running a search).
+fronts), :mod:`~widthsearch.search.run` (running a search) and
+:mod:`~widthsearch.search.trial_file` (a trial as a width file).
 """
 
 from widthsearch.errors import SearchInterrupted, StorageError
@@ -56,6 +57,7 @@ from widthsearch.search.study import (
     setting_differences,
     study_settings,
 )
+from widthsearch.search.trial_file import save_trial_width_file, trial_result
 
 __all__ = [
     "DEFAULT_ROWS",
@@ -96,6 +98,7 @@ __all__ = [
     "open_study",
     "pareto_mask",
     "run_search",
+    "save_trial_width_file",
     "setting_differences",
     "shown_front",
     "storage_name",
@@ -103,6 +106,7 @@ __all__ = [
     "study_names",
     "study_settings",
     "thin_front",
+    "trial_result",
     "trial_summary",
     "widths_key",
 ]

@@ -74,21 +74,14 @@ class Objective:
             Infeasible: the mix's budgets are out of reach of its bounds, or the solver
                 failed on it (one mix of thousands must not end a search).
         """
-        mix = _full_mix(params)
+        mix = full_mix(params)
         space = self.space
-        budgets = Budgets(
-            params=None
-            if mix["params_ratio"] is None
-            else math.floor(mix["params_ratio"] * space.params()),
-            macs=None
-            if mix["macs_ratio"] is None
-            else math.floor(mix["macs_ratio"] * space.macs()),
-            latency=None
-            if mix["latency_ratio"] is None or self.hardware.latency is None
-            else mix["latency_ratio"] * self.hardware.latency(space.base_widths),
-            memory=None
-            if mix["memory_ratio"] is None or self.hardware.memory is None
-            else math.floor(mix["memory_ratio"] * self.hardware.memory(space.base_widths)),
+        hw = self.hardware
+        budgets = mix_budgets(
+            mix,
+            space,
+            base_latency=None if hw.latency is None else hw.latency(space.base_widths),
+            base_memory=None if hw.memory is None else hw.memory(space.base_widths),
         )
         lo, hi = mix["min_width"], mix["max_width"]  # min > max is pruned (BoundsError), not bent
         try:
@@ -183,7 +176,7 @@ class Objective:
                 self.seen.setdefault(widths_key(t.user_attrs[TrialAttr.WIDTHS]), t.number)
 
 
-def _full_mix(params: dict[str, Any]) -> dict[str, Any]:
+def full_mix(params: dict[str, Any]) -> dict[str, Any]:
     """A trial's params as the mix the objective solves (absent budgets: unconstrained)."""
     return {
         "mode": params["mode"],
@@ -197,4 +190,30 @@ def _full_mix(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["Infeasible", "Objective"]
+def mix_budgets(
+    mix: dict[str, Any],
+    space: WidthSpace,
+    *,
+    base_latency: float | None = None,
+    base_memory: int | None = None,
+) -> Budgets:
+    """The absolute budgets of a :func:`full_mix`: params and MACs counts rounded down, the
+    latency (ms) and memory (bytes) ratios of the base's figures where the study has them.
+    What a trial solved, and what its width file records."""
+
+    def scaled(ratio: float | None, base: float | None) -> float | None:
+        return None if ratio is None or base is None else ratio * base
+
+    def count(ratio: float | None, base: float | None) -> int | None:
+        value = scaled(ratio, base)
+        return None if value is None else math.floor(value)
+
+    return Budgets(
+        params=count(mix["params_ratio"], space.params()),
+        macs=count(mix["macs_ratio"], space.macs()),
+        latency=scaled(mix["latency_ratio"], base_latency),
+        memory=count(mix["memory_ratio"], base_memory),
+    )
+
+
+__all__ = ["Infeasible", "Objective", "full_mix", "mix_budgets"]

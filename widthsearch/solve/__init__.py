@@ -15,6 +15,7 @@ from widthsearch.solve.baselines import (
     uniform,
     uniform_lattice,
 )
+from widthsearch.solve.budget import RATIO_LIMIT, Budget, Ratio, resolve_count, resolve_latency
 from widthsearch.solve.lattice import (
     ENUMERATE_LIMIT,
     LEAF_LIMIT,
@@ -85,7 +86,12 @@ __all__ = [
     "best_point",
     "random_lattice",
     "uniform_lattice",
+    "RATIO_LIMIT",
     "Baseline",
+    "Budget",
+    "Ratio",
+    "resolve_count",
+    "resolve_latency",
     "BoundsError",
     "Budgets",
     "COSTS",

@@ -282,9 +282,10 @@ def check_feasible(program: SynExpProgram, budgets: Budgets, min_width: float) -
         if budget is not None and budget < smallest[name]:
             base = poly(program.space.base_widths)
             raise InfeasibleBudgetError(
-                f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) is below "
-                f"the {smallest[name] / base:.3g}x ({describe_cost(name, smallest[name])}) "
-                f"reachable with --min-width {min_width:g}; raise the budget or lower --min-width"
+                options=f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) "
+                f"is below the {smallest[name] / base:.3g}x "
+                f"({describe_cost(name, smallest[name])}) reachable with "
+                f"{{min_width}}={min_width:g}; raise the budget or lower {{min_width}}"
             )
 
 

@@ -9,8 +9,6 @@ written before any baseline runs: SynFlow's 100 pruning rounds take 20 s to minu
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import GridError, WidthSearchError
 from widthsearch.solve import baselines as _baselines
+from widthsearch.solve.budget import (
+    Budget,
+    Ratio,
+    parse_budget,
+    parse_latency,
+    parse_memory,
+    resolve_count,
+    resolve_latency,
+)
 from widthsearch.solve.lattice import TIME_LIMIT, LatticePick, best_point
 from widthsearch.solve.program import (
     DEFAULT_MAX_WIDTH,
@@ -42,71 +49,9 @@ BASELINES = ("uniform", "synflow")
 DEFAULT_BASELINES = ("uniform",)
 """What ``reconfig`` compares with unless asked: the uniform multiplier takes milliseconds;
 SynFlow's iterative pruning takes 20 s to minutes on a CPU, so it is opt-in."""
-_COUNT = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-_NUMBER = r"^\s*([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*"
-_TIME = re.compile(_NUMBER + r"(ms|s|us)?\s*$", re.IGNORECASE)
-_BYTES = re.compile(_NUMBER + r"([kmgt]i?b|b)?\s*$", re.IGNORECASE)
-_TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-_BYTE_UNITS = {
-    "b": 1,
-    **{f"{p}b": 1000 ** (i + 1) for i, p in enumerate("kmgt")},
-    **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgt")},
-}
-
-
-def parse_budget(text: str | float, base: int, *, per: int = 1) -> int:
-    """A budget from a ratio of ``base`` (``0.8``) or an absolute count (``4.2M``, ``300e6``).
-
-    A number with a K/M/G suffix, or one of 1000 or more, is a count; a smaller plain number
-    is a ratio. ``per`` converts counts into the budget's unit (``--flops`` counts FLOPs, two
-    per MAC, so it passes ``per=2``).
-    """
-    m = _COUNT.match(str(text))
-    if not m:
-        raise WidthSearchError(f"budget '{text}' is neither a ratio (0.8) nor a count (4.2M)")
-    value, suffix = float(m.group(1)), m.group(2).lower()
-    if not math.isfinite(value * _SUFFIX[suffix]):
-        raise WidthSearchError(f"budget '{text}' is too large to be a number of params or MACs")
-    if value <= 0:
-        raise WidthSearchError(
-            f"budget '{text}' must be positive: a ratio of the base (0.8) or a count (4.2M)"
-        )
-    if suffix or value >= 1000:
-        return math.floor(value * _SUFFIX[suffix] / per)
-    return math.floor(value * base)
-
-
-def parse_latency(text: str | float, base_ms: float) -> float:
-    """A latency budget in ms: a ratio of the base's predicted latency (``0.9``) or a time
-    (``12ms``, ``0.012s``; a number with a unit)."""
-    m = _TIME.match(str(text))
-    if not m:
-        raise WidthSearchError(
-            f"latency budget '{text}' is neither a ratio (0.9) nor a time (12ms, 0.012s)"
-        )
-    value, unit = float(m.group(1)), (m.group(2) or "").lower()
-    if value <= 0:
-        raise WidthSearchError(
-            f"latency budget '{text}' must be positive: a ratio (0.9) or a time (12ms)"
-        )
-    return value * _TIME_UNITS[unit] if unit else value * base_ms
-
-
-def parse_memory(text: str | float, base_bytes: int) -> int:
-    """An activation-memory budget in bytes: a ratio of the base's (``0.8``) or a size
-    (``300MB``, ``1.5GiB``, ``250e6B``; a number with a unit)."""
-    m = _BYTES.match(str(text))
-    if not m:
-        raise WidthSearchError(
-            f"memory budget '{text}' is neither a ratio (0.8) nor a size (300MB, 1.5GiB)"
-        )
-    value, unit = float(m.group(1)), (m.group(2) or "").lower()
-    if value <= 0:
-        raise WidthSearchError(
-            f"memory budget '{text}' must be positive: a ratio (0.8) or a size (300MB)"
-        )
-    return math.floor(value * _BYTE_UNITS[unit] if unit else value * base_bytes)
+GROWTH_NOTE = 1.2
+"""An unbudgeted cost that grows past this multiple of the base's is said out loud
+(:meth:`Reconfiguration.unbudgeted_growth`): a params budget alone can multiply MACs."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +108,23 @@ class Reconfiguration:
         times = dict(self.seconds)
         times["baselines"] = times.get("baselines", 0.0) + seconds
         return replace(self, baselines=(*self.baselines, *found), seconds=times)
+
+    def unbudgeted_growth(self, threshold: float = GROWTH_NOTE) -> dict[str, float]:
+        """Costs without a budget that grew past ``threshold`` times the base's, as ratios:
+        ``{"macs": 1.73}`` for a params-only budget on resnet50. Latency and memory count
+        where the result predicts them."""
+        b = self.budgets
+        costs = (
+            ("params", b.params, self.params, self.base_params),
+            ("macs", b.macs, self.macs, self.base_macs),
+            ("latency", b.latency, self.latency_ms, self.base_latency_ms),
+            ("memory", b.memory, self.memory_bytes, self.base_memory_bytes),
+        )
+        return {
+            name: new / base
+            for name, budget, new, base in costs
+            if budget is None and new is not None and base and new / base > threshold
+        }
 
     @property
     def rounding_loss(self) -> float:
@@ -224,6 +186,7 @@ class Reconfiguration:
             "memory_ratio": _ratio(self.memory_bytes, self.base_memory_bytes),
             "batch_size": self.batch_size,
             "latency_model": self.latency_note or None,
+            "unbudgeted_growth": self.unbudgeted_growth(),
             "solve_seconds": self.solve_seconds,
             "seconds": dict(self.seconds),
             "grid": None if self.grid.empty else self.grid.to_dict(),
@@ -238,10 +201,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def reconfigure(
     space: WidthSpace,
     *,
-    params: int | None = None,
-    macs: int | None = None,
-    latency: float | None = None,
-    memory: int | None = None,
+    params: Budget = None,
+    macs: Budget = None,
+    latency: Budget = None,
+    memory: Budget = None,
     latency_model: LatencyModel | None = None,
     memory_model: ActivationMemory | None = None,
     latency_note: str = "",
@@ -256,10 +219,16 @@ def reconfigure(
     tie: str | Sequence[str] = (),
     time_limit: float = TIME_LIMIT,
 ) -> Reconfiguration:
-    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs`` (absolute),
-    predicted latency <= ``latency`` ms on ``latency_model``'s device and training activation
-    memory <= ``memory`` bytes (``memory_model``'s batch). A model given without its budget
-    still reports its figures.
+    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs``, predicted
+    latency <= ``latency`` on ``latency_model``'s device and training activation memory <=
+    ``memory`` (``memory_model``'s batch). A model given without its budget still reports its
+    figures.
+
+    Budgets read as the CLI's do (:mod:`widthsearch.solve.budget`): an int is a count
+    (``params=4_200_000``), a float a ratio of the base's cost (``params=0.5``, as
+    ``--params 0.5``), ``Ratio(0.5)`` a ratio said explicitly, and text the CLI's syntax
+    (``"0.5"``, ``"4.2M"``, ``"12ms"``, ``"300MB"``). A latency number is milliseconds. A
+    float of 1000 or more is refused (write a count as an int or text).
 
     ``mode="precrop"`` only removes channels (``max_width`` at most 1, default 1); ``"preconfig"``
     lets groups grow up to ``max_width`` times their base (default :data:`DEFAULT_MAX_WIDTH`).
@@ -308,9 +277,23 @@ def reconfigure(
             width on the grid, or budgets the widest widths already hold (nothing to solve).
         GridError: unreadable choices or ties, or ones the model cannot take.
         InfeasibleBudgetError: a budget is below what ``min_width`` (or the grid) allows.
-        WidthSearchError: bad mode or baseline names, or no budget at all.
+        WidthSearchError: bad mode or baseline names, no budget at all, or a budget that is
+            not one (see :mod:`widthsearch.solve.budget`).
     """
-    budgets = Budgets(params=params, macs=macs, latency=latency, memory=memory)
+    if latency is not None and latency_model is None:
+        raise WidthSearchError("a latency budget needs a latency model (latency_model=)")
+    if memory is not None and memory_model is None:
+        raise WidthSearchError("a memory budget needs the activation memory model (memory_model=)")
+    budgets = Budgets(
+        params=resolve_count(params, space.params(), "params"),
+        macs=resolve_count(macs, space.macs(), "macs"),
+        latency=resolve_latency(
+            latency, None if latency_model is None else latency_model(space.base_widths)
+        ),
+        memory=resolve_count(
+            memory, 0 if memory_model is None else memory_model(space.base_widths), "memory"
+        ),
+    )
     _check_request(mode, budgets, latency_model, memory_model, baselines)
     max_width = _max_width(mode, max_width)
     spec = choices if isinstance(choices, GridSpec) else GridSpec.parse(choices, tie)
@@ -503,12 +486,9 @@ def _check_request(
         WidthSearchError: says which, and what to give.
     """
     if mode not in MODES:
-        raise WidthSearchError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
+        raise WidthSearchError(options=f"{{mode}} must be one of {', '.join(MODES)}, not '{mode}'")
     if all(b is None for b in budgets.limits().values()):
-        raise WidthSearchError(
-            "give a budget: --params R, --flops R, --same-params, --same-flops, --latency R or "
-            "--memory R"
-        )
+        raise WidthSearchError(options="give {budget}")
     if budgets.latency is not None and latency_model is None:
         raise WidthSearchError("a latency budget needs a latency model (a device profile)")
     if budgets.memory is not None and memory_model is None:
@@ -526,8 +506,8 @@ def _max_width(mode: str, max_width: float | None) -> float:
     if mode == "precrop":
         if max_width is not None and max_width > 1:
             raise WidthSearchError(
-                f"precrop only removes channels: --max-width must be at most 1, not "
-                f"{max_width:g} (--mode preconfig grows groups)"
+                options=f"precrop only removes channels: {{max_width}} must be at most 1, not "
+                f"{max_width:g} ({{mode}}='preconfig' grows groups)"
             )
         return 1.0 if max_width is None else max_width
     return DEFAULT_MAX_WIDTH if max_width is None else max_width
@@ -595,6 +575,8 @@ def compare(
 __all__ = [
     "BASELINES",
     "DEFAULT_BASELINES",
+    "GROWTH_NOTE",
+    "Ratio",
     "Reconfiguration",
     "check_baselines",
     "compare",

@@ -165,8 +165,8 @@ def _repair(step, apply, free, totals, limits, limited) -> None:
                 f"{n} {describe_cost(n, totals[n])} > {describe_cost(n, limits[n])}" for n in over
             )
             raise RoundingError(
-                f"the smallest widths on the grid still exceed the budget ({names}); "
-                "lower --divisor or --min-width, or raise the budget"
+                options=f"the smallest widths on the grid still exceed the budget ({names}); "
+                "lower {divisor} or {min_width}, or raise the budget"
             )
         apply(*best)
 
@@ -226,19 +226,19 @@ def check_budgets(
     for name, budget, cost, base in given:
         if cost(floor) > budget:
             raise InfeasibleBudgetError(
-                f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) is below "
-                f"the {cost(floor) / base:.3g}x ({describe_cost(name, cost(floor))}) reachable "
-                f"with --min-width {min_width:g} on the multiple-of-{divisor} grid; raise the "
-                "budget, or lower --min-width or --divisor"
+                options=f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) "
+                f"is below the {cost(floor) / base:.3g}x ({describe_cost(name, cost(floor))}) "
+                f"reachable with {{min_width}}={min_width:g} on the multiple-of-{divisor} grid; "
+                "raise the budget, or lower {min_width} or {divisor}"
             )
     if given and all(cost(top) <= budget for _, budget, cost, _ in given):
         costs_ = " and ".join(f"{_LABELS[n]} {cost(top) / base:.3g}x" for n, _, cost, base in given)
         limits = " and ".join(f"{_LABELS[n]} <= {b / base:.3g}x" for n, b, _, base in given)
         raise BoundsError(
-            f"no budget binds: with every group at its widest (--max-width {max_width:g}, "
-            f"multiples of {divisor}) the model costs {costs_}, within {limits}, so the bounds "
-            "alone would set the widths; lower the budget or raise --max-width (above 1 needs "
-            "--mode preconfig)"
+            options=f"no budget binds: with every group at its widest ({{max_width}}="
+            f"{max_width:g}, multiples of {divisor}) the model costs {costs_}, within {limits}, "
+            "so the bounds alone would set the widths; lower the budget or raise {max_width} "
+            "(above 1 needs {mode}='preconfig')"
         )
 
 

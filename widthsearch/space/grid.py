@@ -39,18 +39,18 @@ def check_bounds(min_width: float, max_width: float) -> None:
     """
     if not (math.isfinite(min_width) and math.isfinite(max_width)):
         raise BoundsError(
-            f"width bounds must be finite numbers, got --min-width {min_width:g} and "
-            f"--max-width {max_width:g}"
+            options=f"width bounds must be finite numbers, got {{min_width}}={min_width:g} and "
+            f"{{max_width}}={max_width:g}"
         )
     if not 0 < min_width <= max_width:
         raise BoundsError(
-            f"width bounds must satisfy 0 < --min-width ({min_width:g}) <= --max-width "
-            f"({max_width:g}); lower --min-width or raise --max-width"
+            options=f"width bounds must satisfy 0 < {{min_width}} ({min_width:g}) <= "
+            f"{{max_width}} ({max_width:g}); lower {{min_width}} or raise {{max_width}}"
         )
     if max_width > MAX_WIDTH_RATIO:
         raise BoundsError(
-            f"--max-width {max_width:g} is above {MAX_WIDTH_RATIO:g}, the widest multiple of a "
-            "group's base width widthsearch builds; lower --max-width"
+            options=f"{{max_width}}={max_width:g} is above {MAX_WIDTH_RATIO:g}, the widest "
+            "multiple of a group's base width widthsearch builds; lower {max_width}"
         )
 
 
@@ -93,7 +93,7 @@ def width_grid(
             empty.append(g)
         grids.append(values)
     if empty:
-        raise BoundsError(_empty_grid_message(space, empty, divisor, min_width, max_width))
+        raise BoundsError(options=_empty_grid_message(space, empty, divisor, min_width, max_width))
     return tuple(grids)
 
 
@@ -118,13 +118,13 @@ def _empty_grid_message(
         need = max(need, min(options))
     need = math.ceil(need * 100 - _EPS) / 100
     if max_width < need <= MAX_WIDTH_RATIO:
-        fixes.append(f"raise --max-width to {need:g}")
+        fixes.append(f"raise {{max_width}} to {need:g}")
     for d in range(divisor - 1, 0, -1):
         if all(
             h.fixed or _allowed(h.width, math.lcm(d, h.multiple_of), min_width, max_width)
             for h in space.groups
         ):
-            fixes.append(f"lower --divisor to {d}")
+            fixes.append(f"lower {{divisor}} to {d}")
             break
     if not fixes:
         fixes.append("widen the bounds")
