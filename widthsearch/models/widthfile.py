@@ -168,6 +168,8 @@ def width_file_dict(result: Reconfiguration, space: WidthSpace) -> dict[str, Any
         "params": result.params,
         "macs": result.macs,
         "log_synexp_gain": result.log_synexp_gain,
+        "objective": result.objective,
+        "held": list(result.held),
     }
 
 

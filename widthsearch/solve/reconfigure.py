@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import WidthSearchError
 from widthsearch.solve import baselines as _baselines
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, get_objective, score, weights
 from widthsearch.solve.program import (
     DEFAULT_MAX_WIDTH,
     DEFAULT_MIN_WIDTH,
@@ -25,6 +26,7 @@ from widthsearch.solve.program import (
     Budgets,
     Mode,
     SynExpProgram,
+    objective_exponents,
 )
 from widthsearch.solve.rounding import checked_grid, round_widths, width_grid
 from widthsearch.solve.synexp import log_synexp
@@ -143,6 +145,13 @@ class Reconfiguration:
     """Where the latency model came from."""
     costs: Mapping[str, Posynomial] = field(default_factory=dict, repr=False, compare=False)
     """The latency and memory posynomials the budgets were held on (baselines hold them too)."""
+    objective: str = DEFAULT_OBJECTIVE
+    """What the widths maximize (:data:`widthsearch.solve.objectives.OBJECTIVES`)."""
+    objective_value: float | None = None
+    """The objective at the widths relative to the base (None: SynExp, reported above)."""
+    held: tuple[str, ...] = ()
+    """Costs the objective held at the uniform multiplier's (``synexp-held``): their budgets
+    in ``budgets`` were set by it, not by the user."""
 
     def with_baselines(
         self, found: Sequence[_baselines.Baseline], seconds: float
@@ -214,6 +223,9 @@ class Reconfiguration:
             "latency_model": self.latency_note or None,
             "solve_seconds": self.solve_seconds,
             "seconds": dict(self.seconds),
+            "objective": self.objective,
+            "objective_value": self.objective_value,
+            "held": list(self.held),
         }
 
 
@@ -238,6 +250,7 @@ def reconfigure(
     baselines: Sequence[str] = (),
     program: SynExpProgram | None = None,
     synflow_progress: Callable[[int, int], None] | None = None,
+    objective: str = DEFAULT_OBJECTIVE,
 ) -> Reconfiguration:
     """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs`` (absolute),
     predicted latency <= ``latency`` ms on ``latency_model``'s device and training activation
@@ -250,16 +263,20 @@ def reconfigure(
     :func:`widthsearch.solve.rounding.width_grid`); the realized model holds every budget exactly.
     Bounds and budgets are checked before solving. Pass a prebuilt ``program`` to skip building
     the geometric program again. ``baselines`` (default none) runs :func:`compare` on the result
-    before returning it; call :func:`compare` yourself to have the result first.
+    before returning it; call :func:`compare` yourself to have the result first. ``objective``
+    names what the widths maximize (:data:`widthsearch.solve.objectives.OBJECTIVES`; default
+    the paper's SynExp); ``synexp-held`` adds a budget for params or MACs, whichever has none,
+    at the uniform multiplier's within the given budgets.
 
     Raises:
         BoundsError: bounds no width vector meets: ``min_width > max_width``, a group with no
             width on the grid, or budgets the widest widths already hold (nothing to solve).
         InfeasibleBudgetError: a budget is below what ``min_width`` allows.
-        WidthSearchError: bad mode or baseline names, or no budget at all.
+        WidthSearchError: bad mode, objective or baseline names, or no budget at all.
     """
     budgets = Budgets(params=params, macs=macs, latency=latency, memory=memory)
     _check_request(mode, budgets, latency_model, memory_model, baselines)
+    obj = get_objective(objective)
     max_width = _max_width(mode, max_width)
     seconds: dict[str, float] = {}
 
@@ -275,14 +292,27 @@ def reconfigure(
         max_width=max_width,
         costs=hardware,
     )
-    if program is None or any(program.costs.get(n) is not c for n, c in hardware.items()):
-        program = SynExpProgram(space, latency=lat_cost, memory=mem_cost)
+    held: tuple[str, ...] = ()
+    if obj.hold:
+        budgets, held = _hold(space, budgets, grid, min_width, max_width, hardware)
+    log_w, inv_w = weights(space, obj)
+    # SynExp and its held variant round on the exact SynExp (concatenations included)
+    separable = None if obj.log_weights is objective_exponents else (log_w, inv_w)
+    kw = {"inverse_weights": inv_w} if obj.inverse_weights else {"log_weights": log_w}
+    wanted = inv_w if obj.inverse_weights else log_w
+    if (
+        program is None
+        or any(program.costs.get(n) is not c for n, c in hardware.items())
+        or program.minimizes != bool(obj.inverse_weights)
+        or program.objective_weights != [wanted[g] for g in program.free]
+    ):
+        program = SynExpProgram(space, latency=lat_cost, memory=mem_cost, **kw)
     seconds["build"] = time.perf_counter() - start
     solution = program.solve(budgets, min_width=min_width, max_width=max_width)
     seconds["solve"] = solution.seconds
 
     start = time.perf_counter()
-    widths = round_widths(space, solution.multipliers, budgets, grid, hardware)
+    widths = round_widths(space, solution.multipliers, budgets, grid, hardware, separable)
     seconds["round"] = time.perf_counter() - start
 
     continuous = [x * w for x, w in zip(solution.multipliers, space.base_widths, strict=True)]
@@ -319,10 +349,36 @@ def reconfigure(
         ),
         latency_note=latency_note or ("" if latency_model is None else latency_model.source),
         costs=hardware,
+        objective=obj.name,
+        objective_value=None if separable is None else score(space, obj, widths),
+        held=held,
     )
     if baselines:
         result = compare(result, space, baselines, synflow_progress=synflow_progress)
     return result
+
+
+def _hold(
+    space: WidthSpace,
+    budgets: Budgets,
+    grid: Sequence[Sequence[int]],
+    min_width: float,
+    max_width: float,
+    hardware: Mapping[str, Posynomial],
+) -> tuple[Budgets, tuple[str, ...]]:
+    """``budgets`` with params or MACs, whichever has no budget, held at the cost of the
+    largest uniform multiplier within them (unchanged when both or neither have one, or when
+    no uniform multiplier fits), and the names of the costs held."""
+    missing = [n for n in ("params", "macs") if getattr(budgets, n) is None]
+    if len(missing) != 1:
+        return budgets, ()
+    uni = _baselines.uniform(
+        space, budgets, grid, min_width=min_width, max_width=max_width, costs=hardware
+    )
+    if uni.widths is None:
+        return budgets, ()
+    name = missing[0]
+    return replace(budgets, **{name: getattr(uni, name)}), (name,)
 
 
 def _check_request(
