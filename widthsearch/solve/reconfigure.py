@@ -294,7 +294,7 @@ def reconfigure(
     )
     held: tuple[str, ...] = ()
     if obj.hold:
-        budgets, held = _hold(space, budgets, grid, min_width, max_width, hardware)
+        budgets, held = _hold(space, budgets, min_width, max_width, hardware)
     log_w, inv_w = weights(space, obj)
     # SynExp and its held variant round on the exact SynExp (concatenations included)
     separable = None if obj.log_weights is objective_exponents else (log_w, inv_w)
@@ -361,24 +361,39 @@ def reconfigure(
 def _hold(
     space: WidthSpace,
     budgets: Budgets,
-    grid: Sequence[Sequence[int]],
     min_width: float,
     max_width: float,
     hardware: Mapping[str, Posynomial],
 ) -> tuple[Budgets, tuple[str, ...]]:
-    """``budgets`` with params or MACs, whichever has no budget, held at the cost of the
-    largest uniform multiplier within them (unchanged when both or neither have one, or when
-    no uniform multiplier fits), and the names of the costs held."""
+    """``budgets`` with params or MACs, whichever has no budget, held at its cost under the
+    largest continuous uniform multiplier within ``[min_width, max_width]`` that holds the
+    given budgets (unchanged when both or neither have one), and the names of the costs held.
+
+    The multiplier is continuous, not the largest uniform point of a coarse grid, which can lie
+    far below the budget (0.25x, 0.5x, ...) and would hold the other cost far too tight.
+    """
     missing = [n for n in ("params", "macs") if getattr(budgets, n) is None]
     if len(missing) != 1:
         return budgets, ()
-    uni = _baselines.uniform(
-        space, budgets, grid, min_width=min_width, max_width=max_width, costs=hardware
-    )
-    if uni.widths is None:
-        return budgets, ()
+    polys = {"params": space.param_cost, "macs": space.mac_cost, **hardware}
+    limits = {n: b for n, b in budgets.limits().items() if b is not None and n in polys}
+    base = space.base_widths
+
+    def cost(name: str, alpha: float) -> float:
+        x = [1.0 if g.fixed else alpha for g in space.groups]
+        return sum(
+            c * math.prod(x[g] ** e for g, e in mono.items())
+            for c, mono in polys[name].in_multipliers(base)
+        )
+
+    lo, hi = min_width, max_width
+    if not all(cost(n, lo) <= b for n, b in limits.items()):
+        return budgets, ()  # infeasible: the solve's own check says so
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if all(cost(n, mid) <= b for n, b in limits.items()) else (lo, mid)
     name = missing[0]
-    return replace(budgets, **{name: getattr(uni, name)}), (name,)
+    return replace(budgets, **{name: math.floor(cost(name, lo))}), (name,)
 
 
 def _check_request(
