@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from widthsearch.report.truth import annotate_front, load_truth
 from widthsearch.search.front import DEFAULT_ROWS, EPS_STEPS, load_front
 from widthsearch.search.storage import DEFAULT_STORAGE
 
@@ -24,9 +25,11 @@ def non_negative_float(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-
+    truth = load_truth(args.truth) if args.truth else None  # a bad table fails before reading
     eps = 0.0 if args.all else args.eps
     info = load_front(args.study, args.storage, eps=eps, rows=args.rows)
+    if truth is not None:
+        info = annotate_front(info, truth)
     print(json.dumps(info, indent=2) if args.json else format_front(info))
     return 0
 
@@ -62,5 +65,12 @@ def add_parser(sub: Any) -> None:
         help=f"without --eps: the finest step that shows at most N rows (default {DEFAULT_ROWS})",
     )
     p.add_argument("--all", action="store_true", help="print every front point (--eps 0)")
+    p.add_argument(
+        "--truth",
+        metavar="FILE",
+        help="a ground-truth table (JSON: width code -> accuracy, such as Channel-Bench-Macro's "
+        "Results_ResNet.json): show each point's table accuracy where its widths lie on the "
+        "table's grid",
+    )
     p.add_argument("--json", action="store_true", help="print the whole front as JSON")
     p.set_defaults(func=run)

@@ -24,6 +24,7 @@ from widthsearch._version import __version__
 from widthsearch.report.figures import pareto_figure, profiles, widths_figure
 from widthsearch.report.front import FRONT_ROWS_SHOWN, front_html, front_table, markdown
 from widthsearch.report.reproduce import reproduce_html
+from widthsearch.report.truth import TruthTable, annotate_front
 from widthsearch.report.verification import verification_html
 from widthsearch.search import load_front, open_storage, stored_latency, trial_summary
 from widthsearch.verify import quick_check, stored_verifications
@@ -277,14 +278,19 @@ def write_report(
     folder: str | os.PathLike[str],
     *,
     study_file: str | os.PathLike[str] | None = None,
+    truth: TruthTable | None = None,
 ) -> ReportResult:
     """Write the report of a stored study into ``folder`` (created if needed).
 
     ``study_file`` is the study file the study was run from, named in the page's commands.
+    ``truth`` (:func:`widthsearch.report.truth.load_truth`) adds each front trial's table
+    accuracy to the front's tables.
     """
     import optuna
 
     report = load_front(study_name, storage_url, rows=FRONT_ROWS_SHOWN)
+    if truth is not None:
+        report = annotate_front(report, truth)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     attrs = study.user_attrs
     trials = _trials(study, report)
