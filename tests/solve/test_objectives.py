@@ -70,3 +70,23 @@ def test_unknown_objective_is_one_clear_error():
     with pytest.raises(WidthSearchError, match="unknown objective 'paths'; choose from synexp"):
         reconfigure(space, macs=space.macs() // 2, objective="paths")
     assert get_objective(OBJECTIVES["groups"]) is OBJECTIVES["groups"]
+
+
+def test_reconfig_objective_flag_is_printed_and_recorded_in_the_width_file(capsys, tmp_path):
+    import json
+
+    from widthsearch.cli import main
+
+    out = tmp_path / "w.json"
+    args = ["reconfig", "resnet18", "--input-size", "64", "--macs", "0.5", "--mode", "precrop"]
+    assert main([*args, "--objective", "depth-width", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "objective depth-width:" in printed
+    record = json.loads(out.read_text())
+    assert record["objective"] == "depth-width" and record["held"] == []
+    assert main([*args, "--objective", "synexp-held", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["objective"] == "synexp-held" and info["held"] == ["params"]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--objective", "paths"])
+    assert exc.value.code == 2 and "invalid choice: 'paths'" in capsys.readouterr().err
