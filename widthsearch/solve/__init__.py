@@ -12,6 +12,13 @@ from widthsearch.solve.baselines import (
     synflow,
     uniform,
 )
+from widthsearch.solve.objectives import (
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    Objective,
+    get_objective,
+    group_scores,
+)
 from widthsearch.solve.profile_widths import solved_widths
 from widthsearch.solve.program import (
     COSTS,
@@ -74,10 +81,13 @@ __all__ = [
     "DEFAULT_BASELINES",
     "DEFAULT_MAX_WIDTH",
     "DEFAULT_MIN_WIDTH",
+    "DEFAULT_OBJECTIVE",
     "InfeasibleBudgetError",
     "MAX_WIDTH_RATIO",
     "MODES",
     "Mode",
+    "OBJECTIVES",
+    "Objective",
     "Reconfiguration",
     "RoundingError",
     "SYNFLOW_MAX_SIDE",
@@ -92,6 +102,8 @@ __all__ = [
     "checked_grid",
     "compare",
     "densities",
+    "get_objective",
+    "group_scores",
     "describe_cost",
     "layer_density",
     "linearized",

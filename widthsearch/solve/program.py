@@ -144,6 +144,10 @@ def objective_exponents(space: WidthSpace) -> dict[int, float]:
 class SynExpProgram:
     """The SynExp geometric program of one width space, compiled once and re-solved.
 
+    ``log_weights`` or ``inverse_weights`` (by group id, from
+    :func:`widthsearch.solve.objectives.weights`) replace SynExp's exponents by another separable
+    objective: maximize ``Π x_g^a_g``, or minimize ``Σ b_g / w_g``.
+
     ``latency`` and ``memory`` (posynomials of group widths: a device's latency model and the
     activation memory, see :mod:`widthsearch.hardware.latency_model` and
     :mod:`widthsearch.hardware.memory`) add those costs as constraints; budgets for them need a
