@@ -28,7 +28,7 @@ any table of trained accuracy:
   other way round): the paper's PreConfig keeps both costs at the base; this keeps a shape from
   buying SynExp with the cost the user did not bound.
 - ``depth-width``: minus the depth-to-width ratio ``β = Σ_l 1/n_l`` over the output widths of
-  the weight layers (classifier excluded), which governs the fluctuations of activations and
+  the weight layers (the classifier's is fixed), which governs the fluctuations of activations and
   gradients of a ReLU network at initialization (Hanin & Nica, "Finite depth and width
   corrections to the neural tangent kernel", ICLR 2020): smaller is more trainable.
   ``b_g`` is the number of weight layers whose output is group ``g``.
@@ -73,10 +73,11 @@ def _groups_once(space: WidthSpace) -> dict[int, float]:
 
 
 def _outputs(space: WidthSpace) -> dict[int, float]:
-    """Per group, the number of weight layers (not the classifier) whose output it is."""
+    """Per group, the number of weight layers whose output it is (the classifier writes a fixed
+    group, whose width never changes)."""
     counts: dict[int, float] = {}
     for lay in space.layers:
-        if lay.kind not in WEIGHT_KINDS or lay.kind == "linear":
+        if lay.kind not in WEIGHT_KINDS:
             continue
         for g in lay.out_groups:
             counts[g] = counts.get(g, 0.0) + 1.0
