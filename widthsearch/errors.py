@@ -155,5 +155,9 @@ class QueueError(WidthSearchError):
     """A verification study that cannot be used as asked."""
 
 
+class TruthTableError(WidthSearchError, ValueError):
+    """A ``--truth`` file that is not a ground-truth table (code -> accuracy)."""
+
+
 class VerifyError(WidthSearchError):
     """A verification that cannot run as asked (no candidates, bad results file, ...)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from widthsearch._io import check_output_path
 from widthsearch.errors import WidthSearchError
+from widthsearch.report.truth import annotate_front, load_truth
 from widthsearch.search.front import DEFAULT_ROWS, EPS_STEPS, load_front
 from widthsearch.search.storage import DEFAULT_STORAGE
 from widthsearch.search.trial_file import save_trial_width_file, trial_result
@@ -52,6 +53,7 @@ def run_trial(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    truth = load_truth(args.truth) if args.truth else None  # a bad table fails before reading
 
     if args.trial is not None:
         return run_trial(args)
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         raise WidthSearchError("-o writes one trial's width file: give --trial N (see `front`)")
     eps = 0.0 if args.all else args.eps
     info = load_front(args.study, args.storage, eps=eps, rows=args.rows)
+    if truth is not None:
+        info = annotate_front(info, truth)
     print(json.dumps(info, indent=2) if args.json else format_front(info))
     return 0
 
@@ -107,6 +111,13 @@ def add_parser(sub: Any) -> None:
         "--output",
         metavar="WIDTHS.json",
         help="with --trial: write its width file, which export, verify and create_model take",
+    )
+    p.add_argument(
+        "--truth",
+        metavar="FILE",
+        help="a ground-truth table (JSON: width code -> accuracy, such as Channel-Bench-Macro's "
+        "Results_ResNet.json): show each point's table accuracy where its widths lie on the "
+        "table's grid",
     )
     p.add_argument(
         "--json",

@@ -14,6 +14,7 @@ from widthsearch.hardware import activation_memory, resolve_latency_model
 from widthsearch.hardware.timing import DEVICES, current_device
 from widthsearch.models.widthfile import save_width_file
 from widthsearch.solve import solved_widths
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from widthsearch.solve.program import DEFAULT_MIN_WIDTH
 from widthsearch.solve.reconfigure import (
     check_baselines,
@@ -89,6 +90,14 @@ def format_result(info: dict[str, Any]) -> str:
     ]
     if info.get("lattice"):
         lines.append(_lattice_line(info["lattice"]))
+    if info.get("objective", DEFAULT_OBJECTIVE) != DEFAULT_OBJECTIVE:
+        value = info.get("objective_value")
+        shown = "" if value is None else f": {value:+.3f} relative to the base model"
+        lines.append(f"objective {info['objective']}{shown}")
+    if info.get("held"):
+        lines.append(
+            f"held at the uniform multiplier's within the budget: {', '.join(info['held'])}"
+        )
     return "\n".join(lines)
 
 
@@ -440,6 +449,7 @@ def run(args: argparse.Namespace) -> int:
         max_width=args.max_width,
         divisor=args.divisor,
         choices=None if grid.empty else grid,
+        objective=args.objective,
     )
     if args.output:
         save_width_file(args.output, result, space)
@@ -540,6 +550,14 @@ def add_parser(sub: Any) -> None:
         metavar="GLOB[,GLOB...]",
         help="the groups whose producers (see inspect) match these globs share one width; "
         "repeatable",
+    )
+    p.add_argument(
+        "--objective",
+        choices=list(OBJECTIVES),
+        default=DEFAULT_OBJECTIVE,
+        help="what the widths maximize: "
+        + "; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values())
+        + f" (default {DEFAULT_OBJECTIVE})",
     )
     p.add_argument(
         "--baselines",

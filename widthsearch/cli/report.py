@@ -8,10 +8,12 @@ from typing import Any
 
 from widthsearch.errors import WidthSearchError
 from widthsearch.report import default_folder, write_report
+from widthsearch.report.truth import load_truth
 from widthsearch.search import DEFAULT_STORAGE
 
 
 def run(args: argparse.Namespace) -> int:
+    truth = load_truth(args.truth) if args.truth else None  # a bad table fails before writing
     folder = Path(args.output) if args.output else default_folder(args.study)
     for parent in (folder, *folder.parents):  # checked before anything is read or written
         if parent.exists() and not parent.is_dir():
@@ -19,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
                 f"-o {folder}: {parent} is a file, not a folder; give -o a folder for the "
                 "report's files"
             )
-    result = write_report(args.study, args.storage, folder, replace=args.replace)
+    result = write_report(args.study, args.storage, folder, replace=args.replace, truth=truth)
     print(
         f"wrote {', '.join(result.files)} to {result.folder}/ (front: {result.front_size} "
         f"trials, {result.verified} verification run(s))"
@@ -47,5 +49,11 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="replace a report of a larger scale (more trials, epochs or seeds, a full run "
         "where this is a quick check) in the folder; refused otherwise",
+    )
+    p.add_argument(
+        "--truth",
+        metavar="FILE",
+        help="a ground-truth table (JSON: width code -> accuracy, such as Channel-Bench-Macro's "
+        "Results_MobileNet.json): add each front trial's table accuracy to the front tables",
     )
     p.set_defaults(func=run)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from widthsearch.errors import StudyConfigError, WidthSearchError
+from widthsearch.report.truth import truth_line
 from widthsearch.search.front import shown_front
 from widthsearch.search.run import run_search
 from widthsearch.search.settings import Ranges
@@ -28,6 +29,7 @@ def format_front(info: dict[str, Any]) -> str:
     base_w = info.get("base_widths") or []
     fixed = set(info.get("fixed_groups", []))
     latency = "latency_ms" in info.get("objectives", [])
+    truth = info.get("truth")
     shown = shown_front(info)
     rows = []
     for t in shown:
@@ -55,10 +57,13 @@ def format_front(info: dict[str, Any]) -> str:
             mix.get("divisor", ""),
             spread,
         ]
+        if truth:
+            row += [_acc(t.get("truth_acc")), _acc(t.get("truth_oracle"))]
         rows.append(row)
     header = ["trial", "log SynExp", "params", "MACs"]
     header += ["latency"] * latency + ["mode", "B_params", "B_MACs"] + ["B_lat"] * latency
     header += ["min_w", "max_w", "div", "widths/base"]
+    header += ["table acc", "table best"] * bool(truth)
     c, h, w = info["input_size"]
     objectives = "max log SynExp, min params, min MACs" + ", min latency" * latency
     base = f"base: params {info['base_params']:,}, MACs {info['base_macs']:,}"
@@ -80,9 +85,18 @@ def format_front(info: dict[str, Any]) -> str:
     ]
     if latency and info.get("latency_model"):
         lines.append(info["latency_model"])
+    if truth:
+        lines.append(
+            truth_line(truth) + " (table acc: the trial's entry, '-' off the grid; table best: "
+            "the best entry within its params and MACs)"
+        )
     right = {i for i, name in enumerate(header) if name not in ("mode", "widths/base")}
     lines += ["", table(header, rows, right=right)]
     return "\n".join(lines)
+
+
+def _acc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _range(text: str, what: str, *, free: bool = False) -> tuple[float, float] | None:

@@ -208,6 +208,8 @@ def width_file_dict(result: Reconfiguration, space: WidthSpace) -> dict[str, Any
         "macs": result.macs,
         "log_synexp_gain": result.log_synexp_gain,
         **({} if result.grid.empty else {"grid": info["grid"], "lattice": info["lattice"]}),
+        "objective": result.objective,
+        "held": list(result.held),
     }
 
 

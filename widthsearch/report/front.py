@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
+
+from widthsearch.report.truth import truth_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,6 +28,8 @@ SHOWN = {
     "divisor": "divisor",
     "width_ratio_min": "narrowest ×base",
     "width_ratio_max": "widest ×base",
+    "truth_acc": "table accuracy",
+    "truth_oracle": "table best within",
 }
 """Front columns on the page (all of them, with the widths, are in front.csv)."""
 
@@ -66,6 +71,11 @@ def front_table(report: dict[str, Any]) -> pd.DataFrame:
                 "width_ratio_min": round(min(ratios), 3) if ratios else None,
                 "width_ratio_max": round(max(ratios), 3) if ratios else None,
                 "widths": " ".join(map(str, t["widths"])),
+                **(
+                    {"truth_acc": t["truth_acc"], "truth_oracle": t["truth_oracle"]}
+                    if "truth" in report
+                    else {}
+                ),
             }
         )
     return pd.DataFrame(rows)
@@ -84,6 +94,7 @@ def front_html(report: dict[str, Any], table: pd.DataFrame) -> str:
     """The page's front section under its heading: the thinned front's rows of ``table``,
     cheapest MACs first, with what the thinning left out."""
     columns = [c for c in SHOWN if c != "latency_ratio" or report.get("base_latency_ms")]
+    columns = [c for c in columns if not c.startswith("truth_") or "truth" in report]
     thinned = table[table["trial"].isin(report["shown"])].sort_values(["macs", "params"])
     shown = thinned[columns].rename(columns=SHOWN)
     costs = "params, MACs and latency" if report.get("base_latency_ms") else "params and MACs"
@@ -98,8 +109,19 @@ def front_html(report: dict[str, Any], table: pd.DataFrame) -> str:
 <p>{len(shown)} of the {len(table)} front trials, cheapest MACs first{thinning}; all of them,
 with their widths, in <a href="front.csv">front.csv</a> and <a href="front.md">front.md</a>.
 Budgets are the ratios of the trial's mix (free: unconstrained); narrowest/widest: the
-smallest and largest width ratio over the free groups.</p>
+smallest and largest width ratio over the free groups.{_truth_note(report)}</p>
 <div class="wide">{rows}</div>"""
+
+
+def _truth_note(report: dict[str, Any]) -> str:
+    """What the ground-truth table (``--truth``) says of the front, for the front's note."""
+    summary = report.get("truth")
+    if not summary:
+        return ""
+    return (
+        f" Table accuracy: {html.escape(truth_line(summary))} (empty: off the table's grid; "
+        "table best within: the best entry within the trial's params and MACs)."
+    )
 
 
 __all__ = ["FRONT_ROWS_SHOWN", "SHOWN", "front_html", "front_table", "markdown"]

@@ -25,6 +25,7 @@ from widthsearch.report.figures import pareto_figure, profiles, widths_figure
 from widthsearch.report.front import FRONT_ROWS_SHOWN, front_html, front_table, markdown
 from widthsearch.report.reproduce import reproduce_html
 from widthsearch.report.scale import ReportScale, check_replace
+from widthsearch.report.truth import TruthTable, annotate_front
 from widthsearch.report.verification import verification_html
 from widthsearch.search import load_front, open_storage, stored_latency, trial_summary
 from widthsearch.verify import quick_check, stored_verifications
@@ -289,6 +290,7 @@ def write_report(
     *,
     study_file: str | os.PathLike[str] | None = None,
     replace: bool = False,
+    truth: TruthTable | None = None,
 ) -> ReportResult:
     """Write the report of a stored study into ``folder`` (created if needed).
 
@@ -303,6 +305,8 @@ def write_report(
         replace: write over a report of a larger scale (the page records its scale,
             :class:`~widthsearch.report.scale.ReportScale`: fewer trials, epochs or seeds, no
             verification, or a quick check where the folder has a full run is smaller).
+        truth: a ground-truth table (:func:`widthsearch.report.truth.load_truth`): each front
+            trial's table accuracy is added to the front's tables.
 
     Returns:
         The folder, the files written, the front's size and how many verifications are shown.
@@ -314,6 +318,8 @@ def write_report(
     import optuna
 
     report = load_front(study_name, storage_url, rows=FRONT_ROWS_SHOWN)
+    if truth is not None:
+        report = annotate_front(report, truth)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     attrs = study.user_attrs
     trials = _trials(study, report)

@@ -24,6 +24,13 @@ from widthsearch.solve.lattice import (
     Score,
     best_point,
 )
+from widthsearch.solve.objectives import (
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    Objective,
+    get_objective,
+    group_scores,
+)
 from widthsearch.solve.profile_widths import solved_widths
 from widthsearch.solve.program import (
     COSTS,
@@ -99,10 +106,13 @@ __all__ = [
     "DEFAULT_BASELINES",
     "DEFAULT_MAX_WIDTH",
     "DEFAULT_MIN_WIDTH",
+    "DEFAULT_OBJECTIVE",
     "InfeasibleBudgetError",
     "MAX_WIDTH_RATIO",
     "MODES",
     "Mode",
+    "OBJECTIVES",
+    "Objective",
     "Reconfiguration",
     "RoundingError",
     "SYNFLOW_MAX_SIDE",
@@ -117,6 +127,8 @@ __all__ = [
     "checked_grid",
     "compare",
     "densities",
+    "get_objective",
+    "group_scores",
     "describe_cost",
     "layer_density",
     "linearized",

@@ -144,6 +144,10 @@ def objective_exponents(space: WidthSpace) -> dict[int, float]:
 class SynExpProgram:
     """The SynExp geometric program of one width space, compiled once and re-solved.
 
+    ``log_weights`` or ``inverse_weights`` (by group id, from
+    :func:`widthsearch.solve.objectives.weights`) replace SynExp's exponents by another separable
+    objective: maximize ``Π x_g^a_g``, or minimize ``Σ b_g / w_g``.
+
     ``latency`` and ``memory`` (posynomials of group widths: a device's latency model and the
     activation memory, see :mod:`widthsearch.hardware.latency_model` and
     :mod:`widthsearch.hardware.memory`) add those costs as constraints; budgets for them need a
@@ -160,8 +164,11 @@ class SynExpProgram:
         *,
         latency: Posynomial | None = None,
         memory: Posynomial | None = None,
+        log_weights: Sequence[float] | None = None,
+        inverse_weights: Sequence[float] | None = None,
     ) -> None:
         import cvxpy as cp
+        import numpy as np
 
         self.space = space
         self.free = [g.id for g in space.groups if not g.fixed]
@@ -182,14 +189,26 @@ class SynExpProgram:
         self.params_budget, self.macs_budget = self.budget["params"], self.budget["macs"]
         self.lower = cp.Parameter(n, pos=True, name="x_min")
         self.upper = cp.Parameter(n, pos=True, name="x_max")
-        weights = [exps.get(g, 0.0) for g in self.free]
+        self.objective_weights = self._weights(exps, log_weights, inverse_weights)
+        """The objective's weight of each free group (in ``free`` order)."""
+        self.minimizes = inverse_weights is not None
+        """True for an inverse objective (minimize ``Σ b_g / w_g``)."""
+        weights = self.objective_weights
         if min(weights) <= 0:  # pragma: no cover - every free group feeds some weight layer
-            raise WidthSearchError("a free group touches no weight layer")
-        # Π x_g^(n_g / Σn): the SynExp monomial on a geometric-mean scale, one power atom per
-        # group. Normalizing keeps the log objective O(1), which Clarabel needs on DenseNet;
-        # cp.geo_mean would build a rational power tree meant for DCP (1.3 s here).
-        total = sum(weights)
-        objective = cp.prod(cp.hstack([self.x[i] ** (w / total) for i, w in enumerate(weights)]))
+            raise WidthSearchError("a free group touches no weight layer of the objective")
+        objective: cp.Maximize | cp.Minimize
+        if inverse_weights is not None:
+            # Σ b_g / (base_g x_g), normalized by its value at the base: a posynomial to minimize
+            coef = np.array([b / base[g] for g, b in zip(self.free, weights, strict=True)])
+            objective = cp.Minimize(cp.sum(cp.multiply(coef / coef.sum(), self.x**-1)))
+        else:
+            # Π x_g^(n_g / Σn): the SynExp monomial on a geometric-mean scale, one power atom
+            # per group. Normalizing keeps the log objective O(1), which Clarabel needs on
+            # DenseNet; cp.geo_mean would build a rational power tree meant for DCP (1.3 s here).
+            total = sum(weights)
+            objective = cp.Maximize(
+                cp.prod(cp.hstack([self.x[i] ** (w / total) for i, w in enumerate(weights)]))
+            )
         # Budgets enter as "variable part <= budget - constant part"; a budget at or below the
         # constant part is infeasible and caught before solving.
         self._const: dict[str, float] = {}
@@ -201,9 +220,28 @@ class SynExpProgram:
             constraints.append(expr <= self.budget[name])
         self._p_const, self._m_const = self._const["params"], self._const["macs"]
         self.problem = cp.Problem(
-            cp.Maximize(objective), [*constraints, self.x >= self.lower, self.x <= self.upper]
+            objective, [*constraints, self.x >= self.lower, self.x <= self.upper]
         )
         self.solves = 0
+
+    def _weights(
+        self,
+        exps: dict[int, float],
+        log_weights: Sequence[float] | None,
+        inverse_weights: Sequence[float] | None,
+    ) -> list[float]:
+        """The objective's weight of each free group: SynExp's exponents unless log or inverse
+        weights (by group id, :func:`widthsearch.solve.objectives.weights`) are handed in."""
+        if log_weights is not None and inverse_weights is not None:
+            raise WidthSearchError("an objective has log weights or inverse weights, not both")
+        given = log_weights if log_weights is not None else inverse_weights
+        if given is None:
+            return [exps.get(g, 0.0) for g in self.free]
+        if len(given) != len(self.space.groups):
+            raise WidthSearchError(
+                f"{len(given)} objective weights for {len(self.space.groups)} groups"
+            )
+        return [float(given[g]) for g in self.free]
 
     def uniform_costs(self, multiplier: float) -> dict[str, float]:
         """Every cost with every free group at ``multiplier`` (costs grow with it, so at

@@ -9,6 +9,7 @@ written before any baseline runs: SynFlow's 100 pruning rounds take 20 s to minu
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import GridError, WidthSearchError
 from widthsearch.solve import baselines as _baselines
+from widthsearch.solve._lattice_model import Score
 from widthsearch.solve.budget import (
     Budget,
     Ratio,
@@ -26,6 +28,13 @@ from widthsearch.solve.budget import (
     resolve_latency,
 )
 from widthsearch.solve.lattice import TIME_LIMIT, LatticePick, best_point
+from widthsearch.solve.objectives import (
+    DEFAULT_OBJECTIVE,
+    Objective,
+    get_objective,
+    score,
+    weights,
+)
 from widthsearch.solve.program import (
     DEFAULT_MAX_WIDTH,
     DEFAULT_MIN_WIDTH,
@@ -33,6 +42,7 @@ from widthsearch.solve.program import (
     Budgets,
     Mode,
     SynExpProgram,
+    objective_exponents,
 )
 from widthsearch.solve.rounding import checked_grid, round_widths, width_grid
 from widthsearch.solve.synexp import log_synexp
@@ -42,6 +52,7 @@ if TYPE_CHECKING:
     from widthsearch.hardware.latency_model import LatencyModel
     from widthsearch.hardware.memory import ActivationMemory
     from widthsearch.space.cost import Posynomial
+    from widthsearch.space.groups import Group
     from widthsearch.space.width_space import WidthSpace
 
 BASELINES = ("uniform", "synflow")
@@ -100,6 +111,13 @@ class Reconfiguration:
     """The width grid and ties (``--choices``, ``--tie``); empty: the divisor grid."""
     lattice: LatticePick | None = None
     """How the lattice search found the widths (grids and ties only)."""
+    objective: str = DEFAULT_OBJECTIVE
+    """What the widths maximize (:data:`widthsearch.solve.objectives.OBJECTIVES`)."""
+    objective_value: float | None = None
+    """The objective at the widths relative to the base (None: SynExp, reported above)."""
+    held: tuple[str, ...] = ()
+    """Costs the objective held at the uniform multiplier's (``synexp-held``): their budgets
+    in ``budgets`` were set by it, not by the user."""
 
     def with_baselines(
         self, found: Sequence[_baselines.Baseline], seconds: float
@@ -191,6 +209,9 @@ class Reconfiguration:
             "seconds": dict(self.seconds),
             "grid": None if self.grid.empty else self.grid.to_dict(),
             "lattice": None if self.lattice is None else self.lattice.to_dict(),
+            "objective": self.objective,
+            "objective_value": self.objective_value,
+            "held": list(self.held),
         }
 
 
@@ -218,6 +239,7 @@ def reconfigure(
     choices: str | GridSpec | None = None,
     tie: str | Sequence[str] = (),
     time_limit: float = TIME_LIMIT,
+    objective: str = DEFAULT_OBJECTIVE,
 ) -> Reconfiguration:
     """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs``, predicted
     latency <= ``latency`` on ``latency_model``'s device and training activation memory <=
@@ -236,7 +258,10 @@ def reconfigure(
     :func:`widthsearch.solve.rounding.width_grid`); the realized model holds every budget exactly.
     Bounds and budgets are checked before solving. Pass a prebuilt ``program`` to skip building
     the geometric program again. ``baselines`` (default none) runs :func:`compare` on the result
-    before returning it; call :func:`compare` yourself to have the result first.
+    before returning it; call :func:`compare` yourself to have the result first. ``objective``
+    names what the widths maximize (:data:`widthsearch.solve.objectives.OBJECTIVES`; default
+    the paper's SynExp); ``synexp-held`` adds a budget for params or MACs, whichever has none,
+    at the uniform multiplier's within the given budgets.
 
     ``choices`` (``"0.25x,0.5x,0.75x,1x"``: multipliers of each group's base width, each
     ``round(m * base)``; ``"8,16,24,32"``: widths; or a :class:`GridSpec` with per-glob lists)
@@ -277,8 +302,8 @@ def reconfigure(
             width on the grid, or budgets the widest widths already hold (nothing to solve).
         GridError: unreadable choices or ties, or ones the model cannot take.
         InfeasibleBudgetError: a budget is below what ``min_width`` (or the grid) allows.
-        WidthSearchError: bad mode or baseline names, no budget at all, or a budget that is
-            not one (see :mod:`widthsearch.solve.budget`).
+        WidthSearchError: bad mode, objective or baseline names, no budget at all, or a budget
+            that is not one (see :mod:`widthsearch.solve.budget`).
     """
     if latency is not None and latency_model is None:
         raise WidthSearchError("a latency budget needs a latency model (latency_model=)")
@@ -295,6 +320,7 @@ def reconfigure(
         ),
     )
     _check_request(mode, budgets, latency_model, memory_model, baselines)
+    obj = get_objective(objective)
     max_width = _max_width(mode, max_width)
     spec = choices if isinstance(choices, GridSpec) else GridSpec.parse(choices, tie)
     if isinstance(choices, GridSpec) and tie:
@@ -312,6 +338,7 @@ def reconfigure(
             max_width=max_width,
             divisor=divisor,
             time_limit=time_limit,
+            objective=obj,
         )
         if baselines:
             result = compare(result, space, baselines, synflow_progress=synflow_progress)
@@ -330,14 +357,27 @@ def reconfigure(
         max_width=max_width,
         costs=hardware,
     )
-    if program is None or any(program.costs.get(n) is not c for n, c in hardware.items()):
-        program = SynExpProgram(space, latency=lat_cost, memory=mem_cost)
+    held: tuple[str, ...] = ()
+    if obj.hold:
+        budgets, held = _hold(space, budgets, min_width, max_width, hardware)
+    log_w, inv_w = weights(space, obj)
+    # SynExp and its held variant round on the exact SynExp (concatenations included)
+    separable = None if obj.log_weights is objective_exponents else (log_w, inv_w)
+    kw = {"inverse_weights": inv_w} if obj.inverse_weights else {"log_weights": log_w}
+    wanted = inv_w if obj.inverse_weights else log_w
+    if (
+        program is None
+        or any(program.costs.get(n) is not c for n, c in hardware.items())
+        or program.minimizes != bool(obj.inverse_weights)
+        or program.objective_weights != [wanted[g] for g in program.free]
+    ):
+        program = SynExpProgram(space, latency=lat_cost, memory=mem_cost, **kw)
     seconds["build"] = time.perf_counter() - start
     solution = program.solve(budgets, min_width=min_width, max_width=max_width)
     seconds["solve"] = solution.seconds
 
     start = time.perf_counter()
-    widths = round_widths(space, solution.multipliers, budgets, grid, hardware)
+    widths = round_widths(space, solution.multipliers, budgets, grid, hardware, separable)
     seconds["round"] = time.perf_counter() - start
 
     continuous = [x * w for x, w in zip(solution.multipliers, space.base_widths, strict=True)]
@@ -374,6 +414,9 @@ def reconfigure(
         ),
         latency_note=latency_note or ("" if latency_model is None else latency_model.source),
         costs=hardware,
+        objective=obj.name,
+        objective_value=None if separable is None else score(space, obj, widths),
+        held=held,
     )
     if baselines:
         result = compare(result, space, baselines, synflow_progress=synflow_progress)
@@ -393,8 +436,9 @@ def _on_lattice(
     max_width: float,
     divisor: int,
     time_limit: float,
+    objective: Objective,
 ) -> Reconfiguration:
-    """:func:`reconfigure` on a width grid with ties: the best lattice point."""
+    """:func:`reconfigure` on a width grid with ties: the best lattice point of ``objective``."""
     start = time.perf_counter()
     lattice = spec.resolve(space, divisor=divisor, min_width=min_width, max_width=max_width)
     if mode == "precrop":
@@ -407,8 +451,17 @@ def _on_lattice(
                 "choices at most 1x"
             )
     hardware = _hardware_costs(latency_model, memory_model)
+    held: tuple[str, ...] = ()
+    if objective.hold:
+        budgets, held = _hold(space, budgets, min_width, max_width, hardware)
+    separable = None
+    if objective.log_weights is not objective_exponents:  # another objective than SynExp's
+        log_w, inv_w = weights(space, objective)
+        separable = _group_score(space, log_w, inv_w)
     seconds = {"build": time.perf_counter() - start}
-    pick = best_point(space, budgets, lattice, costs=hardware, time_limit=time_limit)
+    pick = best_point(
+        space, budgets, lattice, costs=hardware, time_limit=time_limit, score=separable
+    )
     seconds["solve"], seconds["round"] = pick.seconds, 0.0  # the search is the rounding
     widths = pick.widths
     relaxed = pick.relaxed or tuple(float(w) for w in widths)
@@ -444,7 +497,22 @@ def _on_lattice(
         costs=hardware,
         grid=spec,
         lattice=pick,
+        objective=objective.name,
+        objective_value=None if separable is None else score(space, objective, widths),
+        held=held,
     )
+
+
+def _group_score(space: WidthSpace, log_w: Sequence[float], inv_w: Sequence[float]) -> Score:
+    """A separable objective's term of one group at an array of its widths, for the lattice
+    search: ``a_g log(w / base_g) - b_g / w``."""
+    import numpy as np
+
+    def group_score(group: Group, widths: np.ndarray) -> np.ndarray:
+        g = group.id
+        return log_w[g] * np.log(widths / group.width) - inv_w[g] / widths
+
+    return group_score
 
 
 def _hardware_costs(
@@ -470,6 +538,44 @@ def result_lattice(result: Reconfiguration, space: WidthSpace) -> WidthLattice:
     return result.grid.resolve(
         space, divisor=result.divisor, min_width=result.min_width, max_width=result.max_width
     )
+
+
+def _hold(
+    space: WidthSpace,
+    budgets: Budgets,
+    min_width: float,
+    max_width: float,
+    hardware: Mapping[str, Posynomial],
+) -> tuple[Budgets, tuple[str, ...]]:
+    """``budgets`` with params or MACs, whichever has no budget, held at its cost under the
+    largest continuous uniform multiplier within ``[min_width, max_width]`` that holds the
+    given budgets (unchanged when both or neither have one), and the names of the costs held.
+
+    The multiplier is continuous, not the largest uniform point of a coarse grid, which can lie
+    far below the budget (0.25x, 0.5x, ...) and would hold the other cost far too tight.
+    """
+    missing = [n for n in ("params", "macs") if getattr(budgets, n) is None]
+    if len(missing) != 1:
+        return budgets, ()
+    polys = {"params": space.param_cost, "macs": space.mac_cost, **hardware}
+    limits = {n: b for n, b in budgets.limits().items() if b is not None and n in polys}
+    base = space.base_widths
+
+    def cost(name: str, alpha: float) -> float:
+        x = [1.0 if g.fixed else alpha for g in space.groups]
+        return sum(
+            c * math.prod(x[g] ** e for g, e in mono.items())
+            for c, mono in polys[name].in_multipliers(base)
+        )
+
+    lo, hi = min_width, max_width
+    if not all(cost(n, lo) <= b for n, b in limits.items()):
+        return budgets, ()  # infeasible: the solve's own check says so
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if all(cost(n, mid) <= b for n, b in limits.items()) else (lo, mid)
+    name = missing[0]
+    return replace(budgets, **{name: math.floor(cost(name, lo))}), (name,)
 
 
 def _check_request(

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from widthsearch.space.width_space import WidthSpace
 
 
+_Separable = tuple[Sequence[float], Sequence[float]]
+"""Per-group log weights and inverse weights of a separable objective, by group id."""
+
+
 class _Costs:
     """Exact costs of a width vector and their changes when one group moves.
 
@@ -71,10 +75,23 @@ class _Costs:
             cached = cache[key] = cls(space, extra)
         return cached
 
-    def delta(self, widths: list[int], g: int, new: int) -> tuple[float, dict[str, int]]:
-        """(change in log SynExp, change in each cost) when group ``g`` moves to ``new``."""
+    def delta(
+        self, widths: list[int], g: int, new: int, separable: _Separable | None = None
+    ) -> tuple[float, dict[str, int]]:
+        """(change in the objective, change in each cost) when group ``g`` moves to ``new``.
+
+        The objective is log SynExp, or the separable one of ``separable`` (per-group log and
+        inverse weights, :func:`widthsearch.solve.objectives.weights`)."""
         base = self.space.base_widths
         old = widths[g]
+        if separable is not None:
+            a, b = separable[0][g], separable[1][g]
+            d_s = a * (math.log(new) - math.log(old)) - b * (1 / new - 1 / old)
+            before = {n: inv[g](widths) for n, inv in self.involving.items()}
+            widths[g] = new
+            after = {n: inv[g](widths) for n, inv in self.involving.items()}
+            widths[g] = old
+            return d_s, {n: after[n] - before[n] for n in after}
         before_s = sum(math.log(layer_density(lay, widths, base)) for lay in self.layers_of[g])
         before_c = {n: inv[g](widths) for n, inv in self.involving.items()}
         widths[g] = new
@@ -90,10 +107,12 @@ def round_widths(
     budgets: Budgets,
     grid: Sequence[Sequence[int]],
     costs: Mapping[str, Posynomial] | None = None,
+    separable: _Separable | None = None,
 ) -> tuple[int, ...]:
     """Nearest grid widths, repaired into the budgets, then filled up to them.
 
     ``costs`` are the posynomials of the latency and memory budgets (a program's ``costs``).
+    ``separable``: the objective's per-group log and inverse weights when it is not SynExp.
 
     Raises:
         RoundingError: even the smallest grid widths exceed a budget.
@@ -105,7 +124,7 @@ def round_widths(
     if missing:
         raise WidthSearchError(f"a {missing[0]} budget needs its cost model to round against")
     limited = list(limits)
-    return _repair_and_fill(costs_, multipliers, limits, limited, grid)
+    return _repair_and_fill(costs_, multipliers, limits, limited, grid, separable)
 
 
 def _repair_and_fill(
@@ -114,6 +133,7 @@ def _repair_and_fill(
     limits: dict[str, float],
     limited: list[str],
     grid: Sequence[Sequence[int]],
+    separable: _Separable | None = None,
 ) -> tuple[int, ...]:
     space = costs.space
     widths = [nearest(grid[g.id], multipliers[g.id] * g.width) for g in space.groups]
@@ -128,7 +148,7 @@ def _repair_and_fill(
         if not 0 <= i < len(grid[g]):
             return None
         if g not in cache:
-            cache[g] = (i, *costs.delta(widths, g, grid[g][i]))
+            cache[g] = (i, *costs.delta(widths, g, grid[g][i], separable))
         return cache[g]
 
     def apply(g: int, move: tuple[int, float, dict[str, int]]) -> None:
