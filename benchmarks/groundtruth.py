@@ -465,13 +465,27 @@ def run_network(name: str, data: Path, with_tool: bool) -> dict[str, Any]:
     for b in bset:
         chosen, ties = picks(table, b, scores, info)
         tool = tool_pick(space, free, table, b) if with_tool else {"status": "skipped"}
+        if tool.get("code") is not None:  # is the tool's pick the exact lattice optimum?
+            best = float(scores["synexp"][b.mask].max())
+            tool["objective_gap"] = best - float(scores["synexp"][table.index(tool["code"])])
         rows.append(row(table, b, chosen, ties, tool))
     predictors = {**scores, "params": table.params.astype(float), "macs": table.macs.astype(float)}
     tau = binned_tau(table, predictors)
     rest = table.seeds[:, 1:].mean(axis=1)
     tau["seed0-vs-seeds12"] = binned_tau(table, {"s": table.seeds[:, 0]}, rest)["s"]
+    picked = [r["methods"]["tool"] for r in rows if "objective_gap" in r["methods"]["tool"]]
+    tool_check = {
+        "budgets": len(rows),
+        "on_table": len(picked),
+        "within_budget": sum(bool(t["within"]) for t in picked),
+        "optimal": sum(t["objective_gap"] <= 1e-9 for t in picked),
+        "max_objective_gap": max((t["objective_gap"] for t in picked), default=None),
+        "median_seconds": float(np.median([t["seconds"] for t in picked])) if picked else None,
+        "max_seconds": max((t["seconds"] for t in picked), default=None),
+    }
     return {
         "network": name,
+        "tool_check": tool_check,
         "counts": counts,
         "weights": {k: [v["log_weights"][g] or v["inverse_weights"][g] for g in free]
                     for k, v in info.items()},
@@ -481,6 +495,18 @@ def run_network(name: str, data: Path, with_tool: bool) -> dict[str, Any]:
         "noise": noise_floor(table, bset),
         "seconds": time.perf_counter() - start,
     }  # fmt: skip
+
+
+def _tool_check_line(t: dict[str, Any] | None) -> str:
+    """The tool's pick against the exact SynExp argmax over the table, in one line."""
+    if not t or not t["on_table"]:
+        return "tool pick: not run"
+    return (
+        f"tool pick (reconfigure, choices 0.25x..1x): on the table at {t['on_table']}/"
+        f"{t['budgets']} budgets, within budget at {t['within_budget']}, the exact SynExp "
+        f"lattice optimum at {t['optimal']} (largest log SynExp gap {t['max_objective_gap']:.1e});"
+        f" {t['median_seconds']:.2f} s median, {t['max_seconds']:.2f} s at most per pick"
+    )
 
 
 METHODS = ("synexp", "groups", "synexp-held", "depth-width", "params-argmax", "random-median")
@@ -547,6 +573,7 @@ def format_network(res: dict[str, Any]) -> str:
         "per-position weights (w0..w6): "
         + "; ".join(f"{k} {[round(x, 3) for x in v]}" for k, v in res["weights"].items()),
         f"separable SynExp vs widthsearch's log_synexp: max gap {res['synexp_check_max_gap']:.1e}",
+        _tool_check_line(res.get("tool_check")),
     ]
     short = {"synexp": "synexp", "groups": "groups", "synexp-held": "held",
              "depth-width": "dw", "params-argmax": "params", "random-median": "random"}  # fmt: skip
