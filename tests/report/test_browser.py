@@ -140,7 +140,10 @@ def generated(tmp_path_factory) -> pathlib.Path:
         mp.setattr(verify_latency, "BUSY_CORES", math.inf)
         (folder / "tiny.toml").write_text(STUDY)
         storage = f"sqlite:///{folder / 'studies.db'}"  # absolute: the page shows $STORAGE
-        assert main(["run", "tiny.toml", "--storage", storage, "--max-steps", "4"]) == 0
+        assert (
+            main(["run", "tiny.toml", "--storage", storage, "--max-steps", "4", "-o", "out/tiny"])
+            == 0
+        )
     return folder / "out" / "tiny" / "index.html"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -281,7 +282,10 @@ def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
+    """The one message line of ``err``, less the search's progress lines (printed every few
+    seconds when stderr is not a terminal)."""
+    progress = re.compile(r"^search: [0-9,]+/[0-9,]+ trials finished")
+    lines = [line for line in err.strip().splitlines() if not progress.match(line)]
     assert len(lines) == 1, err
     return lines[0]
 

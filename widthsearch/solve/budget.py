@@ -35,9 +35,9 @@ from dataclasses import dataclass
 
 from widthsearch.errors import WidthSearchError
 
-_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
+_COUNT = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*$", re.IGNORECASE)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-_NUMBER = r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*"
+_NUMBER = r"^\s*([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*"
 _TIME = re.compile(_NUMBER + r"(ms|s|us)?\s*$", re.IGNORECASE)
 _BYTES = re.compile(_NUMBER + r"([kmgt]i?b|b)?\s*$", re.IGNORECASE)
 _TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}

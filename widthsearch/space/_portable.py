@@ -124,7 +124,7 @@ def import_file(path: str) -> Any:
     if cached is not None and cached[0] == version:
         return cached[1]
     stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(path))[0])
-    name = f"_widthsearch_file_{stem}_{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    name = f"_user_model_file_{stem}_{hashlib.sha256(path.encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"{path} is not a Python file")
