@@ -346,9 +346,7 @@ def reconfigure(
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
-    lat_cost = None if latency_model is None else latency_model.cost
-    mem_cost = None if memory_model is None else memory_model.cost
-    hardware = {n: c for n, c in (("latency", lat_cost), ("memory", mem_cost)) if c is not None}
+    hardware = _hardware_costs(latency_model, memory_model)
     grid = checked_grid(
         space,
         budgets,
@@ -371,7 +369,9 @@ def reconfigure(
         or program.minimizes != bool(obj.inverse_weights)
         or program.objective_weights != [wanted[g] for g in program.free]
     ):
-        program = SynExpProgram(space, latency=lat_cost, memory=mem_cost, **kw)
+        program = SynExpProgram(
+            space, latency=hardware.get("latency"), memory=hardware.get("memory"), **kw
+        )
     seconds["build"] = time.perf_counter() - start
     solution = program.solve(budgets, min_width=min_width, max_width=max_width)
     seconds["solve"] = solution.seconds
@@ -405,13 +405,7 @@ def reconfigure(
         base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
         memory_bytes=None if memory_model is None else memory_model(widths),
         base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
-        batch_size=(
-            latency_model.device.batch_size
-            if latency_model is not None
-            else memory_model.batch_size
-            if memory_model is not None
-            else 1
-        ),
+        batch_size=_batch_size(latency_model, memory_model),
         latency_note=latency_note or ("" if latency_model is None else latency_model.source),
         costs=hardware,
         objective=obj.name,
