@@ -26,13 +26,13 @@ from widthsearch.search.front import (
     widths_key,
 )
 from widthsearch.search.hardware import HardwareModels, hardware_models, stored_latency
-from widthsearch.search.objective import Infeasible, Objective
+from widthsearch.search.objective import Infeasible, SearchTrial
 from widthsearch.search.run import SearchResult, run_search
 from widthsearch.search.samplers import SobolMixes, make_sampler, mix_distributions
 from widthsearch.search.settings import (
+    AXES,
     DEFAULT_SAMPLER,
     DIRECTIONS,
-    OBJECTIVES,
     SAMPLERS,
     Hardware,
     Ranges,
@@ -60,6 +60,8 @@ from widthsearch.search.study import (
 from widthsearch.search.trial_file import save_trial_width_file, trial_result
 
 __all__ = [
+    "AXES",
+    "SearchTrial",
     "DEFAULT_ROWS",
     "DEFAULT_SAMPLER",
     "VERIFICATION_MARK",
@@ -69,8 +71,6 @@ __all__ = [
     "Hardware",
     "HardwareModels",
     "Infeasible",
-    "OBJECTIVES",
-    "Objective",
     "Ranges",
     "SAMPLERS",
     "SEARCH_STUDY",

@@ -68,7 +68,7 @@ def hardware_models(
     latency = memory = None
     note = ""
     batch = hw.batch_size
-    if "latency_ms" in config.objectives:
+    if "latency_ms" in config.axes:
         resolved = resolve_latency_model(
             space,
             profile=hw.profile,

@@ -1,28 +1,36 @@
-"""The objective of a trial: take a mix, re-solve the prebuilt program, round, record.
+"""A search trial: take a mix, solve it with the one solve, record.
 
-A trial takes a constraint mix (budget ratios, width bounds, divisor, mode), re-solves the
-width space's :class:`~widthsearch.solve.SynExpProgram` and rounds, and records the mix (the
-trial's params), the widths and log SynExp, params and MACs (the objectives: maximize,
-minimize, minimize), and predicted latency on the study's device (minimize) when the study has
-a latency model (``latency = true`` or a latency range); latency and activation-memory budget
-ratios join the mix when their ranges are set. A mix that lands on widths an earlier trial
-found is marked ``duplicate_of`` and kept out of the front; an infeasible mix is pruned with
-its reason.
+A trial takes a constraint mix (budget ratios, width bounds, divisor, mode), turns it into a
+:class:`~widthsearch.solve.solver.Problem` with the study's objective and grid, and solves it
+with :func:`~widthsearch.solve.solver.solve`, the solve ``reconfig`` runs (so the same mix gives
+the same widths there); it records the mix (the trial's params), the widths, and the study's
+axes: the objective's value (log SynExp for ``synexp``; maximize), params and MACs (minimize),
+and predicted latency on the study's device (minimize) when the study has a latency model
+(``latency = true`` or a latency range); latency and activation-memory budget ratios join the
+mix when their ranges are set. A mix that lands on widths an earlier trial found is marked
+``duplicate_of`` and kept out of the front; an infeasible mix is pruned with its reason.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from widthsearch.errors import InfeasibleBudgetError, RoundingError, SolverError
+from widthsearch.errors import (
+    BoundsError,
+    GridError,
+    InfeasibleBudgetError,
+    RoundingError,
+    SolverError,
+)
 from widthsearch.search.attrs import TrialAttr
 from widthsearch.search.front import widths_key
 from widthsearch.search.hardware import HardwareModels
 from widthsearch.search.settings import SearchConfig
-from widthsearch.solve import Budgets, SynExpProgram, best_point, log_synexp, round_on_grid
+from widthsearch.solve import Budgets, log_synexp
+from widthsearch.solve.solver import Problem, Solution, solve
 from widthsearch.space import WidthSpace
 
 if TYPE_CHECKING:
@@ -39,12 +47,11 @@ class Infeasible(Exception):
 
 
 @dataclass
-class Objective:
-    """One trial: take a mix, re-solve, round, record. Built once per process."""
+class SearchTrial:
+    """One trial: take a mix, solve, record. Built once per process."""
 
     space: WidthSpace
     config: SearchConfig
-    program: SynExpProgram
     hardware: HardwareModels = HardwareModels()
     seen: dict[str, int] = field(default_factory=dict)
     """widths key -> first trial number, for this process (across workers the front dedups)."""
@@ -67,89 +74,96 @@ class Objective:
             params["memory_ratio"] = trial.suggest_float("memory_ratio", *r.memory)
         return params
 
-    def evaluate(self, params: dict[str, Any]) -> tuple[list[int], tuple[float, ...]]:
-        """Solve and round the mix ``params``: (widths, (log SynExp, params, MACs[, latency])).
-
-        Raises:
-            Infeasible: the mix's budgets are out of reach of its bounds, or the solver
-                failed on it (one mix of thousands must not end a search).
-        """
+    def problem(self, params: dict[str, Any]) -> Problem:
+        """The one solve's problem of the mix ``params`` (absent budgets: unconstrained)."""
         mix = full_mix(params)
-        space = self.space
-        hw = self.hardware
+        space, hw = self.space, self.hardware
         budgets = mix_budgets(
             mix,
             space,
             base_latency=None if hw.latency is None else hw.latency(space.base_widths),
             base_memory=None if hw.memory is None else hw.memory(space.base_widths),
         )
-        lo, hi = mix["min_width"], mix["max_width"]  # min > max is pruned (BoundsError), not bent
+        return Problem(
+            budgets,
+            objective=self.config.objective,
+            mode=mix["mode"],
+            min_width=mix["min_width"],
+            max_width=mix["max_width"],
+            divisor=mix["divisor"],
+            grid=self.config.grid,
+            time_limit=self.config.time_limit,
+        )
+
+    def solve(self, params: dict[str, Any]) -> Solution:
+        """The solution of the mix ``params``.
+
+        Raises:
+            Infeasible: the mix's budgets are out of reach of its bounds or grid (min > max
+                included: pruned, not bent), or the solver failed on it (one mix of thousands
+                must not end a search).
+        """
         try:
-            if not self.config.grid.empty:
-                widths = self._on_grid(budgets, mix)
-                return list(widths), self._values(widths)
-            solution = self.program.solve(budgets, min_width=lo, max_width=hi)
-            widths, _ = round_on_grid(
-                space,
-                solution.multipliers,
-                budgets,
-                divisor=mix["divisor"],
-                min_width=lo,
-                max_width=hi,
-                costs=self.program.costs,
-            )
-        except (InfeasibleBudgetError, RoundingError) as exc:
+            return solve(self.space, self.problem(params), self.hardware.costs)
+        except (InfeasibleBudgetError, RoundingError, BoundsError, GridError) as exc:
             raise Infeasible(str(exc)) from None
         except SolverError as exc:
             raise Infeasible(str(exc), TrialAttr.SOLVER_FAILED) from None
-        return list(widths), self._values(widths)
 
-    def _on_grid(self, budgets: Budgets, mix: dict[str, Any]) -> tuple[int, ...]:
-        """The best lattice point of the study's grid under the mix's budgets (bounds and
-        divisor apply only to groups no choice list covers)."""
-        grid = self.config.grid
-        lattice = grid.resolve(
-            self.space,
-            divisor=mix["divisor"],
-            min_width=mix["min_width"],
-            max_width=mix["max_width"],
-        )
-        if mix["mode"] == "precrop":  # PreCrop removes channels only: the grid's part <= base
-            capped = tuple(
-                tuple(w for w in ws if w <= g.width) or ws[:1]
-                for g, ws in zip(self.space.groups, lattice.grid, strict=True)
-            )
-            lattice = replace(lattice, grid=capped)
-        return best_point(self.space, budgets, lattice, costs=self.program.costs).widths
+    def evaluate(self, params: dict[str, Any]) -> tuple[list[int], tuple[float, ...]]:
+        """Solve the mix ``params``: (widths, (objective value, params, MACs[, latency])).
 
-    def _values(self, widths: Sequence[int]) -> tuple[float, ...]:
-        """(log SynExp, params, MACs[, latency]) of ``widths``."""
-        space = self.space
-        values: tuple[float, ...] = (
-            log_synexp(space, widths),
-            space.params(widths),
-            space.macs(widths),
-        )
-        if "latency_ms" in self.config.objectives:
+        Raises:
+            Infeasible: as :meth:`solve`.
+        """
+        solution = self.solve(params)
+        return list(solution.widths), self._values(solution)
+
+    def _values(self, solution: Solution) -> tuple[float, ...]:
+        """The study's axes at the solution's widths: the objective's value (exact log SynExp
+        for ``synexp``), params, MACs[, latency]."""
+        space, widths = self.space, solution.widths
+        value = log_synexp(space, widths) if solution.value is None else solution.value
+        values: tuple[float, ...] = (value, space.params(widths), space.macs(widths))
+        if "latency_ms" in self.config.axes:
             latency = self.hardware.latency
-            assert latency is not None, "a latency objective comes with the study's latency model"
+            assert latency is not None, "a latency axis comes with the study's latency model"
             values = (*values, latency(widths))
         return values
 
-    def attrs(self, number: int, widths: Sequence[int]) -> dict[str, Any]:
-        """The user attributes of a feasible trial: its widths, its activation memory where the
-        study budgets it, and ``duplicate_of`` the first trial with the same widths
-        (:meth:`remember` that trial once it is stored)."""
+    def attrs(
+        self, number: int, widths: Sequence[int], solution: Solution | None = None
+    ) -> dict[str, Any]:
+        """The user attributes of a feasible trial: its widths, its log SynExp where the
+        objective is another, its activation memory where the study budgets it, what the solve
+        decided, and ``duplicate_of`` the first trial with the same widths (:meth:`remember`
+        that trial once it is stored)."""
         first = self.seen.get(widths_key(widths), number)
-        out = {TrialAttr.WIDTHS: list(widths)} | (
-            {TrialAttr.DUPLICATE_OF: first} if first != number else {}
-        )
+        out: dict[str, Any] = {TrialAttr.WIDTHS: list(widths)}
+        if first != number:
+            out[TrialAttr.DUPLICATE_OF] = first
+        if self.config.axes[0] != "log_synexp":
+            out[TrialAttr.LOG_SYNEXP] = log_synexp(self.space, widths)
         if self.hardware.memory is not None:
             out[TrialAttr.MEMORY_BYTES] = self.hardware.memory(widths)
+        if solution is not None and solution.decisions:
+            out[TrialAttr.DECISIONS] = list(solution.decisions)
+        if solution is not None and solution.lattice is not None and not solution.exact:
+            out[TrialAttr.GAP] = solution.gap
         return out
 
     def remember(self, number: int, widths: Sequence[int]) -> None:
         self.seen.setdefault(widths_key(widths), number)
+
+    def run(self, number: int, params: dict[str, Any]) -> tuple[list[int], tuple, dict]:
+        """Solve trial ``number``'s mix: (widths, axes values, user attributes).
+
+        Raises:
+            Infeasible: as :meth:`solve`.
+        """
+        solution = self.solve(params)
+        widths = list(solution.widths)
+        return widths, self._values(solution), self.attrs(number, widths, solution)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         """The objective for :meth:`optuna.study.Study.optimize` (the Optuna samplers)."""
@@ -157,11 +171,11 @@ class Objective:
 
         params = self.sample(trial)
         try:
-            widths, values = self.evaluate(params)
+            widths, values, attrs = self.run(trial.number, params)
         except Infeasible as exc:
             trial.set_user_attr(exc.key, str(exc))
             raise optuna.TrialPruned(str(exc)) from None
-        for key, value in self.attrs(trial.number, widths).items():
+        for key, value in attrs.items():
             trial.set_user_attr(key, value)
         self.remember(trial.number, widths)
         return values
@@ -216,4 +230,4 @@ def mix_budgets(
     )
 
 
-__all__ = ["Infeasible", "Objective", "full_mix", "mix_budgets"]
+__all__ = ["Infeasible", "SearchTrial", "full_mix", "mix_budgets"]

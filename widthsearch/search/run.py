@@ -6,7 +6,7 @@ width space and the hardware models once, creates or loads the study
 processes; each builds its own width space and program and runs its share: the ``qmc`` loop
 (:class:`~widthsearch.search.samplers.SobolMixes`, storage calls only) or Optuna's
 :meth:`~optuna.study.Study.optimize` with the study's sampler, every trial the
-:class:`~widthsearch.search.objective.Objective`. The first Ctrl-C lets every process finish and
+:class:`~widthsearch.search.objective.SearchTrial`. The first Ctrl-C lets every process finish and
 store its running trial; the study never holds a half-done one.
 
 Storage: :mod:`widthsearch.search.storage` (SQLite by default, journal files, PostgreSQL). Fronts:
@@ -30,12 +30,14 @@ from widthsearch.errors import SearchInterrupted, StudyConfigError, WidthSearchE
 from widthsearch.search.attrs import StudyAttr
 from widthsearch.search.front import load_front
 from widthsearch.search.hardware import HardwareModels, hardware_models
-from widthsearch.search.objective import Infeasible, Objective
+from widthsearch.search.objective import Infeasible, SearchTrial
 from widthsearch.search.samplers import SobolMixes, make_sampler, mix_distributions
 from widthsearch.search.settings import DEFAULT_SAMPLER, SearchConfig
 from widthsearch.search.storage import find_study, open_storage, storage_name
 from widthsearch.search.study import check_settings, finished_count, open_study, unfinished
-from widthsearch.solve import Budgets, SynExpProgram
+from widthsearch.solve import Budgets
+from widthsearch.solve.objectives import get_objective
+from widthsearch.solve.solver import compiled_program
 from widthsearch.space import WidthSpace
 
 if TYPE_CHECKING:
@@ -116,12 +118,12 @@ def _quiet_optuna() -> None:
 
 @dataclass
 class _Process:
-    """One process's share of a search: its storage handle, study, objective and sampler."""
+    """One process's share of a search: its storage handle, study, trial and sampler."""
 
     storage: Any
     study: optuna.Study
     study_id: int
-    objective: Objective
+    trial: SearchTrial
     seed: int | None
 
 
@@ -140,22 +142,22 @@ def _prepare(
         space = WidthSpace.from_ref(config.model, input_size=config.input_size, **kwargs)
     if hardware is None:
         hardware = hardware_models(config, space)
-    costs = hardware.costs
-    program = SynExpProgram(space, latency=costs.get("latency"), memory=costs.get("memory"))
-    objective = Objective(space, config, program, hardware)
+    trial = SearchTrial(space, config, hardware)
     storage = open_storage(storage_url)
     study = open_study(config, storage, create=False, url=storage_url)
-    objective.load_seen(study)
-    objective.program.solve(  # compile the program now, not in the first trial
-        Budgets(params=space.params()), min_width=config.ranges.min_width[0], max_width=1.0
-    )
+    trial.load_seen(study)
+    if config.grid.empty:  # compile the program now, not in the first trial
+        program = compiled_program(space, hardware.costs, get_objective(config.objective))
+        program.solve(
+            Budgets(params=space.params()), min_width=config.ranges.min_width[0], max_width=1.0
+        )
     study_id = storage.get_study_id_from_name(config.name)
-    return _Process(storage, study, study_id, objective, seed)
+    return _Process(storage, study, study_id, trial, seed)
 
 
 def _run(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | None = None) -> None:
     """Run up to ``n_trials`` trials in this process until ``stop`` says so."""
-    sampler = proc.objective.config.sampler
+    sampler = proc.trial.config.sampler
     if sampler == "qmc":
         _run_qmc(proc, n_trials, stop, on_trial)
         return
@@ -170,9 +172,7 @@ def _run(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | None =
             study.stop()
 
     if not stop():
-        study.optimize(
-            proc.objective, n_trials=n_trials, callbacks=[callback], gc_after_trial=False
-        )
+        study.optimize(proc.trial, n_trials=n_trials, callbacks=[callback], gc_after_trial=False)
 
 
 def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | None) -> None:
@@ -183,9 +183,9 @@ def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | No
     """
     from optuna.trial import TrialState
 
-    storage, study_id, objective = proc.storage, proc.study_id, proc.objective
-    ranges = objective.config.ranges
-    sobol = SobolMixes(ranges, objective.config.seed or 0)
+    storage, study_id, search_trial = proc.storage, proc.study_id, proc.trial
+    ranges = search_trial.config.ranges
+    sobol = SobolMixes(ranges, search_trial.config.seed or 0)
     for _ in range(n_trials):
         if stop():
             return
@@ -194,8 +194,7 @@ def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | No
             number = storage.get_trial_number_from_id(trial_id)
             params = sobol.params(number)
             try:
-                widths, values = objective.evaluate(params)
-                attrs = objective.attrs(number, widths)
+                widths, values, attrs = search_trial.run(number, params)
                 state = TrialState.COMPLETE
             except Infeasible as exc:
                 widths, values, attrs = None, None, {exc.key: str(exc)}
@@ -210,7 +209,7 @@ def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | No
                 trial_id, state, None if values is None else [float(v) for v in values]
             )
             if widths is not None:
-                objective.remember(number, widths)
+                search_trial.remember(number, widths)
         except BaseException:  # an error, or a second Ctrl-C: the trial fails
             with contextlib.suppress(Exception):  # unless the storage itself is gone
                 storage.set_trial_state_values(trial_id, TrialState.FAIL)

@@ -8,7 +8,7 @@ storage. A study file (:class:`widthsearch.studyfile.StudyConfig`) extends it wi
 Example:
     >>> from widthsearch.search.settings import Ranges, SearchConfig
     >>> config = SearchConfig(model="resnet18", ranges=Ranges(macs=None), latency=True)
-    >>> config.name, config.objectives
+    >>> config.name, config.axes
     ('resnet18', ('log_synexp', 'params', 'macs', 'latency_ms'))
 """
 
@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Self
 
-from widthsearch.errors import StudyConfigError
-from widthsearch.solve import MODES
+from widthsearch.errors import StudyConfigError, WidthSearchError
+from widthsearch.solve import MODES, TIME_LIMIT
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, get_objective
 from widthsearch.space.choices import GridSpec
 from widthsearch.space.source import model_slug
 
@@ -28,9 +29,18 @@ DEFAULT_SAMPLER = "qmc"
 """Scrambled Sobol points over the mix ranges, trial number n taking point n (see
 :class:`~widthsearch.search.SobolMixes`)."""
 
-OBJECTIVES = ("log_synexp", "params", "macs")
+AXES = ("log_synexp", "params", "macs")
+"""The Pareto axes of a study of the default objective: log SynExp, params, MACs (stored as
+the study attribute ``objectives``). Another objective's study has its name first
+(:func:`value_axis`); a latency axis adds ``latency_ms``."""
 DIRECTIONS: tuple[Literal["maximize", "minimize"], ...] = ("maximize", "minimize", "minimize")
-"""Directions of log SynExp, params and MACs; a latency objective adds one more minimize."""
+"""Directions of the objective's value, params and MACs; a latency axis adds one more minimize."""
+
+
+def value_axis(objective: str) -> str:
+    """The name of a study's first axis: ``log_synexp`` for SynExp (as studies always named
+    it), else the objective's own name."""
+    return "log_synexp" if objective == DEFAULT_OBJECTIVE else get_objective(objective).name
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,10 @@ class SearchConfig:
     grid: GridSpec = GridSpec()
     """Width grid and ties (a study file's ``[grid]``): every trial picks the best lattice
     point of its mix's budgets (:func:`widthsearch.solve.best_point`); empty: the divisor grid."""
+    objective: str = DEFAULT_OBJECTIVE
+    """What every trial's widths maximize (:data:`widthsearch.solve.objectives.OBJECTIVES`)."""
+    time_limit: float = TIME_LIMIT
+    """Seconds each trial's lattice search may take (grids only)."""
 
     @property
     def name(self) -> str:
@@ -100,9 +114,9 @@ class SearchConfig:
         return model_slug(self.model) if ":" in self.model else self.model  # net.py:Net -> Net
 
     @property
-    def objectives(self) -> tuple[str, ...]:
-        """What each trial returns: log SynExp (max), then costs (min)."""
-        base = OBJECTIVES
+    def axes(self) -> tuple[str, ...]:
+        """What each trial returns: the objective's value (max), then costs (min)."""
+        base = (value_axis(self.objective), *AXES[1:])
         return (*base, "latency_ms") if self.latency or self.ranges.latency else base
 
     def with_options(self, **options: Any) -> Self:
@@ -124,14 +138,21 @@ class SearchConfig:
             )
         if self.trials < 1:
             raise StudyConfigError(f"trials must be at least 1, got {self.trials}")
+        if not self.time_limit > 0:
+            raise StudyConfigError(f"time_limit must be positive, got {self.time_limit:g}")
+        try:
+            get_objective(self.objective)
+        except WidthSearchError as exc:
+            raise StudyConfigError(str(exc)) from None
 
 
 __all__ = [
+    "AXES",
     "DEFAULT_SAMPLER",
     "DIRECTIONS",
-    "OBJECTIVES",
     "SAMPLERS",
     "Hardware",
     "Ranges",
     "SearchConfig",
+    "value_axis",
 ]

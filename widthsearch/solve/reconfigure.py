@@ -9,15 +9,13 @@ written before any baseline runs: SynFlow's 100 pruning rounds take 20 s to minu
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from widthsearch.errors import GridError, WidthSearchError
+from widthsearch.errors import WidthSearchError
 from widthsearch.solve import baselines as _baselines
-from widthsearch.solve._lattice_model import Score
 from widthsearch.solve.budget import (
     Budget,
     Ratio,
@@ -27,32 +25,17 @@ from widthsearch.solve.budget import (
     resolve_count,
     resolve_latency,
 )
-from widthsearch.solve.lattice import TIME_LIMIT, LatticePick, best_point
-from widthsearch.solve.objectives import (
-    DEFAULT_OBJECTIVE,
-    Objective,
-    get_objective,
-    score,
-    weights,
-)
-from widthsearch.solve.program import (
-    DEFAULT_MAX_WIDTH,
-    DEFAULT_MIN_WIDTH,
-    MODES,
-    Budgets,
-    Mode,
-    SynExpProgram,
-    objective_exponents,
-)
-from widthsearch.solve.rounding import checked_grid, round_widths, width_grid
+from widthsearch.solve.lattice import TIME_LIMIT, LatticePick
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, get_objective
+from widthsearch.solve.program import DEFAULT_MIN_WIDTH, Budgets, Mode, SynExpProgram
+from widthsearch.solve.solver import Problem, Solution, reduce, solve, uniform_baseline
 from widthsearch.solve.synexp import log_synexp
-from widthsearch.space.choices import GridSpec, WidthLattice
+from widthsearch.space.choices import GridSpec
 
 if TYPE_CHECKING:
     from widthsearch.hardware.latency_model import LatencyModel
     from widthsearch.hardware.memory import ActivationMemory
     from widthsearch.space.cost import Posynomial
-    from widthsearch.space.groups import Group
     from widthsearch.space.width_space import WidthSpace
 
 BASELINES = ("uniform", "synflow")
@@ -118,6 +101,10 @@ class Reconfiguration:
     held: tuple[str, ...] = ()
     """Costs the objective held at the uniform multiplier's (``synexp-held``): their budgets
     in ``budgets`` were set by it, not by the user."""
+    decisions: tuple[str, ...] = ()
+    """What the solve decided that the user should know (a PreCrop grid cut at the base, ...)."""
+    problem: Problem | None = field(default=None, repr=False, compare=False)
+    """The request as solved (bounds resolved): baselines re-solve it with other strategies."""
 
     def with_baselines(
         self, found: Sequence[_baselines.Baseline], seconds: float
@@ -212,6 +199,8 @@ class Reconfiguration:
             "objective": self.objective,
             "objective_value": self.objective_value,
             "held": list(self.held),
+            "decisions": list(self.decisions),
+            "time_limit": None if self.problem is None else self.problem.time_limit,
         }
 
 
@@ -270,8 +259,13 @@ def reconfigure(
     point that maximizes SynExp under every budget, found exactly (enumeration or branch and
     bound, :func:`widthsearch.solve.lattice.best_point`) unless that takes longer than
     ``time_limit`` seconds, when it is the best point found (never worse than rounding and
-    repair) with the gap to the relaxation's bound in ``result.lattice``. A grid whose widest
-    point fits every budget returns that point.
+    repair) with its certified gap in ``result.lattice``. A grid whose widest point fits every
+    budget returns that point. With ``mode="precrop"`` each group keeps the grid widths at or
+    below its base, and ``result.decisions`` says so.
+
+    The solve itself is :func:`widthsearch.solve.solver.solve`, the one every command calls
+    (search trials, verification's controls, the baselines); this function reads the budgets
+    and arguments into its :class:`~widthsearch.solve.solver.Problem` and reports its answer.
 
     Args:
         space: the model's width space (:meth:`WidthSpace.from_timm`, ``from_module``).
@@ -319,79 +313,61 @@ def reconfigure(
             memory, 0 if memory_model is None else memory_model(space.base_widths), "memory"
         ),
     )
-    _check_request(mode, budgets, latency_model, memory_model, baselines)
-    obj = get_objective(objective)
-    max_width = _max_width(mode, max_width)
+    check_baselines(baselines)
     spec = choices if isinstance(choices, GridSpec) else GridSpec.parse(choices, tie)
     if isinstance(choices, GridSpec) and tie:
         spec = GridSpec(spec.choices, spec.groups, spec.ties + GridSpec.parse(None, tie).ties)
-    if not spec.empty:
-        result = _on_lattice(
-            space,
-            budgets,
-            spec,
-            latency_model=latency_model,
-            memory_model=memory_model,
-            latency_note=latency_note,
-            mode=mode,
-            min_width=min_width,
-            max_width=max_width,
-            divisor=divisor,
-            time_limit=time_limit,
-            objective=obj,
-        )
-        if baselines:
-            result = compare(result, space, baselines, synflow_progress=synflow_progress)
-        return result
-    seconds: dict[str, float] = {}
-
-    start = time.perf_counter()
-    hardware = _hardware_costs(latency_model, memory_model)
-    grid = checked_grid(
-        space,
+    problem = Problem(
         budgets,
-        divisor=divisor,
+        objective=get_objective(objective).name,
+        mode=mode,
         min_width=min_width,
         max_width=max_width,
+        divisor=divisor,
+        grid=spec,
+        time_limit=time_limit,
+    )
+    hardware = _hardware_costs(latency_model, memory_model)
+    solution = solve(space, problem, hardware, program=program)
+    result = result_of(
+        space,
+        solution,
+        latency_model=latency_model,
+        memory_model=memory_model,
+        latency_note=latency_note,
         costs=hardware,
     )
-    held: tuple[str, ...] = ()
-    if obj.hold:
-        budgets, held = _hold(space, budgets, min_width, max_width, hardware)
-    log_w, inv_w = weights(space, obj)
-    # SynExp and its held variant round on the exact SynExp (concatenations included)
-    separable = None if obj.log_weights is objective_exponents else (log_w, inv_w)
-    kw = {"inverse_weights": inv_w} if obj.inverse_weights else {"log_weights": log_w}
-    wanted = inv_w if obj.inverse_weights else log_w
-    if (
-        program is None
-        or any(program.costs.get(n) is not c for n, c in hardware.items())
-        or program.minimizes != bool(obj.inverse_weights)
-        or program.objective_weights != [wanted[g] for g in program.free]
-    ):
-        program = SynExpProgram(
-            space, latency=hardware.get("latency"), memory=hardware.get("memory"), **kw
-        )
-    seconds["build"] = time.perf_counter() - start
-    solution = program.solve(budgets, min_width=min_width, max_width=max_width)
-    seconds["solve"] = solution.seconds
+    if baselines:
+        result = compare(result, space, baselines, synflow_progress=synflow_progress)
+    return result
 
-    start = time.perf_counter()
-    widths = round_widths(space, solution.multipliers, budgets, grid, hardware, separable)
-    seconds["round"] = time.perf_counter() - start
 
-    continuous = [x * w for x, w in zip(solution.multipliers, space.base_widths, strict=True)]
-    result = Reconfiguration(
+def result_of(
+    space: WidthSpace,
+    solution: Solution,
+    *,
+    latency_model: LatencyModel | None = None,
+    memory_model: ActivationMemory | None = None,
+    latency_note: str = "",
+    costs: Mapping[str, Posynomial] | None = None,
+) -> Reconfiguration:
+    """The :class:`Reconfiguration` of a :class:`~widthsearch.solve.solver.Solution`: its
+    widths with their exact costs, predicted latency and memory, and log SynExp."""
+    widths = solution.widths
+    problem = solution.problem
+    continuous = solution.continuous or tuple(float(w) for w in widths)
+    lo, hi = solution.bounds
+    return Reconfiguration(
         model=space.model,
         input_size=space.input_size,
-        mode=mode,
-        budgets=budgets,
-        min_width=min_width,
-        max_width=max_width,
-        divisor=divisor,
+        mode=problem.mode,
+        budgets=problem.budgets,
+        min_width=lo,
+        max_width=hi,
+        divisor=problem.divisor,
         base_widths=space.base_widths,
         widths=widths,
-        multipliers=solution.multipliers,
+        multipliers=tuple(c / b for c, b in zip(continuous, space.base_widths, strict=True)),
         base_params=space.params(),
         base_macs=space.macs(),
         params=space.params(widths),
@@ -399,7 +375,7 @@ def reconfigure(
         log_synexp_gain=log_synexp(space, widths),
         log_synexp_continuous=log_synexp(space, continuous),
         producers=tuple(g.producer for g in space.groups),
-        seconds=seconds,
+        seconds=dict(solution.seconds),
         timm_kwargs=dict(space.timm_kwargs),
         latency_ms=None if latency_model is None else latency_model(widths),
         base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
@@ -407,106 +383,15 @@ def reconfigure(
         base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
         batch_size=_batch_size(latency_model, memory_model),
         latency_note=latency_note or ("" if latency_model is None else latency_model.source),
-        costs=hardware,
-        objective=obj.name,
-        objective_value=None if separable is None else score(space, obj, widths),
-        held=held,
+        costs=dict(costs or {}),
+        grid=problem.grid,
+        lattice=solution.lattice,
+        objective=problem.objective,
+        objective_value=solution.value,
+        held=solution.held,
+        decisions=solution.decisions,
+        problem=problem,
     )
-    if baselines:
-        result = compare(result, space, baselines, synflow_progress=synflow_progress)
-    return result
-
-
-def _on_lattice(
-    space: WidthSpace,
-    budgets: Budgets,
-    spec: GridSpec,
-    *,
-    latency_model: LatencyModel | None,
-    memory_model: ActivationMemory | None,
-    latency_note: str,
-    mode: Mode,
-    min_width: float,
-    max_width: float,
-    divisor: int,
-    time_limit: float,
-    objective: Objective,
-) -> Reconfiguration:
-    """:func:`reconfigure` on a width grid with ties: the best lattice point of ``objective``."""
-    start = time.perf_counter()
-    lattice = spec.resolve(space, divisor=divisor, min_width=min_width, max_width=max_width)
-    if mode == "precrop":
-        wide = [g for g in space.free_groups if lattice.grid[g.id][-1] > g.width]
-        if wide:
-            g = wide[0]
-            raise GridError(
-                f"precrop only removes channels, but the grid gives group {g.id} ({g.producer}, "
-                f"base {g.width}) width {lattice.grid[g.id][-1]}; use --mode preconfig or "
-                "choices at most 1x"
-            )
-    hardware = _hardware_costs(latency_model, memory_model)
-    held: tuple[str, ...] = ()
-    if objective.hold:
-        budgets, held = _hold(space, budgets, min_width, max_width, hardware)
-    separable = None
-    if objective.log_weights is not objective_exponents:  # another objective than SynExp's
-        log_w, inv_w = weights(space, objective)
-        separable = _group_score(space, log_w, inv_w)
-    seconds = {"build": time.perf_counter() - start}
-    pick = best_point(
-        space, budgets, lattice, costs=hardware, time_limit=time_limit, score=separable
-    )
-    seconds["solve"], seconds["round"] = pick.seconds, 0.0  # the search is the rounding
-    widths = pick.widths
-    relaxed = pick.relaxed or tuple(float(w) for w in widths)
-    ratios = [w / g.width for g in space.free_groups for w in lattice.grid[g.id]]
-    if spec.choices is None and not spec.groups:  # ties on the divisor grid: its bounds
-        ratios = [min_width, max_width]
-    return Reconfiguration(
-        model=space.model,
-        input_size=space.input_size,
-        mode=mode,
-        budgets=budgets,
-        min_width=min(ratios),
-        max_width=max(ratios),
-        divisor=divisor,
-        base_widths=space.base_widths,
-        widths=widths,
-        multipliers=tuple(r / b for r, b in zip(relaxed, space.base_widths, strict=True)),
-        base_params=space.params(),
-        base_macs=space.macs(),
-        params=space.params(widths),
-        macs=space.macs(widths),
-        log_synexp_gain=log_synexp(space, widths),
-        log_synexp_continuous=log_synexp(space, relaxed),
-        producers=tuple(g.producer for g in space.groups),
-        seconds=seconds,
-        timm_kwargs=dict(space.timm_kwargs),
-        latency_ms=None if latency_model is None else latency_model(widths),
-        base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
-        memory_bytes=None if memory_model is None else memory_model(widths),
-        base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
-        batch_size=_batch_size(latency_model, memory_model),
-        latency_note=latency_note or ("" if latency_model is None else latency_model.source),
-        costs=hardware,
-        grid=spec,
-        lattice=pick,
-        objective=objective.name,
-        objective_value=None if separable is None else score(space, objective, widths),
-        held=held,
-    )
-
-
-def _group_score(space: WidthSpace, log_w: Sequence[float], inv_w: Sequence[float]) -> Score:
-    """A separable objective's term of one group at an array of its widths, for the lattice
-    search: ``a_g log(w / base_g) - b_g / w``."""
-    import numpy as np
-
-    def group_score(group: Group, widths: np.ndarray) -> np.ndarray:
-        g = group.id
-        return log_w[g] * np.log(widths / group.width) - inv_w[g] / widths
-
-    return group_score
 
 
 def _hardware_costs(
@@ -525,92 +410,6 @@ def _batch_size(latency_model: LatencyModel | None, memory_model: ActivationMemo
     if latency_model is not None:
         return latency_model.device.batch_size
     return memory_model.batch_size if memory_model is not None else 1
-
-
-def result_lattice(result: Reconfiguration, space: WidthSpace) -> WidthLattice:
-    """The lattice a grid result was picked on (for its baselines)."""
-    return result.grid.resolve(
-        space, divisor=result.divisor, min_width=result.min_width, max_width=result.max_width
-    )
-
-
-def _hold(
-    space: WidthSpace,
-    budgets: Budgets,
-    min_width: float,
-    max_width: float,
-    hardware: Mapping[str, Posynomial],
-) -> tuple[Budgets, tuple[str, ...]]:
-    """``budgets`` with params or MACs, whichever has no budget, held at its cost under the
-    largest continuous uniform multiplier within ``[min_width, max_width]`` that holds the
-    given budgets (unchanged when both or neither have one), and the names of the costs held.
-
-    The multiplier is continuous, not the largest uniform point of a coarse grid, which can lie
-    far below the budget (0.25x, 0.5x, ...) and would hold the other cost far too tight.
-    """
-    missing = [n for n in ("params", "macs") if getattr(budgets, n) is None]
-    if len(missing) != 1:
-        return budgets, ()
-    polys = {"params": space.param_cost, "macs": space.mac_cost, **hardware}
-    limits = {n: b for n, b in budgets.limits().items() if b is not None and n in polys}
-    base = space.base_widths
-
-    def cost(name: str, alpha: float) -> float:
-        x = [1.0 if g.fixed else alpha for g in space.groups]
-        return sum(
-            c * math.prod(x[g] ** e for g, e in mono.items())
-            for c, mono in polys[name].in_multipliers(base)
-        )
-
-    lo, hi = min_width, max_width
-    if not all(cost(n, lo) <= b for n, b in limits.items()):
-        return budgets, ()  # infeasible: the solve's own check says so
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if all(cost(n, mid) <= b for n, b in limits.items()) else (lo, mid)
-    name = missing[0]
-    return replace(budgets, **{name: math.floor(cost(name, lo))}), (name,)
-
-
-def _check_request(
-    mode: str,
-    budgets: Budgets,
-    latency_model: LatencyModel | None,
-    memory_model: ActivationMemory | None,
-    baselines: Sequence[str],
-) -> None:
-    """Fail on a request no solve can answer: an unknown mode or baseline, no budget at all, a
-    latency or memory budget without its model.
-
-    Raises:
-        WidthSearchError: says which, and what to give.
-    """
-    if mode not in MODES:
-        raise WidthSearchError(options=f"{{mode}} must be one of {', '.join(MODES)}, not '{mode}'")
-    if all(b is None for b in budgets.limits().values()):
-        raise WidthSearchError(options="give {budget}")
-    if budgets.latency is not None and latency_model is None:
-        raise WidthSearchError("a latency budget needs a latency model (a device profile)")
-    if budgets.memory is not None and memory_model is None:
-        raise WidthSearchError("a memory budget needs the activation memory model")
-    check_baselines(baselines)
-
-
-def _max_width(mode: str, max_width: float | None) -> float:
-    """The cap on any group's multiplier: at most 1 for PreCrop (default 1), else
-    :data:`DEFAULT_MAX_WIDTH` unless given.
-
-    Raises:
-        WidthSearchError: a PreCrop cap above 1.
-    """
-    if mode == "precrop":
-        if max_width is not None and max_width > 1:
-            raise WidthSearchError(
-                options=f"precrop only removes channels: {{max_width}} must be at most 1, not "
-                f"{max_width:g} ({{mode}}='preconfig' grows groups)"
-            )
-        return 1.0 if max_width is None else max_width
-    return DEFAULT_MAX_WIDTH if max_width is None else max_width
 
 
 def check_baselines(names: Sequence[str]) -> None:
@@ -633,29 +432,32 @@ def run_baseline(
     *,
     synflow_progress: Callable[[int, int], None] | None = None,
 ) -> _baselines.Baseline:
-    """The baseline ``name`` on ``result``'s budgets, bounds and grid.
+    """The baseline ``name`` on ``result``'s budgets, bounds and grid: ``uniform`` is the one
+    solve's uniform strategy on ``result``'s problem (:func:`widthsearch.solve.solver.solve`).
 
     Raises:
         WidthSearchError: an unknown name.
     """
     check_baselines([name])
-    if name == "uniform" and not result.grid.empty:
-        return _baselines.uniform_lattice(
-            space, result.budgets, result_lattice(result, space), costs=result.costs
-        )
     if name == "uniform":
-        grid = width_grid(
-            space, divisor=result.divisor, min_width=result.min_width, max_width=result.max_width
-        )
-        return _baselines.uniform(
-            space,
-            result.budgets,
-            grid,
-            min_width=result.min_width,
-            max_width=result.max_width,
-            costs=result.costs,
-        )
+        problem = result.problem or _problem_of(result)
+        resolved, _ = reduce(space, problem, result.costs, strategy="uniform")
+        return uniform_baseline(resolved)
     return _baselines.synflow(space, result.budgets, progress=synflow_progress)
+
+
+def _problem_of(result: Reconfiguration) -> Problem:
+    """The problem of a result built without one (a width file's, say): its budgets, mode,
+    bounds, divisor and grid as recorded."""
+    return Problem(
+        result.budgets,
+        objective=result.objective,
+        mode=result.mode,
+        min_width=result.min_width,
+        max_width=result.max_width,
+        divisor=result.divisor,
+        grid=result.grid,
+    )
 
 
 def compare(

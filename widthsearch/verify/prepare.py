@@ -99,12 +99,11 @@ def prepare(plan: Plan, data: Dataset, settings: VerifySettings, execution: Exec
     matched = with_controls(
         space,
         picked,
-        plan.divisor,
+        plan.problem,
         plan.pick,
         setting=setting,
         random=settings.random,
         match=settings.match,
-        grid=plan.grid,
     )
     plan = replace(plan, candidates=matched.candidates)
     recipe, head_note = _resolve_head(recipe, plan, data.num_classes, size)
