@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import RoundingError, SolverError
-from widthsearch.solve.program import _LABELS, Budgets, describe_cost
+from widthsearch.solve.program import Budgets, cost_label, describe_cost
 
 if TYPE_CHECKING:
     import numpy as np
@@ -194,7 +194,7 @@ class LatticeModel:
             limit = self.limits[c.name]
             if value > limit:  # pragma: no cover - the scaled arithmetic is exact
                 raise SolverError(
-                    f"the lattice search picked widths over the {_LABELS[c.name]} budget "
+                    f"the lattice search picked widths over the {cost_label(c.name)} budget "
                     f"({describe_cost(c.name, value)} > {describe_cost(c.name, limit)})"
                 )
 

@@ -30,7 +30,7 @@ from widthsearch.solve.synexp import (
 if TYPE_CHECKING:
     from widthsearch.solve.program import Budgets
     from widthsearch.space.choices import WidthLattice
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import Cost
     from widthsearch.space.width_space import WidthSpace
 
 SYNFLOW_ROUNDS = 100
@@ -75,7 +75,7 @@ def uniform(
     *,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Baseline:
     """The largest uniform multiplier whose rounded widths hold every budget (latency and
     memory budgets on ``costs``, a program's cost posynomials)."""
@@ -127,7 +127,7 @@ def random_widths(
     *,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Baseline:
     """A random-shape control: :func:`random_shape` scaled by the largest common factor whose
     rounded widths hold every budget. Widths stay on ``grid`` (whose ends are the bounds), so a
@@ -170,7 +170,7 @@ def _largest_fitting(
     shape: Sequence[float],
     lo: float,
     hi: float,
-    costs: Mapping[str, Posynomial] | None,
+    costs: Mapping[str, Cost] | None,
 ) -> tuple[float, tuple[int, ...]] | None:
     """The largest ``alpha`` in ``[lo, hi]`` (bisection) whose widths ``alpha * shape * base``,
     rounded on ``grid``, hold every budget, and those widths; None if ``lo`` does not fit."""
@@ -215,7 +215,7 @@ def _largest_on_lattice(
     budgets: Budgets,
     lattice: WidthLattice,
     shape: Sequence[float],
-    costs: Mapping[str, Posynomial] | None,
+    costs: Mapping[str, Cost] | None,
 ) -> tuple[float, tuple[int, ...]] | None:
     """The largest ``alpha`` among the points where some variable changes width (every grid
     width over ``shape * base``) whose lattice point fits every budget, and that point."""
@@ -241,7 +241,7 @@ def uniform_lattice(
     budgets: Budgets,
     lattice: WidthLattice,
     *,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Baseline:
     """The uniform control on a grid: the largest point of equal multipliers (every variable
     at its grid width nearest ``m * base``; on a multiplier grid exactly ``round(m * base)``)
@@ -267,7 +267,7 @@ def random_lattice(
     *,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Baseline:
     """A random-shape control on a grid: one log-uniform multiplier in ``[min_width,
     max_width]`` per variable (``random.Random(seed)``), scaled by the largest factor whose

@@ -35,7 +35,7 @@ from widthsearch.space.choices import GridSpec
 if TYPE_CHECKING:
     from widthsearch.hardware.latency_model import LatencyModel
     from widthsearch.hardware.memory import ActivationMemory
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import Cost, Posynomial
     from widthsearch.space.width_space import WidthSpace
 
 BASELINES = ("uniform", "synflow")
@@ -88,7 +88,7 @@ class Reconfiguration:
     """Batch of the latency and memory figures."""
     latency_note: str = ""
     """Where the latency model came from."""
-    costs: Mapping[str, Posynomial] = field(default_factory=dict, repr=False, compare=False)
+    costs: Mapping[str, Cost] = field(default_factory=dict, repr=False, compare=False)
     """The latency and memory posynomials the budgets were held on (baselines hold them too)."""
     grid: GridSpec = GridSpec()
     """The width grid and ties (``--choices``, ``--tie``); empty: the divisor grid."""
@@ -349,7 +349,7 @@ def result_of(
     latency_model: LatencyModel | None = None,
     memory_model: ActivationMemory | None = None,
     latency_note: str = "",
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Reconfiguration:
     """The :class:`Reconfiguration` of a :class:`~widthsearch.solve.solver.Solution`: its
     widths with their exact costs, predicted latency and memory, and log SynExp."""

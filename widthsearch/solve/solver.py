@@ -56,12 +56,13 @@ from widthsearch.solve.program import (
 )
 from widthsearch.solve.rounding import checked_grid, round_widths, width_grid
 from widthsearch.space.choices import GridSpec, WidthLattice
+from widthsearch.space.cost import parts
 from widthsearch.space.grid import check_bounds
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import Cost, Posynomial
     from widthsearch.space.groups import Group
     from widthsearch.space.width_space import WidthSpace
 
@@ -143,7 +144,7 @@ class Resolved:
 
     space: WidthSpace
     problem: Problem
-    costs: Mapping[str, Posynomial]
+    costs: Mapping[str, Cost]
     objective: Objective
     strategy: Strategy = "best"
     max_width: float = DEFAULT_MAX_WIDTH
@@ -328,7 +329,7 @@ CHAIN: tuple[Reduction, ...] = (
 def reduce(
     space: WidthSpace,
     problem: Problem,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
     *,
     strategy: Strategy = "best",
     chain: Sequence[Reduction] = CHAIN,
@@ -350,7 +351,7 @@ def reduce(
     return resolved, applied
 
 
-def check_problem(problem: Problem, costs: Mapping[str, Posynomial] | None = None) -> None:
+def check_problem(problem: Problem, costs: Mapping[str, Cost] | None = None) -> None:
     """Fail on a request no solve can answer: no budget, a budget without its cost model, an
     unknown objective, fewer than one point.
 
@@ -373,7 +374,7 @@ def check_problem(problem: Problem, costs: Mapping[str, Posynomial] | None = Non
 def solve(
     space: WidthSpace,
     problem: Problem,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
     *,
     strategy: Strategy = "best",
     seed: int = 0,
@@ -442,7 +443,7 @@ def _best(resolved: Resolved, program: SynExpProgram | None) -> Solution:
             space,
             p.budgets,
             resolved.lattice,
-            costs=resolved.costs,
+            costs=cast("Mapping[str, Posynomial]", resolved.costs),
             time_limit=p.time_limit,
             score=separable,
         )
@@ -495,7 +496,7 @@ def _best(resolved: Resolved, program: SynExpProgram | None) -> Solution:
 
 def compiled_program(
     space: WidthSpace,
-    costs: Mapping[str, Posynomial],
+    costs: Mapping[str, Cost],
     objective: Objective,
     program: SynExpProgram | None = None,
 ) -> SynExpProgram:
@@ -519,12 +520,13 @@ def compiled_program(
     key = ("_program", objective.name, *sorted((n, id(c)) for n, c in costs.items()))
     found = cache.get(key)
     if found is None or not fits(found):
-        kw = {"inverse_weights": inv_w} if minimizes else {"log_weights": log_w}
-        if objective.log_weights is objective_exponents:
-            kw = {}  # SynExp's own exponents (concatenations by their AM-GM weights)
-        found = cache[key] = SynExpProgram(
-            space, latency=costs.get("latency"), memory=costs.get("memory"), **kw
-        )
+        if minimizes:
+            found = SynExpProgram(space, costs=costs, inverse_weights=inv_w)
+        elif objective.log_weights is objective_exponents:
+            found = SynExpProgram(space, costs=costs)  # concatenations by AM-GM weights
+        else:
+            found = SynExpProgram(space, costs=costs, log_weights=log_w)
+        cache[key] = found
     return found
 
 
@@ -626,7 +628,7 @@ def hold_unbudgeted(
     budgets: Budgets,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial],
+    costs: Mapping[str, Cost],
 ) -> tuple[Budgets, tuple[str, ...]]:
     """``budgets`` with params or MACs, whichever has no budget, held at its cost under the
     largest continuous uniform multiplier within ``[min_width, max_width]`` that holds the
@@ -644,9 +646,12 @@ def hold_unbudgeted(
 
     def cost(name: str, alpha: float) -> float:
         x = [1.0 if g.fixed else alpha for g in space.groups]
-        return sum(
-            c * math.prod(x[g] ** e for g, e in mono.items())
-            for c, mono in polys[name].in_multipliers(base)
+        return max(
+            sum(
+                c * math.prod(x[g] ** e for g, e in mono.items())
+                for c, mono in p.in_multipliers(base)
+            )
+            for p in parts(polys[name])
         )
 
     lo, hi = min_width, max_width
@@ -656,7 +661,7 @@ def hold_unbudgeted(
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if all(cost(n, mid) <= b for n, b in limits.items()) else (lo, mid)
     name = missing[0]
-    return replace(budgets, **{name: math.floor(cost(name, lo))}), (name,)
+    return budgets.replace(**{name: math.floor(cost(name, lo))}), (name,)
 
 
 __all__ = [

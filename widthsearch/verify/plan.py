@@ -102,12 +102,13 @@ def _candidate(
 def with_controls(
     space: WidthSpace,
     picked: Sequence[Candidate],
-    problem: Problem,
+    problem: Problem | int,
     pick: str,
     *,
     setting: WidthSpace | None = None,
     random: int = 0,
     match: str = "macs",
+    grid: GridSpec | None = None,
 ) -> Plan:
     """``picked`` plus the base model, the uniform control (the largest single width
     multiplier whose MACs stay within the first candidate's) and ``random`` random-shape
@@ -130,9 +131,17 @@ def with_controls(
     set's classes); squeeze-excite convs and the classifier do not shrink with the input, so a
     control matched at the search's input size may cost another ratio there. Default: ``space``.
 
+    ``problem`` may also be a divisor alone (and ``grid`` the grid), as this function took
+    before the one solve: the candidates' problem is then unknown, and the controls range over
+    :data:`CONTROL_BOUNDS` in PreConfig.
+
     Raises:
         VerifyError: no candidates, an unknown ``match``, or a ``setting`` with other groups.
     """
+    if isinstance(problem, int):
+        lo, hi = CONTROL_BOUNDS
+        problem = Problem(Budgets(), min_width=lo, max_width=hi, divisor=problem)
+        problem = replace(problem, grid=grid or GridSpec())
     if not picked:
         raise VerifyError("no candidates to verify")
     if match not in MATCHES:
@@ -165,6 +174,10 @@ def with_controls(
         if found is not None:
             items.append(_candidate(space, f"random {i}", "random", move(found.widths, space)))
     return Plan(space, tuple(items), pick, problem=problem)
+
+
+CONTROL_BOUNDS = (0.05, 4.0)
+"""The multiplier range of controls for candidates whose problem is unknown."""
 
 
 def control_widths(
@@ -299,6 +312,7 @@ def recipe_key(model: str, data_spec: str, input_size: Sequence[int], recipe: Re
 
 
 __all__ = [
+    "CONTROL_BOUNDS",
     "Candidate",
     "Plan",
     "control_widths",
