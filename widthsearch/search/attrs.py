@@ -59,6 +59,10 @@ class StudyAttr:
     verification show predicted latency without profiling again."""
     BASE_MEMORY_BYTES: Final = "base_memory_bytes"
     MEMORY_BATCH_SIZE: Final = "memory_batch_size"
+    COST_SETTINGS: Final = "cost_settings"
+    """The :class:`~widthsearch.solve.costs.CostSettings` the study's cost models were built
+    with (the base value of each kind is ``base_{key}``, :attr:`CostKind.base_key
+    <widthsearch.solve.costs.CostKind.base_key>`)."""
 
 
 class TrialAttr:

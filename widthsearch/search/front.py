@@ -18,6 +18,7 @@ from widthsearch.search.attrs import StudyAttr, TrialAttr
 from widthsearch.search.settings import AXES
 from widthsearch.search.storage import storage_name
 from widthsearch.search.study import finished_count, load_search_study
+from widthsearch.solve.costs import COST_KINDS
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
 
 if TYPE_CHECKING:
@@ -115,27 +116,30 @@ def _value(t: dict[str, Any]) -> float:
 
 
 def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, Any]) -> dict[str, Any]:
-    """JSON-ready description of a finished trial (``space_base``: the base's params, MACs
-    and, where the study has them, latency_ms and memory_bytes)."""
+    """JSON-ready description of a finished trial (``space_base``: the base's value of every
+    cost kind by its key: params, MACs and, where the study has them, latency_ms,
+    memory_bytes, ...). Costs are the trial's values (params, MACs, latency where it is an
+    axis) or its attributes (the other modelled costs, by their key)."""
     a = t.user_attrs
     value, params, macs = t.values[:3] if t.values else (None, None, None)
     log_s = a.get(TrialAttr.LOG_SYNEXP, value)  # a SynExp study's value is log SynExp
-    latency = t.values[3] if t.values and len(t.values) > 3 else None
-    memory = a.get(TrialAttr.MEMORY_BYTES)
-    base_lat, base_mem = space_base.get("latency_ms"), space_base.get("memory_bytes")
+    figures: dict[str, Any] = {
+        "params": None if params is None else int(params),
+        "macs": None if macs is None else int(macs),
+        "latency_ms": t.values[3] if t.values and len(t.values) > 3 else None,
+    }
+    costs: dict[str, Any] = {}
+    for kind in COST_KINDS.values():
+        new = figures.get(kind.key, a.get(kind.key))
+        base = space_base.get(kind.key)
+        costs[kind.key] = new
+        costs[kind.ratio_key] = None if new is None or not base else new / base
     return {
         "number": t.number,
         "state": t.state.name,
         "log_synexp": log_s,
         "value": value,
-        "params": None if params is None else int(params),
-        "macs": None if macs is None else int(macs),
-        "params_ratio": None if params is None else params / space_base["params"],
-        "macs_ratio": None if macs is None else macs / space_base["macs"],
-        "latency_ms": latency,
-        "latency_ratio": None if latency is None or not base_lat else latency / base_lat,
-        "memory_bytes": memory,
-        "memory_ratio": None if memory is None or not base_mem else memory / base_mem,
+        **costs,
         "mix": dict(t.params),
         "widths": a.get(TrialAttr.WIDTHS),
         "duplicate_of": a.get(TrialAttr.DUPLICATE_OF),
@@ -185,12 +189,7 @@ def load_front(
     """
     study = study or load_search_study(study_name, storage_url)
     attrs = study.user_attrs
-    base = {
-        "params": attrs[StudyAttr.BASE_PARAMS],
-        "macs": attrs[StudyAttr.BASE_MACS],
-        "latency_ms": attrs.get(StudyAttr.BASE_LATENCY_MS),
-        "memory_bytes": attrs.get(StudyAttr.BASE_MEMORY_BYTES),
-    }
+    base = {kind.key: attrs.get(kind.base_key) for kind in COST_KINDS.values()}
     full = [trial_summary(t, base) for t in front(study)]
     if eps is None:
         eps = choose_eps(full, rows)
@@ -204,10 +203,7 @@ def load_front(
         "seed": attrs.get(StudyAttr.SEED),
         "objectives": attrs.get(StudyAttr.AXES, list(AXES)),
         "objective": attrs.get(StudyAttr.OBJECTIVE, DEFAULT_OBJECTIVE),
-        "base_params": base["params"],
-        "base_macs": base["macs"],
-        "base_latency_ms": base["latency_ms"],
-        "base_memory_bytes": base["memory_bytes"],
+        **{kind.base_key: base[kind.key] for kind in COST_KINDS.values()},
         "latency_model": (attrs.get(StudyAttr.LATENCY_MODEL) or {}).get("note"),
         "base_widths": attrs.get(StudyAttr.BASE_WIDTHS),
         "fixed_groups": attrs.get(StudyAttr.FIXED_GROUPS, []),

@@ -14,7 +14,7 @@ mix when their ranges are set. A mix that lands on widths an earlier trial found
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +25,16 @@ from widthsearch.errors import (
     RoundingError,
     SolverError,
 )
-from widthsearch.search.attrs import TrialAttr
+from widthsearch.search.attrs import StudyAttr, TrialAttr
 from widthsearch.search.front import widths_key
 from widthsearch.search.hardware import HardwareModels
 from widthsearch.search.settings import SearchConfig
-from widthsearch.solve import Budgets, log_synexp
+from widthsearch.solve import TIME_LIMIT, Budgets, log_synexp
+from widthsearch.solve.costs import COST_KINDS, get_cost
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
 from widthsearch.solve.solver import Problem, Solution, solve
 from widthsearch.space import WidthSpace
+from widthsearch.space.choices import GridSpec
 
 if TYPE_CHECKING:
     import optuna
@@ -60,40 +63,24 @@ class SearchTrial:
         """An Optuna sampler's mix (``max_width`` is asked for PreConfig only)."""
         r = self.config.ranges
         params: dict[str, Any] = {"mode": trial.suggest_categorical("mode", list(r.mode))}
-        if r.params:
-            params["params_ratio"] = trial.suggest_float("params_ratio", *r.params)
-        if r.macs:
-            params["macs_ratio"] = trial.suggest_float("macs_ratio", *r.macs)
+        for name, budget in r.budgets[:2]:  # params and MACs first, as studies always drew
+            if budget is not None:
+                params[f"{name}_ratio"] = trial.suggest_float(f"{name}_ratio", *budget)
         params["min_width"] = trial.suggest_float("min_width", *r.min_width, log=True)
         if params["mode"] == "preconfig":
             params["max_width"] = trial.suggest_float("max_width", *r.max_width)
         params["divisor"] = trial.suggest_categorical("divisor", list(r.divisor))
-        if r.latency:
-            params["latency_ratio"] = trial.suggest_float("latency_ratio", *r.latency)
-        if r.memory:
-            params["memory_ratio"] = trial.suggest_float("memory_ratio", *r.memory)
+        for name, budget in r.budgets[2:]:
+            if budget is not None:
+                params[f"{name}_ratio"] = trial.suggest_float(f"{name}_ratio", *budget)
         return params
 
     def problem(self, params: dict[str, Any]) -> Problem:
         """The one solve's problem of the mix ``params`` (absent budgets: unconstrained)."""
-        mix = full_mix(params)
         space, hw = self.space, self.hardware
-        budgets = mix_budgets(
-            mix,
-            space,
-            base_latency=None if hw.latency is None else hw.latency(space.base_widths),
-            base_memory=None if hw.memory is None else hw.memory(space.base_widths),
-        )
-        return Problem(
-            budgets,
-            objective=self.config.objective,
-            mode=mix["mode"],
-            min_width=mix["min_width"],
-            max_width=mix["max_width"],
-            divisor=mix["divisor"],
-            grid=self.config.grid,
-            time_limit=self.config.time_limit,
-        )
+        base = {n: m(space.base_widths) for n, m in hw.models.items()}
+        budgets = mix_budgets(full_mix(params), space, base=base)
+        return trial_problem(self.config, params, budgets)
 
     def solve(self, params: dict[str, Any]) -> Solution:
         """The solution of the mix ``params``.
@@ -135,7 +122,8 @@ class SearchTrial:
         self, number: int, widths: Sequence[int], solution: Solution | None = None
     ) -> dict[str, Any]:
         """The user attributes of a feasible trial: its widths, its log SynExp where the
-        objective is another, its activation memory where the study budgets it, what the solve
+        objective is another, each modelled cost that is not an axis (activation memory where
+        the study budgets it: the attribute ``memory_bytes``, its kind's key), what the solve
         decided, and ``duplicate_of`` the first trial with the same widths (:meth:`remember`
         that trial once it is stored)."""
         first = self.seen.get(widths_key(widths), number)
@@ -144,8 +132,10 @@ class SearchTrial:
             out[TrialAttr.DUPLICATE_OF] = first
         if self.config.axes[0] != "log_synexp":
             out[TrialAttr.LOG_SYNEXP] = log_synexp(self.space, widths)
-        if self.hardware.memory is not None:
-            out[TrialAttr.MEMORY_BYTES] = self.hardware.memory(widths)
+        for name, model in self.hardware.models.items():
+            key = get_cost(name).key
+            if key not in self.config.axes:  # the others are trial values
+                out[key] = model(widths)
         if solution is not None and solution.decisions:
             out[TrialAttr.DECISIONS] = list(solution.decisions)
         if solution is not None and solution.lattice is not None and not solution.exact:
@@ -190,44 +180,67 @@ class SearchTrial:
                 self.seen.setdefault(widths_key(t.user_attrs[TrialAttr.WIDTHS]), t.number)
 
 
-def full_mix(params: dict[str, Any]) -> dict[str, Any]:
+def full_mix(params: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's params as the mix the objective solves (absent budgets: unconstrained)."""
     return {
         "mode": params["mode"],
-        "params_ratio": params.get("params_ratio"),
-        "macs_ratio": params.get("macs_ratio"),
+        **{f"{k}_ratio": params.get(f"{k}_ratio") for k in COST_KINDS},
         "min_width": params["min_width"],
         "max_width": params.get("max_width", 1.0) if params["mode"] == "preconfig" else 1.0,
         "divisor": params["divisor"],
-        "latency_ratio": params.get("latency_ratio"),
-        "memory_ratio": params.get("memory_ratio"),
     }
 
 
 def mix_budgets(
-    mix: dict[str, Any],
+    mix: Mapping[str, Any],
     space: WidthSpace,
     *,
+    base: Mapping[str, float] | None = None,
     base_latency: float | None = None,
     base_memory: int | None = None,
 ) -> Budgets:
-    """The absolute budgets of a :func:`full_mix`: params and MACs counts rounded down, the
-    latency (ms) and memory (bytes) ratios of the base's figures where the study has them.
-    What a trial solved, and what its width file records."""
+    """The absolute budgets of a :func:`full_mix`: each cost kind's ratio of the base's
+    figure (params and MACs the space's; the others ``base``'s, where the study has their
+    models), counts and bytes rounded down. What a trial solved, and what its width file
+    records. ``base_latency`` and ``base_memory`` are two entries of ``base``."""
+    figures: dict[str, float | None] = {"params": space.params(), "macs": space.macs()}
+    figures |= {"latency": base_latency, "memory": base_memory} | dict(base or {})
+    out: dict[str, float | None] = {}
+    for kind in COST_KINDS.values():
+        ratio, figure = mix.get(kind.ratio_key), figures.get(kind.name)
+        if ratio is None or figure is None:
+            continue
+        value = ratio * figure
+        out[kind.name] = value if kind.unit == "ms" else math.floor(value)
+    return Budgets(**out)
 
-    def scaled(ratio: float | None, base: float | None) -> float | None:
-        return None if ratio is None or base is None else ratio * base
 
-    def count(ratio: float | None, base: float | None) -> int | None:
-        value = scaled(ratio, base)
-        return None if value is None else math.floor(value)
-
-    return Budgets(
-        params=count(mix["params_ratio"], space.params()),
-        macs=count(mix["macs_ratio"], space.macs()),
-        latency=scaled(mix["latency_ratio"], base_latency),
-        memory=count(mix["memory_ratio"], base_memory),
+def trial_problem(
+    config: SearchConfig | Mapping[str, Any],
+    params: Mapping[str, Any],
+    budgets: Budgets | None = None,
+) -> Problem:
+    """The one solve's problem of a trial with mix ``params``: its mode, bounds and divisor,
+    the study's grid, objective and time limit (from its ``config``, or the study attributes
+    of a stored study), and ``budgets`` (default none: the controls of a verification set
+    their own)."""
+    mix = full_mix(params)
+    if isinstance(config, SearchConfig):
+        grid, objective, limit = config.grid, config.objective, config.time_limit
+    else:
+        grid = GridSpec.from_dict(config.get(StudyAttr.GRID))
+        objective = config.get(StudyAttr.OBJECTIVE, DEFAULT_OBJECTIVE)
+        limit = config.get(StudyAttr.TIME_LIMIT, TIME_LIMIT)
+    return Problem(
+        budgets or Budgets(),
+        objective=objective,
+        mode=mix["mode"],
+        min_width=mix["min_width"],
+        max_width=mix["max_width"],
+        divisor=int(mix["divisor"]),
+        grid=grid,
+        time_limit=limit,
     )
 
 
-__all__ = ["Infeasible", "SearchTrial", "full_mix", "mix_budgets"]
+__all__ = ["Infeasible", "SearchTrial", "full_mix", "mix_budgets", "trial_problem"]

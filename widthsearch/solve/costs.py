@@ -167,6 +167,8 @@ class CostKind:
     options: tuple[str, ...] = ()
     display: tuple[str, float] = ("MB", 1e6)
     """The unit and scale bytes are shown in (``("KB", 1e3)`` for a peak of kilobytes)."""
+    explain: str = ""
+    """What a predicted figure means, for the line under a table (``{batch}``: its batch)."""
     aliases: tuple[tuple[str, float, str], ...] = field(default=())
     """Other budget flags: (flag, units of this kind per unit of the flag's counts, help);
     ``--flops`` counts two FLOPs per MAC."""
@@ -195,14 +197,15 @@ class CostKind:
                 f"{self.label} budget '{text}' is neither a ratio (0.8) nor {example}"
             )
         value, unit = float(m.group(1)), (m.group(2) or "").lower()
-        if not math.isfinite(value * units[unit]):
+        scale = units.get(unit, 1)
+        if not math.isfinite(value * scale):
             raise WidthSearchError(f"{self.label} budget '{text}' is too large to be a number")
         if value <= 0:
             raise WidthSearchError(
                 f"{self.label} budget '{text}' must be positive: a ratio (0.8) or {example}"
             )
         amount = bool(unit) or (self.unit == "count" and value >= 1000)
-        out = value * units[unit] / per if amount else value * base
+        out = value * scale / per if amount else value * base
         return float(out) if self.unit == "ms" else math.floor(out)
 
     def resolve(self, spec: Any, base: float | None) -> float | None:
@@ -249,12 +252,27 @@ class CostKind:
 
     def describe(self, value: float) -> str:
         """A value in its unit: counts with commas, milliseconds, bytes in KB or MB."""
+        return f"{self.number(value)} {self.display_unit}".rstrip()
+
+    def number(self, value: float) -> str:
+        """A value as a number in :attr:`display_unit` (``"12.50"`` ms, ``"3.2"`` MB)."""
         if self.unit == "ms":
-            return f"{value:.2f} ms"
+            return f"{value:.2f}"
         if self.unit == "bytes":
-            name, scale = self.display
-            return f"{value / scale:,.1f} {name}"
+            return f"{value / self.display[1]:,.1f}"
         return f"{math.ceil(value):,}"
+
+    @property
+    def display_unit(self) -> str:
+        """The unit values are shown in: ``"ms"``, ``"MB"``, ``"KB"``, or ``""`` for counts."""
+        return {"ms": "ms", "bytes": self.display[0]}.get(self.unit, "")
+
+    @property
+    def hold(self) -> str:
+        """The flags that hold this cost: ``--same-flops (or --macs R)``."""
+        if self.same_flag:
+            return f"{self.same_flag} (or {self.flag} R)"
+        return f"{self.flag} 1 (or {self.flag} R)"
 
 
 COST_KINDS: dict[str, CostKind] = {}
@@ -378,6 +396,7 @@ register_cost(
         help="training activation memory budget at --batch-size: ratio or a size (300MB)",
         build=_memory,
         options=("batch_size",),
+        explain="activation bytes a training step saves for backward at batch {batch} (exact)",
     )
 )
 

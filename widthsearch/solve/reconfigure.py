@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from widthsearch.errors import WidthSearchError
 from widthsearch.solve import baselines as _baselines
@@ -22,9 +22,8 @@ from widthsearch.solve.budget import (
     parse_budget,
     parse_latency,
     parse_memory,
-    resolve_count,
-    resolve_latency,
 )
+from widthsearch.solve.costs import COST_KINDS, CostModel, get_cost
 from widthsearch.solve.lattice import TIME_LIMIT, LatticePick
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, get_objective
 from widthsearch.solve.program import DEFAULT_MIN_WIDTH, Budgets, Mode, SynExpProgram
@@ -35,7 +34,7 @@ from widthsearch.space.choices import GridSpec
 if TYPE_CHECKING:
     from widthsearch.hardware.latency_model import LatencyModel
     from widthsearch.hardware.memory import ActivationMemory
-    from widthsearch.space.cost import Cost, Posynomial
+    from widthsearch.space.cost import Cost
     from widthsearch.space.width_space import WidthSpace
 
 BASELINES = ("uniform", "synflow")
@@ -78,18 +77,18 @@ class Reconfiguration:
     seconds: dict[str, float] = field(default_factory=dict)
     timm_kwargs: dict[str, Any] = field(default_factory=dict)
     """What the model was built with (``num_classes``, ``in_chans``): the costs are for it."""
-    latency_ms: float | None = None
-    """Predicted latency of the new widths (None without a latency model)."""
-    base_latency_ms: float | None = None
-    memory_bytes: int | None = None
-    """Activation bytes a training step saves (None without a memory model)."""
-    base_memory_bytes: int | None = None
+    predicted: Mapping[str, float] = field(default_factory=dict)
+    """The new widths' value of every cost kind with a model (latency in ms, activation
+    memory in bytes, ...; :mod:`widthsearch.solve.costs`), by kind name."""
+    base_predicted: Mapping[str, float] = field(default_factory=dict)
+    """The base widths' values of the same kinds."""
     batch_size: int = 1
     """Batch of the latency and memory figures."""
     latency_note: str = ""
     """Where the latency model came from."""
     costs: Mapping[str, Cost] = field(default_factory=dict, repr=False, compare=False)
-    """The latency and memory posynomials the budgets were held on (baselines hold them too)."""
+    """The cost posynomials beyond params and MACs the budgets were held on (baselines hold
+    them too)."""
     grid: GridSpec = GridSpec()
     """The width grid and ties (``--choices``, ``--tie``); empty: the divisor grid."""
     lattice: LatticePick | None = None
@@ -114,22 +113,46 @@ class Reconfiguration:
         times["baselines"] = times.get("baselines", 0.0) + seconds
         return replace(self, baselines=(*self.baselines, *found), seconds=times)
 
+    @property
+    def latency_ms(self) -> float | None:
+        """Predicted latency of the new widths (None without a latency model)."""
+        return self.value("latency")
+
+    @property
+    def base_latency_ms(self) -> float | None:
+        return self.base_value("latency")
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """Activation bytes a training step saves (None without a memory model)."""
+        value = self.value("memory")
+        return None if value is None else int(value)
+
+    @property
+    def base_memory_bytes(self) -> int | None:
+        value = self.base_value("memory")
+        return None if value is None else int(value)
+
+    def value(self, name: str) -> float | None:
+        """The new widths' value of cost kind ``name`` (None where nothing predicts it)."""
+        own = {"params": self.params, "macs": self.macs}
+        return own[name] if name in own else self.predicted.get(name)
+
+    def base_value(self, name: str) -> float | None:
+        """The base widths' value of cost kind ``name``."""
+        own = {"params": self.base_params, "macs": self.base_macs}
+        return own[name] if name in own else self.base_predicted.get(name)
+
     def unbudgeted_growth(self, threshold: float = GROWTH_NOTE) -> dict[str, float]:
         """Costs without a budget that grew past ``threshold`` times the base's, as ratios:
         ``{"macs": 1.73}`` for a params-only budget on resnet50. Latency and memory count
         where the result predicts them."""
-        b = self.budgets
-        costs = (
-            ("params", b.params, self.params, self.base_params),
-            ("macs", b.macs, self.macs, self.base_macs),
-            ("latency", b.latency, self.latency_ms, self.base_latency_ms),
-            ("memory", b.memory, self.memory_bytes, self.base_memory_bytes),
-        )
-        return {
-            name: new / base
-            for name, budget, new, base in costs
-            if budget is None and new is not None and base and new / base > threshold
-        }
+        out = {}
+        for name, budget in self.budgets.limits().items():
+            new, base = self.value(name), self.base_value(name)
+            if budget is None and new is not None and base and new / base > threshold:
+                out[name] = new / base
+        return out
 
     @property
     def rounding_loss(self) -> float:
@@ -146,20 +169,7 @@ class Reconfiguration:
             "input_size": list(self.input_size),
             "timm_kwargs": dict(self.timm_kwargs),
             "mode": self.mode,
-            "budgets": {
-                "params": self.budgets.params,
-                "macs": self.budgets.macs,
-                "params_ratio": None
-                if self.budgets.params is None
-                else self.budgets.params / self.base_params,
-                "macs_ratio": None
-                if self.budgets.macs is None
-                else self.budgets.macs / self.base_macs,
-                "latency_ms": self.budgets.latency,
-                "latency_ratio": _ratio(self.budgets.latency, self.base_latency_ms),
-                "memory_bytes": self.budgets.memory,
-                "memory_ratio": _ratio(self.budgets.memory, self.base_memory_bytes),
-            },
+            "budgets": self.budgets_dict(),
             "min_width": self.min_width,
             "max_width": self.max_width,
             "divisor": self.divisor,
@@ -183,12 +193,7 @@ class Reconfiguration:
                 )
             ],
             "baselines": [b.to_dict() for b in self.baselines],
-            "latency_ms": self.latency_ms,
-            "base_latency_ms": self.base_latency_ms,
-            "latency_ratio": _ratio(self.latency_ms, self.base_latency_ms),
-            "memory_bytes": self.memory_bytes,
-            "base_memory_bytes": self.base_memory_bytes,
-            "memory_ratio": _ratio(self.memory_bytes, self.base_memory_bytes),
+            **self.predicted_dict(),
             "batch_size": self.batch_size,
             "latency_model": self.latency_note or None,
             "unbudgeted_growth": self.unbudgeted_growth(),
@@ -202,6 +207,27 @@ class Reconfiguration:
             "decisions": list(self.decisions),
             "time_limit": None if self.problem is None else self.problem.time_limit,
         }
+
+    def budgets_dict(self) -> dict[str, float | None]:
+        """Every cost kind's budget (``key``: absolute, ``{name}_ratio``: of the base's)."""
+        out: dict[str, float | None] = {}
+        for kind in COST_KINDS.values():
+            limit = getattr(self.budgets, kind.name)
+            out[kind.key] = limit
+            out[kind.ratio_key] = _ratio(limit, self.base_value(kind.name))
+        return out
+
+    def predicted_dict(self) -> dict[str, float | None]:
+        """Every modelled cost kind's value, base value and ratio (None without its model)."""
+        out: dict[str, float | None] = {}
+        for kind in COST_KINDS.values():
+            if kind.build is None:
+                continue
+            new, base = self.value(kind.name), self.base_value(kind.name)
+            out[kind.key] = new
+            out[kind.base_key] = base
+            out[kind.ratio_key] = _ratio(new, base)
+        return out
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -229,6 +255,8 @@ def reconfigure(
     tie: str | Sequence[str] = (),
     time_limit: float = TIME_LIMIT,
     objective: str = DEFAULT_OBJECTIVE,
+    budgets: Mapping[str, Budget] | None = None,
+    models: Mapping[str, CostModel] | None = None,
 ) -> Reconfiguration:
     """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs``, predicted
     latency <= ``latency`` on ``latency_model``'s device and training activation memory <=
@@ -285,6 +313,10 @@ def reconfigure(
         tie: ``"GLOB[,GLOB...]"`` sets of groups that share one width.
         time_limit: seconds for the exact lattice search before it falls back.
         program: a prebuilt :class:`SynExpProgram` of ``space`` to reuse.
+        budgets: budgets of any registered cost kind by name (``{"peak_memory": "256KB"}``,
+            :data:`widthsearch.solve.costs.COST_KINDS`), as the keywords above read them.
+        models: the cost models of those kinds by name (:func:`widthsearch.solve.costs.
+            cost_models`); ``latency_model`` and ``memory_model`` are two of them.
         synflow_progress: called with (round, rounds) during the SynFlow baseline.
 
     Returns:
@@ -299,26 +331,20 @@ def reconfigure(
         WidthSearchError: bad mode, objective or baseline names, no budget at all, or a budget
             that is not one (see :mod:`widthsearch.solve.budget`).
     """
-    if latency is not None and latency_model is None:
-        raise WidthSearchError("a latency budget needs a latency model (latency_model=)")
-    if memory is not None and memory_model is None:
-        raise WidthSearchError("a memory budget needs the activation memory model (memory_model=)")
-    budgets = Budgets(
-        params=resolve_count(params, space.params(), "params"),
-        macs=resolve_count(macs, space.macs(), "macs"),
-        latency=resolve_latency(
-            latency, None if latency_model is None else latency_model(space.base_widths)
-        ),
-        memory=resolve_count(
-            memory, 0 if memory_model is None else memory_model(space.base_widths), "memory"
-        ),
-    )
+    given = {"params": params, "macs": macs, "latency": latency, "memory": memory}
+    given.update(budgets or {})
+    built: dict[str, CostModel] = dict(models or {})
+    if latency_model is not None:
+        built["latency"] = latency_model
+    if memory_model is not None:
+        built["memory"] = memory_model
+    limits = _absolute(space, given, built)
     check_baselines(baselines)
     spec = choices if isinstance(choices, GridSpec) else GridSpec.parse(choices, tie)
     if isinstance(choices, GridSpec) and tie:
         spec = GridSpec(spec.choices, spec.groups, spec.ties + GridSpec.parse(None, tie).ties)
     problem = Problem(
-        budgets,
+        limits,
         objective=get_objective(objective).name,
         mode=mode,
         min_width=min_width,
@@ -327,32 +353,54 @@ def reconfigure(
         grid=spec,
         time_limit=time_limit,
     )
-    hardware = _hardware_costs(latency_model, memory_model)
-    solution = solve(space, problem, hardware, program=program)
-    result = result_of(
-        space,
-        solution,
-        latency_model=latency_model,
-        memory_model=memory_model,
-        latency_note=latency_note,
-        costs=hardware,
-    )
+    solution = solve(space, problem, {n: m.cost for n, m in built.items()}, program=program)
+    result = result_of(space, solution, built, latency_note=latency_note)
     if baselines:
         result = compare(result, space, baselines, synflow_progress=synflow_progress)
     return result
 
 
+def _absolute(
+    space: WidthSpace, given: Mapping[str, Budget], models: Mapping[str, CostModel]
+) -> Budgets:
+    """The budgets of ``given`` (cost name -> a budget as :meth:`CostKind.resolve` reads it)
+    as absolute figures, each kind's ratios of the base's value on its model.
+
+    Raises:
+        WidthSearchError: an unknown cost, a budget without its model, or one that is not a
+            budget.
+    """
+    out: dict[str, float | None] = {}
+    for name, spec in given.items():
+        kind = get_cost(name)
+        if spec is None:
+            continue
+        if kind.build is not None and name not in models:
+            what = {
+                "latency": "a latency model (latency_model=)",
+                "memory": "the activation memory model (memory_model=)",
+            }.get(name, f"its model (models={{'{name}': ...}})")
+            raise WidthSearchError(f"a {kind.label} budget needs {what}")
+        own = {"params": space.params(), "macs": space.macs()}
+        base: float | None = own.get(name)
+        if name in models:
+            base = models[name](space.base_widths)
+        out[name] = kind.resolve(spec, base)
+    return Budgets(**out)
+
+
 def result_of(
     space: WidthSpace,
     solution: Solution,
+    models: Mapping[str, CostModel] | None = None,
     *,
-    latency_model: LatencyModel | None = None,
-    memory_model: ActivationMemory | None = None,
     latency_note: str = "",
-    costs: Mapping[str, Cost] | None = None,
 ) -> Reconfiguration:
     """The :class:`Reconfiguration` of a :class:`~widthsearch.solve.solver.Solution`: its
-    widths with their exact costs, predicted latency and memory, and log SynExp."""
+    widths with their exact costs, every cost model's prediction, and log SynExp."""
+    models = dict(models or {})
+    latency_model = cast("LatencyModel | None", models.get("latency"))
+    memory_model = cast("ActivationMemory | None", models.get("memory"))
     widths = solution.widths
     problem = solution.problem
     continuous = solution.continuous or tuple(float(w) for w in widths)
@@ -377,13 +425,11 @@ def result_of(
         producers=tuple(g.producer for g in space.groups),
         seconds=dict(solution.seconds),
         timm_kwargs=dict(space.timm_kwargs),
-        latency_ms=None if latency_model is None else latency_model(widths),
-        base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
-        memory_bytes=None if memory_model is None else memory_model(widths),
-        base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
+        predicted={n: m(widths) for n, m in models.items()},
+        base_predicted={n: m(space.base_widths) for n, m in models.items()},
         batch_size=_batch_size(latency_model, memory_model),
         latency_note=latency_note or ("" if latency_model is None else latency_model.source),
-        costs=dict(costs or {}),
+        costs={n: m.cost for n, m in models.items()},
         grid=problem.grid,
         lattice=solution.lattice,
         objective=problem.objective,
@@ -392,18 +438,6 @@ def result_of(
         decisions=solution.decisions,
         problem=problem,
     )
-
-
-def _hardware_costs(
-    latency_model: LatencyModel | None, memory_model: ActivationMemory | None
-) -> dict[str, Posynomial]:
-    """The latency and memory posynomials of the models given."""
-    out: dict[str, Posynomial] = {}
-    if latency_model is not None:
-        out["latency"] = latency_model.cost
-    if memory_model is not None:
-        out["memory"] = memory_model.cost
-    return out
 
 
 def _batch_size(latency_model: LatencyModel | None, memory_model: ActivationMemory | None) -> int:

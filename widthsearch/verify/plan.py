@@ -16,16 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import InfeasibleBudgetError, VerifyError
 from widthsearch.models.widthfile import load_width_file
-from widthsearch.search import StudyAttr, load_front, open_storage, widths_key
-from widthsearch.search.objective import full_mix
-from widthsearch.solve.lattice import TIME_LIMIT
+from widthsearch.search import load_front, open_storage, widths_key
+from widthsearch.search.objective import trial_problem
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
 from widthsearch.solve.program import Budgets
 from widthsearch.solve.solver import Problem, Solution, Strategy, solve
@@ -266,22 +265,6 @@ def _value(t: dict[str, Any]) -> float:
     return t["log_synexp"] if value is None else value
 
 
-def trial_problem(attrs: Mapping[str, Any], params: Mapping[str, Any]) -> Problem:
-    """The problem a search trial solved, without its budgets: its mix's mode, bounds and
-    divisor (``params``), and the study's grid, objective and time limit (``attrs``)."""
-    mix = full_mix(dict(params))
-    return Problem(
-        Budgets(),
-        objective=attrs.get(StudyAttr.OBJECTIVE, DEFAULT_OBJECTIVE),
-        mode=mix["mode"],
-        min_width=mix["min_width"],
-        max_width=mix["max_width"],
-        divisor=int(mix["divisor"]),
-        grid=GridSpec.from_dict(attrs.get(StudyAttr.GRID)),
-        time_limit=attrs.get(StudyAttr.TIME_LIMIT, TIME_LIMIT),
-    )
-
-
 def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
     """Each width file a candidate (all for one model and input size), with base and control.
 
@@ -321,6 +304,5 @@ __all__ = [
     "recipe_key",
     "shape_range",
     "training_setting",
-    "trial_problem",
     "with_controls",
 ]
