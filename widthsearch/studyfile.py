@@ -228,8 +228,7 @@ def _parse(data: Mapping[str, Any]) -> StudyConfig:
         max_width=_pair(ranges.get("max_width", list(default.max_width)), "max_width"),
         divisor=_choices(ranges.get("divisor", list(default.divisor)), "divisor", None, int),
         mode=_choices(ranges.get("mode", list(default.mode)), "mode", MODES, str),
-        **budgets,
-    )
+    ).replace(**budgets)
     if not r.ranged:
         raise StudyConfigError("ranges.params and ranges.macs cannot both be false")
     seed = search.get("seed")

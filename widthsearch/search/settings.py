@@ -90,8 +90,8 @@ class Ranges:
             )
         # ``budgets``: all of them at once, as dataclasses.replace hands them back
         given = {**(dict(budgets) if budgets is not None else DEFAULT_BUDGET_RANGES), **ranges}
-        ranges = tuple((k, None if given.get(k) is None else _range(given[k])) for k in COST_KINDS)
-        object.__setattr__(self, "budgets", ranges)
+        pairs = tuple((k, None if given.get(k) is None else _range(given[k])) for k in COST_KINDS)
+        object.__setattr__(self, "budgets", pairs)
         object.__setattr__(self, "min_width", tuple(min_width))
         object.__setattr__(self, "max_width", tuple(max_width))
         object.__setattr__(self, "divisor", tuple(divisor))
