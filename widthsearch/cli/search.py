@@ -44,6 +44,11 @@ def format_front(info: dict[str, Any]) -> str:
     latency = "latency_ms" in info.get("objectives", [])
     truth = info.get("truth")
     shown = shown_front(info)
+    extra = [  # modelled costs the study has figures of: latency, memory, ...
+        k
+        for k in COST_KINDS.values()
+        if k.build is not None and info.get(k.base_key) and k.name in _shown_costs(info, latency)
+    ]
     rows = []
     for t in shown:
         mix = t["mix"]
@@ -59,11 +64,9 @@ def format_front(info: dict[str, Any]) -> str:
             f"{t['params_ratio']:.3f}",
             f"{t['macs_ratio']:.3f}",
         ]
-        if latency:
-            row.append(f"{t['latency_ratio']:.3f}")
+        row += ["" if t.get(k.ratio_key) is None else f"{t[k.ratio_key]:.3f}" for k in extra]
         row += [mix.get("mode", ""), _budget(mix, "params_ratio"), _budget(mix, "macs_ratio")]
-        if latency:
-            row.append(_budget(mix, "latency_ratio"))
+        row += [_budget(mix, k.ratio_key) for k in extra]
         row += [
             f"{mix.get('min_width', 0):.2f}",
             f"{mix.get('max_width', 1.0):.2f}",
@@ -73,8 +76,8 @@ def format_front(info: dict[str, Any]) -> str:
         if truth:
             row += [_acc(t.get("truth_acc")), _acc(t.get("truth_oracle"))]
         rows.append(row)
-    header = ["trial", "log SynExp", "params", "MACs"]
-    header += ["latency"] * latency + ["mode", "B_params", "B_MACs"] + ["B_lat"] * latency
+    header = ["trial", "log SynExp", "params", "MACs", *(k.column for k in extra)]
+    header += ["mode", "B_params", "B_MACs", *(f"B_{k.short or k.name}" for k in extra)]
     header += ["min_w", "max_w", "div", "widths/base"]
     header += ["table acc", "table best"] * bool(truth)
     c, h, w = info["input_size"]
@@ -106,6 +109,13 @@ def format_front(info: dict[str, Any]) -> str:
     right = {i for i, name in enumerate(header) if name not in ("mode", "widths/base")}
     lines += ["", table(header, rows, right=right)]
     return "\n".join(lines)
+
+
+def _shown_costs(info: dict[str, Any], latency: bool) -> set[str]:
+    """The modelled costs the front shows: latency where it is an axis, and every cost with a
+    budget range."""
+    ranged = {k for k, r in (info.get("ranges") or {}).items() if r}
+    return ranged | ({"latency"} if latency else set())
 
 
 def _acc(value: float | None) -> str:

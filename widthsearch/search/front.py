@@ -202,6 +202,7 @@ def load_front(
         "sampler": attrs.get(StudyAttr.SAMPLER),
         "seed": attrs.get(StudyAttr.SEED),
         "objectives": attrs.get(StudyAttr.AXES, list(AXES)),
+        "ranges": attrs.get(StudyAttr.RANGES) or {},
         "objective": attrs.get(StudyAttr.OBJECTIVE, DEFAULT_OBJECTIVE),
         **{kind.base_key: base[kind.key] for kind in COST_KINDS.values()},
         "latency_model": (attrs.get(StudyAttr.LATENCY_MODEL) or {}).get("note"),

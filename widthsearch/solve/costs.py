@@ -130,6 +130,8 @@ OPTIONS: tuple[Option, ...] = (
 """The options of :class:`CostSettings`, in the order ``--help`` lists them."""
 
 
+Counter = Callable[[Any, "WidthSpace", CostSettings], float]
+"""Counts a kind's figure on a realized model (an ``nn.Module`` of the width space)."""
 Builder = Callable[["WidthSpace", CostSettings, "Mapping[str, CostModel]"], CostModel]
 """Builds a kind's model for a width space (the models built before it are passed in: memory
 takes the batch of the latency model)."""
@@ -151,6 +153,7 @@ class CostKind:
         flag: the budget flag (``--macs``); ``same_flag`` holds it at the base's value.
         help: the budget flag's help.
         build: how its model is built for a width space; None: the space's own posynomial.
+        count: how its figure is counted on a realized model (memory, peak memory).
         options: the :class:`CostSettings` fields its model depends on.
     """
 
@@ -164,7 +167,12 @@ class CostKind:
     help: str
     same_flag: str | None = None
     build: Builder | None = None
+    count: Counter | None = None
+    """The reference count on a realized model (what ``bench`` and the tests hold the model's
+    prediction to); None where the figure is measured, not counted (latency)."""
     options: tuple[str, ...] = ()
+    short: str = ""
+    """A few letters for narrow table headers (``B_lat``); default the name."""
     display: tuple[str, float] = ("MB", 1e6)
     """The unit and scale bytes are shown in (``("KB", 1e3)`` for a peak of kilobytes)."""
     explain: str = ""
@@ -342,6 +350,15 @@ def _memory(space: WidthSpace, settings: CostSettings, built: Mapping[str, CostM
     return activation_memory(space, batch_size=batch or 1)
 
 
+def _memory_count(model: Any, space: WidthSpace, settings: CostSettings) -> float:
+    import torch
+
+    from widthsearch.hardware.memory_trace import saved_bytes
+
+    example = torch.randn(settings.batch_size or 1, *space.input_size)
+    return saved_bytes(model, example)[0]
+
+
 register_cost(
     CostKind(
         "params",
@@ -382,6 +399,7 @@ register_cost(
         help="predicted latency budget: ratio of the base's (0.9) or a time (12ms)",
         build=_latency,
         options=("profile", "device", "threads", "batch_size"),
+        short="lat",
     )
 )
 register_cost(
@@ -395,8 +413,46 @@ register_cost(
         flag="--memory",
         help="training activation memory budget at --batch-size: ratio or a size (300MB)",
         build=_memory,
+        count=_memory_count,
         options=("batch_size",),
+        short="mem",
         explain="activation bytes a training step saves for backward at batch {batch} (exact)",
+    )
+)
+
+
+def _peak(space: WidthSpace, settings: CostSettings, built: Mapping[str, CostModel]) -> Any:
+    from widthsearch.hardware.peak_memory import peak_memory
+
+    return peak_memory(space, activation_bytes=settings.activation_bytes)
+
+
+def _peak_count(model: Any, space: WidthSpace, settings: CostSettings) -> float:
+    import torch
+
+    from widthsearch.hardware.peak_memory import peak_bytes
+
+    return peak_bytes(model, torch.zeros(1, *space.input_size), settings.activation_bytes)
+
+
+register_cost(
+    CostKind(
+        "peak_memory",
+        "peak memory",
+        "peak activation memory",
+        "bytes",
+        key="peak_memory_bytes",
+        column="peak memory",
+        flag="--peak-memory",
+        help="peak activation memory of an inference pass at batch 1 (the SRAM of a "
+        "microcontroller): ratio or a size (256KB), at --activation-bytes per element",
+        build=_peak,
+        count=_peak_count,
+        options=("activation_bytes",),
+        short="peak",
+        display=("KB", 1e3),
+        explain="the most activation bytes alive at once in an inference pass at batch 1 "
+        "(exact; docs: concepts/hardware-costs.md)",
     )
 )
 
@@ -407,6 +463,7 @@ __all__ = [
     "CostKind",
     "CostModel",
     "CostSettings",
+    "Counter",
     "Option",
     "Unit",
     "cost_models",
