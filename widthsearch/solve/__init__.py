@@ -29,7 +29,7 @@ from widthsearch.solve.objectives import (
     OBJECTIVES,
     Objective,
     get_objective,
-    group_scores,
+    group_terms,
 )
 from widthsearch.solve.profile_widths import solved_widths
 from widthsearch.solve.program import (
@@ -128,7 +128,7 @@ __all__ = [
     "compare",
     "densities",
     "get_objective",
-    "group_scores",
+    "group_terms",
     "describe_cost",
     "layer_density",
     "linearized",

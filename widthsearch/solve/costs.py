@@ -409,7 +409,7 @@ register_cost(
         "activation memory",
         "bytes",
         key="memory_bytes",
-        column="memory",
+        column="train memory",
         flag="--memory",
         help="training activation memory budget at --batch-size: ratio or a size (300MB)",
         build=_memory,

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from widthsearch.space.choices import WidthLattice
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import Cost
     from widthsearch.space.width_space import WidthSpace
 
 ENUMERATE_LIMIT = 100_000
@@ -105,7 +105,7 @@ def best_point(
     budgets: Budgets,
     lattice: WidthLattice,
     *,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
     weights: Mapping[int, float] | Sequence[float] | None = None,
     score: Score | None = None,
     time_limit: float = TIME_LIMIT,

@@ -44,7 +44,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from widthsearch.errors import GridError, WidthSearchError
 from widthsearch.solve import baselines as _baselines
 from widthsearch.solve.lattice import TIME_LIMIT, LatticePick, best_point
-from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, Objective, get_objective, score, weights
+from widthsearch.solve.objectives import (
+    DEFAULT_OBJECTIVE,
+    Objective,
+    get_objective,
+    group_terms,
+    score,
+    weights,
+)
 from widthsearch.solve.program import (
     DEFAULT_MAX_WIDTH,
     DEFAULT_MIN_WIDTH,
@@ -60,9 +67,7 @@ from widthsearch.space.cost import parts
 from widthsearch.space.grid import check_bounds
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from widthsearch.space.cost import Cost, Posynomial
+    from widthsearch.space.cost import Cost
     from widthsearch.space.groups import Group
     from widthsearch.space.width_space import WidthSpace
 
@@ -438,12 +443,12 @@ def _best(resolved: Resolved, program: SynExpProgram | None) -> Solution:
     log_w, inv_w = weights(space, obj)
     value: float | None = None if synexp_weights else None
     if resolved.lattice is not None:
-        separable = None if synexp_weights else _group_score(space, log_w, inv_w)
+        separable = None if synexp_weights else group_terms(space, obj)
         pick = best_point(
             space,
             p.budgets,
             resolved.lattice,
-            costs=cast("Mapping[str, Posynomial]", resolved.costs),
+            costs=resolved.costs,
             time_limit=p.time_limit,
             score=separable,
         )
@@ -473,9 +478,9 @@ def _best(resolved: Resolved, program: SynExpProgram | None) -> Solution:
     prog = compiled_program(space, resolved.costs, obj, program)
     solution = prog.solve(p.budgets, min_width=p.min_width, max_width=resolved.max_width)
     start = time.perf_counter()
-    separable = None if synexp_weights else (log_w, inv_w)
+    weights_ = None if synexp_weights else (log_w, inv_w)
     widths = round_widths(
-        space, solution.multipliers, p.budgets, resolved.grid, resolved.costs, separable
+        space, solution.multipliers, p.budgets, resolved.grid, resolved.costs, weights_
     )
     rounding = time.perf_counter() - start
     if not synexp_weights:
@@ -528,18 +533,6 @@ def compiled_program(
             found = SynExpProgram(space, costs=costs, log_weights=log_w)
         cache[key] = found
     return found
-
-
-def _group_score(space: WidthSpace, log_w: Sequence[float], inv_w: Sequence[float]):
-    """A separable objective's term of one group at an array of its widths, for the lattice
-    search: ``a_g log(w / base_g) - b_g / w``."""
-    import numpy as np
-
-    def group_score(group: Group, widths: np.ndarray) -> np.ndarray:
-        g = group.id
-        return log_w[g] * np.log(widths / group.width) - inv_w[g] / widths
-
-    return group_score
 
 
 def _baseline_solution(
