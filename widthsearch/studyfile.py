@@ -141,8 +141,6 @@ TOP_KEYS = (
     "verify",
     "report",
 )
-SYNONYMS = {"model_kwargs": "timm_kwargs"}
-"""Keys that mean what another key means (the README's table lists the other)."""
 GRID_KEYS = ("choices", "groups", "ties")
 SEARCH_KEYS = (
     "study",

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from widthsearch.errors import WidthSearchError
-from widthsearch.solve.costs import COST_KINDS, OPTIONS, CostSettings
+from widthsearch.hardware import resolve_latency_model
+from widthsearch.hardware.timing import current_device
+from widthsearch.solve import solved_widths
+from widthsearch.solve.costs import COST_KINDS, OPTIONS, CostSettings, cost_models
 from widthsearch.solve.lattice import TIME_LIMIT
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from widthsearch.space.source import ModelRef, parse_model_kwargs
@@ -313,8 +317,6 @@ def check_device(args: argparse.Namespace, *, need: bool) -> None:
     """The device and its settings make sense (before any model is analysed), where a
     latency model is ``need``-ed."""
     if need:
-        from widthsearch.hardware.timing import current_device
-
         current_device(
             args.device, threads=args.threads, batch_size=args.batch_size or 1, dtype="float32"
         )
@@ -326,12 +328,6 @@ def models_for(
     """The models of the cost kinds ``names`` for ``space`` with :func:`add_cost_args`'s
     settings: the latency model from ``--profile`` or a cached quick profile (its progress on
     stderr unless ``quiet``), the others built (:func:`~widthsearch.solve.costs.cost_models`)."""
-    import sys
-
-    from widthsearch.hardware import resolve_latency_model
-    from widthsearch.solve import solved_widths
-    from widthsearch.solve.costs import cost_models
-
     settings = cost_settings(args)
     built: dict[str, Any] = {}
     note = ""

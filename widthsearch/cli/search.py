@@ -11,9 +11,9 @@ from widthsearch.report.truth import truth_line
 from widthsearch.search.front import shown_front
 from widthsearch.search.run import run_search
 from widthsearch.search.settings import Ranges
-from widthsearch.search.storage import DEFAULT_STORAGE
 from widthsearch.solve.costs import COST_KINDS
 from widthsearch.solve.program import MODES
+from widthsearch.storage import DEFAULT_STORAGE
 from widthsearch.studyfile import StudyConfig, load_config
 
 from ._args import (

@@ -18,8 +18,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from widthsearch.errors import UnsupportedModelError
+from widthsearch.space._ops import tensors_in
 from widthsearch.space._optrace import run_traced
-from widthsearch.space._trace import ChannelTracer, _tensors
+from widthsearch.space._trace import ChannelTracer
 from widthsearch.space.cost import Monomial, Posynomial, monomial
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class _Lives:
 
     def finish(self, out: Any) -> None:
         """The model's outputs stay alive to the end."""
-        for o in _tensors((out,)):
+        for o in tensors_in((out,)):
             ptr = self._see(o, self.step)
             if ptr is not None:
                 self.last[ptr] = max(self.step - 1, 0)
@@ -110,7 +111,7 @@ class _Counter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        self.lives.op(_tensors((*args, kwargs)), _tensors((out,)))
+        self.lives.op(tensors_in((*args, kwargs)), tensors_in((out,)))
         return out
 
 
@@ -149,7 +150,7 @@ class _PeakTracer(ChannelTracer):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = super().__torch_function__(func, types, args, kwargs)
-        self.lives.op(_tensors((*args, kwargs)), _tensors((out,)))
+        self.lives.op(tensors_in((*args, kwargs)), tensors_in((out,)))
         return out
 
 
@@ -204,7 +205,7 @@ class _ImageHook:
     def __enter__(self) -> _ImageHook:
         def first(module: nn.Module, args: Any) -> None:
             if not self.tracer.lives.born:
-                for x in _tensors((args,)):
+                for x in tensors_in((args,)):
                     self.tracer.lives.image(x)
 
         self._pre = nn.modules.module.register_module_forward_pre_hook(first)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import UnsupportedModelError, WidthSearchError
 from widthsearch.hardware.memory import activation_memory
-from widthsearch.hardware.timing import measure, median, prepare, spread
+from widthsearch.hardware.timing import measure, median, spread, timing_ready
 
 if TYPE_CHECKING:
     from torch import nn
@@ -198,7 +198,7 @@ def measure_latency(
 
     if runs < MIN_RUNS:
         raise WidthSearchError(f"latency runs must be at least {MIN_RUNS} for a median, got {runs}")
-    prepared = [prepare(m, device) for m in models]
+    prepared = [timing_ready(m, device) for m in models]
     times = measure(prepared, input_size, device, runs=runs, warmup=warmup)
     return [(median(t), spread(t)) for t in times]
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.search.attrs import StudyAttr, TrialAttr
 from widthsearch.search.settings import AXES
-from widthsearch.search.storage import storage_name
 from widthsearch.search.study import finished_count, load_search_study
 from widthsearch.solve.costs import COST_KINDS
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
+from widthsearch.storage import storage_name
 
 if TYPE_CHECKING:
     import numpy as np

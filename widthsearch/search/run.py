@@ -9,14 +9,13 @@ processes; each builds its own width space and program and runs its share: the `
 :class:`~widthsearch.search.objective.SearchTrial`. The first Ctrl-C lets every process finish and
 store its running trial; the study never holds a half-done one.
 
-Storage: :mod:`widthsearch.search.storage` (SQLite by default, journal files, PostgreSQL). Fronts:
+Storage: :mod:`widthsearch.storage` (SQLite by default, journal files, PostgreSQL). Fronts:
 :mod:`widthsearch.search.front` (the whole front, and the thinned one that is shown).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import random
 import signal
@@ -33,12 +32,12 @@ from widthsearch.search.hardware import HardwareModels, hardware_models
 from widthsearch.search.objective import Infeasible, SearchTrial
 from widthsearch.search.samplers import SobolMixes, make_sampler, mix_distributions
 from widthsearch.search.settings import DEFAULT_SAMPLER, SearchConfig
-from widthsearch.search.storage import find_study, open_storage, storage_name
 from widthsearch.search.study import check_settings, finished_count, open_study, unfinished
 from widthsearch.solve import Budgets
 from widthsearch.solve.objectives import get_objective
 from widthsearch.solve.solver import compiled_program
 from widthsearch.space import WidthSpace
+from widthsearch.storage import find_study, open_storage, quiet_failures, storage_name
 
 if TYPE_CHECKING:
     import optuna
@@ -99,23 +98,6 @@ class _Stop:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
 
-class _QuietFailures(logging.Filter):
-    """Drop Optuna's "Trial N failed" warnings (with a traceback): the error itself reaches
-    the caller, which the CLI prints as one line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.getMessage().startswith("Trial ") and " failed " in record.getMessage())
-
-
-def _quiet_optuna() -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    log = logging.getLogger("optuna.study._optimize")
-    if not any(isinstance(f, _QuietFailures) for f in log.filters):
-        log.addFilter(_QuietFailures())
-
-
 @dataclass
 class _Process:
     """One process's share of a search: its storage handle, study, trial and sampler."""
@@ -127,7 +109,7 @@ class _Process:
     seed: int | None
 
 
-def _prepare(
+def _start_process(
     config: SearchConfig,
     storage_url: str | None,
     seed: int | None,
@@ -136,7 +118,7 @@ def _prepare(
 ) -> _Process:
     """A process's handle (its own width space, program and connection; a worker loads the
     latency model from the profile or the cache the parent filled)."""
-    _quiet_optuna()
+    quiet_failures()
     if space is None:
         kwargs = dict(config.timm_kwargs)
         space = WidthSpace.from_ref(config.model, input_size=config.input_size, **kwargs)
@@ -232,7 +214,7 @@ def _worker(
 
     try:
         with _Stop(event) as stop:
-            proc = _prepare(config, storage_url, seed)
+            proc = _start_process(config, storage_url, seed)
             ready.set()
             stop.start(timeout)
             _run(proc, n_trials, stop)
@@ -307,7 +289,7 @@ def run_search(
     """
     if workers < 1:
         raise StudyConfigError(f"workers must be at least 1, got {workers}")
-    _quiet_optuna()  # the study's own lines, not Optuna's
+    quiet_failures()  # the study's own lines, not Optuna's
     # the model first: an unknown or unsupported one is refused before a storage file exists
     space = WidthSpace.from_ref(config.model, input_size=config.input_size, **config.timm_kwargs)
     storage = open_storage(storage_url)
@@ -335,7 +317,9 @@ def run_search(
                 p = ctx.Process(target=_worker, args=args)
                 p.start()
                 starting.append((p, ready))
-        own = _prepare(config, storage_url, config.seed, space, hardware) if shares[0] else None
+        own = (
+            _start_process(config, storage_url, config.seed, space, hardware) if shares[0] else None
+        )
         for p, ready in starting:  # wait for their start-up (imports, width space): shares overlap
             while not ready.wait(0.2) and p.is_alive() and not stop():
                 pass

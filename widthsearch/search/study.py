@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from widthsearch.errors import StorageError
 from widthsearch.search.attrs import SEARCH_STUDY, StudyAttr
 from widthsearch.search.settings import AXES, DEFAULT_SAMPLER, DIRECTIONS, SearchConfig
-from widthsearch.search.storage import (
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
+from widthsearch.storage import (
     VERIFICATION_MARK,
     find_study,
     is_verification,
@@ -24,7 +25,6 @@ from widthsearch.search.storage import (
     open_storage,
     storage_name,
 )
-from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
 
 if TYPE_CHECKING:
     import optuna
@@ -187,9 +187,6 @@ def load_search_study(study_name: str, storage_url: str | None) -> optuna.Study:
             "search"
         )
     return study
-
-
-FINISHED = ("COMPLETE", "PRUNED")
 
 
 def finished_count(study: optuna.Study) -> int:

@@ -24,13 +24,13 @@ from widthsearch.models.widthfile import save_width_file
 from widthsearch.search.attrs import StudyAttr, TrialAttr
 from widthsearch.search.hardware import stored_models
 from widthsearch.search.objective import full_mix, mix_budgets, trial_problem
-from widthsearch.search.storage import storage_name
 from widthsearch.search.study import load_search_study
 from widthsearch.solve import Reconfiguration
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, score
 from widthsearch.solve.reconfigure import result_of
 from widthsearch.solve.solver import Solution
 from widthsearch.space import WidthSpace
+from widthsearch.storage import storage_name
 
 if TYPE_CHECKING:
     import optuna

@@ -4,6 +4,7 @@ baselines at the same budgets, and :func:`reconfigure`, which chains them; and
 :func:`solved_widths`, the solver's width vectors for a latency profile to time.
 """
 
+from widthsearch.solve import cost_kinds  # noqa: F401  - registers the cost kinds
 from widthsearch.solve.baselines import (
     SYNFLOW_MAX_SIDE,
     SYNFLOW_ROUNDS,
@@ -33,7 +34,6 @@ from widthsearch.solve.objectives import (
 )
 from widthsearch.solve.profile_widths import solved_widths
 from widthsearch.solve.program import (
-    COSTS,
     DEFAULT_MAX_WIDTH,
     DEFAULT_MIN_WIDTH,
     MAX_WIDTH_RATIO,
@@ -101,7 +101,6 @@ __all__ = [
     "resolve_latency",
     "BoundsError",
     "Budgets",
-    "COSTS",
     "ContinuousSolution",
     "DEFAULT_BASELINES",
     "DEFAULT_MAX_WIDTH",

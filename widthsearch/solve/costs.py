@@ -17,6 +17,9 @@ anything with a ``cost`` (a :class:`~widthsearch.space.cost.Posynomial`, or a
 widths. The geometric program, rounding and the lattice search hold a budget on every part of
 a cost (a peak is at most its budget when every moment is).
 
+The kinds widthsearch knows are registered in :mod:`widthsearch.solve.cost_kinds`, which the
+``widthsearch.solve`` package imports, so they are there whenever any part of the solve is.
+
 Example:
     >>> from widthsearch.solve.costs import COST_KINDS, get_cost
     >>> [k.name for k in COST_KINDS.values()][:2]
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from widthsearch.errors import WidthSearchError
+from widthsearch.solve.budget import RATIO_LIMIT, Ratio
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -225,8 +229,6 @@ class CostKind:
             WidthSearchError: not a budget, not positive, a ratio without a base (no cost
                 model), or a float of :data:`RATIO_LIMIT` or more for a count.
         """
-        from widthsearch.solve.budget import RATIO_LIMIT, Ratio
-
         if spec is None:
             return None
         if isinstance(spec, (Ratio, str)) and base is None:
@@ -327,134 +329,6 @@ def cost_models(
             out[kind.name] = kind.build(space, settings, out)
     return {k.name: out[k.name] for k in COST_KINDS.values() if k.name in out}
 
-
-def _latency(space: WidthSpace, settings: CostSettings, built: Mapping[str, CostModel]) -> Any:
-    from widthsearch.hardware.resolve import resolve_latency_model
-    from widthsearch.solve.profile_widths import solved_widths
-
-    return resolve_latency_model(
-        space,
-        profile=settings.profile,
-        device=settings.device,
-        threads=settings.threads,
-        batch_size=settings.batch_size,
-        solved_widths=solved_widths,
-    ).model
-
-
-def _memory(space: WidthSpace, settings: CostSettings, built: Mapping[str, CostModel]) -> Any:
-    from widthsearch.hardware.memory import activation_memory
-
-    latency = built.get("latency")
-    batch = latency.device.batch_size if latency is not None else settings.batch_size  # type: ignore[attr-defined]
-    return activation_memory(space, batch_size=batch or 1)
-
-
-def _memory_count(model: Any, space: WidthSpace, settings: CostSettings) -> float:
-    import torch
-
-    from widthsearch.hardware.memory_trace import saved_bytes
-
-    example = torch.randn(settings.batch_size or 1, *space.input_size)
-    return saved_bytes(model, example)[0]
-
-
-register_cost(
-    CostKind(
-        "params",
-        "params",
-        "params",
-        "count",
-        key="params",
-        column="params",
-        flag="--params",
-        same_flag="--same-params",
-        help="params budget: ratio or count",
-    )
-)
-register_cost(
-    CostKind(
-        "macs",
-        "MACs",
-        "MACs",
-        "count",
-        key="macs",
-        column="MACs",
-        flag="--macs",
-        same_flag="--same-flops",
-        help="MACs budget: ratio, or a count of MACs",
-        aliases=(("--flops", 2, "FLOPs budget: ratio, or a count of FLOPs (2 per MAC)"),),
-    )
-)
-register_cost(
-    CostKind(
-        "latency",
-        "latency",
-        "predicted latency",
-        "ms",
-        key="latency_ms",
-        column="latency",
-        flag="--latency",
-        same_flag="--same-latency",
-        help="predicted latency budget: ratio of the base's (0.9) or a time (12ms)",
-        build=_latency,
-        options=("profile", "device", "threads", "batch_size"),
-        short="lat",
-    )
-)
-register_cost(
-    CostKind(
-        "memory",
-        "memory",
-        "activation memory",
-        "bytes",
-        key="memory_bytes",
-        column="train memory",
-        flag="--memory",
-        help="training activation memory budget at --batch-size: ratio or a size (300MB)",
-        build=_memory,
-        count=_memory_count,
-        options=("batch_size",),
-        short="mem",
-        explain="activation bytes a training step saves for backward at batch {batch} (exact)",
-    )
-)
-
-
-def _peak(space: WidthSpace, settings: CostSettings, built: Mapping[str, CostModel]) -> Any:
-    from widthsearch.hardware.peak_memory import peak_memory
-
-    return peak_memory(space, activation_bytes=settings.activation_bytes)
-
-
-def _peak_count(model: Any, space: WidthSpace, settings: CostSettings) -> float:
-    import torch
-
-    from widthsearch.hardware.peak_memory import peak_bytes
-
-    return peak_bytes(model, torch.zeros(1, *space.input_size), settings.activation_bytes)
-
-
-register_cost(
-    CostKind(
-        "peak_memory",
-        "peak memory",
-        "peak activation memory",
-        "bytes",
-        key="peak_memory_bytes",
-        column="peak memory",
-        flag="--peak-memory",
-        help="peak activation memory of an inference pass at batch 1 (the SRAM of a "
-        "microcontroller): ratio or a size (256KB), at --activation-bytes per element",
-        build=_peak,
-        count=_peak_count,
-        options=("activation_bytes",),
-        short="peak",
-        display=("KB", 1e3),
-        explain="the most activation bytes alive at once in an inference pass at batch 1 "
-        "(exact; docs: concepts/hardware-costs.md)",
-    )
-)
 
 __all__ = [
     "COST_KINDS",

@@ -53,9 +53,6 @@ DEFAULT_MAX_WIDTH = 2.0
 """PreConfig's default cap on any group's multiplier (see the module docstring)."""
 DEFAULT_MIN_WIDTH = 0.1
 """Default floor on any group's multiplier: no group is cut below a tenth of its base width."""
-COSTS = tuple(COST_KINDS)
-"""The cost kinds registered when this module was imported (see
-:data:`~widthsearch.solve.costs.COST_KINDS`, which is the live registry)."""
 
 
 class Budgets:
@@ -385,7 +382,6 @@ def check_feasible(program: SynExpProgram, budgets: Budgets, min_width: float) -
 
 
 __all__ = [
-    "COSTS",
     "DEFAULT_MAX_WIDTH",
     "DEFAULT_MIN_WIDTH",
     "MAX_WIDTH_RATIO",

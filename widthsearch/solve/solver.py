@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
-from widthsearch.errors import GridError, WidthSearchError
+from widthsearch.errors import GridError, InfeasibleBudgetError, WidthSearchError
 from widthsearch.solve import baselines as _baselines
 from widthsearch.solve.lattice import TIME_LIMIT, LatticePick, best_point
 from widthsearch.solve.objectives import (
@@ -543,8 +543,6 @@ def _baseline_solution(
     Raises:
         InfeasibleBudgetError: no multiplier or scale of the shape fits the budgets.
     """
-    from widthsearch.errors import InfeasibleBudgetError
-
     if found.widths is None:
         raise InfeasibleBudgetError(found.note)
     space, obj = resolved.space, resolved.objective
