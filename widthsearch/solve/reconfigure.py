@@ -258,42 +258,27 @@ def reconfigure(
     budgets: Mapping[str, Budget] | None = None,
     models: Mapping[str, CostModel] | None = None,
 ) -> Reconfiguration:
-    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs``, predicted
-    latency <= ``latency`` on ``latency_model``'s device and training activation memory <=
-    ``memory`` (``memory_model``'s batch). A model given without its budget still reports its
-    figures.
+    """Widths that maximize the objective (SynExp by default) under every budget given: params,
+    MACs, predicted latency on ``latency_model``'s device, training activation memory, and any
+    registered cost kind through ``budgets`` and ``models``. A model given without its budget
+    still reports its figures.
 
-    Budgets read as the CLI's do (:mod:`widthsearch.solve.budget`): an int is a count
-    (``params=4_200_000``), a float a ratio of the base's cost (``params=0.5``, as
-    ``--params 0.5``), ``Ratio(0.5)`` a ratio said explicitly, and text the CLI's syntax
-    (``"0.5"``, ``"4.2M"``, ``"12ms"``, ``"300MB"``). A latency number is milliseconds. A
-    float of 1000 or more is refused (write a count as an int or text).
+    Budgets read as the CLI's do (:meth:`widthsearch.solve.costs.CostKind.resolve`): an int is
+    a count (``params=4_200_000``), a float a ratio of the base's (``params=0.5``),
+    ``Ratio(0.5)`` a ratio said explicitly, text the CLI's syntax (``"4.2M"``, ``"12ms"``,
+    ``"300MB"``); a latency number is milliseconds.
 
-    ``mode="precrop"`` only removes channels (``max_width`` at most 1, default 1); ``"preconfig"``
-    lets groups grow up to ``max_width`` times their base (default :data:`DEFAULT_MAX_WIDTH`).
-    Widths are multiples of ``divisor`` within ``[min_width, max_width]`` times their base (see
-    :func:`widthsearch.solve.rounding.width_grid`); the realized model holds every budget exactly.
-    Bounds and budgets are checked before solving. Pass a prebuilt ``program`` to skip building
-    the geometric program again. ``baselines`` (default none) runs :func:`compare` on the result
-    before returning it; call :func:`compare` yourself to have the result first. ``objective``
-    names what the widths maximize (:data:`widthsearch.solve.objectives.OBJECTIVES`; default
-    the paper's SynExp); ``synexp-held`` adds a budget for params or MACs, whichever has none,
-    at the uniform multiplier's within the given budgets.
+    ``mode="precrop"`` only removes channels (``max_width`` at most 1); ``"preconfig"`` lets
+    groups grow up to ``max_width`` (default :data:`DEFAULT_MAX_WIDTH`). Widths are multiples of
+    ``divisor`` within the bounds, or, with ``choices`` and ``tie``, the best point of that
+    width lattice, exact unless the search takes longer than ``time_limit`` (then the best found
+    and its certified gap, in ``result.lattice``). The realized model holds every budget
+    exactly. ``baselines`` runs :func:`compare` before returning (call it yourself to have the
+    result first).
 
-    ``choices`` (``"0.25x,0.5x,0.75x,1x"``: multipliers of each group's base width, each
-    ``round(m * base)``; ``"8,16,24,32"``: widths; or a :class:`GridSpec` with per-glob lists)
-    puts every free group on that grid instead, and each ``tie`` (``"GLOB[,GLOB...]"`` over
-    producer names) makes the matching groups share one width. Then the widths are the lattice
-    point that maximizes SynExp under every budget, found exactly (enumeration or branch and
-    bound, :func:`widthsearch.solve.lattice.best_point`) unless that takes longer than
-    ``time_limit`` seconds, when it is the best point found (never worse than rounding and
-    repair) with its certified gap in ``result.lattice``. A grid whose widest point fits every
-    budget returns that point. With ``mode="precrop"`` each group keeps the grid widths at or
-    below its base, and ``result.decisions`` says so.
-
-    The solve itself is :func:`widthsearch.solve.solver.solve`, the one every command calls
-    (search trials, verification's controls, the baselines); this function reads the budgets
-    and arguments into its :class:`~widthsearch.solve.solver.Problem` and reports its answer.
+    The solve is :func:`widthsearch.solve.solver.solve`, the one every command calls; this reads
+    the arguments into its :class:`~widthsearch.solve.problem.Problem`, and what it decided
+    (PreCrop cutting a grid at the base, say) is in ``result.decisions``.
 
     Args:
         space: the model's width space (:meth:`WidthSpace.from_timm`, ``from_module``).
