@@ -195,3 +195,30 @@ def test_verify_draws_the_same_controls_from_a_file_and_from_the_plan(tmp_path):
         for p in (file_problem, result.problem)
     ]
     assert shaped[0] == shaped[1] and len(shaped[0]) == len(direct.candidates) + 2
+
+
+def test_grid_decisions_and_an_honest_uniform_row(capsys):
+    """An absolute grid says which groups it restricted and whose base it misses; the row
+    named uniform is a uniform multiplier only where it is one."""
+    space = zoo_space("resnet18")
+    result = reconfigure(space, macs=0.5, choices="24,48,96,192,384,768", baselines=["uniform"])
+    text = " ".join(result.decisions)
+    assert "keep only the listed widths" in text and "base width is not on the grid" in text
+    (uniform,) = result.baselines
+    ratios = {w / g.width for g, w in zip(space.groups, uniform.widths, strict=True) if not g.fixed}
+    assert uniform.description.startswith("grid point nearest uniform") == (len(ratios) > 1)
+    multipliers = reconfigure(space, macs=0.5, choices="0.25x,0.5x,0.75x,1x", baselines=["uniform"])
+    assert multipliers.baselines[0].description.startswith("uniform multiplier")
+
+
+def test_per_group_choices_on_the_command_line(capsys):
+    from widthsearch.cli import main
+
+    args = ["reconfig", "resnet18", "--input-size", "3,64,64", "--macs", "0.5", "--json"]
+    grid = ["--choices", "0.5x,1x", "--choices", "layer4.*=0.25x,0.5x,1x"]
+    assert main([*args, *grid, "--baselines", "none"]) == 0
+    info = __import__("json").loads(capsys.readouterr().out)
+    assert info["grid"]["groups"] == {"layer4.*": "0.25x,0.5x,1x"}
+    assert info["grid"]["choices"] == "0.5x,1x"
+    assert main([*args, "--choices", "0.5x,1x", "--choices", "0.25x,1x"]) == 2
+    assert "both set every group's grid" in capsys.readouterr().err

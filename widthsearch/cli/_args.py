@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from widthsearch.errors import WidthSearchError
+from widthsearch.errors import GridError, WidthSearchError
 from widthsearch.hardware import resolve_latency_model
 from widthsearch.hardware.timing import current_device
 from widthsearch.solve import solved_widths
 from widthsearch.solve.costs import COST_KINDS, OPTIONS, CostSettings, cost_models
 from widthsearch.solve.lattice import TIME_LIMIT
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
+from widthsearch.space.choices import GridSpec
 from widthsearch.space.source import ModelRef, parse_model_kwargs
 
 MODEL_HELP = (
@@ -385,3 +386,49 @@ def add_objective_args(
         help=f"seconds the exact search of a width grid may take before it returns its best "
         f"point and certified gap (default {TIME_LIMIT:g})",
     )
+
+
+def add_grid_args(p: argparse.ArgumentParser, what: str) -> None:
+    """``--choices LIST`` or ``--choices GLOB=LIST`` (repeatable, as a study file's ``[grid]``
+    and ``[grid.groups]``) and ``--tie GLOB[,GLOB...]`` (repeatable); read them with
+    :func:`grid_spec`. ``what`` says what the grid does for the command."""
+    p.add_argument(
+        "--choices",
+        action="append",
+        metavar="[GLOB=]LIST",
+        help=f"{what}: multipliers of each group's base width (0.25x,0.5x,0.75x,1x; each "
+        "round(m*base)) or widths (8,16,24,32; each group keeps those within its bounds); "
+        "GLOB=LIST gives the groups whose producers match GLOB their own list (first match "
+        "wins); repeatable",
+    )
+    p.add_argument(
+        "--tie",
+        action="append",
+        metavar="GLOB[,GLOB...]",
+        help="the groups whose producers (see inspect) match these globs share one width; "
+        "repeatable",
+    )
+
+
+def grid_spec(args: argparse.Namespace) -> GridSpec:
+    """The :class:`~widthsearch.space.choices.GridSpec` of :func:`add_grid_args`'s flags.
+
+    Raises:
+        GridError: two lists for every group, an empty glob, or a list that is no grid.
+    """
+    default: str | None = None
+    groups: dict[str, str] = {}
+    for text in getattr(args, "choices", None) or ():
+        glob, sep, values = text.partition("=")
+        if not sep:
+            if default is not None:
+                raise GridError(
+                    f"--choices {default} and --choices {text} both set every group's grid; give "
+                    "one, and GLOB=LIST for the groups that differ"
+                )
+            default = text
+        elif not glob.strip():
+            raise GridError(f"--choices '{text}' names no group before '='; give GLOB=LIST")
+        else:
+            groups[glob.strip()] = values
+    return GridSpec.parse(default, getattr(args, "tie", None) or (), groups)

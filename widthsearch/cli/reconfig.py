@@ -14,7 +14,6 @@ from widthsearch.solve.costs import COST_KINDS, get_cost
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
 from widthsearch.solve.program import DEFAULT_MIN_WIDTH
 from widthsearch.solve.reconfigure import check_baselines, reconfigure, run_baseline
-from widthsearch.space.choices import GridSpec
 from widthsearch.space.width_space import WidthSpace
 
 from ._args import (
@@ -22,11 +21,13 @@ from ._args import (
     absolute_budgets,
     add_budget_args,
     add_cost_args,
+    add_grid_args,
     add_model_args,
     add_objective_args,
     budget_flags,
     budget_texts,
     check_device,
+    grid_spec,
     model_setting,
     models_for,
     positive_float,
@@ -268,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         raise WidthSearchError(f"give a budget: {budget_flags()}")
     check_device(args, need=bool(set(texts) & {"latency"} or args.profile or args.hardware))
     names = _baseline_names(args.baselines)
-    grid = GridSpec.parse(args.choices, args.tie or ())  # a typo fails before the analysis
+    grid = grid_spec(args)  # a typo fails before the analysis
     if args.output:
         check_output_path(args.output, "-o")
     input_size, kwargs = model_setting(args)
@@ -375,19 +376,10 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="widths are multiples of N (default 8)",
     )
-    p.add_argument(
-        "--choices",
-        metavar="LIST",
-        help="put every free group on a grid: multipliers of its base width (0.25x,0.5x,0.75x,1x; "
-        "each round(m*base)) or widths (8,16,24,32); the pick is the best lattice point under "
-        "every budget (exact within 1 s, else the best found and its gap)",
-    )
-    p.add_argument(
-        "--tie",
-        action="append",
-        metavar="GLOB[,GLOB...]",
-        help="the groups whose producers (see inspect) match these globs share one width; "
-        "repeatable",
+    add_grid_args(
+        p,
+        "put the free groups on a width grid; the pick is the best lattice point "
+        "under every budget (exact, else the best found and its certified gap)",
     )
     add_objective_args(p)
     p.add_argument(

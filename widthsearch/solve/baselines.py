@@ -245,7 +245,9 @@ def uniform_lattice(
 ) -> Baseline:
     """The uniform control on a grid: the largest point of equal multipliers (every variable
     at its grid width nearest ``m * base``; on a multiplier grid exactly ``round(m * base)``)
-    that holds every budget."""
+    that holds every budget. Named "uniform multiplier" only where every free group has the one
+    multiplier; on an absolute grid or with ties of different base widths it is the "grid
+    point nearest a uniform" one."""
     start = time.perf_counter()
     found = _largest_on_lattice(space, budgets, lattice, [1.0] * len(lattice.classes), costs)
     if found is None:
@@ -256,7 +258,13 @@ def uniform_lattice(
             note="no uniform multiplier on the grid fits the budget",
             seconds=time.perf_counter() - start,
         )
-    return _at(space, "uniform", f"uniform multiplier {found[0]:.3f}x", found[1], start)
+    alpha, widths = found
+    ratios = {w / g.width for g, w in zip(space.groups, widths, strict=True) if not g.fixed}
+    if max(ratios) - min(ratios) < 1e-9:
+        name = f"uniform multiplier {_multiplier(space, min(ratios), widths)}"
+    else:
+        name = f"grid point nearest uniform {alpha:.3f}x ({min(ratios):.2f}x-{max(ratios):.2f}x)"
+    return _at(space, "uniform", name, widths, start)
 
 
 def random_lattice(

@@ -72,17 +72,40 @@ class ModeBounds(_Step):
 
 
 class OnLattice(_Step):
-    """A width grid or ties: the lattice of the grid spec on this width space."""
+    """A width grid or ties: the lattice of the grid spec on this width space. The solution
+    says which groups an absolute list gave only the widths their bounds allow, and which
+    groups' base width is not on their grid (the base itself is then no lattice point)."""
 
     def accepts(self, problem: Resolved) -> bool:
         return not problem.problem.grid.empty
 
     def apply(self, problem: Resolved) -> Resolved:
         p = problem.problem
+        space = problem.space
         lattice = p.grid.resolve(
-            problem.space, divisor=p.divisor, min_width=p.min_width, max_width=problem.max_width
+            space, divisor=p.divisor, min_width=p.min_width, max_width=problem.max_width
         )
-        return replace(problem, lattice=lattice)
+        decisions = list(problem.decisions)
+        if lattice.restricted:
+            g = space.groups[lattice.restricted[0]]
+            decisions.append(
+                f"grid: {len(lattice.restricted)} groups keep only the listed widths within "
+                f"their bounds ({p.min_width:g}x-{problem.max_width:g}x their base; e.g. group "
+                f"{g.id}, {g.producer}, base {g.width}: {_short(lattice.grid[g.id])})"
+            )
+        off = lattice.off_base(space)
+        if off and problem.strategy == "best":
+            g = space.groups[off[0]]
+            decisions.append(
+                f"grid: the base width is not on the grid of {len(off)} of "
+                f"{len(space.free_groups)} free groups (e.g. group {g.id}, {g.producer}, base "
+                f"{g.width}: {_short(lattice.grid[g.id])}), so the base model is no lattice point"
+            )
+        return replace(problem, lattice=lattice, decisions=tuple(decisions))
+
+
+def _short(widths: Sequence[int]) -> str:
+    return ",".join(map(str, widths)) if len(widths) <= 6 else f"{widths[0]}..{widths[-1]}"
 
 
 class OnDivisorGrid(_Step):

@@ -165,14 +165,25 @@ def with_controls(
     items = [*picked, base]
     uniform = control_widths(setting, control, "uniform")
     if uniform is not None:
-        label = f"uniform {uniform.method.rsplit(' ', 1)[-1]}"
-        items.append(_candidate(space, label, "control", move(uniform.widths, space)))
+        items.append(
+            _candidate(
+                space, _uniform_label(uniform.method), "control", move(uniform.widths, space)
+            )
+        )
     shape = shape_range(space, picked[0].widths)
     for i in range(random):
         found = control_widths(setting, control, "random", seed=i, shape=shape)
         if found is not None:
             items.append(_candidate(space, f"random {i}", "random", move(found.widths, space)))
     return Plan(space, tuple(items), pick, problem=problem)
+
+
+def _uniform_label(method: str) -> str:
+    """``uniform 0.750x`` for a uniform multiplier; ``near-uniform 0.750x`` for the grid point
+    nearest one (absolute grids, ties of different bases)."""
+    if method.startswith("grid point nearest uniform"):
+        return f"near-uniform {method.split()[4]}"
+    return f"uniform {method.rsplit(' ', 1)[-1]}"
 
 
 CONTROL_BOUNDS = (0.05, 4.0)
