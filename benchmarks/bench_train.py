@@ -26,7 +26,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from widthsearch.train.data import Dataset, Split, prepare
+from widthsearch.train.data import Dataset, Split, normalize_batch
 from widthsearch.train.loop import Recipe, resolve_device, train
 
 
@@ -56,7 +56,7 @@ def plain_loop(model_name, data, size, batch, steps, device) -> float:
     n = len(labels) // batch
     for i in range(steps):
         part = slice((i % n) * batch, (i % n + 1) * batch)  # the data set holds one epoch
-        x = prepare(images[part], data, size, device, channels_last=cuda)
+        x = normalize_batch(images[part], data, size, device, channels_last=cuda)
         y = labels[part]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             loss = F.cross_entropy(model(x).float(), y)

@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("widthsearch.hardware",),
     ("widthsearch.solve",),
     ("widthsearch.models",),
+    ("widthsearch.storage",),
     ("widthsearch.search", "widthsearch.train"),
     ("widthsearch.verify",),
     ("widthsearch.report",),

@@ -74,9 +74,11 @@ from pathlib import Path
 from typing import Any, overload
 
 from widthsearch.errors import GridError, StudyConfigError
-from widthsearch.hardware import DEVICES
 from widthsearch.search.settings import DEFAULT_SAMPLER as DEFAULT_SAMPLER
 from widthsearch.search.settings import SAMPLERS, Hardware, Ranges, SearchConfig
+from widthsearch.solve.costs import COST_KINDS, OPTIONS, CostSettings
+from widthsearch.solve.lattice import TIME_LIMIT
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from widthsearch.solve.program import MODES
 from widthsearch.space.choices import GridSpec
 from widthsearch.train.augment import POLICIES as AUGMENTS
@@ -139,20 +141,17 @@ TOP_KEYS = (
     "verify",
     "report",
 )
-SYNONYMS = {"model_kwargs": "timm_kwargs"}
-"""Keys that mean what another key means (the README's table lists the other)."""
 GRID_KEYS = ("choices", "groups", "ties")
 SEARCH_KEYS = (
     "study",
     "trials",
     "sampler",
     "seed",
+    "objective",
+    "time_limit",
     "ranges",
     "latency",
-    "profile",
-    "device",
-    "threads",
-    "batch_size",
+    *(o.field for o in OPTIONS),
 )
 REPORT_KEYS = ("path",)
 
@@ -217,21 +216,18 @@ def _parse(data: Mapping[str, Any]) -> StudyConfig:
     search = _table(data.get("search", {}), "search")
     _check_keys(search, SEARCH_KEYS, "search")
     ranges = _table(search.get("ranges", {}), "search.ranges")
-    _check_keys(ranges, Ranges.__dataclass_fields__, "search.ranges")
+    _check_keys(ranges, Ranges.file_keys(), "search.ranges")
     default = Ranges()
+    budgets = {
+        name: _pair(ranges[name], name, allow_none=True) for name in COST_KINDS if name in ranges
+    }
     r = Ranges(
-        params=_pair(ranges["params"], "params", allow_none=True)
-        if "params" in ranges
-        else default.params,
-        macs=_pair(ranges["macs"], "macs", allow_none=True) if "macs" in ranges else default.macs,
         min_width=_pair(ranges.get("min_width", list(default.min_width)), "min_width"),
         max_width=_pair(ranges.get("max_width", list(default.max_width)), "max_width"),
         divisor=_choices(ranges.get("divisor", list(default.divisor)), "divisor", None, int),
         mode=_choices(ranges.get("mode", list(default.mode)), "mode", MODES, str),
-        latency=_pair(ranges.get("latency", False), "latency", allow_none=True),
-        memory=_pair(ranges.get("memory", False), "memory", allow_none=True),
-    )
-    if r.params is None and r.macs is None and r.latency is None and r.memory is None:
+    ).replace(**budgets)
+    if not r.ranged:
         raise StudyConfigError("ranges.params and ranges.macs cannot both be false")
     seed = search.get("seed")
     config = StudyConfig(
@@ -247,6 +243,8 @@ def _parse(data: Mapping[str, Any]) -> StudyConfig:
         study_name=None if "study" not in search else _str(search["study"], "search.study"),
         latency=_flag(search.get("latency", False), "search.latency"),
         hardware=_hardware(search),
+        objective=_objective(search.get("objective", DEFAULT_OBJECTIVE)),
+        time_limit=_seconds(search.get("time_limit", TIME_LIMIT), "search.time_limit"),
         grid=_grid(data.get("grid")),
         raw=dict(data),
     )
@@ -273,27 +271,44 @@ def _grid(section: Any) -> GridSpec:
         raise StudyConfigError(f"[grid]: {exc}") from None
 
 
+def _objective(value: Any) -> str:
+    if not isinstance(value, str) or value not in OBJECTIVES:
+        raise StudyConfigError(
+            f"search.objective must be one of {', '.join(OBJECTIVES)}, not {value!r}"
+        )
+    return value
+
+
+def _seconds(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise StudyConfigError(f"{key} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def _flag(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise StudyConfigError(f"{key} must be true or false")
     return value
 
 
-def _hardware(search: Mapping[str, Any]) -> Hardware:
-    """The [search] keys that say what latency and memory are for."""
-    profile = search.get("profile")
-    if profile is not None and not isinstance(profile, str):
-        raise StudyConfigError("search.profile must be a path to a latency profile")
-    device = search.get("device", "cpu")
-    if device not in DEVICES:
-        raise StudyConfigError(f"search.device must be one of {', '.join(DEVICES)}")
-    counts = {}
-    for key in ("threads", "batch_size"):
-        v = search.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise StudyConfigError(f"search.{key} must be a positive integer")
-        counts[key] = v
-    return Hardware(profile=profile, device=device, **counts)
+def _hardware(search: Mapping[str, Any]) -> CostSettings:
+    """The [search] keys that say what the cost models are for (:data:`~widthsearch.solve.
+    costs.OPTIONS`: profile, device, threads, batch_size, activation_bytes)."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        v = search.get(option.field)
+        if v is None:
+            continue
+        key = f"search.{option.field}"
+        if option.kind in ("str", "path") and not isinstance(v, str):
+            raise StudyConfigError(f"{key} must be a string")
+        if option.kind == "int" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise StudyConfigError(f"{key} must be a positive integer")
+        if option.choices is not None and v not in option.choices:
+            allowed = ", ".join(str(c) for c in option.choices)
+            raise StudyConfigError(f"{key} must be one of {allowed}")
+        values[option.field] = v
+    return CostSettings(**values)
 
 
 def _size(value: Any, key: str) -> tuple[int, int, int]:

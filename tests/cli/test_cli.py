@@ -166,7 +166,7 @@ def test_reconfig_states_the_bounds_it_applied(capsys):
     assert "latency: not budgeted" not in out  # PreCrop only removes channels
     # PreConfig on MACs or params alone says that latency is not held, and how to hold it
     assert main(args) == 0
-    assert "latency: not budgeted, and equal MACs can run slower than the base (README: " in (
+    assert "latency: not budgeted, and equal MACs can run slower than the base (docs: " in (
         capsys.readouterr().out
     )
     assert main([*args, "--json"]) == 0

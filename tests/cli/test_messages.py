@@ -15,8 +15,8 @@ from widthsearch.cli import main
 from widthsearch.errors import StorageError
 from widthsearch.models.export import check_module_path
 from widthsearch.models.widthfile import save_width_file
-from widthsearch.search.storage import open_storage
 from widthsearch.solve.reconfigure import reconfigure
+from widthsearch.storage import open_storage
 
 
 def _one_line_error(capsys) -> str:

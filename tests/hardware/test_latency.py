@@ -144,10 +144,12 @@ def test_profile_cli_writes_a_profile_and_refuses_a_mismatch(tmp_path, capsys):
         assert info[key] > 0
     assert info["memory_bytes"] == info["measured_memory_bytes"] > 0
     assert info["base_memory_bytes"] == info["base_measured_memory_bytes"] > 0
+    assert info["peak_memory_bytes"] == info["measured_peak_memory_bytes"] > 0  # the registry's
     assert info["device"]["threads"] == 1  # the profile's setting, pinned
     assert main([*bench]) == 0
     text = capsys.readouterr().out
     assert "predicted ms" in text and "ratio" in text and "fitted to 6 width vectors" in text
+    assert "peak memory" in text and "train memory" in text
 
     for extra, message in (
         (["--threads", "2"], "another device or setting: threads 1 (here 2)"),

@@ -8,9 +8,10 @@ import pytest
 
 from tests.conftest import zoo_space
 from widthsearch.errors import StudyConfigError
-from widthsearch.search import Objective
+from widthsearch.search import SearchTrial
 from widthsearch.search.study import study_settings
-from widthsearch.solve import Budgets, SynExpProgram, best_point
+from widthsearch.solve import Budgets, best_point
+from widthsearch.solve.solver import Problem
 from widthsearch.studyfile import parse_config
 from widthsearch.verify.plan import _candidate, with_controls
 
@@ -34,7 +35,7 @@ def test_trials_pick_the_best_lattice_point_of_their_mix():
     config = _config()
     assert study_settings(config)["grid"]["ties"] == [["layer4.*"], ["layer3.*"]]
     lattice = config.grid.resolve(space, min_width=0.1, max_width=1.0)
-    objective = Objective(space, config, SynExpProgram(space))
+    objective = SearchTrial(space, config)
     for ratio, mode in [(0.3, "precrop"), (0.45, "preconfig"), (0.6, "precrop")]:
         mix = {"mode": mode, "macs_ratio": ratio, "min_width": 0.1, "divisor": 8}
         if mode == "preconfig":
@@ -52,7 +53,7 @@ def test_verification_controls_stay_on_the_grid():
     lattice = config.grid.resolve(space, min_width=0.1, max_width=1.0)
     pick = best_point(space, Budgets(macs=int(0.4 * space.macs())), lattice)
     cand = _candidate(space, "pick", "candidate", pick.widths)
-    plan = with_controls(space, [cand], 8, "test", random=3, grid=config.grid)
+    plan = with_controls(space, [cand], Problem(Budgets(), grid=config.grid), "test", random=3)
     controls = [c for c in plan.candidates if c.kind in ("control", "random")]
     assert [c.kind for c in controls].count("control") == 1 and len(controls) >= 3
     for c in controls:

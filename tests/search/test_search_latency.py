@@ -30,13 +30,13 @@ def test_study_file_latency_and_memory(tmp_path):
     config = load_config(path)
     assert config.ranges.latency == (0.8, 1.0) and config.ranges.memory == (0.9, 1.1)
     assert config.hardware == Hardware(profile="p.json", threads=1, batch_size=2)
-    assert config.objectives == ("log_synexp", "params", "macs", "latency_ms")
+    assert config.axes == ("log_synexp", "params", "macs", "latency_ms")
     assert config.ranges.to_dict()["latency"] == [0.8, 1.0]
     plain = load_config_text(tmp_path, f'model = "{TINY}"\n')
-    assert plain.objectives == ("log_synexp", "params", "macs")
-    assert load_config_text(tmp_path, f'model = "{TINY}"\n[search]\nlatency = true\n').objectives[
-        -1
-    ] == ("latency_ms")
+    assert plain.axes == ("log_synexp", "params", "macs")
+    assert load_config_text(tmp_path, f'model = "{TINY}"\n[search]\nlatency = true\n').axes[-1] == (
+        "latency_ms"
+    )
 
 
 def load_config_text(tmp_path, text):

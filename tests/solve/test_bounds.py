@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from tests.conftest import SMALL, count, zoo_space
-from widthsearch.search import Objective
+from widthsearch.search import SearchTrial
 from widthsearch.solve.program import BoundsError, SynExpProgram
 from widthsearch.solve.reconfigure import reconfigure
 from widthsearch.solve.rounding import width_grid
@@ -89,7 +89,7 @@ def test_search_prunes_a_mix_whose_min_exceeds_its_max():
     space = zoo_space("resnet18")
     ranges = Ranges(min_width=(0.05, 0.3), max_width=(0.1, 2.5))
     config = StudyConfig(model="resnet18", input_size=SMALL, ranges=ranges)
-    objective = Objective(space, config, SynExpProgram(space))
+    objective = SearchTrial(space, config)
     mix = {"mode": "preconfig", "params_ratio": 0.5, "macs_ratio": 0.5, "divisor": 8}
     trial = optuna.trial.FixedTrial({**mix, "min_width": 0.2, "max_width": 1.5})
     assert objective(trial)[1] <= 0.5 * space.params()

@@ -65,7 +65,7 @@ def test_ties_and_globs_that_cannot_be_used_are_refused():
         (GridSpec.parse("0.5x,1x", "fc"), "a fixed group"),
         (GridSpec.parse("0.5x,1x", "conv1,layer4.*"), "no width in common"),
         (GridSpec.parse("0.5x,1x", groups={"nothing": "1x"}), "matches no free group"),
-        (GridSpec.parse("1000,2000"), "above 16x its base"),
+        (GridSpec.parse("1000,2000"), "no width it can take"),
     ]:
         with pytest.raises(GridError, match=words):
             spec.resolve(space, min_width=0.1, max_width=1.0)
@@ -75,3 +75,22 @@ def test_grouped_convs_refuse_widths_that_break_their_groups():
     space = zoo_space("resnext50_32x4d")
     with pytest.raises(GridError, match="multiples of 32"):
         GridSpec.parse("0.3x,1x").resolve(space, min_width=0.1, max_width=1.0)
+
+
+def test_an_absolute_grid_keeps_what_each_group_can_take_and_a_tie_clash_names_the_bases():
+    """16..2048 across resnet18 (bases 64 to 512) at 0.1x-2x: each group keeps the widths its
+    bounds allow, and the lattice names the groups that lost some; a tie of groups with
+    different bases under common multipliers says why it fails and what to give instead."""
+    space = zoo_space("resnet18")
+    spec = GridSpec.parse("16,32,64,128,256,512,1024,2048")
+    lattice = spec.resolve(space, min_width=0.1, max_width=2.0)
+    for g in space.free_groups:
+        assert lattice.grid[g.id] and all(
+            0.1 * g.width <= w <= 2 * g.width for w in lattice.grid[g.id]
+        )
+    assert set(lattice.restricted) == {g.id for g in space.free_groups}
+    assert lattice.off_base(space) == ()  # every base is a power of two here
+    with pytest.raises(GridError) as err:
+        GridSpec.parse("0.5x,1x", "conv1,layer4.*").resolve(space, min_width=0.1, max_width=1.0)
+    message = str(err.value)
+    assert "(base 64:" in message and "(base 512:" in message and "absolute widths" in message

@@ -13,7 +13,7 @@ import torch
 
 from widthsearch.cli import main
 from widthsearch.studyfile import StudyConfigError, VerifySettings, load_config
-from widthsearch.train.data import load_dataset, prepare
+from widthsearch.train.data import load_dataset, normalize_batch
 from widthsearch.train.head import (
     FAR_FROM_CHANCE,
     HeadError,
@@ -33,7 +33,7 @@ def digits():
 
 
 def _loss(model, digits) -> tuple[float, torch.Tensor]:
-    x = prepare(digits.val.images[:256], digits, SIZE, CPU)
+    x = normalize_batch(digits.val.images[:256], digits, SIZE, CPU)
     with torch.no_grad():
         logits = model(x)
     return torch.nn.functional.cross_entropy(logits, digits.val.labels[:256]).item(), logits

@@ -20,7 +20,7 @@ from widthsearch import WidthSpace
 from widthsearch.cli import main
 from widthsearch.cli.verify import format_verify
 from widthsearch.report.page import write_report
-from widthsearch.search.storage import open_storage
+from widthsearch.storage import open_storage
 from widthsearch.train.data import load_dataset
 from widthsearch.verify import estimate, latency
 from widthsearch.verify.plan import _candidate, with_controls
@@ -358,7 +358,7 @@ def test_results_an_older_version_kept_on_the_study_are_imported_not_retrained(
     verification of such a study takes them over as finished trials and trains nothing."""
     import shutil
 
-    from widthsearch.search.storage import open_storage
+    from widthsearch.storage import open_storage
 
     dbs = [f"journal:{tmp_path / name}" for name in ("a.log", "b.log")]
     args = ["search", "test_resnet", "--input-size", "16", "--trials", "8", "--seed", "0"]

@@ -17,20 +17,20 @@ from typing import Any
 
 from widthsearch._version import __version__
 from widthsearch.errors import WidthSearchError, WidthSearchWarning
+from widthsearch.solve.costs import COST_KINDS
 
 from . import bench, export, front, inspect, profile, reconfig, report, run, search, verify
+from ._args import budget_flags
 
 OPTION_FLAGS = {
     "min_width": "--min-width",
     "max_width": "--max-width",
     "divisor": "--divisor",
     "mode": "--mode",
-    "params": "--params",
-    "macs": "--macs",
-    "latency": "--latency",
-    "memory": "--memory",
-    "budget": "a budget (--params R, --flops R, --macs R, --same-params, --same-flops, "
-    "--latency R, --same-latency or --memory R)",
+    "choices": "--choices",
+    "top": "--top",
+    **{kind.name: kind.flag for kind in COST_KINDS.values()},
+    "budget": f"a budget ({budget_flags()})",
     "replace": "--replace",
     "output": "another folder (-o DIR)",
 }

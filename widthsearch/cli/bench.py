@@ -6,26 +6,42 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from widthsearch.errors import WidthSearchError
 from widthsearch.hardware import resolve_latency_model
-from widthsearch.hardware.bench import MIN_RUNS, bench_widths
-from widthsearch.hardware.timing import DEVICES, DTYPES
+from widthsearch.hardware.bench import MIN_RUNS, Counted, bench_widths
+from widthsearch.hardware.timing import DTYPES
 from widthsearch.models.widthfile import load_width_file
 from widthsearch.solve import solved_widths
+from widthsearch.solve.costs import COST_KINDS, CostKind, cost_models
 from widthsearch.space.source import parse_model_kwargs
 from widthsearch.space.width_space import WidthSpace
 
-from ._args import add_model_kwargs, parse_input_size, positive_int, ratio, table
+from ._args import (
+    add_cost_args,
+    add_model_kwargs,
+    cost_settings,
+    parse_input_size,
+    positive_int,
+    ratio,
+    table,
+)
 
 
-def _mb(n: int | None) -> str:
-    return "n/a" if n is None else f"{n / 1e6:,.1f} MB"
+def _figure(kind: CostKind, n: float | None) -> str:
+    return "n/a" if n is None else kind.describe(n)
 
 
 def _ratio(a: float | None, b: float | None) -> str:
     return "" if a is None or b is None else ratio(a / b)
+
+
+def _counted(info: dict[str, Any]) -> list[CostKind]:
+    """The counted cost kinds the result has figures for, in registry order."""
+    return [k for k in COST_KINDS.values() if k.count is not None and k.key in info]
 
 
 def format_bench(info: dict[str, Any]) -> str:
@@ -40,51 +56,50 @@ def format_bench(info: dict[str, Any]) -> str:
         "",
     ]
 
+    counted = _counted(info)
+
     def row(name: str, prefix: str) -> list[str]:
-        return [
+        cells = [
             name,
             f"{info[prefix + 'predicted_ms']:.2f}",
             f"{info[prefix + 'measured_ms']:.2f}",
             f"{100 * info[prefix + 'spread']:.0f}%",
-            _mb(info[prefix + "memory_bytes"]),
-            _mb(info[prefix + "measured_memory_bytes"]),
-            f"{info[prefix + 'params']:,}",
-            f"{info[prefix + 'macs']:,}",
         ]
+        for kind in counted:
+            cells += [
+                _figure(kind, info[prefix + kind.key]),
+                _figure(kind, info[prefix + "measured_" + kind.key]),
+            ]
+        return [*cells, f"{info[prefix + 'params']:,}", f"{info[prefix + 'macs']:,}"]
 
     rows = []
     if not info["is_base"]:
         rows.append(row("model", ""))
     rows.append(row("base", "base_"))
     if not info["is_base"]:
-        rows.append(
-            [
-                "ratio",
-                ratio(info["predicted_ratio"]),
-                ratio(info["measured_ratio"]),
-                "",
-                _ratio(info["memory_bytes"], info["base_memory_bytes"]),
-                _ratio(info["measured_memory_bytes"], info["base_measured_memory_bytes"]),
-                ratio(info["params"] / info["base_params"]),
-                ratio(info["macs"] / info["base_macs"]),
+        cells = ["ratio", ratio(info["predicted_ratio"]), ratio(info["measured_ratio"]), ""]
+        for kind in counted:
+            cells += [
+                _ratio(info[kind.key], info[kind.base_key]),
+                _ratio(info["measured_" + kind.key], info["base_measured_" + kind.key]),
             ]
-        )
-    header = [
-        "",
-        "predicted ms",
-        "measured ms",
-        "noise",
-        "train memory",
-        "measured",
-        "params",
-        "MACs",
-    ]
+        cells += [
+            ratio(info["params"] / info["base_params"]),
+            ratio(info["macs"] / info["base_macs"]),
+        ]
+        rows.append(cells)
+    header = ["", "predicted ms", "measured ms", "noise"]
+    for kind in counted:
+        header += [kind.column, "counted"]
+    header += ["params", "MACs"]
+    explained = "; ".join(
+        f"{kind.column}: {kind.explain.format(batch=d['batch_size'])}" for kind in counted
+    )
     lines += [
-        table(header, rows, right={1, 2, 3, 4, 5, 6, 7}),
+        table(header, rows, right=set(range(1, len(header)))),
         "",
         "measured ms: median of the timed runs (inference, batch as above); noise: interquartile "
-        "range / median; train memory: activation bytes a training step saves for backward at "
-        "this batch (predicted: the exact model; measured: what autograd saves, on the CPU)",
+        f"range / median; {explained}; counted: on the realized model, on the CPU",
         info["latency_model"],
     ]
     if info["memory_note"]:
@@ -119,17 +134,38 @@ def run(args: argparse.Namespace) -> int:
         solved_widths=solved_widths,
         progress=progress,
     )
+    device = resolved.model.device
+    settings = replace(cost_settings(args), batch_size=device.batch_size)
+    counted = [
+        Counted(
+            kind.key,
+            partial(_model_of, kind, space, settings),
+            partial(_count_of, kind, space, settings),
+        )
+        for kind in COST_KINDS.values()
+        if kind.count is not None
+    ]
     result = bench_widths(
         space,
         widths,
-        resolved.model.device,
+        device,
         resolved.model,
         latency_note=resolved.note,
         runs=args.runs,
+        counted=counted,
     )
     info = result.to_dict()
     print(json.dumps(info, indent=2) if args.json else format_bench(info))
     return 0
+
+
+def _model_of(kind: CostKind, space: Any, settings: Any) -> Any:
+    return cost_models(space, [kind.name], settings)[kind.name]
+
+
+def _count_of(kind: CostKind, space: Any, settings: Any, model: Any) -> float:
+    assert kind.count is not None
+    return kind.count(model, space, settings)
 
 
 def add_parser(sub: Any) -> None:
@@ -157,11 +193,8 @@ def add_parser(sub: Any) -> None:
         metavar="C,H,W",
         help="for a model name (a width file has its own; default 3,224,224)",
     )
-    p.add_argument("--device", choices=DEVICES, default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--batch-size", type=positive_int, help="images per forward (default 1)")
-    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    add_cost_args(p)
     p.add_argument("--dtype", choices=DTYPES, help="float32 (default)")
-    p.add_argument("--profile", metavar="PROFILE.json", help="latency profile of this device")
     p.add_argument(
         "--runs",
         type=positive_int,

@@ -10,8 +10,8 @@ from widthsearch._io import check_output_path
 from widthsearch.errors import WidthSearchError
 from widthsearch.report.truth import annotate_front, load_truth
 from widthsearch.search.front import DEFAULT_ROWS, EPS_STEPS, load_front
-from widthsearch.search.storage import DEFAULT_STORAGE
 from widthsearch.search.trial_file import save_trial_width_file, trial_result
+from widthsearch.storage import DEFAULT_STORAGE
 
 from ._args import nonnegative_int, positive_int
 from .reconfig import format_result

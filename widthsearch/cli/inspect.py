@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
-from widthsearch.space.choices import GridSpec
+from widthsearch.solve.program import DEFAULT_MAX_WIDTH
 from widthsearch.space.width_space import WidthSpace
 
-from ._args import add_model_args, fmt_count, model_setting, table
+from ._args import add_grid_args, add_model_args, fmt_count, grid_spec, model_setting, table
 
 
 def model_label(info: dict[str, Any]) -> str:
@@ -105,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
     input_size, kwargs = model_setting(args)
     space = WidthSpace.from_ref(args.model, input_size=input_size, **kwargs)
     info = space.to_dict()
-    grid = GridSpec.parse(args.choices, args.tie or ())
+    grid = grid_spec(args)
     if not grid.empty:
-        info["lattice"] = lattice_info(
-            grid.resolve(space, divisor=args.divisor, min_width=args.min_width, max_width=1.0)
+        lattice = grid.resolve(
+            space, divisor=args.divisor, min_width=args.min_width, max_width=DEFAULT_MAX_WIDTH
         )
+        info["lattice"] = lattice_info(lattice)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -129,17 +130,7 @@ def add_parser(sub: Any) -> None:
     add_model_args(p)
     p.add_argument("--json", action="store_true", help="print the width space as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="list every group's layers")
-    p.add_argument(
-        "--choices",
-        metavar="LIST",
-        help="show each group's widths on this grid (0.25x,0.5x,0.75x,1x or 8,16,24,32)",
-    )
-    p.add_argument(
-        "--tie",
-        action="append",
-        metavar="GLOB[,GLOB...]",
-        help="show these groups (producer globs) as one width; repeatable",
-    )
+    add_grid_args(p, "show each group's widths on this grid (at --max-width 2 for widths)")
     p.add_argument(
         "--divisor",
         type=int,

@@ -5,29 +5,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from widthsearch._io import check_output_path
 from widthsearch.errors import WidthSearchError
-from widthsearch.hardware import activation_memory, resolve_latency_model
-from widthsearch.hardware.timing import DEVICES, current_device
 from widthsearch.models.widthfile import save_width_file
-from widthsearch.solve import solved_widths
-from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
+from widthsearch.solve.costs import COST_KINDS, get_cost
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
 from widthsearch.solve.program import DEFAULT_MIN_WIDTH
-from widthsearch.solve.reconfigure import (
-    check_baselines,
-    parse_budget,
-    parse_latency,
-    parse_memory,
-    reconfigure,
-    run_baseline,
-)
-from widthsearch.space.choices import GridSpec
+from widthsearch.solve.reconfigure import check_baselines, reconfigure, run_baseline
 from widthsearch.space.width_space import WidthSpace
 
-from ._args import add_model_args, model_setting, positive_float, positive_int, ratio, table
+from ._args import (
+    Models,
+    absolute_budgets,
+    add_budget_args,
+    add_cost_args,
+    add_grid_args,
+    add_model_args,
+    add_objective_args,
+    budget_flags,
+    budget_texts,
+    check_device,
+    grid_spec,
+    model_setting,
+    models_for,
+    positive_float,
+    positive_int,
+    ratio,
+    table,
+)
 from .inspect import model_label
 
 
@@ -174,60 +181,32 @@ def format_times(info: dict[str, Any], seconds_parse: float, startup: float = 0.
     )
 
 
-def format_reconfig(info: dict[str, Any], seconds_parse: float, startup: float = 0.0) -> str:
-    """The whole ``reconfig`` report: result, baselines and times."""
-    parts = [
-        format_result(info),
-        format_baselines(info),
-        format_times(info, seconds_parse, startup),
-    ]
-    return "\n\n".join(p for p in parts if p)
-
-
 def _hardware_rows(info: dict[str, Any]) -> list[list[str]]:
-    """Rows for predicted latency and activation memory, where the result has them."""
+    """Rows for every modelled cost the result predicts (latency, activation memory, ...)."""
     b = info["budgets"]
     rows = []
-    if info["latency_ms"] is not None:
-        budget = f"<= {b['latency_ratio']:.2f}x" if b["latency_ms"] is not None else "free"
+    for kind in COST_KINDS.values():
+        if kind.build is None or info.get(kind.key) is None:
+            continue
+        budget = f"<= {b[kind.ratio_key]:.2f}x" if b.get(kind.key) is not None else "free"
         rows.append(
             [
-                "latency ms",
-                f"{info['base_latency_ms']:.2f}",
-                f"{info['latency_ms']:.2f}",
-                ratio(info["latency_ratio"]),
-                budget,
-            ]
-        )
-    if info["memory_bytes"] is not None:
-        budget = f"<= {b['memory_ratio']:.2f}x" if b["memory_bytes"] is not None else "free"
-        rows.append(
-            [
-                "memory MB",
-                f"{info['base_memory_bytes'] / 1e6:,.1f}",
-                f"{info['memory_bytes'] / 1e6:,.1f}",
-                ratio(info["memory_ratio"]),
+                f"{kind.label} {kind.display_unit}",
+                kind.number(info[kind.base_key]),
+                kind.number(info[kind.key]),
+                ratio(info[kind.ratio_key]),
                 budget,
             ]
         )
     return rows
 
 
-GROWTH_FLAGS = {
-    "params": ("params", "--same-params (or --params R)"),
-    "macs": ("MACs", "--same-flops (or --macs R)"),
-    "latency": ("predicted latency", "--same-latency (or --latency R)"),
-    "memory": ("activation memory", "--memory 1 (or --memory R)"),
-}
-"""What each unbudgeted cost is called, and the flags that hold it."""
-
-
 def growth_notes(info: dict[str, Any]) -> list[str]:
     """One line per unbudgeted cost that grew past 1.2x the base's, naming the flag that holds
     it: a params budget alone lets resnet50's MACs grow to 1.73x."""
     return [
-        f"note: {GROWTH_FLAGS[k][0]} grew to {r:.2f}x the base's with no budget on them; add "
-        f"{GROWTH_FLAGS[k][1]} to hold them"
+        f"note: {get_cost(k).noun} grew to {r:.2f}x the base's with no budget on them; add "
+        f"{get_cost(k).hold} to hold them"
         for k, r in (info.get("unbudgeted_growth") or {}).items()
     ]
 
@@ -235,7 +214,7 @@ def growth_notes(info: dict[str, Any]) -> list[str]:
 def _hardware_notes(info: dict[str, Any]) -> list[str]:
     notes = []
     batch = info["batch_size"]
-    if info["latency_ms"] is not None:
+    if info.get("latency_ms") is not None:
         notes.append(
             f"latency: predicted ms per forward of a batch of {batch}; "
             + info["latency_model"].removeprefix("latency model: ")
@@ -244,157 +223,24 @@ def _hardware_notes(info: dict[str, Any]) -> list[str]:
         # measured: efficientnet_b0 --same-flops 1.97x the base's CPU latency (0.82x with
         # --same-latency); resnet18 on CIFAR-10 1.03x (0.92x), no accuracy difference detected
         notes.append(
-            "latency: not budgeted, and equal MACs can run slower than the base (README: "
-            "Latency and memory); --same-latency holds the base's predicted latency too"
+            "latency: not budgeted, and equal MACs can run slower than the base (docs: "
+            "concepts/hardware-costs.md); --same-latency holds the base's predicted latency too"
         )
-    if info["memory_bytes"] is not None:
-        notes.append(
-            f"memory: activation bytes a training step saves for backward at batch {batch} (exact)"
-        )
+    for kind in COST_KINDS.values():
+        if kind.explain and info.get(kind.key) is not None:
+            notes.append(f"{kind.label}: {kind.explain.format(batch=batch)}")
     return notes
 
 
-def _check_budget_flags(args: argparse.Namespace) -> None:
-    """One budget per cost, each a ratio or a finite count (before any model is analysed)."""
-
-    if not (
-        args.same_flops
-        or args.same_params
-        or args.params
-        or args.flops
-        or args.macs
-        or args.latency
-        or args.same_latency
-        or args.memory
-    ):
-        raise WidthSearchError(
-            "give a budget: --same-flops, --same-params, --params R, --flops R, --macs R, "
-            "--latency R, --same-latency or --memory R"
-        )
-    if args.same_params and args.params is not None:
-        raise WidthSearchError("give --same-params or --params, not both")
-    if args.same_flops and (args.flops is not None or args.macs is not None):
-        raise WidthSearchError("give --same-flops or --flops/--macs, not both")
-    if args.flops is not None and args.macs is not None:
-        raise WidthSearchError("give --flops or --macs, not both")
-    for text in (args.params, args.flops, args.macs):
-        if text is not None:
-            parse_budget(text, 1)  # the syntax and range of the text; ratios need the model
-    _check_hardware_args(args)
-
-
-def _budgets(args: argparse.Namespace, space) -> tuple[int | None, int | None]:
-
-    params = space.params() if args.same_params else None
-    if args.params is not None:
-        params = parse_budget(args.params, space.params())
-    macs = space.macs() if args.same_flops else None
-    if args.flops is not None:
-        macs = parse_budget(args.flops, space.macs(), per=2)
-    if args.macs is not None:
-        macs = parse_budget(args.macs, space.macs())
-    return params, macs
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """The latency and memory models a command needs, and their budgets (absolute)."""
-
-    latency_model: Any = None
-    memory_model: Any = None
-    latency: float | None = None
-    memory: int | None = None
-    latency_note: str = ""
-
-
-def _check_hardware_args(args: argparse.Namespace) -> None:
-    """Budget syntax and conflicts, before any model is parsed or profiled."""
-
-    if args.same_latency and args.latency is not None:
-        raise WidthSearchError("give --same-latency or --latency, not both")
-    if args.latency is not None:
-        parse_latency(args.latency, 1.0)
-    if args.memory is not None:
-        parse_memory(args.memory, 1)
-    if args.latency or args.same_latency or args.profile or getattr(args, "hardware", False):
-        current_device(  # the device exists, the settings make sense
-            args.device, threads=args.threads, batch_size=args.batch_size or 1, dtype="float32"
-        )
-
-
-def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False) -> Hardware:
-    """The latency model (profile, cached or quick), the memory model and their budgets that
-    ``args`` ask for (see :func:`add_hardware_args`)."""
-    want_latency = bool(
-        args.latency or args.same_latency or args.profile or getattr(args, "hardware", False)
-    )
-    want_memory = bool(args.memory or getattr(args, "hardware", False))
-    latency_model = memory_model = None
-    note = ""
-    batch = args.batch_size
-    if want_latency:
-
-        def progress(message: str) -> None:
-            if not quiet:
-                print(message, file=sys.stderr, flush=True)
-
-        resolved = resolve_latency_model(
-            space,
-            profile=args.profile,
-            device=args.device,
-            threads=args.threads,
-            batch_size=args.batch_size,
-            solved_widths=solved_widths,
-            progress=progress,
-        )
-        latency_model, note = resolved.model, resolved.note
-        batch = latency_model.device.batch_size
-    if want_memory:
-        memory_model = activation_memory(space, batch_size=batch or 1)
-    latency = memory = None
-    if latency_model is not None:
-        base = latency_model(space.base_widths)
-        if args.same_latency:
-            latency = base
-        elif args.latency is not None:
-            latency = parse_latency(args.latency, base)
-    if memory_model is not None and args.memory is not None:
-        memory = parse_memory(args.memory, memory_model(space.base_widths))
-    return Hardware(latency_model, memory_model, latency, memory, note)
-
-
-def add_hardware_args(p: argparse.ArgumentParser, *, budgets: bool = True) -> None:
-    """Latency and memory options shared by reconfig and search."""
-
-    if budgets:
-        p.add_argument(
-            "--latency",
-            metavar="R",
-            help="predicted latency budget: ratio of the base's (0.9) or a time (12ms)",
-        )
-        p.add_argument(
-            "--same-latency", action="store_true", help="predicted latency at most the base's"
-        )
-        p.add_argument(
-            "--memory",
-            metavar="R",
-            help="training activation memory budget at --batch-size: ratio or a size (300MB)",
-        )
-    p.add_argument(
-        "--profile",
-        metavar="PROFILE.json",
-        help="latency profile of this device (widthsearch profile); default: a cached quick "
-        "profile, made if missing (about a minute)",
-    )
-    p.add_argument(
-        "--device", choices=DEVICES, default="cpu", help="device the latency is for (cpu)"
-    )
-    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
-    p.add_argument(
-        "--batch-size",
-        type=positive_int,
-        help="batch of the latency and memory figures (default: the profile's, or 1)",
-    )
+def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False) -> Models:
+    """The cost models ``args`` ask for: a budget's (``--latency``, ``--memory``, ...), the
+    latency model of ``--profile``, and every model with ``--hardware``."""
+    wanted = {k for k in budget_texts(args) if get_cost(k).build is not None}
+    if args.profile:
+        wanted.add("latency")
+    if getattr(args, "hardware", False):
+        wanted |= {k.name for k in COST_KINDS.values() if k.build is not None}
+    return models_for(args, space, wanted, quiet=quiet)
 
 
 def _synflow_progress(k: int, n: int) -> None:
@@ -418,9 +264,12 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     # everything a typo can break is checked before the seconds of imports and analysis
-    _check_budget_flags(args)
+    texts = budget_texts(args)
+    if not texts:
+        raise WidthSearchError(f"give a budget: {budget_flags()}")
+    check_device(args, need=bool(set(texts) & {"latency"} or args.profile or args.hardware))
     names = _baseline_names(args.baselines)
-    grid = GridSpec.parse(args.choices, args.tie or ())  # a typo fails before the analysis
+    grid = grid_spec(args)  # a typo fails before the analysis
     if args.output:
         check_output_path(args.output, "-o")
     input_size, kwargs = model_setting(args)
@@ -433,23 +282,19 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     space = WidthSpace.from_ref(args.model, input_size=input_size, **kwargs)
     parse_seconds = time.perf_counter() - start
-    params, macs = _budgets(args, space)
     hw = hardware_models(args, space, quiet=args.json)
     result = reconfigure(
         space,
-        params=params,
-        macs=macs,
-        latency=hw.latency,
-        memory=hw.memory,
-        latency_model=hw.latency_model,
-        memory_model=hw.memory_model,
-        latency_note=hw.latency_note,
+        budgets=absolute_budgets(space, texts, hw.models),
+        models=hw.models,
+        latency_note=hw.note,
         mode=args.mode,
         min_width=args.min_width,
         max_width=args.max_width,
         divisor=args.divisor,
         choices=None if grid.empty else grid,
         objective=args.objective,
+        time_limit=args.time_limit,
     )
     if args.output:
         save_width_file(args.output, result, space)
@@ -503,13 +348,7 @@ def add_parser(sub: Any) -> None:
         "300e6; a plain number of 1000 or more is a count).",
     )
     add_model_args(p)
-    p.add_argument("--same-flops", action="store_true", help="MACs (so FLOPs) at most the base's")
-    p.add_argument("--same-params", action="store_true", help="params at most the base's")
-    p.add_argument("--params", metavar="R", help="params budget: ratio or count")
-    p.add_argument(
-        "--flops", metavar="R", help="FLOPs budget: ratio, or a count of FLOPs (2 per MAC)"
-    )
-    p.add_argument("--macs", metavar="R", help="MACs budget: ratio, or a count of MACs")
+    add_budget_args(p)
     p.add_argument(
         "--mode",
         choices=["precrop", "preconfig"],
@@ -537,28 +376,12 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="widths are multiples of N (default 8)",
     )
-    p.add_argument(
-        "--choices",
-        metavar="LIST",
-        help="put every free group on a grid: multipliers of its base width (0.25x,0.5x,0.75x,1x; "
-        "each round(m*base)) or widths (8,16,24,32); the pick is the best lattice point under "
-        "every budget (exact within 1 s, else the best found and its gap)",
+    add_grid_args(
+        p,
+        "put the free groups on a width grid; the pick is the best lattice point "
+        "under every budget (exact, else the best found and its certified gap)",
     )
-    p.add_argument(
-        "--tie",
-        action="append",
-        metavar="GLOB[,GLOB...]",
-        help="the groups whose producers (see inspect) match these globs share one width; "
-        "repeatable",
-    )
-    p.add_argument(
-        "--objective",
-        choices=list(OBJECTIVES),
-        default=DEFAULT_OBJECTIVE,
-        help="what the widths maximize: "
-        + "; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values())
-        + f" (default {DEFAULT_OBJECTIVE})",
-    )
+    add_objective_args(p)
     p.add_argument(
         "--baselines",
         default="uniform",
@@ -567,11 +390,12 @@ def add_parser(sub: Any) -> None:
         "uniform (default), synflow (needs a params budget; 20 s to minutes on a CPU), "
         "uniform,synflow, or none",
     )
-    add_hardware_args(p)
+    add_cost_args(p)
     p.add_argument(
         "--hardware",
         action="store_true",
-        help="also predict latency and activation memory without budgets on them",
+        help="also predict every modelled cost (latency, activation memory, ...) without "
+        "budgets on them",
     )
     p.add_argument("-o", "--output", metavar="WIDTHS.json", help="write a JSON width file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -9,7 +9,7 @@ from typing import Any
 
 from widthsearch.errors import WidthSearchError
 from widthsearch.experiment import QUICK_FOLDER, report_folder, run_experiment
-from widthsearch.search.storage import DEFAULT_STORAGE
+from widthsearch.storage import DEFAULT_STORAGE
 from widthsearch.studyfile import load_config
 from widthsearch.train.data import load_dataset
 

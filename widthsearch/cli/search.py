@@ -11,11 +11,24 @@ from widthsearch.report.truth import truth_line
 from widthsearch.search.front import shown_front
 from widthsearch.search.run import run_search
 from widthsearch.search.settings import Ranges
-from widthsearch.search.storage import DEFAULT_STORAGE
+from widthsearch.solve.costs import COST_KINDS
 from widthsearch.solve.program import MODES
+from widthsearch.storage import DEFAULT_STORAGE
 from widthsearch.studyfile import StudyConfig, load_config
 
-from ._args import add_input_size, add_timm_kwargs, positive_float, positive_int, table, timm_kwargs
+from ._args import (
+    add_budget_range_args,
+    add_cost_args,
+    add_input_size,
+    add_objective_args,
+    add_timm_kwargs,
+    cost_settings,
+    dest,
+    positive_float,
+    positive_int,
+    table,
+    timm_kwargs,
+)
 
 
 def _budget(mix: dict[str, Any], key: str) -> str:
@@ -31,6 +44,11 @@ def format_front(info: dict[str, Any]) -> str:
     latency = "latency_ms" in info.get("objectives", [])
     truth = info.get("truth")
     shown = shown_front(info)
+    extra = [  # modelled costs the study has figures of: latency, memory, ...
+        k
+        for k in COST_KINDS.values()
+        if k.build is not None and info.get(k.base_key) and k.name in _shown_costs(info, latency)
+    ]
     rows = []
     for t in shown:
         mix = t["mix"]
@@ -46,11 +64,9 @@ def format_front(info: dict[str, Any]) -> str:
             f"{t['params_ratio']:.3f}",
             f"{t['macs_ratio']:.3f}",
         ]
-        if latency:
-            row.append(f"{t['latency_ratio']:.3f}")
+        row += ["" if t.get(k.ratio_key) is None else f"{t[k.ratio_key]:.3f}" for k in extra]
         row += [mix.get("mode", ""), _budget(mix, "params_ratio"), _budget(mix, "macs_ratio")]
-        if latency:
-            row.append(_budget(mix, "latency_ratio"))
+        row += [_budget(mix, k.ratio_key) for k in extra]
         row += [
             f"{mix.get('min_width', 0):.2f}",
             f"{mix.get('max_width', 1.0):.2f}",
@@ -60,8 +76,8 @@ def format_front(info: dict[str, Any]) -> str:
         if truth:
             row += [_acc(t.get("truth_acc")), _acc(t.get("truth_oracle"))]
         rows.append(row)
-    header = ["trial", "log SynExp", "params", "MACs"]
-    header += ["latency"] * latency + ["mode", "B_params", "B_MACs"] + ["B_lat"] * latency
+    header = ["trial", "log SynExp", "params", "MACs", *(k.column for k in extra)]
+    header += ["mode", "B_params", "B_MACs", *(f"B_{k.short or k.name}" for k in extra)]
     header += ["min_w", "max_w", "div", "widths/base"]
     header += ["table acc", "table best"] * bool(truth)
     c, h, w = info["input_size"]
@@ -93,6 +109,13 @@ def format_front(info: dict[str, Any]) -> str:
     right = {i for i, name in enumerate(header) if name not in ("mode", "widths/base")}
     lines += ["", table(header, rows, right=right)]
     return "\n".join(lines)
+
+
+def _shown_costs(info: dict[str, Any], latency: bool) -> set[str]:
+    """The modelled costs the front shows: latency where it is an axis, and every cost with a
+    budget range."""
+    ranged = {k for k, r in (info.get("ranges") or {}).items() if r}
+    return ranged | ({"latency"} if latency else set())
 
 
 def _acc(value: float | None) -> str:
@@ -131,10 +154,10 @@ def _modes(text: str) -> tuple[str, ...]:
 
 
 def _with_ranges(config: Any, args: argparse.Namespace) -> Any:
-    """The study config with the command line's ``--params``, ``--macs``, ``--width``,
-    ``--min-width``, ``--max-width``, ``--divisor`` and ``--mode`` ranges applied: each
-    replaces the study file's key of the same name (``[search.ranges]``), and the study records
-    them as it records the file's."""
+    """The study config with the command line's budget ranges (``--params``, ``--macs``,
+    ``--latency``, ... one per cost kind), ``--width``, ``--min-width``, ``--max-width``,
+    ``--divisor`` and ``--mode`` applied: each replaces the study file's key of the same name
+    (``[search.ranges]``), and the study records them as it records the file's."""
     from dataclasses import replace
 
     if args.width is not None and (args.min_width is not None or args.max_width is not None):
@@ -142,10 +165,10 @@ def _with_ranges(config: Any, args: argparse.Namespace) -> Any:
             "give --width LO,HI (both bounds fixed) or --min-width/--max-width ranges, not both"
         )
     changes: dict[str, Any] = {}
-    if args.params is not None:
-        changes["params"] = _range(args.params, "params", free=True)
-    if args.macs is not None:
-        changes["macs"] = _range(args.macs, "macs", free=True)
+    for kind in COST_KINDS.values():
+        text = getattr(args, dest(kind.flag), None)
+        if text is not None:
+            changes[kind.name] = _range(text, dest(kind.flag).replace("_", "-"), free=True)
     if args.width is not None:
         lo, hi = _range(args.width, "width") or (0.0, 0.0)
         changes["min_width"], changes["max_width"] = (lo, lo), (hi, hi)
@@ -157,8 +180,8 @@ def _with_ranges(config: Any, args: argparse.Namespace) -> Any:
         changes["divisor"] = tuple(dict.fromkeys(args.divisor))
     if args.mode is not None:
         changes["mode"] = _modes(args.mode)
-    ranges = replace(config.ranges, **changes)
-    if ranges.params is None and ranges.macs is None and not (ranges.latency or ranges.memory):
+    ranges = config.ranges.replace(**changes)
+    if not ranges.ranged:
         raise StudyConfigError(
             "--params none and --macs none leave nothing to budget; give one of them a range"
         )
@@ -166,24 +189,19 @@ def _with_ranges(config: Any, args: argparse.Namespace) -> Any:
 
 
 def _with_hardware(config: Any, args: argparse.Namespace) -> Any:
-    """The study config with the command line's latency and memory settings applied."""
+    """The study config with the command line's cost-model settings (``--profile``,
+    ``--device``, ``--threads``, ``--batch-size``, ``--activation-bytes``), objective and
+    time limit applied."""
     from dataclasses import replace
 
-    ranges = config.ranges
-    if args.latency is not None:
-        ranges = replace(ranges, latency=_range(args.latency, "latency"))
-    if args.memory is not None:
-        ranges = replace(ranges, memory=_range(args.memory, "memory"))
-    hw = config.hardware
-    hw = replace(
-        hw,
-        profile=args.profile or hw.profile,
-        device=args.device or hw.device,
-        threads=args.threads or hw.threads,
-        batch_size=args.batch_size or hw.batch_size,
-    )
+    hw = cost_settings(args, config.hardware)
     latency = config.latency or args.latency_objective or bool(args.profile)
-    return replace(config, ranges=ranges, hardware=hw, latency=latency)
+    changes: dict[str, Any] = {"hardware": hw, "latency": latency}
+    if args.objective is not None:
+        changes["objective"] = args.objective
+    if args.time_limit is not None:
+        changes["time_limit"] = args.time_limit
+    return replace(config, **changes)
 
 
 def _setting(args: argparse.Namespace, config: Any) -> tuple[tuple[int, int, int], dict]:
@@ -263,19 +281,7 @@ def _divisors(text: str) -> list[int]:
 def add_range_args(p: argparse.ArgumentParser) -> None:
     """The mix ranges of ``[search.ranges]`` as options; each replaces the file's key."""
     r = Ranges()
-    params, macs = r.params or (0.0, 0.0), r.macs or (0.0, 0.0)
-    p.add_argument(
-        "--params",
-        metavar="LO,HI",
-        help=f"params budget range, ratios of the base (default {params[0]:g},{params[1]:g};"
-        " one number fixes it; none: unconstrained)",
-    )
-    p.add_argument(
-        "--macs",
-        metavar="LO,HI",
-        help=f"MACs budget range, ratios of the base (default {macs[0]:g},{macs[1]:g}; "
-        "none: unconstrained)",
-    )
+    add_budget_range_args(p, r)
     p.add_argument(
         "--width",
         metavar="LO,HI",
@@ -350,21 +356,12 @@ def add_parser(sub: Any) -> None:
     )
     add_range_args(p)
     p.add_argument(
-        "--latency",
-        metavar="LO,HI",
-        help="predicted latency budget range, ratios of the base's (adds latency as an objective)",
-    )
-    p.add_argument(
-        "--memory", metavar="LO,HI", help="training activation memory budget range (ratios)"
-    )
-    p.add_argument(
         "--latency-objective",
         action="store_true",
-        help="predicted latency as a fourth objective, without a budget range",
+        help="predicted latency as a fourth objective, without a budget range (a latency "
+        "range adds it too)",
     )
-    p.add_argument("--profile", metavar="PROFILE.json", help="latency profile of the device")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="device the latency is for (cpu)")
-    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
-    p.add_argument("--batch-size", type=positive_int, help="batch of latency and memory (1)")
+    add_objective_args(p, default=None)
+    add_cost_args(p, defaults=False)
     p.add_argument("--json", action="store_true", help="print the result as JSON, no progress")
     p.set_defaults(func=run)

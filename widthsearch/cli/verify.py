@@ -11,8 +11,8 @@ from dataclasses import replace
 from typing import Any
 
 from widthsearch.hardware.timing import describe_load
-from widthsearch.search.storage import DEFAULT_STORAGE
 from widthsearch.space.source import model_slug
+from widthsearch.storage import DEFAULT_STORAGE
 from widthsearch.train.augment import POLICIES as AUGMENTS
 from widthsearch.train.data import load_dataset
 from widthsearch.train.head import DEFAULT_POLICY as HEAD

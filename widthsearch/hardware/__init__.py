@@ -61,8 +61,8 @@ from widthsearch.hardware.timing import (
     median,
     others_busy,
     pinned_threads,
-    prepare,
     spread,
+    timing_ready,
 )
 
 __all__ = [
@@ -109,7 +109,7 @@ __all__ = [
     "pinned_threads",
     "pooled_fit",
     "predict",
-    "prepare",
+    "timing_ready",
     "resolve_latency_model",
     "sample_widths",
     "spread",

@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from widthsearch.space._trace import _NAMES, ChannelTracer, _fname, _tensors
+from widthsearch.space._ops import NAMES, fname, tensors_in
+from widthsearch.space._trace import ChannelTracer
 
 _FREE_OPS = {
     "view",
@@ -53,12 +54,12 @@ class OpTracer(ChannelTracer):
         kwargs = kwargs or {}
         n = len(self.layers)
         out = super().__torch_function__(func, types, args, kwargs)
-        name = _NAMES.get(func) or _fname(func)
+        name = NAMES.get(func) or fname(func)
         short = name.rpartition(".")[2]
         if short in _FREE_OPS or short.endswith("__get__"):
             return out
-        inputs = [t for t in _tensors((*args, *kwargs.values())) if self.label(t)]
-        outputs = [t for t in _tensors((out,)) if self.label(t)]
+        inputs = [t for t in tensors_in((*args, *kwargs.values())) if self.label(t)]
+        outputs = [t for t in tensors_in((out,)) if self.label(t)]
         layer = next((lay for lay in self.layers[n:] if lay.kind not in ("norm", "scale")), None)
         if layer is not None:  # a conv, linear, filter (a computed weight may add a scale)
             kind = "conv" if layer.kind in ("conv", "grouped", "linear") else "depthwise"

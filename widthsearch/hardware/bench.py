@@ -1,22 +1,22 @@
-"""Measured against predicted: a width vector's latency and activation memory next to its base.
+"""Measured against predicted: a width vector's latency and counted costs next to its base.
 
 :func:`bench_widths` is what ``widthsearch bench`` runs. Latency: the candidate and the base
 are timed in one interleaved run (:func:`widthsearch.hardware.timing.measure`, threads pinned,
 warm-up, median of at least 20 runs each), so load on a shared machine hits both alike and their
-ratio is the figure to trust. Memory: the bytes autograd saves in one training step at the batch
-size (:func:`widthsearch.hardware.memory_trace.saved_bytes`, on the CPU) against the exact
-posynomial.
+ratio is the figure to trust. Counted costs (:class:`Counted`: the activation memory a training
+step saves, the peak activation memory of an inference pass, ...): each counted on the realized
+models against its model's exact prediction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import UnsupportedModelError, WidthSearchError
 from widthsearch.hardware.memory import activation_memory
-from widthsearch.hardware.timing import measure, median, prepare, spread
+from widthsearch.hardware.timing import measure, median, spread, timing_ready
 
 if TYPE_CHECKING:
     from torch import nn
@@ -29,30 +29,49 @@ MIN_RUNS = 20
 
 
 @dataclass(frozen=True)
+class Counted:
+    """A cost counted on the realized models next to its model's prediction: the cost kind's
+    value ``key`` (``memory_bytes``), its model of the width space (raising
+    :class:`~widthsearch.errors.UnsupportedModelError` where it has none), and its count on a
+    realized model."""
+
+    key: str
+    model: Callable[[], Callable[[Sequence[int]], float]]
+    count: Callable[[nn.Module], float]
+
+
+@dataclass(frozen=True)
 class Measured:
-    """One model's predicted and measured latency and training activation memory."""
+    """One model's predicted and measured latency, and its counted costs."""
 
     predicted_ms: float
     measured_ms: float
     spread: float
     """Interquartile range of the runs over their median."""
-    memory_bytes: int | None
-    """Predicted (exact posynomial) activation bytes of a training step at the batch size;
-    None where the model cannot run a training step at that batch (see ``memory_note``)."""
-    measured_memory_bytes: int | None
     params: int
     macs: int
+    counted: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    """Cost key -> (predicted, counted) on this model; None where its model could not be built
+    (see the result's notes)."""
+
+    @property
+    def memory_bytes(self) -> float | None:
+        return self.counted.get("memory_bytes", (None, None))[0]
+
+    @property
+    def measured_memory_bytes(self) -> float | None:
+        return self.counted.get("memory_bytes", (None, None))[1]
 
     def to_dict(self, prefix: str = "") -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             f"{prefix}predicted_ms": self.predicted_ms,
             f"{prefix}measured_ms": self.measured_ms,
             f"{prefix}spread": self.spread,
-            f"{prefix}memory_bytes": self.memory_bytes,
-            f"{prefix}measured_memory_bytes": self.measured_memory_bytes,
-            f"{prefix}params": self.params,
-            f"{prefix}macs": self.macs,
         }
+        for key, (predicted, counted) in self.counted.items():
+            out[f"{prefix}{key}"] = predicted
+            out[f"{prefix}measured_{key}"] = counted
+        return out | {f"{prefix}params": self.params, f"{prefix}macs": self.macs}
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,8 @@ class BenchResult:
     base: Measured
     latency_note: str
     memory_note: str = ""
+    """Why a counted cost has no figures (a model that cannot run a training step at the
+    batch, say)."""
 
     def to_dict(self) -> dict[str, Any]:
         main = self.candidate or self.base
@@ -85,6 +106,21 @@ class BenchResult:
         return out
 
 
+def training_memory(space: WidthSpace, batch_size: int) -> Counted:
+    """The activation memory a training step saves, counted (:func:`~widthsearch.hardware.
+    memory_trace.saved_bytes`) against :func:`~widthsearch.hardware.memory.activation_memory`."""
+    import torch
+
+    from widthsearch.hardware.memory_trace import saved_bytes
+
+    example = torch.randn(batch_size, *space.input_size)
+    return Counted(
+        "memory_bytes",
+        lambda: activation_memory(space, batch_size=batch_size),
+        lambda m: saved_bytes(m, example)[0],
+    )
+
+
 def bench_widths(
     space: WidthSpace,
     widths: Sequence[int] | None,
@@ -94,37 +130,44 @@ def bench_widths(
     latency_note: str = "",
     runs: int = 30,
     warmup: int = 5,
+    counted: Sequence[Counted] | None = None,
 ) -> BenchResult:
-    """Measure ``space`` at ``widths`` (None: the base alone) against its base on ``device``."""
+    """Measure ``space`` at ``widths`` (None: the base alone) against its base on ``device``;
+    ``counted``: the costs counted on both (default: the training activation memory at the
+    device's batch)."""
     import torch
-
-    from widthsearch.hardware.memory_trace import saved_bytes
 
     if runs < MIN_RUNS:
         raise WidthSearchError(f"--runs must be at least {MIN_RUNS} for a median, got {runs}")
     vectors = [space.base_widths] if widths is None else [space.base_widths, space.widths(widths)]
     torch.manual_seed(0)
     models = [space.realize(w) for w in vectors]
-    try:
-        memory = activation_memory(space, batch_size=device.batch_size)
-        example = torch.randn(device.batch_size, *space.input_size)
-        saved: list[int | None] = [saved_bytes(m, example)[0] for m in models]
-        memory_note = ""
-    except UnsupportedModelError as exc:  # e.g. BatchNorm on a 1x1 map at batch 1
-        memory, saved, memory_note = None, [None] * len(models), f"no memory figures: {exc}"
+    counts: list[dict[str, tuple[float | None, float | None]]] = [{} for _ in models]
+    notes = []
+    if counted is None:
+        counted = [training_memory(space, device.batch_size)]
+    for cost in counted:
+        try:
+            predict = cost.model()
+            for w, m, out in zip(vectors, models, counts, strict=True):
+                out[cost.key] = (predict(w), cost.count(m))
+        except UnsupportedModelError as exc:  # e.g. BatchNorm on a 1x1 map at batch 1
+            notes.append(f"no {cost.key} figures: {exc}")
+            for out in counts:
+                out[cost.key] = (None, None)
     timed = measure_latency(models, space.input_size, device, runs=runs, warmup=warmup)
     results = [
         Measured(
             predicted_ms=latency(w),
             measured_ms=t[0],
             spread=t[1],
-            memory_bytes=None if memory is None else memory(w),
-            measured_memory_bytes=s,
             params=space.params(w),
             macs=space.macs(w),
+            counted=c,
         )
-        for w, t, s in zip(vectors, timed, saved, strict=True)
+        for w, t, c in zip(vectors, timed, counts, strict=True)
     ]
+    memory_note = "; ".join(notes)
     return BenchResult(
         model=space.model,
         input_size=tuple(space.input_size),
@@ -155,9 +198,17 @@ def measure_latency(
 
     if runs < MIN_RUNS:
         raise WidthSearchError(f"latency runs must be at least {MIN_RUNS} for a median, got {runs}")
-    prepared = [prepare(m, device) for m in models]
+    prepared = [timing_ready(m, device) for m in models]
     times = measure(prepared, input_size, device, runs=runs, warmup=warmup)
     return [(median(t), spread(t)) for t in times]
 
 
-__all__ = ["MIN_RUNS", "BenchResult", "Measured", "bench_widths", "measure_latency"]
+__all__ = [
+    "MIN_RUNS",
+    "BenchResult",
+    "Counted",
+    "Measured",
+    "bench_widths",
+    "measure_latency",
+    "training_memory",
+]

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from widthsearch.errors import UnsupportedModelError
+from widthsearch.space._ops import tensors_in
 from widthsearch.space._optrace import run_traced
-from widthsearch.space._trace import ChannelTracer, _tensors
+from widthsearch.space._trace import ChannelTracer
 from widthsearch.space.cost import Monomial, Posynomial, monomial
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class _MemoryTracer(ChannelTracer):
         outer, self.pending = self.pending, []
         try:
             out = super().__torch_function__(func, types, args, kwargs)
-            for o in _tensors((out,)):
+            for o in tensors_in((out,)):
                 pname = self._pview.get(id(o))
                 s = o.untyped_storage()
                 if pname and o.numel() * o.element_size() == s.nbytes() > 0:
@@ -201,7 +202,7 @@ class _MemoryTracer(ChannelTracer):
     def resolve(self, args: tuple, out: Any) -> None:
         """Account for the tensors saved during one op (inputs ``args``, output ``out``)."""
         pending, self.pending = self.pending, []
-        context = [t for t in _tensors((out,)) + _tensors(args) if self.label(t) is not None]
+        context = [t for t in tensors_in((out,)) + tensors_in(args) if self.label(t) is not None]
         for t in pending:
             s = t.untyped_storage()
             ptr = s.data_ptr()
@@ -230,7 +231,7 @@ class _MemoryTracer(ChannelTracer):
                     return _Stored(nbytes, lab.segs, nbytes // channels)
                 if t.ndim == 1 and t.numel() == channels > 1:
                     return _Stored(nbytes, lab.segs, t.element_size())
-            for a in _tensors(args) if not context else ():  # an op on parameters only
+            for a in tensors_in(args) if not context else ():  # an op on parameters only
                 pname = self._pview.get(id(a))
                 if pname is None:
                     continue

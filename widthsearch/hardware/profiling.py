@@ -27,7 +27,7 @@ from widthsearch.hardware.latency_model import (
     fit_errors,
 )
 from widthsearch.hardware.profile import ModelFit, Profile, pooled_fit
-from widthsearch.hardware.timing import Device, measure, median, prepare, spread
+from widthsearch.hardware.timing import Device, measure, median, spread, timing_ready
 from widthsearch.space.grid import nearest, width_grid
 
 if TYPE_CHECKING:
@@ -139,8 +139,8 @@ def time_widths(
     base_medians = []
     for k, chunk in enumerate(chunks):
         torch.manual_seed(0)
-        models = [prepare(space.realize(space.base_widths), device)]
-        models += [prepare(space.realize(widths[i]), device) for i in chunk]
+        models = [timing_ready(space.realize(space.base_widths), device)]
+        models += [timing_ready(space.realize(widths[i]), device) for i in chunk]
         if progress:
             progress(f"timing {len(chunk)} models (chunk {k + 1}/{len(chunks)})")
         chunk_deadline = None
@@ -187,7 +187,7 @@ def fit_model(
 
     start = time.perf_counter()
     deadline = start + seconds
-    base = prepare(space.realize(), device)
+    base = timing_ready(space.realize(), device)
     realize_s = time.perf_counter() - start
     probe = median(measure([base], space.input_size, device, runs=2, warmup=1)[0]) / 1e3
     del base

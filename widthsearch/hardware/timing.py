@@ -186,7 +186,7 @@ def others_busy() -> Iterator[Load]:
             load.cores = min(cores, max(0.0, (end_busy - start_busy - own) / wall))
 
 
-def prepare(model: nn.Module, device: Device) -> nn.Module:
+def timing_ready(model: nn.Module, device: Device) -> nn.Module:
     """``model`` in eval mode on the device, in the device's dtype."""
     import torch
 
@@ -240,7 +240,7 @@ def measure(
     """Milliseconds of each of ``runs`` timed forward passes per model, interleaved.
 
     Every model first runs ``warmup`` times (allocator, oneDNN/cuDNN kernel choice); then each
-    round times every model once in a random order. Models must already be :func:`prepare`-d.
+    round times every model once in a random order. Models must already be :func:`timing_ready`.
     Past ``deadline`` (a ``time.perf_counter()`` value) no new round starts once
     :data:`MIN_ROUNDS` are done. ``progress(done, total)`` is called after each round.
     """
@@ -293,6 +293,6 @@ __all__ = [
     "median",
     "others_busy",
     "pinned_threads",
-    "prepare",
+    "timing_ready",
     "spread",
 ]

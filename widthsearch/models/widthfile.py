@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 from widthsearch._io import write_atomic
 from widthsearch._version import __version__
 from widthsearch.errors import InvalidWidthsError, WidthFileError, WidthSearchWarning
-from widthsearch.solve.program import MAX_WIDTH_RATIO
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
+from widthsearch.solve.program import DEFAULT_MIN_WIDTH, MAX_WIDTH_RATIO, MODES, Budgets
+from widthsearch.solve.solver import Problem
 from widthsearch.space.choices import GridSpec
 from widthsearch.space.width_space import WidthSpace
 
@@ -74,6 +76,26 @@ class WidthFile:
             GridError: the file's ``grid`` cannot be read.
         """
         return GridSpec.from_dict(self.data.get("grid"))
+
+    def problem(self) -> Problem:
+        """What the widths solved, without its budgets: mode, bounds, divisor, grid and ties,
+        objective (files written before these were recorded: the defaults). Verification
+        draws its controls on it (:func:`widthsearch.verify.plan.with_controls`).
+
+        Raises:
+            GridError: the file's ``grid`` cannot be read.
+        """
+        d = self.data
+        mode = d.get("mode", "preconfig")
+        return Problem(
+            Budgets(),
+            objective=str(d.get("objective") or DEFAULT_OBJECTIVE),
+            mode=mode if mode in MODES else "preconfig",
+            min_width=float(d.get("min_width", DEFAULT_MIN_WIDTH)),
+            max_width=None if d.get("max_width") is None else float(d["max_width"]),
+            divisor=int(d.get("divisor", 8)),
+            grid=self.grid,
+        )
 
     def space(self) -> WidthSpace:
         """The width space of the file's model, analysed anew and checked against the file.
@@ -210,6 +232,7 @@ def width_file_dict(result: Reconfiguration, space: WidthSpace) -> dict[str, Any
         **({} if result.grid.empty else {"grid": info["grid"], "lattice": info["lattice"]}),
         "objective": result.objective,
         "held": list(result.held),
+        **({"decisions": list(result.decisions)} if result.decisions else {}),
     }
 
 

@@ -7,6 +7,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.report.truth import truth_line
+from widthsearch.solve.costs import COST_KINDS, CostKind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,12 +18,9 @@ FRONT_ROWS_SHOWN = 25
 SHOWN = {
     "trial": "trial",
     "log_synexp": "log SynExp",
-    "params_ratio": "params ×base",
-    "macs_ratio": "MACs ×base",
-    "latency_ratio": "latency ×base",
+    **{k.ratio_key: f"{k.column} ×base" for k in COST_KINDS.values()},
     "mode": "mode",
-    "budget_params": "params budget",
-    "budget_macs": "MACs budget",
+    **{f"budget_{k.name}": f"{k.column} budget" for k in COST_KINDS.values()},
     "min_width": "min width",
     "max_width": "max width",
     "divisor": "divisor",
@@ -31,7 +29,18 @@ SHOWN = {
     "truth_acc": "table accuracy",
     "truth_oracle": "table best within",
 }
-"""Front columns on the page (all of them, with the widths, are in front.csv)."""
+"""Front columns on the page (all of them, with the widths, are in front.csv); a cost kind's
+columns show where the study has its figures (:func:`costs_of`)."""
+
+
+def costs_of(report: dict[str, Any]) -> list[CostKind]:
+    """The cost kinds a study has figures for: params, MACs and every modelled kind whose base
+    value it stored."""
+    return [k for k in COST_KINDS.values() if k.build is None or report.get(k.base_key)]
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def front_table(report: dict[str, Any]) -> pd.DataFrame:
@@ -41,6 +50,7 @@ def front_table(report: dict[str, Any]) -> pd.DataFrame:
 
     base = report.get("base_widths") or []
     fixed = set(report.get("fixed_groups") or [])
+    kinds = costs_of(report)
     rows = []
     for t in sorted(report["front"], key=lambda t: -t["log_synexp"]):
         mix = t["mix"]
@@ -50,21 +60,10 @@ def front_table(report: dict[str, Any]) -> pd.DataFrame:
             {
                 "trial": t["number"],
                 "log_synexp": round(t["log_synexp"], 4),
-                "params": t["params"],
-                "macs": t["macs"],
-                "params_ratio": round(t["params_ratio"], 4),
-                "macs_ratio": round(t["macs_ratio"], 4),
-                "latency_ms": None if t.get("latency_ms") is None else round(t["latency_ms"], 3),
-                "latency_ratio": None
-                if t.get("latency_ratio") is None
-                else round(t["latency_ratio"], 4),
+                **{k.key: _round(t.get(k.key), 3) for k in kinds},
+                **{k.ratio_key: _round(t.get(k.ratio_key), 4) for k in kinds},
                 "mode": mix.get("mode"),
-                "budget_params": None
-                if mix.get("params_ratio") is None
-                else round(mix["params_ratio"], 4),
-                "budget_macs": None
-                if mix.get("macs_ratio") is None
-                else round(mix["macs_ratio"], 4),
+                **{f"budget_{k.name}": _round(mix.get(k.ratio_key), 4) for k in kinds},
                 "min_width": round(mix.get("min_width", 0.0), 4),
                 "max_width": round(mix.get("max_width", 1.0), 4),
                 "divisor": mix.get("divisor"),
@@ -93,8 +92,7 @@ def markdown(df: pd.DataFrame) -> str:
 def front_html(report: dict[str, Any], table: pd.DataFrame) -> str:
     """The page's front section under its heading: the thinned front's rows of ``table``,
     cheapest MACs first, with what the thinning left out."""
-    columns = [c for c in SHOWN if c != "latency_ratio" or report.get("base_latency_ms")]
-    columns = [c for c in columns if not c.startswith("truth_") or "truth" in report]
+    columns = [c for c in SHOWN if c in table.columns]
     thinned = table[table["trial"].isin(report["shown"])].sort_values(["macs", "params"])
     shown = thinned[columns].rename(columns=SHOWN)
     costs = "params, MACs and latency" if report.get("base_latency_ms") else "params and MACs"
@@ -124,4 +122,4 @@ def _truth_note(report: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["FRONT_ROWS_SHOWN", "SHOWN", "front_html", "front_table", "markdown"]
+__all__ = ["FRONT_ROWS_SHOWN", "SHOWN", "costs_of", "front_html", "front_table", "markdown"]

@@ -28,6 +28,7 @@ from widthsearch.report.scale import ReportScale, check_replace
 from widthsearch.report.truth import TruthTable, annotate_front
 from widthsearch.report.verification import verification_html
 from widthsearch.search import load_front, open_storage, stored_latency, trial_summary
+from widthsearch.solve.costs import COST_KINDS
 from widthsearch.verify import quick_check, stored_verifications
 
 if TYPE_CHECKING:
@@ -119,19 +120,14 @@ def _settings_html(report: dict[str, Any], attrs: dict[str, Any]) -> str:
         ("base", f"{report['base_params']:,} params, {report['base_macs']:,} MACs per image"),
         ("trials", f"{report['trials']} finished (front: {len(report['front'])})"),
         ("sampler, seed", sampler),
-        ("params budget", times_base(rng("params"))),
-        ("MACs budget", times_base(rng("macs"))),
         *(
-            [
-                ("latency budget", times_base(rng("latency"))),
-                ("latency model", html.escape(report.get("latency_model") or "")),
-            ]
-            if report.get("base_latency_ms")
-            else []
+            (f"{kind.label} budget", times_base(rng(kind.name)))
+            for kind in COST_KINDS.values()
+            if kind.build is None or ranges.get(kind.name) or report.get(kind.base_key)
         ),
         *(
-            [("memory budget", times_base(rng("memory")) + " (training activations)")]
-            if ranges.get("memory")
+            [("latency model", html.escape(report.get("latency_model") or ""))]
+            if report.get("base_latency_ms")
             else []
         ),
         ("min width", f"{rng('min_width')} &times; base"),
@@ -203,12 +199,7 @@ def _trials(study: optuna.Study, report: dict[str, Any]) -> list[dict[str, Any]]
     """Every finished trial with widths, duplicates left out, summarized against the base."""
     import optuna
 
-    base = {
-        "params": report["base_params"],
-        "macs": report["base_macs"],
-        "latency_ms": report.get("base_latency_ms"),
-        "memory_bytes": report.get("base_memory_bytes"),
-    }
+    base = {kind.key: report.get(kind.base_key) for kind in COST_KINDS.values()}
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     return [
         trial_summary(t, base)

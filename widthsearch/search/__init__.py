@@ -2,7 +2,7 @@
 
 One module per concept: :mod:`~widthsearch.search.settings` (what a search explores),
 :mod:`~widthsearch.search.attrs` (the study's attribute keys),
-:mod:`~widthsearch.search.storage` (SQLite, journal files, PostgreSQL),
+:mod:`~widthsearch.storage` (SQLite, journal files, PostgreSQL),
 :mod:`~widthsearch.search.study` (a study's settings, and opening and loading it),
 :mod:`~widthsearch.search.samplers` (the mixes trials take),
 :mod:`~widthsearch.search.hardware` (latency and memory models),
@@ -26,28 +26,17 @@ from widthsearch.search.front import (
     widths_key,
 )
 from widthsearch.search.hardware import HardwareModels, hardware_models, stored_latency
-from widthsearch.search.objective import Infeasible, Objective
+from widthsearch.search.objective import Infeasible, SearchTrial
 from widthsearch.search.run import SearchResult, run_search
 from widthsearch.search.samplers import SobolMixes, make_sampler, mix_distributions
 from widthsearch.search.settings import (
+    AXES,
     DEFAULT_SAMPLER,
     DIRECTIONS,
-    OBJECTIVES,
     SAMPLERS,
     Hardware,
     Ranges,
     SearchConfig,
-)
-from widthsearch.search.storage import (
-    DEFAULT_STORAGE,
-    VERIFICATION_MARK,
-    find_study,
-    is_sqlite,
-    is_verification,
-    missing_study,
-    open_storage,
-    storage_name,
-    study_names,
 )
 from widthsearch.search.study import (
     check_settings,
@@ -58,8 +47,20 @@ from widthsearch.search.study import (
     study_settings,
 )
 from widthsearch.search.trial_file import save_trial_width_file, trial_result
+from widthsearch.storage import (
+    DEFAULT_STORAGE,
+    VERIFICATION_MARK,
+    find_study,
+    is_verification,
+    missing_study,
+    open_storage,
+    storage_name,
+    study_names,
+)
 
 __all__ = [
+    "AXES",
+    "SearchTrial",
     "DEFAULT_ROWS",
     "DEFAULT_SAMPLER",
     "VERIFICATION_MARK",
@@ -69,8 +70,6 @@ __all__ = [
     "Hardware",
     "HardwareModels",
     "Infeasible",
-    "OBJECTIVES",
-    "Objective",
     "Ranges",
     "SAMPLERS",
     "SEARCH_STUDY",
@@ -87,7 +86,6 @@ __all__ = [
     "finished_count",
     "front",
     "hardware_models",
-    "is_sqlite",
     "is_verification",
     "load_front",
     "load_search_study",

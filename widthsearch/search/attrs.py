@@ -35,7 +35,13 @@ class StudyAttr:
     RANGES: Final = "ranges"
     SAMPLER: Final = "sampler"
     SEED: Final = "seed"
-    OBJECTIVES: Final = "objectives"
+    AXES: Final = "objectives"
+    """The study's Pareto axes, by name (the stored key predates the objective registry)."""
+    OBJECTIVE: Final = "objective"
+    """The objective every trial maximizes (absent on studies made before it was recorded:
+    ``synexp``)."""
+    TIME_LIMIT: Final = "time_limit"
+    """Seconds each trial's lattice search may take (absent: the default)."""
     GRID: Final = "grid"
     """The width grid and ties (:meth:`widthsearch.space.choices.GridSpec.to_dict`); absent
     on studies on the divisor grid."""
@@ -53,6 +59,10 @@ class StudyAttr:
     verification show predicted latency without profiling again."""
     BASE_MEMORY_BYTES: Final = "base_memory_bytes"
     MEMORY_BATCH_SIZE: Final = "memory_batch_size"
+    COST_SETTINGS: Final = "cost_settings"
+    """The :class:`~widthsearch.solve.costs.CostSettings` the study's cost models were built
+    with (the base value of each kind is ``base_{key}``, :attr:`CostKind.base_key
+    <widthsearch.solve.costs.CostKind.base_key>`)."""
 
 
 class TrialAttr:
@@ -68,6 +78,14 @@ class TrialAttr:
     """Why a pruned trial's budgets are out of reach of its bounds."""
     SOLVER_FAILED: Final = "solver_failed"
     """Why the solver failed on a pruned trial's mix."""
+    LOG_SYNEXP: Final = "log_synexp"
+    """log SynExp of the widths, where the study's objective is another (its value is the
+    trial's first value)."""
+    DECISIONS: Final = "decisions"
+    """What the solve decided that the user should know (see
+    :attr:`widthsearch.solve.solver.Solution.decisions`), where it decided anything."""
+    GAP: Final = "gap"
+    """The certified gap of a lattice search that reached its time limit."""
 
 
 __all__ = ["SEARCH_STUDY", "StudyAttr", "TrialAttr"]

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.search.attrs import StudyAttr, TrialAttr
-from widthsearch.search.settings import OBJECTIVES
-from widthsearch.search.storage import storage_name
+from widthsearch.search.settings import AXES
 from widthsearch.search.study import finished_count, load_search_study
+from widthsearch.solve.costs import COST_KINDS
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
+from widthsearch.storage import storage_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,10 +80,10 @@ def thin_front(points: Sequence[dict[str, Any]], eps: float) -> list[dict[str, A
 
     The costs (params, MACs and, in a study with a latency objective, predicted latency) are
     cut into cells of relative size ``1 + eps`` (log scale); each cell keeps its point with the
-    highest log SynExp, and a cell's point is dropped when a point in a cell no costlier in
-    every cost has at least its log SynExp. So every point left out has a shown point within
-    ``1 + eps`` times each of its costs with at least its log SynExp. ``points`` are
-    :func:`trial_summary` dicts (the front); ``eps=0`` returns them all.
+    highest objective value (log SynExp for SynExp studies), and a cell's point is dropped when
+    a point in a cell no costlier in every cost has at least its value. So every point left
+    out has a shown point within ``1 + eps`` times each of its costs with at least its value.
+    ``points`` are :func:`trial_summary` dicts (the front); ``eps=0`` returns them all.
     """
     if eps <= 0 or not points:
         return list(points)
@@ -94,10 +96,10 @@ def thin_front(points: Sequence[dict[str, Any]], eps: float) -> list[dict[str, A
     best: dict[tuple[int, ...], dict[str, Any]] = {}
     for t in points:
         cell = tuple(math.floor(math.log(t[c]) / step) for c in costs)
-        if cell not in best or t["log_synexp"] > best[cell]["log_synexp"]:
+        if cell not in best or _value(t) > _value(best[cell]):
             best[cell] = t
     cells = list(best)
-    objs = np.array([(*c, -best[c]["log_synexp"]) for c in cells], dtype=float)
+    objs = np.array([(*c, -_value(best[c])) for c in cells], dtype=float)
     # weak dominance: an equal-cell point cannot beat itself (one per cell), so <= suffices
     keep = np.ones(len(cells), dtype=bool)
     for i in range(len(cells)):
@@ -108,31 +110,43 @@ def thin_front(points: Sequence[dict[str, Any]], eps: float) -> list[dict[str, A
     return sorted(shown, key=lambda t: (t["macs"], t["params"]))
 
 
+def _value(t: dict[str, Any]) -> float:
+    """A trial summary's objective value (summaries written before it had one: log SynExp)."""
+    return t["value"] if t.get("value") is not None else t["log_synexp"]
+
+
 def trial_summary(t: optuna.trial.FrozenTrial, space_base: dict[str, Any]) -> dict[str, Any]:
-    """JSON-ready description of a finished trial (``space_base``: the base's params, MACs
-    and, where the study has them, latency_ms and memory_bytes)."""
+    """JSON-ready description of a finished trial (``space_base``: the base's value of every
+    cost kind by its key: params, MACs and, where the study has them, latency_ms,
+    memory_bytes, ...). Costs are the trial's values (params, MACs, latency where it is an
+    axis) or its attributes (the other modelled costs, by their key)."""
     a = t.user_attrs
-    log_s, params, macs = t.values[:3] if t.values else (None, None, None)
-    latency = t.values[3] if t.values and len(t.values) > 3 else None
-    memory = a.get(TrialAttr.MEMORY_BYTES)
-    base_lat, base_mem = space_base.get("latency_ms"), space_base.get("memory_bytes")
+    value, params, macs = t.values[:3] if t.values else (None, None, None)
+    log_s = a.get(TrialAttr.LOG_SYNEXP, value)  # a SynExp study's value is log SynExp
+    figures: dict[str, Any] = {
+        "params": None if params is None else int(params),
+        "macs": None if macs is None else int(macs),
+        "latency_ms": t.values[3] if t.values and len(t.values) > 3 else None,
+    }
+    costs: dict[str, Any] = {}
+    for kind in COST_KINDS.values():
+        new = figures.get(kind.key, a.get(kind.key))
+        base = space_base.get(kind.key)
+        costs[kind.key] = new
+        costs[kind.ratio_key] = None if new is None or not base else new / base
     return {
         "number": t.number,
         "state": t.state.name,
         "log_synexp": log_s,
-        "params": None if params is None else int(params),
-        "macs": None if macs is None else int(macs),
-        "params_ratio": None if params is None else params / space_base["params"],
-        "macs_ratio": None if macs is None else macs / space_base["macs"],
-        "latency_ms": latency,
-        "latency_ratio": None if latency is None or not base_lat else latency / base_lat,
-        "memory_bytes": memory,
-        "memory_ratio": None if memory is None or not base_mem else memory / base_mem,
+        "value": value,
+        **costs,
         "mix": dict(t.params),
         "widths": a.get(TrialAttr.WIDTHS),
         "duplicate_of": a.get(TrialAttr.DUPLICATE_OF),
         "infeasible": a.get(TrialAttr.INFEASIBLE),
         "solver_failed": a.get(TrialAttr.SOLVER_FAILED),
+        "decisions": a.get(TrialAttr.DECISIONS) or [],
+        "gap": a.get(TrialAttr.GAP),
     }
 
 
@@ -175,12 +189,7 @@ def load_front(
     """
     study = study or load_search_study(study_name, storage_url)
     attrs = study.user_attrs
-    base = {
-        "params": attrs[StudyAttr.BASE_PARAMS],
-        "macs": attrs[StudyAttr.BASE_MACS],
-        "latency_ms": attrs.get(StudyAttr.BASE_LATENCY_MS),
-        "memory_bytes": attrs.get(StudyAttr.BASE_MEMORY_BYTES),
-    }
+    base = {kind.key: attrs.get(kind.base_key) for kind in COST_KINDS.values()}
     full = [trial_summary(t, base) for t in front(study)]
     if eps is None:
         eps = choose_eps(full, rows)
@@ -192,11 +201,10 @@ def load_front(
         "timm_kwargs": attrs.get(StudyAttr.TIMM_KWARGS) or {},
         "sampler": attrs.get(StudyAttr.SAMPLER),
         "seed": attrs.get(StudyAttr.SEED),
-        "objectives": attrs.get(StudyAttr.OBJECTIVES, list(OBJECTIVES)),
-        "base_params": base["params"],
-        "base_macs": base["macs"],
-        "base_latency_ms": base["latency_ms"],
-        "base_memory_bytes": base["memory_bytes"],
+        "objectives": attrs.get(StudyAttr.AXES, list(AXES)),
+        "ranges": attrs.get(StudyAttr.RANGES) or {},
+        "objective": attrs.get(StudyAttr.OBJECTIVE, DEFAULT_OBJECTIVE),
+        **{kind.base_key: base[kind.key] for kind in COST_KINDS.values()},
         "latency_model": (attrs.get(StudyAttr.LATENCY_MODEL) or {}).get("note"),
         "base_widths": attrs.get(StudyAttr.BASE_WIDTHS),
         "fixed_groups": attrs.get(StudyAttr.FIXED_GROUPS, []),

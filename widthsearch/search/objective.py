@@ -1,29 +1,40 @@
-"""The objective of a trial: take a mix, re-solve the prebuilt program, round, record.
+"""A search trial: take a mix, solve it with the one solve, record.
 
-A trial takes a constraint mix (budget ratios, width bounds, divisor, mode), re-solves the
-width space's :class:`~widthsearch.solve.SynExpProgram` and rounds, and records the mix (the
-trial's params), the widths and log SynExp, params and MACs (the objectives: maximize,
-minimize, minimize), and predicted latency on the study's device (minimize) when the study has
-a latency model (``latency = true`` or a latency range); latency and activation-memory budget
-ratios join the mix when their ranges are set. A mix that lands on widths an earlier trial
-found is marked ``duplicate_of`` and kept out of the front; an infeasible mix is pruned with
-its reason.
+A trial takes a constraint mix (budget ratios, width bounds, divisor, mode), turns it into a
+:class:`~widthsearch.solve.solver.Problem` with the study's objective and grid, and solves it
+with :func:`~widthsearch.solve.solver.solve`, the solve ``reconfig`` runs (so the same mix gives
+the same widths there); it records the mix (the trial's params), the widths, and the study's
+axes: the objective's value (log SynExp for ``synexp``; maximize), params and MACs (minimize),
+and predicted latency on the study's device (minimize) when the study has a latency model
+(``latency = true`` or a latency range); latency and activation-memory budget ratios join the
+mix when their ranges are set. A mix that lands on widths an earlier trial found is marked
+``duplicate_of`` and kept out of the front; an infeasible mix is pruned with its reason.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from widthsearch.errors import InfeasibleBudgetError, RoundingError, SolverError
-from widthsearch.search.attrs import TrialAttr
+from widthsearch.errors import (
+    BoundsError,
+    GridError,
+    InfeasibleBudgetError,
+    RoundingError,
+    SolverError,
+)
+from widthsearch.search.attrs import StudyAttr, TrialAttr
 from widthsearch.search.front import widths_key
 from widthsearch.search.hardware import HardwareModels
 from widthsearch.search.settings import SearchConfig
-from widthsearch.solve import Budgets, SynExpProgram, best_point, log_synexp, round_on_grid
+from widthsearch.solve import TIME_LIMIT, Budgets, log_synexp
+from widthsearch.solve.costs import COST_KINDS, get_cost
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
+from widthsearch.solve.solver import Problem, Solution, solve
 from widthsearch.space import WidthSpace
+from widthsearch.space.choices import GridSpec
 
 if TYPE_CHECKING:
     import optuna
@@ -39,12 +50,11 @@ class Infeasible(Exception):
 
 
 @dataclass
-class Objective:
-    """One trial: take a mix, re-solve, round, record. Built once per process."""
+class SearchTrial:
+    """One trial: take a mix, solve, record. Built once per process."""
 
     space: WidthSpace
     config: SearchConfig
-    program: SynExpProgram
     hardware: HardwareModels = HardwareModels()
     seen: dict[str, int] = field(default_factory=dict)
     """widths key -> first trial number, for this process (across workers the front dedups)."""
@@ -53,103 +63,97 @@ class Objective:
         """An Optuna sampler's mix (``max_width`` is asked for PreConfig only)."""
         r = self.config.ranges
         params: dict[str, Any] = {"mode": trial.suggest_categorical("mode", list(r.mode))}
-        if r.params:
-            params["params_ratio"] = trial.suggest_float("params_ratio", *r.params)
-        if r.macs:
-            params["macs_ratio"] = trial.suggest_float("macs_ratio", *r.macs)
+        for name, budget in r.budgets[:2]:  # params and MACs first, as studies always drew
+            if budget is not None:
+                params[f"{name}_ratio"] = trial.suggest_float(f"{name}_ratio", *budget)
         params["min_width"] = trial.suggest_float("min_width", *r.min_width, log=True)
         if params["mode"] == "preconfig":
             params["max_width"] = trial.suggest_float("max_width", *r.max_width)
         params["divisor"] = trial.suggest_categorical("divisor", list(r.divisor))
-        if r.latency:
-            params["latency_ratio"] = trial.suggest_float("latency_ratio", *r.latency)
-        if r.memory:
-            params["memory_ratio"] = trial.suggest_float("memory_ratio", *r.memory)
+        for name, budget in r.budgets[2:]:
+            if budget is not None:
+                params[f"{name}_ratio"] = trial.suggest_float(f"{name}_ratio", *budget)
         return params
 
-    def evaluate(self, params: dict[str, Any]) -> tuple[list[int], tuple[float, ...]]:
-        """Solve and round the mix ``params``: (widths, (log SynExp, params, MACs[, latency])).
+    def problem(self, params: dict[str, Any]) -> Problem:
+        """The one solve's problem of the mix ``params`` (absent budgets: unconstrained)."""
+        space, hw = self.space, self.hardware
+        base = {n: m(space.base_widths) for n, m in hw.models.items()}
+        budgets = mix_budgets(full_mix(params), space, base=base)
+        return trial_problem(self.config, params, budgets)
+
+    def solve(self, params: dict[str, Any]) -> Solution:
+        """The solution of the mix ``params``.
 
         Raises:
-            Infeasible: the mix's budgets are out of reach of its bounds, or the solver
-                failed on it (one mix of thousands must not end a search).
+            Infeasible: the mix's budgets are out of reach of its bounds or grid (min > max
+                included: pruned, not bent), or the solver failed on it (one mix of thousands
+                must not end a search).
         """
-        mix = full_mix(params)
-        space = self.space
-        hw = self.hardware
-        budgets = mix_budgets(
-            mix,
-            space,
-            base_latency=None if hw.latency is None else hw.latency(space.base_widths),
-            base_memory=None if hw.memory is None else hw.memory(space.base_widths),
-        )
-        lo, hi = mix["min_width"], mix["max_width"]  # min > max is pruned (BoundsError), not bent
         try:
-            if not self.config.grid.empty:
-                widths = self._on_grid(budgets, mix)
-                return list(widths), self._values(widths)
-            solution = self.program.solve(budgets, min_width=lo, max_width=hi)
-            widths, _ = round_on_grid(
-                space,
-                solution.multipliers,
-                budgets,
-                divisor=mix["divisor"],
-                min_width=lo,
-                max_width=hi,
-                costs=self.program.costs,
-            )
-        except (InfeasibleBudgetError, RoundingError) as exc:
+            return solve(self.space, self.problem(params), self.hardware.costs)
+        except (InfeasibleBudgetError, RoundingError, BoundsError, GridError) as exc:
             raise Infeasible(str(exc)) from None
         except SolverError as exc:
             raise Infeasible(str(exc), TrialAttr.SOLVER_FAILED) from None
-        return list(widths), self._values(widths)
 
-    def _on_grid(self, budgets: Budgets, mix: dict[str, Any]) -> tuple[int, ...]:
-        """The best lattice point of the study's grid under the mix's budgets (bounds and
-        divisor apply only to groups no choice list covers)."""
-        grid = self.config.grid
-        lattice = grid.resolve(
-            self.space,
-            divisor=mix["divisor"],
-            min_width=mix["min_width"],
-            max_width=mix["max_width"],
-        )
-        if mix["mode"] == "precrop":  # PreCrop removes channels only: the grid's part <= base
-            capped = tuple(
-                tuple(w for w in ws if w <= g.width) or ws[:1]
-                for g, ws in zip(self.space.groups, lattice.grid, strict=True)
-            )
-            lattice = replace(lattice, grid=capped)
-        return best_point(self.space, budgets, lattice, costs=self.program.costs).widths
+    def evaluate(self, params: dict[str, Any]) -> tuple[list[int], tuple[float, ...]]:
+        """Solve the mix ``params``: (widths, (objective value, params, MACs[, latency])).
 
-    def _values(self, widths: Sequence[int]) -> tuple[float, ...]:
-        """(log SynExp, params, MACs[, latency]) of ``widths``."""
-        space = self.space
-        values: tuple[float, ...] = (
-            log_synexp(space, widths),
-            space.params(widths),
-            space.macs(widths),
-        )
-        if "latency_ms" in self.config.objectives:
+        Raises:
+            Infeasible: as :meth:`solve`.
+        """
+        solution = self.solve(params)
+        return list(solution.widths), self._values(solution)
+
+    def _values(self, solution: Solution) -> tuple[float, ...]:
+        """The study's axes at the solution's widths: the objective's value (exact log SynExp
+        for ``synexp``), params, MACs[, latency]."""
+        space, widths = self.space, solution.widths
+        value = log_synexp(space, widths) if solution.value is None else solution.value
+        values: tuple[float, ...] = (value, space.params(widths), space.macs(widths))
+        if "latency_ms" in self.config.axes:
             latency = self.hardware.latency
-            assert latency is not None, "a latency objective comes with the study's latency model"
+            assert latency is not None, "a latency axis comes with the study's latency model"
             values = (*values, latency(widths))
         return values
 
-    def attrs(self, number: int, widths: Sequence[int]) -> dict[str, Any]:
-        """The user attributes of a feasible trial: its widths, its activation memory where the
-        study budgets it, and ``duplicate_of`` the first trial with the same widths
-        (:meth:`remember` that trial once it is stored)."""
+    def attrs(
+        self, number: int, widths: Sequence[int], solution: Solution | None = None
+    ) -> dict[str, Any]:
+        """The user attributes of a feasible trial: its widths, its log SynExp where the
+        objective is another, each modelled cost that is not an axis (activation memory where
+        the study budgets it: the attribute ``memory_bytes``, its kind's key), what the solve
+        decided, and ``duplicate_of`` the first trial with the same widths (:meth:`remember`
+        that trial once it is stored)."""
         first = self.seen.get(widths_key(widths), number)
-        out = {TrialAttr.WIDTHS: list(widths)} | (
-            {TrialAttr.DUPLICATE_OF: first} if first != number else {}
-        )
-        if self.hardware.memory is not None:
-            out[TrialAttr.MEMORY_BYTES] = self.hardware.memory(widths)
+        out: dict[str, Any] = {TrialAttr.WIDTHS: list(widths)}
+        if first != number:
+            out[TrialAttr.DUPLICATE_OF] = first
+        if self.config.axes[0] != "log_synexp":
+            out[TrialAttr.LOG_SYNEXP] = log_synexp(self.space, widths)
+        for name, model in self.hardware.models.items():
+            key = get_cost(name).key
+            if key not in self.config.axes:  # the others are trial values
+                out[key] = model(widths)
+        if solution is not None and solution.decisions:
+            out[TrialAttr.DECISIONS] = list(solution.decisions)
+        if solution is not None and solution.lattice is not None and not solution.exact:
+            out[TrialAttr.GAP] = solution.gap
         return out
 
     def remember(self, number: int, widths: Sequence[int]) -> None:
         self.seen.setdefault(widths_key(widths), number)
+
+    def run(self, number: int, params: dict[str, Any]) -> tuple[list[int], tuple, dict]:
+        """Solve trial ``number``'s mix: (widths, axes values, user attributes).
+
+        Raises:
+            Infeasible: as :meth:`solve`.
+        """
+        solution = self.solve(params)
+        widths = list(solution.widths)
+        return widths, self._values(solution), self.attrs(number, widths, solution)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         """The objective for :meth:`optuna.study.Study.optimize` (the Optuna samplers)."""
@@ -157,11 +161,11 @@ class Objective:
 
         params = self.sample(trial)
         try:
-            widths, values = self.evaluate(params)
+            widths, values, attrs = self.run(trial.number, params)
         except Infeasible as exc:
             trial.set_user_attr(exc.key, str(exc))
             raise optuna.TrialPruned(str(exc)) from None
-        for key, value in self.attrs(trial.number, widths).items():
+        for key, value in attrs.items():
             trial.set_user_attr(key, value)
         self.remember(trial.number, widths)
         return values
@@ -176,44 +180,67 @@ class Objective:
                 self.seen.setdefault(widths_key(t.user_attrs[TrialAttr.WIDTHS]), t.number)
 
 
-def full_mix(params: dict[str, Any]) -> dict[str, Any]:
+def full_mix(params: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's params as the mix the objective solves (absent budgets: unconstrained)."""
     return {
         "mode": params["mode"],
-        "params_ratio": params.get("params_ratio"),
-        "macs_ratio": params.get("macs_ratio"),
+        **{f"{k}_ratio": params.get(f"{k}_ratio") for k in COST_KINDS},
         "min_width": params["min_width"],
         "max_width": params.get("max_width", 1.0) if params["mode"] == "preconfig" else 1.0,
         "divisor": params["divisor"],
-        "latency_ratio": params.get("latency_ratio"),
-        "memory_ratio": params.get("memory_ratio"),
     }
 
 
 def mix_budgets(
-    mix: dict[str, Any],
+    mix: Mapping[str, Any],
     space: WidthSpace,
     *,
+    base: Mapping[str, float] | None = None,
     base_latency: float | None = None,
     base_memory: int | None = None,
 ) -> Budgets:
-    """The absolute budgets of a :func:`full_mix`: params and MACs counts rounded down, the
-    latency (ms) and memory (bytes) ratios of the base's figures where the study has them.
-    What a trial solved, and what its width file records."""
+    """The absolute budgets of a :func:`full_mix`: each cost kind's ratio of the base's
+    figure (params and MACs the space's; the others ``base``'s, where the study has their
+    models), counts and bytes rounded down. What a trial solved, and what its width file
+    records. ``base_latency`` and ``base_memory`` are two entries of ``base``."""
+    figures: dict[str, float | None] = {"params": space.params(), "macs": space.macs()}
+    figures |= {"latency": base_latency, "memory": base_memory} | dict(base or {})
+    out: dict[str, float | None] = {}
+    for kind in COST_KINDS.values():
+        ratio, figure = mix.get(kind.ratio_key), figures.get(kind.name)
+        if ratio is None or figure is None:
+            continue
+        value = ratio * figure
+        out[kind.name] = value if kind.unit == "ms" else math.floor(value)
+    return Budgets(**out)
 
-    def scaled(ratio: float | None, base: float | None) -> float | None:
-        return None if ratio is None or base is None else ratio * base
 
-    def count(ratio: float | None, base: float | None) -> int | None:
-        value = scaled(ratio, base)
-        return None if value is None else math.floor(value)
-
-    return Budgets(
-        params=count(mix["params_ratio"], space.params()),
-        macs=count(mix["macs_ratio"], space.macs()),
-        latency=scaled(mix["latency_ratio"], base_latency),
-        memory=count(mix["memory_ratio"], base_memory),
+def trial_problem(
+    config: SearchConfig | Mapping[str, Any],
+    params: Mapping[str, Any],
+    budgets: Budgets | None = None,
+) -> Problem:
+    """The one solve's problem of a trial with mix ``params``: its mode, bounds and divisor,
+    the study's grid, objective and time limit (from its ``config``, or the study attributes
+    of a stored study), and ``budgets`` (default none: the controls of a verification set
+    their own)."""
+    mix = full_mix(params)
+    if isinstance(config, SearchConfig):
+        grid, objective, limit = config.grid, config.objective, config.time_limit
+    else:
+        grid = GridSpec.from_dict(config.get(StudyAttr.GRID))
+        objective = config.get(StudyAttr.OBJECTIVE, DEFAULT_OBJECTIVE)
+        limit = config.get(StudyAttr.TIME_LIMIT, TIME_LIMIT)
+    return Problem(
+        budgets or Budgets(),
+        objective=objective,
+        mode=mix["mode"],
+        min_width=mix["min_width"],
+        max_width=mix["max_width"],
+        divisor=int(mix["divisor"]),
+        grid=grid,
+        time_limit=limit,
     )
 
 
-__all__ = ["Infeasible", "Objective", "full_mix", "mix_budgets"]
+__all__ = ["Infeasible", "SearchTrial", "full_mix", "mix_budgets", "trial_problem"]

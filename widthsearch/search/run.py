@@ -6,17 +6,16 @@ width space and the hardware models once, creates or loads the study
 processes; each builds its own width space and program and runs its share: the ``qmc`` loop
 (:class:`~widthsearch.search.samplers.SobolMixes`, storage calls only) or Optuna's
 :meth:`~optuna.study.Study.optimize` with the study's sampler, every trial the
-:class:`~widthsearch.search.objective.Objective`. The first Ctrl-C lets every process finish and
+:class:`~widthsearch.search.objective.SearchTrial`. The first Ctrl-C lets every process finish and
 store its running trial; the study never holds a half-done one.
 
-Storage: :mod:`widthsearch.search.storage` (SQLite by default, journal files, PostgreSQL). Fronts:
+Storage: :mod:`widthsearch.storage` (SQLite by default, journal files, PostgreSQL). Fronts:
 :mod:`widthsearch.search.front` (the whole front, and the thinned one that is shown).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import random
 import signal
@@ -30,13 +29,15 @@ from widthsearch.errors import SearchInterrupted, StudyConfigError, WidthSearchE
 from widthsearch.search.attrs import StudyAttr
 from widthsearch.search.front import load_front
 from widthsearch.search.hardware import HardwareModels, hardware_models
-from widthsearch.search.objective import Infeasible, Objective
+from widthsearch.search.objective import Infeasible, SearchTrial
 from widthsearch.search.samplers import SobolMixes, make_sampler, mix_distributions
 from widthsearch.search.settings import DEFAULT_SAMPLER, SearchConfig
-from widthsearch.search.storage import find_study, open_storage, storage_name
 from widthsearch.search.study import check_settings, finished_count, open_study, unfinished
-from widthsearch.solve import Budgets, SynExpProgram
+from widthsearch.solve import Budgets
+from widthsearch.solve.objectives import get_objective
+from widthsearch.solve.solver import compiled_program
 from widthsearch.space import WidthSpace
+from widthsearch.storage import find_study, open_storage, quiet_failures, storage_name
 
 if TYPE_CHECKING:
     import optuna
@@ -97,35 +98,18 @@ class _Stop:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
 
-class _QuietFailures(logging.Filter):
-    """Drop Optuna's "Trial N failed" warnings (with a traceback): the error itself reaches
-    the caller, which the CLI prints as one line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.getMessage().startswith("Trial ") and " failed " in record.getMessage())
-
-
-def _quiet_optuna() -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    log = logging.getLogger("optuna.study._optimize")
-    if not any(isinstance(f, _QuietFailures) for f in log.filters):
-        log.addFilter(_QuietFailures())
-
-
 @dataclass
 class _Process:
-    """One process's share of a search: its storage handle, study, objective and sampler."""
+    """One process's share of a search: its storage handle, study, trial and sampler."""
 
     storage: Any
     study: optuna.Study
     study_id: int
-    objective: Objective
+    trial: SearchTrial
     seed: int | None
 
 
-def _prepare(
+def _start_process(
     config: SearchConfig,
     storage_url: str | None,
     seed: int | None,
@@ -134,28 +118,28 @@ def _prepare(
 ) -> _Process:
     """A process's handle (its own width space, program and connection; a worker loads the
     latency model from the profile or the cache the parent filled)."""
-    _quiet_optuna()
+    quiet_failures()
     if space is None:
         kwargs = dict(config.timm_kwargs)
         space = WidthSpace.from_ref(config.model, input_size=config.input_size, **kwargs)
     if hardware is None:
         hardware = hardware_models(config, space)
-    costs = hardware.costs
-    program = SynExpProgram(space, latency=costs.get("latency"), memory=costs.get("memory"))
-    objective = Objective(space, config, program, hardware)
+    trial = SearchTrial(space, config, hardware)
     storage = open_storage(storage_url)
     study = open_study(config, storage, create=False, url=storage_url)
-    objective.load_seen(study)
-    objective.program.solve(  # compile the program now, not in the first trial
-        Budgets(params=space.params()), min_width=config.ranges.min_width[0], max_width=1.0
-    )
+    trial.load_seen(study)
+    if config.grid.empty:  # compile the program now, not in the first trial
+        program = compiled_program(space, hardware.costs, get_objective(config.objective))
+        program.solve(
+            Budgets(params=space.params()), min_width=config.ranges.min_width[0], max_width=1.0
+        )
     study_id = storage.get_study_id_from_name(config.name)
-    return _Process(storage, study, study_id, objective, seed)
+    return _Process(storage, study, study_id, trial, seed)
 
 
 def _run(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | None = None) -> None:
     """Run up to ``n_trials`` trials in this process until ``stop`` says so."""
-    sampler = proc.objective.config.sampler
+    sampler = proc.trial.config.sampler
     if sampler == "qmc":
         _run_qmc(proc, n_trials, stop, on_trial)
         return
@@ -170,9 +154,7 @@ def _run(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | None =
             study.stop()
 
     if not stop():
-        study.optimize(
-            proc.objective, n_trials=n_trials, callbacks=[callback], gc_after_trial=False
-        )
+        study.optimize(proc.trial, n_trials=n_trials, callbacks=[callback], gc_after_trial=False)
 
 
 def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | None) -> None:
@@ -183,9 +165,9 @@ def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | No
     """
     from optuna.trial import TrialState
 
-    storage, study_id, objective = proc.storage, proc.study_id, proc.objective
-    ranges = objective.config.ranges
-    sobol = SobolMixes(ranges, objective.config.seed or 0)
+    storage, study_id, search_trial = proc.storage, proc.study_id, proc.trial
+    ranges = search_trial.config.ranges
+    sobol = SobolMixes(ranges, search_trial.config.seed or 0)
     for _ in range(n_trials):
         if stop():
             return
@@ -194,8 +176,7 @@ def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | No
             number = storage.get_trial_number_from_id(trial_id)
             params = sobol.params(number)
             try:
-                widths, values = objective.evaluate(params)
-                attrs = objective.attrs(number, widths)
+                widths, values, attrs = search_trial.run(number, params)
                 state = TrialState.COMPLETE
             except Infeasible as exc:
                 widths, values, attrs = None, None, {exc.key: str(exc)}
@@ -210,7 +191,7 @@ def _run_qmc(proc: _Process, n_trials: int, stop: _Stop, on_trial: Callable | No
                 trial_id, state, None if values is None else [float(v) for v in values]
             )
             if widths is not None:
-                objective.remember(number, widths)
+                search_trial.remember(number, widths)
         except BaseException:  # an error, or a second Ctrl-C: the trial fails
             with contextlib.suppress(Exception):  # unless the storage itself is gone
                 storage.set_trial_state_values(trial_id, TrialState.FAIL)
@@ -233,7 +214,7 @@ def _worker(
 
     try:
         with _Stop(event) as stop:
-            proc = _prepare(config, storage_url, seed)
+            proc = _start_process(config, storage_url, seed)
             ready.set()
             stop.start(timeout)
             _run(proc, n_trials, stop)
@@ -308,7 +289,7 @@ def run_search(
     """
     if workers < 1:
         raise StudyConfigError(f"workers must be at least 1, got {workers}")
-    _quiet_optuna()  # the study's own lines, not Optuna's
+    quiet_failures()  # the study's own lines, not Optuna's
     # the model first: an unknown or unsupported one is refused before a storage file exists
     space = WidthSpace.from_ref(config.model, input_size=config.input_size, **config.timm_kwargs)
     storage = open_storage(storage_url)
@@ -336,7 +317,9 @@ def run_search(
                 p = ctx.Process(target=_worker, args=args)
                 p.start()
                 starting.append((p, ready))
-        own = _prepare(config, storage_url, config.seed, space, hardware) if shares[0] else None
+        own = (
+            _start_process(config, storage_url, config.seed, space, hardware) if shares[0] else None
+        )
         for p, ready in starting:  # wait for their start-up (imports, width space): shares overlap
             while not ready.wait(0.2) and p.is_alive() and not stop():
                 pass

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import StudyConfigError
 from widthsearch.search.settings import Ranges
+from widthsearch.solve.costs import COST_KINDS
 
 if TYPE_CHECKING:
     import optuna
@@ -44,18 +45,13 @@ def mix_distributions(ranges: Ranges, mode: str | None = None) -> dict[str, Any]
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     dists: dict[str, Any] = {"mode": CategoricalDistribution(list(ranges.mode))}
-    if ranges.params:
-        dists["params_ratio"] = FloatDistribution(*ranges.params)
-    if ranges.macs:
-        dists["macs_ratio"] = FloatDistribution(*ranges.macs)
+    for name, r in ranges.budgets:
+        if r is not None:
+            dists[f"{name}_ratio"] = FloatDistribution(*r)
     dists["min_width"] = FloatDistribution(*ranges.min_width, log=True)
     if mode in (None, "preconfig"):
         dists["max_width"] = FloatDistribution(*ranges.max_width)
     dists["divisor"] = CategoricalDistribution(list(ranges.divisor))
-    if ranges.latency:
-        dists["latency_ratio"] = FloatDistribution(*ranges.latency)
-    if ranges.memory:
-        dists["memory_ratio"] = FloatDistribution(*ranges.memory)
     return dists
 
 
@@ -69,16 +65,13 @@ class SobolMixes:
     twice, and a resumed study goes on where it stopped.
     """
 
-    ORDER = (
-        "params_ratio",
-        "macs_ratio",
-        "latency_ratio",
-        "memory_ratio",
-        "mode",
-        "min_width",
-        "max_width",
-        "divisor",
-    )
+    BOUNDS = ("mode", "min_width", "max_width", "divisor")
+    """The mix's keys after the budget ratios (one per cost kind, in registry order)."""
+
+    @staticmethod
+    def order() -> tuple[str, ...]:
+        """The mix's keys in coordinate order: budget ratios first, then :attr:`BOUNDS`."""
+        return (*(f"{k}_ratio" for k in COST_KINDS), *SobolMixes.BOUNDS)
 
     def __init__(self, ranges: Ranges, seed: int) -> None:
         from scipy.stats import qmc
@@ -86,7 +79,7 @@ class SobolMixes:
         dists = mix_distributions(ranges)
         self.fixed: dict[str, Any] = {}
         self.coords: list[tuple[str, Any]] = []
-        for name in self.ORDER:
+        for name in self.order():
             if name not in dists:
                 continue
             d = dists[name]
@@ -112,7 +105,7 @@ class SobolMixes:
                 values[name] = _from_unit(d, float(u))
         if values["mode"] != "preconfig":
             values.pop("max_width", None)
-        return {k: values[k] for k in self.ORDER if k in values}
+        return {k: values[k] for k in self.order() if k in values}
 
 
 def _from_unit(d: Any, u: float) -> Any:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import StorageError
 from widthsearch.search.attrs import SEARCH_STUDY, StudyAttr
-from widthsearch.search.settings import DEFAULT_SAMPLER, DIRECTIONS, OBJECTIVES, SearchConfig
-from widthsearch.search.storage import (
+from widthsearch.search.settings import AXES, DEFAULT_SAMPLER, DIRECTIONS, SearchConfig
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
+from widthsearch.storage import (
     VERIFICATION_MARK,
     find_study,
     is_verification,
@@ -46,7 +47,8 @@ def study_settings(config: SearchConfig) -> dict[str, Any]:
         StudyAttr.RANGES: _json(config.ranges.to_dict()),
         StudyAttr.SAMPLER: config.sampler,
         StudyAttr.SEED: config.seed,
-        StudyAttr.OBJECTIVES: list(config.objectives),
+        StudyAttr.AXES: list(config.axes),
+        StudyAttr.OBJECTIVE: config.objective,
         **({} if config.grid.empty else {StudyAttr.GRID: _json(config.grid.to_dict())}),
     }
 
@@ -71,9 +73,12 @@ def setting_differences(config: SearchConfig, attrs: dict[str, Any]) -> list[str
         diffs.append(
             f"grid {_show(attrs.get(StudyAttr.GRID))} (not {_show(wanted.get(StudyAttr.GRID))})"
         )
-    stored = list(attrs.get(StudyAttr.OBJECTIVES, OBJECTIVES))
-    if stored != wanted[StudyAttr.OBJECTIVES]:
-        diffs.append(f"objectives {_show(stored)} (not {_show(wanted[StudyAttr.OBJECTIVES])})")
+    objective = attrs.get(StudyAttr.OBJECTIVE, DEFAULT_OBJECTIVE)
+    if objective != wanted[StudyAttr.OBJECTIVE]:
+        diffs.append(f"objective {objective} (not {wanted[StudyAttr.OBJECTIVE]})")
+    stored = list(attrs.get(StudyAttr.AXES, AXES))
+    if stored != wanted[StudyAttr.AXES] and objective == wanted[StudyAttr.OBJECTIVE]:
+        diffs.append(f"objectives {_show(stored)} (not {_show(wanted[StudyAttr.AXES])})")
     return diffs
 
 
@@ -133,7 +138,7 @@ def open_study(
     if study is None:
         if not create:
             raise missing_study(config.name, storage, url)
-        directions = list(DIRECTIONS) + ["minimize"] * (len(config.objectives) - len(DIRECTIONS))
+        directions = list(DIRECTIONS) + ["minimize"] * (len(config.axes) - len(DIRECTIONS))
         study = optuna.create_study(study_name=config.name, storage=storage, directions=directions)
     # a new study, or one killed between its creation and its settings (it has no trials)
     sampler = config.sampler or DEFAULT_SAMPLER
@@ -141,6 +146,7 @@ def open_study(
     if seed is None and sampler == "qmc":  # all workers and every resume share one sequence
         seed = random.SystemRandom().randrange(2**31)
     settings = {**study_settings(config), StudyAttr.SAMPLER: sampler, StudyAttr.SEED: seed}
+    settings[StudyAttr.TIME_LIMIT] = config.time_limit
     if space is not None:
         settings[StudyAttr.BASE_PARAMS] = space.params()
         settings[StudyAttr.BASE_MACS] = space.macs()
@@ -181,9 +187,6 @@ def load_search_study(study_name: str, storage_url: str | None) -> optuna.Study:
             "search"
         )
     return study
-
-
-FINISHED = ("COMPLETE", "PRUNED")
 
 
 def finished_count(study: optuna.Study) -> int:

@@ -16,18 +16,21 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from widthsearch.errors import StorageError
-from widthsearch.hardware import activation_memory
 from widthsearch.models.widthfile import save_width_file
 from widthsearch.search.attrs import StudyAttr, TrialAttr
-from widthsearch.search.hardware import stored_latency
-from widthsearch.search.objective import full_mix, mix_budgets
-from widthsearch.search.storage import storage_name
+from widthsearch.search.hardware import stored_models
+from widthsearch.search.objective import full_mix, mix_budgets, trial_problem
 from widthsearch.search.study import load_search_study
-from widthsearch.solve import Reconfiguration, log_synexp
+from widthsearch.solve import Reconfiguration
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, score
+from widthsearch.solve.reconfigure import result_of
+from widthsearch.solve.solver import Solution
 from widthsearch.space import WidthSpace
+from widthsearch.storage import storage_name
 
 if TYPE_CHECKING:
     import optuna
@@ -67,7 +70,9 @@ def trial_result(
     The widths are the trial's own; params, MACs, log SynExp gain and (where the study has
     them) predicted latency and activation memory are counted on the width space, and equal
     what the trial recorded. ``multipliers`` are the widths over the base (the trial keeps no
-    continuous optimum), so the recorded rounding loss is 0.
+    continuous optimum), so the recorded rounding loss is 0. The result carries the trial's
+    problem: its mode, bounds and divisor, and the study's grid and objective, so that its
+    width file gives ``verify`` the controls ``verify STUDY`` draws.
 
     Raises:
         StorageError: no such storage, study or trial; a trial without widths (pruned, say,
@@ -77,7 +82,7 @@ def trial_result(
     trial = _trial(study, study_name, storage_url, number)
     attrs = study.user_attrs
     kwargs = dict(attrs.get(StudyAttr.TIMM_KWARGS) or {})
-    space = WidthSpace.from_timm(
+    space = WidthSpace.from_ref(
         attrs[StudyAttr.MODEL], input_size=tuple(attrs[StudyAttr.INPUT_SIZE]), **kwargs
     )
     stored_base = attrs.get(StudyAttr.BASE_WIDTHS)
@@ -87,44 +92,27 @@ def trial_result(
             f"'{study_name}' holds; search again with this timm"
         )
     widths = tuple(int(w) for w in trial.user_attrs[TrialAttr.WIDTHS])
-    mix = full_mix(dict(trial.params))
-    base_latency = attrs.get(StudyAttr.BASE_LATENCY_MS)
-    base_memory = attrs.get(StudyAttr.BASE_MEMORY_BYTES)
-    budgets = mix_budgets(mix, space, base_latency=base_latency, base_memory=base_memory)
-    latency = stored_latency(attrs)
-    memory = None
-    if base_memory is not None:
-        memory = activation_memory(space, batch_size=attrs.get(StudyAttr.MEMORY_BATCH_SIZE) or 1)
-    gain = log_synexp(space, widths)
+    models = stored_models(attrs, space)
+    base = {n: m(space.base_widths) for n, m in models.items()}
+    budgets = mix_budgets(full_mix(trial.params), space, base=base)
+    problem = trial_problem(attrs, trial.params, budgets)
+    value = None
+    if problem.objective != DEFAULT_OBJECTIVE:
+        value = score(space, problem.objective, widths)
+    solution = Solution(
+        widths=widths,
+        problem=problem,
+        strategy="best",
+        method="search trial",
+        value=value,
+        decisions=tuple(trial.user_attrs.get(TrialAttr.DECISIONS) or ()),
+        bounds=(problem.min_width, problem.max_width or 1.0),
+    )
     stored_model = attrs.get(StudyAttr.LATENCY_MODEL) or {}
     note = stored_model.get("note") or ""
+    result = result_of(space, solution, models, latency_note=note)
     batch = (stored_model.get("device") or {}).get("batch_size")
-    result = Reconfiguration(
-        model=space.model,
-        input_size=space.input_size,
-        mode=mix["mode"],
-        budgets=budgets,
-        min_width=mix["min_width"],
-        max_width=mix["max_width"],
-        divisor=int(mix["divisor"]),
-        base_widths=space.base_widths,
-        widths=widths,
-        multipliers=tuple(w / b for w, b in zip(widths, space.base_widths, strict=True)),
-        base_params=space.params(),
-        base_macs=space.macs(),
-        params=space.params(widths),
-        macs=space.macs(widths),
-        log_synexp_gain=gain,
-        log_synexp_continuous=gain,
-        producers=tuple(g.producer for g in space.groups),
-        timm_kwargs=dict(space.timm_kwargs),
-        latency_ms=None if latency is None else float(latency(widths)),
-        base_latency_ms=base_latency,
-        memory_bytes=None if memory is None else memory(widths),
-        base_memory_bytes=base_memory,
-        batch_size=batch or attrs.get(StudyAttr.MEMORY_BATCH_SIZE) or 1,
-        latency_note=note,
-    )
+    result = replace(result, batch_size=batch or attrs.get(StudyAttr.MEMORY_BATCH_SIZE) or 1)
     return result, space
 
 

@@ -4,6 +4,7 @@ baselines at the same budgets, and :func:`reconfigure`, which chains them; and
 :func:`solved_widths`, the solver's width vectors for a latency profile to time.
 """
 
+from widthsearch.solve import cost_kinds  # noqa: F401  - registers the cost kinds
 from widthsearch.solve.baselines import (
     SYNFLOW_MAX_SIDE,
     SYNFLOW_ROUNDS,
@@ -29,11 +30,10 @@ from widthsearch.solve.objectives import (
     OBJECTIVES,
     Objective,
     get_objective,
-    group_scores,
+    group_terms,
 )
 from widthsearch.solve.profile_widths import solved_widths
 from widthsearch.solve.program import (
-    COSTS,
     DEFAULT_MAX_WIDTH,
     DEFAULT_MIN_WIDTH,
     MAX_WIDTH_RATIO,
@@ -101,7 +101,6 @@ __all__ = [
     "resolve_latency",
     "BoundsError",
     "Budgets",
-    "COSTS",
     "ContinuousSolution",
     "DEFAULT_BASELINES",
     "DEFAULT_MAX_WIDTH",
@@ -128,7 +127,7 @@ __all__ = [
     "compare",
     "densities",
     "get_objective",
-    "group_scores",
+    "group_terms",
     "describe_cost",
     "layer_density",
     "linearized",

@@ -12,13 +12,14 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import RoundingError, SolverError
-from widthsearch.solve.program import _LABELS, Budgets, describe_cost
+from widthsearch.solve.program import Budgets, cost_label, describe_cost
+from widthsearch.space.cost import parts
 
 if TYPE_CHECKING:
     import numpy as np
 
     from widthsearch.space.choices import WidthLattice
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import MaxPosynomial, Posynomial
     from widthsearch.space.groups import Group
     from widthsearch.space.width_space import WidthSpace
 
@@ -119,7 +120,7 @@ class LatticeModel:
         space: WidthSpace,
         lattice: WidthLattice,
         budgets: Budgets,
-        costs: Mapping[str, Posynomial] | None,
+        costs: Mapping[str, Posynomial | MaxPosynomial] | None,
         weights: Sequence[float] | None,
         score: Score | None,
     ) -> None:
@@ -151,11 +152,14 @@ class LatticeModel:
         missing = [k for k in limits if k not in polys]
         if missing:
             raise SolverError(f"a {missing[0]} budget needs its cost model on the lattice")
-        self.costs = [
-            build_cost(k, polys[k], b, space, self.var_of, lattice.values)
-            for k, b in limits.items()
-        ]
-        self.limits = limits
+        self.costs: list[Cost] = []
+        self.limits: dict[str, Any] = {}
+        for k, b in limits.items():  # one constraint per cost, one per part of a peak
+            split = parts(polys[k])
+            for i, part in enumerate(split):
+                cname = k if len(split) == 1 else f"{k}[{i}]"
+                self.costs.append(build_cost(cname, part, b, space, self.var_of, lattice.values))
+                self.limits[cname] = b
 
     def points(self, idx: np.ndarray) -> np.ndarray:
         """Widths per variable for rows of value indices."""
@@ -194,7 +198,7 @@ class LatticeModel:
             limit = self.limits[c.name]
             if value > limit:  # pragma: no cover - the scaled arithmetic is exact
                 raise SolverError(
-                    f"the lattice search picked widths over the {_LABELS[c.name]} budget "
+                    f"the lattice search picked widths over the {cost_label(c.name)} budget "
                     f"({describe_cost(c.name, value)} > {describe_cost(c.name, limit)})"
                 )
 

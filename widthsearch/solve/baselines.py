@@ -30,7 +30,7 @@ from widthsearch.solve.synexp import (
 if TYPE_CHECKING:
     from widthsearch.solve.program import Budgets
     from widthsearch.space.choices import WidthLattice
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import Cost
     from widthsearch.space.width_space import WidthSpace
 
 SYNFLOW_ROUNDS = 100
@@ -75,7 +75,7 @@ def uniform(
     *,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Baseline:
     """The largest uniform multiplier whose rounded widths hold every budget (latency and
     memory budgets on ``costs``, a program's cost posynomials)."""
@@ -127,7 +127,7 @@ def random_widths(
     *,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Baseline:
     """A random-shape control: :func:`random_shape` scaled by the largest common factor whose
     rounded widths hold every budget. Widths stay on ``grid`` (whose ends are the bounds), so a
@@ -170,7 +170,7 @@ def _largest_fitting(
     shape: Sequence[float],
     lo: float,
     hi: float,
-    costs: Mapping[str, Posynomial] | None,
+    costs: Mapping[str, Cost] | None,
 ) -> tuple[float, tuple[int, ...]] | None:
     """The largest ``alpha`` in ``[lo, hi]`` (bisection) whose widths ``alpha * shape * base``,
     rounded on ``grid``, hold every budget, and those widths; None if ``lo`` does not fit."""
@@ -215,7 +215,7 @@ def _largest_on_lattice(
     budgets: Budgets,
     lattice: WidthLattice,
     shape: Sequence[float],
-    costs: Mapping[str, Posynomial] | None,
+    costs: Mapping[str, Cost] | None,
 ) -> tuple[float, tuple[int, ...]] | None:
     """The largest ``alpha`` among the points where some variable changes width (every grid
     width over ``shape * base``) whose lattice point fits every budget, and that point."""
@@ -241,11 +241,13 @@ def uniform_lattice(
     budgets: Budgets,
     lattice: WidthLattice,
     *,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Baseline:
     """The uniform control on a grid: the largest point of equal multipliers (every variable
     at its grid width nearest ``m * base``; on a multiplier grid exactly ``round(m * base)``)
-    that holds every budget."""
+    that holds every budget. Named "uniform multiplier" only where every free group has the one
+    multiplier; on an absolute grid or with ties of different base widths it is the "grid
+    point nearest a uniform" one."""
     start = time.perf_counter()
     found = _largest_on_lattice(space, budgets, lattice, [1.0] * len(lattice.classes), costs)
     if found is None:
@@ -256,7 +258,13 @@ def uniform_lattice(
             note="no uniform multiplier on the grid fits the budget",
             seconds=time.perf_counter() - start,
         )
-    return _at(space, "uniform", f"uniform multiplier {found[0]:.3f}x", found[1], start)
+    alpha, widths = found
+    ratios = {w / g.width for g, w in zip(space.groups, widths, strict=True) if not g.fixed}
+    if max(ratios) - min(ratios) < 1e-9:
+        name = f"uniform multiplier {_multiplier(space, min(ratios), widths)}"
+    else:
+        name = f"grid point nearest uniform {alpha:.3f}x ({min(ratios):.2f}x-{max(ratios):.2f}x)"
+    return _at(space, "uniform", name, widths, start)
 
 
 def random_lattice(
@@ -267,7 +275,7 @@ def random_lattice(
     *,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> Baseline:
     """A random-shape control on a grid: one log-uniform multiplier in ``[min_width,
     max_width]`` per variable (``random.Random(seed)``), scaled by the largest factor whose

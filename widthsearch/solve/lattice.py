@@ -40,13 +40,13 @@ from widthsearch.errors import InfeasibleBudgetError, SolverError
 from widthsearch.solve._branch import branch_and_bound
 from widthsearch.solve._lattice_model import LatticeModel, Score, enumerate_best
 from widthsearch.solve._relaxation import Relaxation, Relaxed
-from widthsearch.solve.program import _LABELS, Budgets, describe_cost, objective_exponents
+from widthsearch.solve.program import Budgets, cost_label, describe_cost, objective_exponents
 
 if TYPE_CHECKING:
     import numpy as np
 
     from widthsearch.space.choices import WidthLattice
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import Cost
     from widthsearch.space.width_space import WidthSpace
 
 ENUMERATE_LIMIT = 100_000
@@ -105,7 +105,7 @@ def best_point(
     budgets: Budgets,
     lattice: WidthLattice,
     *,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
     weights: Mapping[int, float] | Sequence[float] | None = None,
     score: Score | None = None,
     time_limit: float = TIME_LIMIT,
@@ -216,10 +216,10 @@ def _check_bottom(model: LatticeModel, bottom: np.ndarray) -> None:
             low = c.poly(widths)
             limit = model.limits[c.name]
             raise InfeasibleBudgetError(
-                f"{_LABELS[c.name]} {limit / base:.3g}x ({describe_cost(c.name, limit)}) is below "
-                f"the {low / base:.3g}x ({describe_cost(c.name, low)}) of the smallest widths on "
-                f"the grid ({model.lattice.spec.describe()}); raise the budget or add smaller "
-                "--choices"
+                f"{cost_label(c.name)} {limit / base:.3g}x ({describe_cost(c.name, limit)}) is "
+                f"below the {low / base:.3g}x ({describe_cost(c.name, low)}) of the smallest "
+                f"widths on the grid ({model.lattice.spec.describe()}); raise the budget or add "
+                "smaller --choices"
             )
 
 

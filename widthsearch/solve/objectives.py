@@ -7,7 +7,7 @@ Every objective here is **separable over channel groups**: its value at widths `
 
 so the geometric program can take it (``a``: maximize the monomial ``Π x_g^a_g``; ``b``:
 minimize the posynomial ``Σ b_g / w_g``), rounding can score one group's step by one term, and an
-exact lattice search can add per-group score vectors (:func:`group_scores`). One objective uses
+exact lattice search can add per-group score vectors (:func:`group_terms`). One objective uses
 ``a`` or ``b``, not both: no constant weighs one against the other. An objective may also
 **hold** the cost the user did not budget (see ``synexp-held``), which changes the budgets, not
 the score.
@@ -46,14 +46,45 @@ from widthsearch.solve.program import objective_exponents
 from widthsearch.space.groups import WEIGHT_KINDS
 
 if TYPE_CHECKING:
-    from widthsearch.space.width_space import WidthSpace
+    import numpy as np
+
+    from widthsearch.space.width_space import Group, WidthSpace
+
+Score = Callable[["Group", "np.ndarray"], "np.ndarray"]
+"""A separable objective's term: a group and an array of its widths -> the term's values."""
 
 Weights = Callable[["WidthSpace"], dict[int, float]]
 
 
 @dataclass(frozen=True)
 class Objective:
-    """A separable objective: per-group log weights ``a`` or inverse weights ``b``."""
+    """A separable objective: per-group log weights ``a`` or inverse weights ``b``.
+
+    **The contract** (what an objective declares, and what every command does with it):
+
+    - It is **separable over channel groups**: its value at widths ``w`` is
+      ``Σ_g a_g log(w_g / base_g) - b_g / w_g`` plus a constant, with the weights a function of
+      the width space alone (``log_weights(space)`` or ``inverse_weights(space)``: group id ->
+      weight, absent groups 0). One of the two, never both: no constant weighs them.
+    - ``log_weights`` objectives are **log-linear** (maximize the monomial ``Π x_g^a_g``) and
+      ``inverse_weights`` ones minimize the posynomial ``Σ b_g / w_g``: both are geometric
+      programs, so the one solve (:func:`widthsearch.solve.solver.solve`) maximizes them on the
+      divisor grid (the program, then rounding that scores each step by one group's term) and
+      exactly on a width grid (the lattice search adds per-group score tables). Weights must be
+      non-negative and every free group must get a positive one (the program refuses a free
+      group the objective ignores).
+    - ``hold``: the solve holds params or MACs, whichever has no budget, at the uniform
+      multiplier's within the given budgets (a :class:`~widthsearch.solve.solver.HoldUnbudgeted`
+      reduction); the result names the held cost.
+    - Its **value** is :func:`score` relative to the base widths (0 at the base; higher is
+      better). ``reconfig`` prints it, width files record the name and value, a search study
+      records the name and its trials' first value is it (their log SynExp stays an attribute),
+      ``front`` and reports rank by it, verification picks a study's candidates by it.
+
+    Registered with :func:`register_objective`, an objective is reachable by name everywhere:
+    ``reconfig --objective``, ``search --objective``, a study file's ``[search] objective``,
+    :func:`~widthsearch.solve.reconfigure` and :class:`~widthsearch.solve.solver.Problem`.
+    """
 
     name: str
     summary: str
@@ -84,33 +115,48 @@ def _outputs(space: WidthSpace) -> dict[int, float]:
     return counts
 
 
-OBJECTIVES: dict[str, Objective] = {
-    o.name: o
-    for o in (
-        Objective(
-            "synexp",
-            "the paper's SynExp: sum of log layer densities (the reference)",
-            log_weights=objective_exponents,
-        ),
-        Objective(
-            "groups",
-            "expected surviving channel paths, each channel group counted once",
-            log_weights=_groups_once,
-        ),
-        Objective(
-            "synexp-held",
-            "SynExp, the unbudgeted cost held at the uniform multiplier's",
-            log_weights=objective_exponents,
-            hold=True,
-        ),
-        Objective(
-            "depth-width",
-            "minus the depth-to-width ratio sum 1/n_l (trainability at init)",
-            inverse_weights=_outputs,
-        ),
-    )
-}
+OBJECTIVES: dict[str, Objective] = {}
 """Every objective by name; :data:`DEFAULT_OBJECTIVE` is the reference."""
+
+
+def register_objective(objective: Objective) -> Objective:
+    """Add ``objective`` to :data:`OBJECTIVES` (a name may be registered once).
+
+    Raises:
+        ValueError: a name registered already, or weights of both kinds (see the contract).
+    """
+    if objective.name in OBJECTIVES:
+        raise ValueError(f"objective '{objective.name}' is registered already")
+    if (objective.log_weights is None) == (objective.inverse_weights is None):
+        raise ValueError(f"objective '{objective.name}' needs log or inverse weights, not both")
+    OBJECTIVES[objective.name] = objective
+    return objective
+
+
+for _objective in (
+    Objective(
+        "synexp",
+        "the paper's SynExp: sum of log layer densities (the reference)",
+        log_weights=objective_exponents,
+    ),
+    Objective(
+        "groups",
+        "expected surviving channel paths, each channel group counted once",
+        log_weights=_groups_once,
+    ),
+    Objective(
+        "synexp-held",
+        "SynExp, the unbudgeted cost held at the uniform multiplier's",
+        log_weights=objective_exponents,
+        hold=True,
+    ),
+    Objective(
+        "depth-width",
+        "minus the depth-to-width ratio sum 1/n_l (trainability at init)",
+        inverse_weights=_outputs,
+    ),
+):
+    register_objective(_objective)
 DEFAULT_OBJECTIVE = "synexp"
 
 
@@ -140,16 +186,19 @@ def weights(space: WidthSpace, objective: str | Objective) -> tuple[list[float],
     return [a.get(g, 0.0) for g in range(n)], [b.get(g, 0.0) for g in range(n)]
 
 
-def group_scores(
-    space: WidthSpace, objective: str | Objective, grid: Sequence[Sequence[int]]
-) -> list[list[float]]:
-    """Per group, the objective's term at each width of ``grid[g]``: an exact lattice search
-    maximizes the sum of one entry per group (the objective up to a constant)."""
+def group_terms(space: WidthSpace, objective: str | Objective) -> Score:
+    """The objective's term of one group at an array of its widths, ``a_g log(w / base_g) -
+    b_g / w``: the lattice search adds one table per group (their sum is :func:`score` up to
+    a constant)."""
+    import numpy as np
+
     a, b = weights(space, objective)
-    base = space.base_widths
-    return [
-        [a[g] * math.log(w / base[g]) - b[g] / w for w in widths] for g, widths in enumerate(grid)
-    ]
+
+    def term(group: Group, widths: np.ndarray) -> np.ndarray:
+        g = group.id
+        return a[g] * np.log(widths / group.width) - b[g] / widths
+
+    return term
 
 
 def score(space: WidthSpace, objective: str | Objective, widths: Sequence[float]) -> float:
@@ -170,7 +219,8 @@ __all__ = [
     "OBJECTIVES",
     "Objective",
     "get_objective",
-    "group_scores",
+    "group_terms",
+    "register_objective",
     "score",
     "weights",
 ]

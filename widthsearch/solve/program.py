@@ -33,16 +33,18 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from widthsearch.errors import BoundsError, InfeasibleBudgetError, SolverError, WidthSearchError
+from widthsearch.solve.costs import COST_KINDS, get_cost
 from widthsearch.solve.synexp import WEIGHT_KINDS
+from widthsearch.space.cost import parts
 from widthsearch.space.grid import MAX_WIDTH_RATIO, check_bounds
 
 if TYPE_CHECKING:
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import MaxPosynomial, Posynomial
     from widthsearch.space.width_space import WidthSpace
 
 Mode = Literal["precrop", "preconfig"]
@@ -51,38 +53,74 @@ DEFAULT_MAX_WIDTH = 2.0
 """PreConfig's default cap on any group's multiplier (see the module docstring)."""
 DEFAULT_MIN_WIDTH = 0.1
 """Default floor on any group's multiplier: no group is cut below a tenth of its base width."""
-COSTS = ("params", "macs", "latency", "memory")
-"""Every cost a budget can bound, in the order messages list them."""
 
 
-@dataclass(frozen=True)
 class Budgets:
-    """Absolute budgets; ``None`` leaves that cost unconstrained."""
+    """Absolute budgets, one per cost kind (:data:`~widthsearch.solve.costs.COST_KINDS`:
+    params and MACs counts, predicted milliseconds per batch on the profiled device, bytes of
+    activation memory, ...); ``None`` leaves that cost unconstrained.
 
-    params: int | None = None
-    macs: int | None = None
-    latency: float | None = None
-    """Predicted milliseconds per batch on the profiled device
-    (:mod:`widthsearch.hardware.latency_model`)."""
-    memory: int | None = None
-    """Activation bytes a training step saves at the profiled batch
-    (:mod:`widthsearch.hardware.memory`)."""
+    ``Budgets(params=4_000_000, macs=None)``; each kind is an attribute (``budgets.macs``).
+    Immutable and hashable; :meth:`replace` returns a changed copy.
+
+    Raises:
+        TypeError: a keyword that names no cost kind.
+    """
+
+    __slots__ = ("_limits",)
+    _limits: dict[str, float | None]
+
+    def __init__(self, **limits: float | None) -> None:
+        unknown = [k for k in limits if k not in COST_KINDS]
+        if unknown:
+            raise TypeError(
+                f"Budgets() got an unknown cost '{unknown[0]}'; costs: {', '.join(COST_KINDS)}"
+            )
+        object.__setattr__(self, "_limits", {k: limits.get(k) for k in COST_KINDS})
+
+    def __getattr__(self, name: str) -> float | None:
+        try:
+            return self._limits[name]
+        except KeyError:
+            raise AttributeError(f"'Budgets' has no cost '{name}'") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Budgets are immutable; use replace()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Budgets) and self.limits() == other.limits()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._limits.items()))
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in self._limits.items() if v is not None)
+        return f"Budgets({given})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_budgets, (self.limits(),))
 
     def limits(self) -> dict[str, float | None]:
-        """Cost name -> budget, for every cost in :data:`COSTS`."""
-        return {name: getattr(self, name) for name in COSTS}
+        """Cost name -> budget, for every cost kind, in registry order."""
+        return dict(self._limits)
+
+    def replace(self, **changes: float | None) -> Budgets:
+        """A copy with ``changes`` (cost name -> budget or None)."""
+        return Budgets(**{**self._limits, **changes})
+
+
+def _budgets(limits: dict[str, float | None]) -> Budgets:
+    return Budgets(**limits)
 
 
 def describe_cost(name: str, value: float) -> str:
-    """A cost value in its unit: counts with commas, milliseconds, megabytes."""
-    if name == "latency":
-        return f"{value:.2f} ms"
-    if name == "memory":
-        return f"{value / 1e6:,.1f} MB"
-    return f"{math.ceil(value):,}"
+    """A cost value in its kind's unit: counts with commas, milliseconds, bytes."""
+    return get_cost(name.split("[", 1)[0]).describe(value)
 
 
-_LABELS = {"params": "params", "macs": "MACs", "latency": "latency", "memory": "memory"}
+def cost_label(name: str) -> str:
+    """How messages name the cost ``name`` (or a part of a peak, ``name[i]``): ``"MACs"``."""
+    return get_cost(name.split("[", 1)[0]).label
 
 
 @dataclass(frozen=True)
@@ -148,10 +186,10 @@ class SynExpProgram:
     :func:`widthsearch.solve.objectives.weights`) replace SynExp's exponents by another separable
     objective: maximize ``Π x_g^a_g``, or minimize ``Σ b_g / w_g``.
 
-    ``latency`` and ``memory`` (posynomials of group widths: a device's latency model and the
-    activation memory, see :mod:`widthsearch.hardware.latency_model` and
-    :mod:`widthsearch.hardware.memory`) add those costs as constraints; budgets for them need a
-    program built with them.
+    ``costs`` (cost name -> posynomial of the group widths, or a peak of several: a device's
+    latency model, the activation memory, see :mod:`widthsearch.solve.costs`) add those costs
+    as constraints, one per part of a peak; budgets for them need a program built with them.
+    ``latency`` and ``memory`` are two such costs, by keyword.
 
     Example:
         >>> program = SynExpProgram(space)
@@ -162,6 +200,7 @@ class SynExpProgram:
         self,
         space: WidthSpace,
         *,
+        costs: Mapping[str, Posynomial | MaxPosynomial] | None = None,
         latency: Posynomial | None = None,
         memory: Posynomial | None = None,
         log_weights: Sequence[float] | None = None,
@@ -178,14 +217,25 @@ class SynExpProgram:
         n = len(self.free)
         base = space.base_widths
         exps = objective_exponents(space)
-        self.costs: dict[str, Posynomial] = {"params": space.param_cost, "macs": space.mac_cost}
-        """Every cost the program constrains, by name (see :data:`COSTS`)."""
+        self.costs: dict[str, Posynomial | MaxPosynomial] = {
+            "params": space.param_cost,
+            "macs": space.mac_cost,
+        }
+        """Every cost the program constrains, by name (see :mod:`widthsearch.solve.costs`)."""
+        extra = {**(costs or {})}
         if latency is not None:
-            self.costs["latency"] = latency
+            extra["latency"] = latency
         if memory is not None:
-            self.costs["memory"] = memory
+            extra["memory"] = memory
+        self.costs.update((k, v) for k, v in extra.items() if k not in ("params", "macs"))
+        self.parts = {
+            (name if len(parts(cost)) == 1 else f"{name}[{i}]"): (name, part)
+            for name, cost in self.costs.items()
+            for i, part in enumerate(parts(cost))
+        }
+        """Constraint name -> (cost name, posynomial): one per cost, one per part of a peak."""
         self.x = cp.Variable(n, pos=True, name="x")
-        self.budget = {name: cp.Parameter(pos=True, name=f"{name}_budget") for name in self.costs}
+        self.budget = {c: cp.Parameter(pos=True, name=f"{c}_budget") for c in self.parts}
         self.params_budget, self.macs_budget = self.budget["params"], self.budget["macs"]
         self.lower = cp.Parameter(n, pos=True, name="x_min")
         self.upper = cp.Parameter(n, pos=True, name="x_max")
@@ -213,11 +263,11 @@ class SynExpProgram:
         # constant part is infeasible and caught before solving.
         self._const: dict[str, float] = {}
         constraints = []
-        for name, poly in self.costs.items():
-            expr, self._const[name] = _posynomial_expr(poly, base, index, self.x)
-            if isinstance(expr, int):  # pragma: no cover - every cost grows with some width
-                raise WidthSearchError(f"{name} does not depend on any free width")
-            constraints.append(expr <= self.budget[name])
+        for cname, (_, poly) in self.parts.items():
+            expr, self._const[cname] = _posynomial_expr(poly, base, index, self.x)
+            if isinstance(expr, int):  # a part no width moves: the feasibility check decides
+                continue
+            constraints.append(expr <= self.budget[cname])
         self._p_const, self._m_const = self._const["params"], self._const["macs"]
         self.problem = cp.Problem(
             objective, [*constraints, self.x >= self.lower, self.x <= self.upper]
@@ -245,10 +295,13 @@ class SynExpProgram:
 
     def uniform_costs(self, multiplier: float) -> dict[str, float]:
         """Every cost with every free group at ``multiplier`` (costs grow with it, so at
-        ``min_width`` these are the smallest reachable)."""
+        ``min_width`` these are the smallest reachable); a peak at its largest part."""
         x = [1.0 if g.fixed else multiplier for g in self.space.groups]
         base = self.space.base_widths
-        return {name: _eval_multipliers(poly, base, x) for name, poly in self.costs.items()}
+        return {
+            name: max(_eval_multipliers(p, base, x) for p in parts(cost))
+            for name, cost in self.costs.items()
+        }
 
     def solve(self, budgets: Budgets, *, min_width: float, max_width: float) -> ContinuousSolution:
         """Maximize SynExp under ``budgets`` with every free multiplier in [min_width, max_width].
@@ -268,10 +321,11 @@ class SynExpProgram:
         big = self.uniform_costs(max_width)
         slack = 2.0  # an unconstrained cost gets a budget it can never reach
         limits = budgets.limits()
-        for name, param in self.budget.items():
+        for cname, param in self.budget.items():
+            name = self.parts[cname][0]
             limit = limits[name]
             b = limit if limit is not None else slack * big[name]
-            param.value = max(b - self._const[name], 1e-9)
+            param.value = max(b - self._const[cname], 1e-9)
         n = len(self.free)
         self.lower.value = np.full(n, min_width)
         self.upper.value = np.full(n, max_width)
@@ -320,7 +374,7 @@ def check_feasible(program: SynExpProgram, budgets: Budgets, min_width: float) -
         if budget is not None and budget < smallest[name]:
             base = poly(program.space.base_widths)
             raise InfeasibleBudgetError(
-                options=f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) "
+                options=f"{cost_label(name)} {budget / base:.3g}x ({describe_cost(name, budget)}) "
                 f"is below the {smallest[name] / base:.3g}x "
                 f"({describe_cost(name, smallest[name])}) reachable with "
                 f"{{min_width}}={min_width:g}; raise the budget or lower {{min_width}}"
@@ -328,7 +382,6 @@ def check_feasible(program: SynExpProgram, budgets: Budgets, min_width: float) -
 
 
 __all__ = [
-    "COSTS",
     "DEFAULT_MAX_WIDTH",
     "DEFAULT_MIN_WIDTH",
     "MAX_WIDTH_RATIO",
@@ -342,6 +395,7 @@ __all__ = [
     "SynExpProgram",
     "check_bounds",
     "check_feasible",
+    "cost_label",
     "describe_cost",
     "objective_exponents",
 ]

@@ -9,50 +9,32 @@ written before any baseline runs: SynFlow's 100 pruning rounds take 20 s to minu
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from widthsearch.errors import GridError, WidthSearchError
+from widthsearch.errors import WidthSearchError
 from widthsearch.solve import baselines as _baselines
-from widthsearch.solve._lattice_model import Score
 from widthsearch.solve.budget import (
     Budget,
     Ratio,
     parse_budget,
     parse_latency,
     parse_memory,
-    resolve_count,
-    resolve_latency,
 )
-from widthsearch.solve.lattice import TIME_LIMIT, LatticePick, best_point
-from widthsearch.solve.objectives import (
-    DEFAULT_OBJECTIVE,
-    Objective,
-    get_objective,
-    score,
-    weights,
-)
-from widthsearch.solve.program import (
-    DEFAULT_MAX_WIDTH,
-    DEFAULT_MIN_WIDTH,
-    MODES,
-    Budgets,
-    Mode,
-    SynExpProgram,
-    objective_exponents,
-)
-from widthsearch.solve.rounding import checked_grid, round_widths, width_grid
+from widthsearch.solve.costs import COST_KINDS, CostModel, get_cost
+from widthsearch.solve.lattice import TIME_LIMIT, LatticePick
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, get_objective
+from widthsearch.solve.program import DEFAULT_MIN_WIDTH, Budgets, Mode, SynExpProgram
+from widthsearch.solve.solver import Problem, Solution, reduce, solve, uniform_baseline
 from widthsearch.solve.synexp import log_synexp
-from widthsearch.space.choices import GridSpec, WidthLattice
+from widthsearch.space.choices import GridSpec
 
 if TYPE_CHECKING:
     from widthsearch.hardware.latency_model import LatencyModel
     from widthsearch.hardware.memory import ActivationMemory
-    from widthsearch.space.cost import Posynomial
-    from widthsearch.space.groups import Group
+    from widthsearch.space.cost import Cost
     from widthsearch.space.width_space import WidthSpace
 
 BASELINES = ("uniform", "synflow")
@@ -95,18 +77,18 @@ class Reconfiguration:
     seconds: dict[str, float] = field(default_factory=dict)
     timm_kwargs: dict[str, Any] = field(default_factory=dict)
     """What the model was built with (``num_classes``, ``in_chans``): the costs are for it."""
-    latency_ms: float | None = None
-    """Predicted latency of the new widths (None without a latency model)."""
-    base_latency_ms: float | None = None
-    memory_bytes: int | None = None
-    """Activation bytes a training step saves (None without a memory model)."""
-    base_memory_bytes: int | None = None
+    predicted: Mapping[str, float] = field(default_factory=dict)
+    """The new widths' value of every cost kind with a model (latency in ms, activation
+    memory in bytes, ...; :mod:`widthsearch.solve.costs`), by kind name."""
+    base_predicted: Mapping[str, float] = field(default_factory=dict)
+    """The base widths' values of the same kinds."""
     batch_size: int = 1
     """Batch of the latency and memory figures."""
     latency_note: str = ""
     """Where the latency model came from."""
-    costs: Mapping[str, Posynomial] = field(default_factory=dict, repr=False, compare=False)
-    """The latency and memory posynomials the budgets were held on (baselines hold them too)."""
+    costs: Mapping[str, Cost] = field(default_factory=dict, repr=False, compare=False)
+    """The cost posynomials beyond params and MACs the budgets were held on (baselines hold
+    them too)."""
     grid: GridSpec = GridSpec()
     """The width grid and ties (``--choices``, ``--tie``); empty: the divisor grid."""
     lattice: LatticePick | None = None
@@ -118,6 +100,10 @@ class Reconfiguration:
     held: tuple[str, ...] = ()
     """Costs the objective held at the uniform multiplier's (``synexp-held``): their budgets
     in ``budgets`` were set by it, not by the user."""
+    decisions: tuple[str, ...] = ()
+    """What the solve decided that the user should know (a PreCrop grid cut at the base, ...)."""
+    problem: Problem | None = field(default=None, repr=False, compare=False)
+    """The request as solved (bounds resolved): baselines re-solve it with other strategies."""
 
     def with_baselines(
         self, found: Sequence[_baselines.Baseline], seconds: float
@@ -127,22 +113,46 @@ class Reconfiguration:
         times["baselines"] = times.get("baselines", 0.0) + seconds
         return replace(self, baselines=(*self.baselines, *found), seconds=times)
 
+    @property
+    def latency_ms(self) -> float | None:
+        """Predicted latency of the new widths (None without a latency model)."""
+        return self.value("latency")
+
+    @property
+    def base_latency_ms(self) -> float | None:
+        return self.base_value("latency")
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """Activation bytes a training step saves (None without a memory model)."""
+        value = self.value("memory")
+        return None if value is None else int(value)
+
+    @property
+    def base_memory_bytes(self) -> int | None:
+        value = self.base_value("memory")
+        return None if value is None else int(value)
+
+    def value(self, name: str) -> float | None:
+        """The new widths' value of cost kind ``name`` (None where nothing predicts it)."""
+        own = {"params": self.params, "macs": self.macs}
+        return own[name] if name in own else self.predicted.get(name)
+
+    def base_value(self, name: str) -> float | None:
+        """The base widths' value of cost kind ``name``."""
+        own = {"params": self.base_params, "macs": self.base_macs}
+        return own[name] if name in own else self.base_predicted.get(name)
+
     def unbudgeted_growth(self, threshold: float = GROWTH_NOTE) -> dict[str, float]:
         """Costs without a budget that grew past ``threshold`` times the base's, as ratios:
         ``{"macs": 1.73}`` for a params-only budget on resnet50. Latency and memory count
         where the result predicts them."""
-        b = self.budgets
-        costs = (
-            ("params", b.params, self.params, self.base_params),
-            ("macs", b.macs, self.macs, self.base_macs),
-            ("latency", b.latency, self.latency_ms, self.base_latency_ms),
-            ("memory", b.memory, self.memory_bytes, self.base_memory_bytes),
-        )
-        return {
-            name: new / base
-            for name, budget, new, base in costs
-            if budget is None and new is not None and base and new / base > threshold
-        }
+        out = {}
+        for name, budget in self.budgets.limits().items():
+            new, base = self.value(name), self.base_value(name)
+            if budget is None and new is not None and base and new / base > threshold:
+                out[name] = new / base
+        return out
 
     @property
     def rounding_loss(self) -> float:
@@ -159,20 +169,7 @@ class Reconfiguration:
             "input_size": list(self.input_size),
             "timm_kwargs": dict(self.timm_kwargs),
             "mode": self.mode,
-            "budgets": {
-                "params": self.budgets.params,
-                "macs": self.budgets.macs,
-                "params_ratio": None
-                if self.budgets.params is None
-                else self.budgets.params / self.base_params,
-                "macs_ratio": None
-                if self.budgets.macs is None
-                else self.budgets.macs / self.base_macs,
-                "latency_ms": self.budgets.latency,
-                "latency_ratio": _ratio(self.budgets.latency, self.base_latency_ms),
-                "memory_bytes": self.budgets.memory,
-                "memory_ratio": _ratio(self.budgets.memory, self.base_memory_bytes),
-            },
+            "budgets": self.budgets_dict(),
             "min_width": self.min_width,
             "max_width": self.max_width,
             "divisor": self.divisor,
@@ -196,12 +193,7 @@ class Reconfiguration:
                 )
             ],
             "baselines": [b.to_dict() for b in self.baselines],
-            "latency_ms": self.latency_ms,
-            "base_latency_ms": self.base_latency_ms,
-            "latency_ratio": _ratio(self.latency_ms, self.base_latency_ms),
-            "memory_bytes": self.memory_bytes,
-            "base_memory_bytes": self.base_memory_bytes,
-            "memory_ratio": _ratio(self.memory_bytes, self.base_memory_bytes),
+            **self.predicted_dict(),
             "batch_size": self.batch_size,
             "latency_model": self.latency_note or None,
             "unbudgeted_growth": self.unbudgeted_growth(),
@@ -212,7 +204,30 @@ class Reconfiguration:
             "objective": self.objective,
             "objective_value": self.objective_value,
             "held": list(self.held),
+            "decisions": list(self.decisions),
+            "time_limit": None if self.problem is None else self.problem.time_limit,
         }
+
+    def budgets_dict(self) -> dict[str, float | None]:
+        """Every cost kind's budget (``key``: absolute, ``{name}_ratio``: of the base's)."""
+        out: dict[str, float | None] = {}
+        for kind in COST_KINDS.values():
+            limit = getattr(self.budgets, kind.name)
+            out[kind.key] = limit
+            out[kind.ratio_key] = _ratio(limit, self.base_value(kind.name))
+        return out
+
+    def predicted_dict(self) -> dict[str, float | None]:
+        """Every modelled cost kind's value, base value and ratio (None without its model)."""
+        out: dict[str, float | None] = {}
+        for kind in COST_KINDS.values():
+            if kind.build is None:
+                continue
+            new, base = self.value(kind.name), self.base_value(kind.name)
+            out[kind.key] = new
+            out[kind.base_key] = base
+            out[kind.ratio_key] = _ratio(new, base)
+        return out
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -240,38 +255,30 @@ def reconfigure(
     tie: str | Sequence[str] = (),
     time_limit: float = TIME_LIMIT,
     objective: str = DEFAULT_OBJECTIVE,
+    budgets: Mapping[str, Budget] | None = None,
+    models: Mapping[str, CostModel] | None = None,
 ) -> Reconfiguration:
-    """Widths that maximize SynExp with params <= ``params`` and MACs <= ``macs``, predicted
-    latency <= ``latency`` on ``latency_model``'s device and training activation memory <=
-    ``memory`` (``memory_model``'s batch). A model given without its budget still reports its
-    figures.
+    """Widths that maximize the objective (SynExp by default) under every budget given: params,
+    MACs, predicted latency on ``latency_model``'s device, training activation memory, and any
+    registered cost kind through ``budgets`` and ``models``. A model given without its budget
+    still reports its figures.
 
-    Budgets read as the CLI's do (:mod:`widthsearch.solve.budget`): an int is a count
-    (``params=4_200_000``), a float a ratio of the base's cost (``params=0.5``, as
-    ``--params 0.5``), ``Ratio(0.5)`` a ratio said explicitly, and text the CLI's syntax
-    (``"0.5"``, ``"4.2M"``, ``"12ms"``, ``"300MB"``). A latency number is milliseconds. A
-    float of 1000 or more is refused (write a count as an int or text).
+    Budgets read as the CLI's do (:meth:`widthsearch.solve.costs.CostKind.resolve`): an int is
+    a count (``params=4_200_000``), a float a ratio of the base's (``params=0.5``),
+    ``Ratio(0.5)`` a ratio said explicitly, text the CLI's syntax (``"4.2M"``, ``"12ms"``,
+    ``"300MB"``); a latency number is milliseconds.
 
-    ``mode="precrop"`` only removes channels (``max_width`` at most 1, default 1); ``"preconfig"``
-    lets groups grow up to ``max_width`` times their base (default :data:`DEFAULT_MAX_WIDTH`).
-    Widths are multiples of ``divisor`` within ``[min_width, max_width]`` times their base (see
-    :func:`widthsearch.solve.rounding.width_grid`); the realized model holds every budget exactly.
-    Bounds and budgets are checked before solving. Pass a prebuilt ``program`` to skip building
-    the geometric program again. ``baselines`` (default none) runs :func:`compare` on the result
-    before returning it; call :func:`compare` yourself to have the result first. ``objective``
-    names what the widths maximize (:data:`widthsearch.solve.objectives.OBJECTIVES`; default
-    the paper's SynExp); ``synexp-held`` adds a budget for params or MACs, whichever has none,
-    at the uniform multiplier's within the given budgets.
+    ``mode="precrop"`` only removes channels (``max_width`` at most 1); ``"preconfig"`` lets
+    groups grow up to ``max_width`` (default :data:`DEFAULT_MAX_WIDTH`). Widths are multiples of
+    ``divisor`` within the bounds, or, with ``choices`` and ``tie``, the best point of that
+    width lattice, exact unless the search takes longer than ``time_limit`` (then the best found
+    and its certified gap, in ``result.lattice``). The realized model holds every budget
+    exactly. ``baselines`` runs :func:`compare` before returning (call it yourself to have the
+    result first).
 
-    ``choices`` (``"0.25x,0.5x,0.75x,1x"``: multipliers of each group's base width, each
-    ``round(m * base)``; ``"8,16,24,32"``: widths; or a :class:`GridSpec` with per-glob lists)
-    puts every free group on that grid instead, and each ``tie`` (``"GLOB[,GLOB...]"`` over
-    producer names) makes the matching groups share one width. Then the widths are the lattice
-    point that maximizes SynExp under every budget, found exactly (enumeration or branch and
-    bound, :func:`widthsearch.solve.lattice.best_point`) unless that takes longer than
-    ``time_limit`` seconds, when it is the best point found (never worse than rounding and
-    repair) with the gap to the relaxation's bound in ``result.lattice``. A grid whose widest
-    point fits every budget returns that point.
+    The solve is :func:`widthsearch.solve.solver.solve`, the one every command calls; this reads
+    the arguments into its :class:`~widthsearch.solve.problem.Problem`, and what it decided
+    (PreCrop cutting a grid at the base, say) is in ``result.decisions``.
 
     Args:
         space: the model's width space (:meth:`WidthSpace.from_timm`, ``from_module``).
@@ -291,6 +298,10 @@ def reconfigure(
         tie: ``"GLOB[,GLOB...]"`` sets of groups that share one width.
         time_limit: seconds for the exact lattice search before it falls back.
         program: a prebuilt :class:`SynExpProgram` of ``space`` to reuse.
+        budgets: budgets of any registered cost kind by name (``{"peak_memory": "256KB"}``,
+            :data:`widthsearch.solve.costs.COST_KINDS`), as the keywords above read them.
+        models: the cost models of those kinds by name (:func:`widthsearch.solve.costs.
+            cost_models`); ``latency_model`` and ``memory_model`` are two of them.
         synflow_progress: called with (round, rounds) during the SynFlow baseline.
 
     Returns:
@@ -305,93 +316,91 @@ def reconfigure(
         WidthSearchError: bad mode, objective or baseline names, no budget at all, or a budget
             that is not one (see :mod:`widthsearch.solve.budget`).
     """
-    if latency is not None and latency_model is None:
-        raise WidthSearchError("a latency budget needs a latency model (latency_model=)")
-    if memory is not None and memory_model is None:
-        raise WidthSearchError("a memory budget needs the activation memory model (memory_model=)")
-    budgets = Budgets(
-        params=resolve_count(params, space.params(), "params"),
-        macs=resolve_count(macs, space.macs(), "macs"),
-        latency=resolve_latency(
-            latency, None if latency_model is None else latency_model(space.base_widths)
-        ),
-        memory=resolve_count(
-            memory, 0 if memory_model is None else memory_model(space.base_widths), "memory"
-        ),
-    )
-    _check_request(mode, budgets, latency_model, memory_model, baselines)
-    obj = get_objective(objective)
-    max_width = _max_width(mode, max_width)
+    given = {"params": params, "macs": macs, "latency": latency, "memory": memory}
+    given.update(budgets or {})
+    built: dict[str, CostModel] = dict(models or {})
+    if latency_model is not None:
+        built["latency"] = latency_model
+    if memory_model is not None:
+        built["memory"] = memory_model
+    limits = _absolute(space, given, built)
+    check_baselines(baselines)
     spec = choices if isinstance(choices, GridSpec) else GridSpec.parse(choices, tie)
     if isinstance(choices, GridSpec) and tie:
         spec = GridSpec(spec.choices, spec.groups, spec.ties + GridSpec.parse(None, tie).ties)
-    if not spec.empty:
-        result = _on_lattice(
-            space,
-            budgets,
-            spec,
-            latency_model=latency_model,
-            memory_model=memory_model,
-            latency_note=latency_note,
-            mode=mode,
-            min_width=min_width,
-            max_width=max_width,
-            divisor=divisor,
-            time_limit=time_limit,
-            objective=obj,
-        )
-        if baselines:
-            result = compare(result, space, baselines, synflow_progress=synflow_progress)
-        return result
-    seconds: dict[str, float] = {}
-
-    start = time.perf_counter()
-    hardware = _hardware_costs(latency_model, memory_model)
-    grid = checked_grid(
-        space,
-        budgets,
-        divisor=divisor,
+    problem = Problem(
+        limits,
+        objective=get_objective(objective).name,
+        mode=mode,
         min_width=min_width,
         max_width=max_width,
-        costs=hardware,
+        divisor=divisor,
+        grid=spec,
+        time_limit=time_limit,
     )
-    held: tuple[str, ...] = ()
-    if obj.hold:
-        budgets, held = _hold(space, budgets, min_width, max_width, hardware)
-    log_w, inv_w = weights(space, obj)
-    # SynExp and its held variant round on the exact SynExp (concatenations included)
-    separable = None if obj.log_weights is objective_exponents else (log_w, inv_w)
-    kw = {"inverse_weights": inv_w} if obj.inverse_weights else {"log_weights": log_w}
-    wanted = inv_w if obj.inverse_weights else log_w
-    if (
-        program is None
-        or any(program.costs.get(n) is not c for n, c in hardware.items())
-        or program.minimizes != bool(obj.inverse_weights)
-        or program.objective_weights != [wanted[g] for g in program.free]
-    ):
-        program = SynExpProgram(
-            space, latency=hardware.get("latency"), memory=hardware.get("memory"), **kw
-        )
-    seconds["build"] = time.perf_counter() - start
-    solution = program.solve(budgets, min_width=min_width, max_width=max_width)
-    seconds["solve"] = solution.seconds
+    solution = solve(space, problem, {n: m.cost for n, m in built.items()}, program=program)
+    result = result_of(space, solution, built, latency_note=latency_note)
+    if baselines:
+        result = compare(result, space, baselines, synflow_progress=synflow_progress)
+    return result
 
-    start = time.perf_counter()
-    widths = round_widths(space, solution.multipliers, budgets, grid, hardware, separable)
-    seconds["round"] = time.perf_counter() - start
 
-    continuous = [x * w for x, w in zip(solution.multipliers, space.base_widths, strict=True)]
-    result = Reconfiguration(
+def _absolute(
+    space: WidthSpace, given: Mapping[str, Budget], models: Mapping[str, CostModel]
+) -> Budgets:
+    """The budgets of ``given`` (cost name -> a budget as :meth:`CostKind.resolve` reads it)
+    as absolute figures, each kind's ratios of the base's value on its model.
+
+    Raises:
+        WidthSearchError: an unknown cost, a budget without its model, or one that is not a
+            budget.
+    """
+    out: dict[str, float | None] = {}
+    for name, spec in given.items():
+        kind = get_cost(name)
+        if spec is None:
+            continue
+        if kind.build is not None and name not in models:
+            what = {
+                "latency": "a latency model (latency_model=)",
+                "memory": "the activation memory model (memory_model=)",
+            }.get(name, f"its model (models={{'{name}': ...}})")
+            raise WidthSearchError(f"a {kind.label} budget needs {what}")
+        own = {"params": space.params(), "macs": space.macs()}
+        base: float | None = own.get(name)
+        if name in models:
+            base = models[name](space.base_widths)
+        out[name] = kind.resolve(spec, base)
+    return Budgets(**out)
+
+
+def result_of(
+    space: WidthSpace,
+    solution: Solution,
+    models: Mapping[str, CostModel] | None = None,
+    *,
+    latency_note: str = "",
+) -> Reconfiguration:
+    """The :class:`Reconfiguration` of a :class:`~widthsearch.solve.solver.Solution`: its
+    widths with their exact costs, every cost model's prediction, and log SynExp."""
+    models = dict(models or {})
+    latency_model = cast("LatencyModel | None", models.get("latency"))
+    memory_model = cast("ActivationMemory | None", models.get("memory"))
+    widths = solution.widths
+    problem = solution.problem
+    continuous = solution.continuous or tuple(float(w) for w in widths)
+    lo, hi = solution.bounds
+    return Reconfiguration(
         model=space.model,
         input_size=space.input_size,
-        mode=mode,
-        budgets=budgets,
-        min_width=min_width,
-        max_width=max_width,
-        divisor=divisor,
+        mode=problem.mode,
+        budgets=problem.budgets,
+        min_width=lo,
+        max_width=hi,
+        divisor=problem.divisor,
         base_widths=space.base_widths,
         widths=widths,
-        multipliers=solution.multipliers,
+        multipliers=tuple(c / b for c, b in zip(continuous, space.base_widths, strict=True)),
         base_params=space.params(),
         base_macs=space.macs(),
         params=space.params(widths),
@@ -399,218 +408,27 @@ def reconfigure(
         log_synexp_gain=log_synexp(space, widths),
         log_synexp_continuous=log_synexp(space, continuous),
         producers=tuple(g.producer for g in space.groups),
-        seconds=seconds,
+        seconds=dict(solution.seconds),
         timm_kwargs=dict(space.timm_kwargs),
-        latency_ms=None if latency_model is None else latency_model(widths),
-        base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
-        memory_bytes=None if memory_model is None else memory_model(widths),
-        base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
+        predicted={n: m(widths) for n, m in models.items()},
+        base_predicted={n: m(space.base_widths) for n, m in models.items()},
         batch_size=_batch_size(latency_model, memory_model),
         latency_note=latency_note or ("" if latency_model is None else latency_model.source),
-        costs=hardware,
-        objective=obj.name,
-        objective_value=None if separable is None else score(space, obj, widths),
-        held=held,
+        costs={n: m.cost for n, m in models.items()},
+        grid=problem.grid,
+        lattice=solution.lattice,
+        objective=problem.objective,
+        objective_value=solution.value,
+        held=solution.held,
+        decisions=solution.decisions,
+        problem=problem,
     )
-    if baselines:
-        result = compare(result, space, baselines, synflow_progress=synflow_progress)
-    return result
-
-
-def _on_lattice(
-    space: WidthSpace,
-    budgets: Budgets,
-    spec: GridSpec,
-    *,
-    latency_model: LatencyModel | None,
-    memory_model: ActivationMemory | None,
-    latency_note: str,
-    mode: Mode,
-    min_width: float,
-    max_width: float,
-    divisor: int,
-    time_limit: float,
-    objective: Objective,
-) -> Reconfiguration:
-    """:func:`reconfigure` on a width grid with ties: the best lattice point of ``objective``."""
-    start = time.perf_counter()
-    lattice = spec.resolve(space, divisor=divisor, min_width=min_width, max_width=max_width)
-    if mode == "precrop":
-        wide = [g for g in space.free_groups if lattice.grid[g.id][-1] > g.width]
-        if wide:
-            g = wide[0]
-            raise GridError(
-                f"precrop only removes channels, but the grid gives group {g.id} ({g.producer}, "
-                f"base {g.width}) width {lattice.grid[g.id][-1]}; use --mode preconfig or "
-                "choices at most 1x"
-            )
-    hardware = _hardware_costs(latency_model, memory_model)
-    held: tuple[str, ...] = ()
-    if objective.hold:
-        budgets, held = _hold(space, budgets, min_width, max_width, hardware)
-    separable = None
-    if objective.log_weights is not objective_exponents:  # another objective than SynExp's
-        log_w, inv_w = weights(space, objective)
-        separable = _group_score(space, log_w, inv_w)
-    seconds = {"build": time.perf_counter() - start}
-    pick = best_point(
-        space, budgets, lattice, costs=hardware, time_limit=time_limit, score=separable
-    )
-    seconds["solve"], seconds["round"] = pick.seconds, 0.0  # the search is the rounding
-    widths = pick.widths
-    relaxed = pick.relaxed or tuple(float(w) for w in widths)
-    ratios = [w / g.width for g in space.free_groups for w in lattice.grid[g.id]]
-    if spec.choices is None and not spec.groups:  # ties on the divisor grid: its bounds
-        ratios = [min_width, max_width]
-    return Reconfiguration(
-        model=space.model,
-        input_size=space.input_size,
-        mode=mode,
-        budgets=budgets,
-        min_width=min(ratios),
-        max_width=max(ratios),
-        divisor=divisor,
-        base_widths=space.base_widths,
-        widths=widths,
-        multipliers=tuple(r / b for r, b in zip(relaxed, space.base_widths, strict=True)),
-        base_params=space.params(),
-        base_macs=space.macs(),
-        params=space.params(widths),
-        macs=space.macs(widths),
-        log_synexp_gain=log_synexp(space, widths),
-        log_synexp_continuous=log_synexp(space, relaxed),
-        producers=tuple(g.producer for g in space.groups),
-        seconds=seconds,
-        timm_kwargs=dict(space.timm_kwargs),
-        latency_ms=None if latency_model is None else latency_model(widths),
-        base_latency_ms=None if latency_model is None else latency_model(space.base_widths),
-        memory_bytes=None if memory_model is None else memory_model(widths),
-        base_memory_bytes=None if memory_model is None else memory_model(space.base_widths),
-        batch_size=_batch_size(latency_model, memory_model),
-        latency_note=latency_note or ("" if latency_model is None else latency_model.source),
-        costs=hardware,
-        grid=spec,
-        lattice=pick,
-        objective=objective.name,
-        objective_value=None if separable is None else score(space, objective, widths),
-        held=held,
-    )
-
-
-def _group_score(space: WidthSpace, log_w: Sequence[float], inv_w: Sequence[float]) -> Score:
-    """A separable objective's term of one group at an array of its widths, for the lattice
-    search: ``a_g log(w / base_g) - b_g / w``."""
-    import numpy as np
-
-    def group_score(group: Group, widths: np.ndarray) -> np.ndarray:
-        g = group.id
-        return log_w[g] * np.log(widths / group.width) - inv_w[g] / widths
-
-    return group_score
-
-
-def _hardware_costs(
-    latency_model: LatencyModel | None, memory_model: ActivationMemory | None
-) -> dict[str, Posynomial]:
-    """The latency and memory posynomials of the models given."""
-    out: dict[str, Posynomial] = {}
-    if latency_model is not None:
-        out["latency"] = latency_model.cost
-    if memory_model is not None:
-        out["memory"] = memory_model.cost
-    return out
 
 
 def _batch_size(latency_model: LatencyModel | None, memory_model: ActivationMemory | None) -> int:
     if latency_model is not None:
         return latency_model.device.batch_size
     return memory_model.batch_size if memory_model is not None else 1
-
-
-def result_lattice(result: Reconfiguration, space: WidthSpace) -> WidthLattice:
-    """The lattice a grid result was picked on (for its baselines)."""
-    return result.grid.resolve(
-        space, divisor=result.divisor, min_width=result.min_width, max_width=result.max_width
-    )
-
-
-def _hold(
-    space: WidthSpace,
-    budgets: Budgets,
-    min_width: float,
-    max_width: float,
-    hardware: Mapping[str, Posynomial],
-) -> tuple[Budgets, tuple[str, ...]]:
-    """``budgets`` with params or MACs, whichever has no budget, held at its cost under the
-    largest continuous uniform multiplier within ``[min_width, max_width]`` that holds the
-    given budgets (unchanged when both or neither have one), and the names of the costs held.
-
-    The multiplier is continuous, not the largest uniform point of a coarse grid, which can lie
-    far below the budget (0.25x, 0.5x, ...) and would hold the other cost far too tight.
-    """
-    missing = [n for n in ("params", "macs") if getattr(budgets, n) is None]
-    if len(missing) != 1:
-        return budgets, ()
-    polys = {"params": space.param_cost, "macs": space.mac_cost, **hardware}
-    limits = {n: b for n, b in budgets.limits().items() if b is not None and n in polys}
-    base = space.base_widths
-
-    def cost(name: str, alpha: float) -> float:
-        x = [1.0 if g.fixed else alpha for g in space.groups]
-        return sum(
-            c * math.prod(x[g] ** e for g, e in mono.items())
-            for c, mono in polys[name].in_multipliers(base)
-        )
-
-    lo, hi = min_width, max_width
-    if not all(cost(n, lo) <= b for n, b in limits.items()):
-        return budgets, ()  # infeasible: the solve's own check says so
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if all(cost(n, mid) <= b for n, b in limits.items()) else (lo, mid)
-    name = missing[0]
-    return replace(budgets, **{name: math.floor(cost(name, lo))}), (name,)
-
-
-def _check_request(
-    mode: str,
-    budgets: Budgets,
-    latency_model: LatencyModel | None,
-    memory_model: ActivationMemory | None,
-    baselines: Sequence[str],
-) -> None:
-    """Fail on a request no solve can answer: an unknown mode or baseline, no budget at all, a
-    latency or memory budget without its model.
-
-    Raises:
-        WidthSearchError: says which, and what to give.
-    """
-    if mode not in MODES:
-        raise WidthSearchError(options=f"{{mode}} must be one of {', '.join(MODES)}, not '{mode}'")
-    if all(b is None for b in budgets.limits().values()):
-        raise WidthSearchError(options="give {budget}")
-    if budgets.latency is not None and latency_model is None:
-        raise WidthSearchError("a latency budget needs a latency model (a device profile)")
-    if budgets.memory is not None and memory_model is None:
-        raise WidthSearchError("a memory budget needs the activation memory model")
-    check_baselines(baselines)
-
-
-def _max_width(mode: str, max_width: float | None) -> float:
-    """The cap on any group's multiplier: at most 1 for PreCrop (default 1), else
-    :data:`DEFAULT_MAX_WIDTH` unless given.
-
-    Raises:
-        WidthSearchError: a PreCrop cap above 1.
-    """
-    if mode == "precrop":
-        if max_width is not None and max_width > 1:
-            raise WidthSearchError(
-                options=f"precrop only removes channels: {{max_width}} must be at most 1, not "
-                f"{max_width:g} ({{mode}}='preconfig' grows groups)"
-            )
-        return 1.0 if max_width is None else max_width
-    return DEFAULT_MAX_WIDTH if max_width is None else max_width
 
 
 def check_baselines(names: Sequence[str]) -> None:
@@ -633,29 +451,32 @@ def run_baseline(
     *,
     synflow_progress: Callable[[int, int], None] | None = None,
 ) -> _baselines.Baseline:
-    """The baseline ``name`` on ``result``'s budgets, bounds and grid.
+    """The baseline ``name`` on ``result``'s budgets, bounds and grid: ``uniform`` is the one
+    solve's uniform strategy on ``result``'s problem (:func:`widthsearch.solve.solver.solve`).
 
     Raises:
         WidthSearchError: an unknown name.
     """
     check_baselines([name])
-    if name == "uniform" and not result.grid.empty:
-        return _baselines.uniform_lattice(
-            space, result.budgets, result_lattice(result, space), costs=result.costs
-        )
     if name == "uniform":
-        grid = width_grid(
-            space, divisor=result.divisor, min_width=result.min_width, max_width=result.max_width
-        )
-        return _baselines.uniform(
-            space,
-            result.budgets,
-            grid,
-            min_width=result.min_width,
-            max_width=result.max_width,
-            costs=result.costs,
-        )
+        problem = result.problem or _problem_of(result)
+        resolved, _ = reduce(space, problem, result.costs, strategy="uniform")
+        return uniform_baseline(resolved)
     return _baselines.synflow(space, result.budgets, progress=synflow_progress)
+
+
+def _problem_of(result: Reconfiguration) -> Problem:
+    """The problem of a result built without one (a width file's, say): its budgets, mode,
+    bounds, divisor and grid as recorded."""
+    return Problem(
+        result.budgets,
+        objective=result.objective,
+        mode=result.mode,
+        min_width=result.min_width,
+        max_width=result.max_width,
+        divisor=result.divisor,
+        grid=result.grid,
+    )
 
 
 def compare(

@@ -24,12 +24,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from widthsearch.errors import BoundsError, InfeasibleBudgetError, RoundingError, WidthSearchError
-from widthsearch.solve.program import _LABELS, Budgets, describe_cost
+from widthsearch.solve.program import Budgets, cost_label, describe_cost
 from widthsearch.solve.synexp import WEIGHT_KINDS, layer_density
+from widthsearch.space.cost import parts
 from widthsearch.space.grid import nearest, width_grid
 
 if TYPE_CHECKING:
-    from widthsearch.space.cost import Posynomial
+    from widthsearch.space.cost import Cost, Posynomial
     from widthsearch.space.width_space import WidthSpace
 
 
@@ -44,9 +45,18 @@ class _Costs:
     on the space.
     """
 
-    def __init__(self, space: WidthSpace, extra: Mapping[str, Posynomial] | None = None) -> None:
+    def __init__(self, space: WidthSpace, extra: Mapping[str, Cost] | None = None) -> None:
         self.space = space
-        self.polys = {"params": space.param_cost, "macs": space.mac_cost, **(extra or {})}
+        self.given = dict(extra or {})
+        costs = {"params": space.param_cost, "macs": space.mac_cost, **self.given}
+        self.kind: dict[str, str] = {}
+        """Constraint name (a cost, or ``name[i]`` for part ``i`` of a peak) -> cost name."""
+        self.polys: dict[str, Posynomial] = {}
+        for name, cost in costs.items():
+            split = parts(cost)
+            for i, part in enumerate(split):
+                cname = name if len(split) == 1 else f"{name}[{i}]"
+                self.kind[cname], self.polys[cname] = name, part
         self.involving = {
             name: {g.id: poly.involving(g.id) for g in space.groups}
             for name, poly in self.polys.items()
@@ -65,13 +75,13 @@ class _Costs:
             self.neighbors[g] = near | {g}
 
     @classmethod
-    def of(cls, space: WidthSpace, extra: Mapping[str, Posynomial] | None = None) -> _Costs:
+    def of(cls, space: WidthSpace, extra: Mapping[str, Cost] | None = None) -> _Costs:
         extra = {n: p for n, p in (extra or {}).items() if n not in ("params", "macs")}
         # the space's instance dict caches derived models; it takes any key, not only names
         cache = cast(dict[Any, Any], space.__dict__)
         key = ("_rounding_costs", *sorted((n, id(p)) for n, p in extra.items()))
         cached = cache.get(key)
-        if cached is None or any(cached.polys[n] is not p for n, p in extra.items()):
+        if cached is None or any(cached.given[n] is not p for n, p in extra.items()):
             cached = cache[key] = cls(space, extra)
         return cached
 
@@ -106,7 +116,7 @@ def round_widths(
     multipliers: Sequence[float],
     budgets: Budgets,
     grid: Sequence[Sequence[int]],
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
     separable: _Separable | None = None,
 ) -> tuple[int, ...]:
     """Nearest grid widths, repaired into the budgets, then filled up to them.
@@ -119,10 +129,11 @@ def round_widths(
         WidthSearchError: a budget whose cost is not in ``costs``.
     """
     costs_ = _Costs.of(space, costs)
-    limits = {n: b for n, b in budgets.limits().items() if b is not None}
-    missing = [n for n in limits if n not in costs_.polys]
+    given = {n: b for n, b in budgets.limits().items() if b is not None}
+    missing = [n for n in given if n not in costs_.kind.values()]
     if missing:
         raise WidthSearchError(f"a {missing[0]} budget needs its cost model to round against")
+    limits = {c: given[k] for c, k in costs_.kind.items() if k in given}
     limited = list(limits)
     return _repair_and_fill(costs_, multipliers, limits, limited, grid, separable)
 
@@ -224,7 +235,7 @@ def check_budgets(
     divisor: int,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> None:
     """Fail unless the budgets decide something on ``grid``: the smallest widths fit every
     budget, and the widest do not fit them all (else the bounds alone would be the answer).
@@ -246,14 +257,16 @@ def check_budgets(
     for name, budget, cost, base in given:
         if cost(floor) > budget:
             raise InfeasibleBudgetError(
-                options=f"{_LABELS[name]} {budget / base:.3g}x ({describe_cost(name, budget)}) "
+                options=f"{cost_label(name)} {budget / base:.3g}x ({describe_cost(name, budget)}) "
                 f"is below the {cost(floor) / base:.3g}x ({describe_cost(name, cost(floor))}) "
                 f"reachable with {{min_width}}={min_width:g} on the multiple-of-{divisor} grid; "
                 "raise the budget, or lower {min_width} or {divisor}"
             )
     if given and all(cost(top) <= budget for _, budget, cost, _ in given):
-        costs_ = " and ".join(f"{_LABELS[n]} {cost(top) / base:.3g}x" for n, _, cost, base in given)
-        limits = " and ".join(f"{_LABELS[n]} <= {b / base:.3g}x" for n, b, _, base in given)
+        costs_ = " and ".join(
+            f"{cost_label(n)} {cost(top) / base:.3g}x" for n, _, cost, base in given
+        )
+        limits = " and ".join(f"{cost_label(n)} <= {b / base:.3g}x" for n, b, _, base in given)
         raise BoundsError(
             options=f"no budget binds: with every group at its widest ({{max_width}}="
             f"{max_width:g}, multiples of {divisor}) the model costs {costs_}, within {limits}, "
@@ -269,7 +282,7 @@ def checked_grid(
     divisor: int,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> tuple[tuple[int, ...], ...]:
     """:func:`width_grid`, checked by :func:`check_budgets`: the grid a solve rounds onto.
 
@@ -296,7 +309,7 @@ def round_on_grid(
     divisor: int,
     min_width: float,
     max_width: float,
-    costs: Mapping[str, Posynomial] | None = None,
+    costs: Mapping[str, Cost] | None = None,
 ) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
     """The rounded widths of a solution and the grid they sit on (see :func:`checked_grid`).
 

@@ -44,11 +44,6 @@ from widthsearch.space._records import RawAttr, RawLayer, TraceResult
 from widthsearch.space._shapes import conv2d_shape_only, same_shape
 from widthsearch.space._tracer_base import TracerBase
 
-# the names :mod:`widthsearch.hardware` imports from here
-_NAMES = NAMES
-_fname = fname
-_tensors = tensors_in
-
 _HANDLERS: dict[str, Callable[..., None]] = {**_layer_rules.HANDLERS, **_channel_rules.HANDLERS}
 """Rules by op name (a reduction or a view is found by its short name, a matmul apart)."""
 

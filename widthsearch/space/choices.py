@@ -82,32 +82,54 @@ class Choices:
             return ",".join(f"{v:g}x" for v in self.values)
         return ",".join(str(int(v)) for v in self.values)
 
-    def widths_for(self, group: Group) -> tuple[int, ...]:
+    def widths_for(
+        self, group: Group, *, min_width: float = 0.0, max_width: float = MAX_WIDTH_RATIO
+    ) -> tuple[int, ...]:
         """The sorted widths ``group`` may take under this list.
 
+        Multipliers give ``round(m * base)`` each. Absolute widths span a whole network, so
+        each group keeps those within its bounds (``[min_width, max_width]`` times its base,
+        never above :data:`~widthsearch.space.grid.MAX_WIDTH_RATIO`) that it can build
+        (multiples of its ``multiple_of``); :meth:`restricted` says whether any were left out.
+
         Raises:
-            GridError: a width that is not a multiple of the group's ``multiple_of`` (grouped
-                convs), or above :data:`~widthsearch.space.grid.MAX_WIDTH_RATIO` times its base.
+            GridError: a multiplier width the group cannot build or above 16x its base, or an
+                absolute list that leaves the group no width.
         """
         if self.kind == "multipliers":
             widths = {max(1, math.floor(m * group.width + 0.5)) for m in self.values}
-        else:
-            widths = {int(v) for v in self.values}
-        bad = sorted(w for w in widths if w % group.multiple_of)
-        if bad:
-            raise GridError(
-                f"group {group.id} ({group.producer}) takes multiples of {group.multiple_of} "
-                f"only, but --choices {self.text()} gives it {bad[0]}; choose widths that are "
-                "multiples of it"
-            )
-        top = max(widths)
-        if top > MAX_WIDTH_RATIO * group.width:
+            bad = sorted(w for w in widths if w % group.multiple_of)
+            if bad:
+                raise GridError(
+                    f"group {group.id} ({group.producer}) takes multiples of "
+                    f"{group.multiple_of} only, but --choices {self.text()} gives it {bad[0]}; "
+                    "choose multipliers that give multiples of it, or absolute widths"
+                )
+            top = max(widths)
+            if top > MAX_WIDTH_RATIO * group.width:
+                raise GridError(
+                    f"--choices {self.text()} gives group {group.id} ({group.producer}, base "
+                    f"{group.width}) width {top}, above {MAX_WIDTH_RATIO:g}x its base; choose "
+                    "smaller widths"
+                )
+            return tuple(sorted(widths))
+        lo = min_width * group.width - 1e-9
+        hi = min(max_width, MAX_WIDTH_RATIO) * group.width + 1e-9
+        kept = sorted(
+            w for w in {int(v) for v in self.values} if lo <= w <= hi and not w % group.multiple_of
+        )
+        if not kept:
             raise GridError(
                 f"--choices {self.text()} gives group {group.id} ({group.producer}, base "
-                f"{group.width}) width {top}, above {MAX_WIDTH_RATIO:g}x its base; choose "
-                "smaller widths"
+                f"{group.width}) no width it can take: between {math.ceil(lo):g} and "
+                f"{math.floor(hi):g} (its bounds, {min_width:g}x-{max_width:g}x), a multiple of "
+                f"{group.multiple_of}; add such widths, or widen --min-width/--max-width"
             )
-        return tuple(sorted(widths))
+        return tuple(kept)
+
+    def restricted(self, group: Group, widths: Sequence[int]) -> bool:
+        """Whether ``widths`` (:meth:`widths_for`) left out some of an absolute list."""
+        return self.kind == "widths" and len(widths) < len(self.values)
 
 
 def parse_tie(text: str) -> tuple[str, ...]:
@@ -191,7 +213,9 @@ class GridSpec:
         self, space: WidthSpace, *, divisor: int = 8, min_width: float, max_width: float
     ) -> WidthLattice:
         """The lattice of ``space`` under this spec. Groups no choice list covers keep the
-        divisor grid within ``[min_width, max_width]``; choice lists ignore the bounds.
+        divisor grid within ``[min_width, max_width]``; multiplier lists ignore the bounds, and
+        absolute lists keep for each group the widths its bounds allow (the lattice's
+        ``restricted`` names the groups that lost some).
 
         Raises:
             GridError: a glob that matches no group (or a fixed one in a tie), a width a group
@@ -207,25 +231,46 @@ class GridSpec:
             )
         else:
             grid = [(g.width,) for g in space.groups]
+        restricted = []
         for g in space.free_groups:
             chosen = next(
                 (c for glob, c in self.groups if fnmatch.fnmatchcase(g.producer, glob)),
                 self.choices,
             )
             if chosen is not None:
-                grid[g.id] = chosen.widths_for(g)
+                grid[g.id] = chosen.widths_for(g, min_width=min_width, max_width=max_width)
+                if chosen.restricted(g, grid[g.id]):
+                    restricted.append(g.id)
         classes = _tie_classes(space, self.ties)
         for members in classes:
             common = set(grid[members[0]]).intersection(*(grid[g] for g in members[1:]))
             if not common:
-                names = ", ".join(space.groups[m].producer for m in members[:3])
-                raise GridError(
-                    f"the tied groups {names}{', ...' if len(members) > 3 else ''} have no "
-                    "width in common on their grids; give them common --choices"
-                )
+                raise GridError(_tie_clash(space, members, grid))
             for member in members:
                 grid[member] = tuple(sorted(common))
-        return WidthLattice(tuple(grid), tuple(classes), self)
+        return WidthLattice(tuple(grid), tuple(classes), self, tuple(restricted))
+
+
+def _tie_clash(space: WidthSpace, members: Sequence[int], grid: Sequence[Sequence[int]]) -> str:
+    """Why tied groups cannot share a width: their base widths and grids, and what to do."""
+    shown = [space.groups[m] for m in members[:3]]
+    names = ", ".join(f"{g.producer} (base {g.width}: {_short(grid[g.id])})" for g in shown)
+    more = f" and {len(members) - 3} more" if len(members) > 3 else ""
+    bases = sorted({space.groups[m].width for m in members})
+    why = (
+        "multipliers of different base widths give different widths"
+        if len(bases) > 1
+        else "their grids differ"
+    )
+    return (
+        f"the tied groups {names}{more} have no width in common ({why}); give absolute widths "
+        f"that all of them can take (--choices with widths such as {bases[0]},{bases[-1]}), or "
+        "tie only groups of one base width"
+    )
+
+
+def _short(widths: Sequence[int]) -> str:
+    return ",".join(map(str, widths)) if len(widths) <= 6 else f"{widths[0]}..{widths[-1]}"
 
 
 def _tie_classes(space: WidthSpace, ties: Sequence[Sequence[str]]) -> list[tuple[int, ...]]:
@@ -270,6 +315,8 @@ class WidthLattice:
     classes: tuple[tuple[int, ...], ...]
     """Free group ids per decision variable, ordered by their first group."""
     spec: GridSpec = GridSpec()
+    restricted: tuple[int, ...] = ()
+    """Free groups an absolute choice list gave only the widths their bounds allow."""
 
     @property
     def values(self) -> tuple[tuple[int, ...], ...]:
@@ -286,6 +333,10 @@ class WidthLattice:
         return all(w in self.grid[g] for g, w in enumerate(widths)) and all(
             len({widths[g] for g in c}) == 1 for c in self.classes
         )
+
+    def off_base(self, space: WidthSpace) -> tuple[int, ...]:
+        """Free groups whose base width is not on their grid (the base is not a lattice point)."""
+        return tuple(g.id for g in space.free_groups if g.width not in self.grid[g.id])
 
     def describe(self) -> str:
         """One line: variables, points and the spec."""

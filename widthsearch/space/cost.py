@@ -68,4 +68,31 @@ class Posynomial:
         ]
 
 
-__all__ = ["Monomial", "Posynomial", "monomial"]
+@dataclass(frozen=True)
+class MaxPosynomial:
+    """The largest of several posynomials: a cost that peaks over moments (the activation
+    memory alive at once, op by op). A budget on it is a budget on every part, so the
+    geometric program, rounding and the lattice search hold one constraint per part."""
+
+    parts: tuple[Posynomial, ...]
+
+    def __call__(self, widths: Sequence[int]) -> int:
+        """The largest part at integer widths; exact."""
+        return max(p(widths) for p in self.parts)
+
+    def argmax(self, widths: Sequence[int]) -> int:
+        """The index of the largest part at ``widths`` (the first of equals)."""
+        values = [p(widths) for p in self.parts]
+        return values.index(max(values))
+
+
+Cost = Posynomial | MaxPosynomial
+"""A budgetable cost: one posynomial, or the peak of several."""
+
+
+def parts(cost: Cost) -> tuple[Posynomial, ...]:
+    """The posynomials a budget on ``cost`` constrains: itself, or a peak's every part."""
+    return cost.parts if isinstance(cost, MaxPosynomial) else (cost,)
+
+
+__all__ = ["Cost", "MaxPosynomial", "Monomial", "Posynomial", "monomial", "parts"]

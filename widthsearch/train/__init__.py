@@ -9,7 +9,7 @@ from widthsearch.train.data import (
     Split,
     batch_order,
     load_dataset,
-    prepare,
+    normalize_batch,
 )
 from widthsearch.train.loop import (
     Recipe,
@@ -33,7 +33,7 @@ __all__ = [
     "evaluate",
     "load_dataset",
     "on_device",
-    "prepare",
+    "normalize_batch",
     "resolve_device",
     "step_seconds",
     "train",

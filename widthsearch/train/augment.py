@@ -11,7 +11,8 @@ Policies (``--augment``):
   a mirrored digit is another glyph; the recipe records the policy that ran.
 
 Augmentation runs on whole uint8 batches where they live (on the GPU for CUDA runs), before the
-resize and normalization of :func:`widthsearch.train.data.prepare`, and evaluation never sees it.
+resize and normalization of :func:`widthsearch.train.data.normalize_batch`, and evaluation never
+sees it.
 Its random draws come from a generator seeded by :func:`epoch_generator` from the run's seed and the
 epoch alone, so every candidate of one seed sees the same crops and flips in the same order, and a
 run resumed at an epoch boundary draws what an uninterrupted one would.

@@ -21,7 +21,7 @@ made on held-out training images, and the test images stay untouched for a final
 Small images (CIFAR-sized folders and archives, everything bundled) are decoded once at load
 time into one uint8 tensor (N, C, H, W), which a CUDA run keeps on the GPU; large image
 folders (ImageNet-style) decode per batch. Resizing to the input size, channel conversion,
-augmentation and normalization happen per batch on the training device (:func:`prepare`), so
+augmentation and normalization happen per batch on the training device (:func:`normalize_batch`), so
 a CIFAR run at 224x224 does not hold the upscaled data set in memory.
 """
 
@@ -547,7 +547,7 @@ def _stats(data: Dataset, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return cache[key]
 
 
-def prepare(
+def normalize_batch(
     images: torch.Tensor,
     data: Dataset,
     input_size: Sequence[int],
@@ -570,4 +570,12 @@ def prepare(
     return x.contiguous(memory_format=fmt)
 
 
-__all__ = ["KINDS", "DataError", "Dataset", "Split", "batch_order", "load_dataset", "prepare"]
+__all__ = [
+    "KINDS",
+    "DataError",
+    "Dataset",
+    "Split",
+    "batch_order",
+    "load_dataset",
+    "normalize_batch",
+]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import WidthSearchError
 from widthsearch.train.augment import POLICIES, augment, epoch_generator
-from widthsearch.train.data import SPLIT_SEED, Dataset, Split, batch_order, prepare
+from widthsearch.train.data import SPLIT_SEED, Dataset, Split, batch_order, normalize_batch
 from widthsearch.train.head import apply_head
 from widthsearch.train.head import check_policy as check_head
 from widthsearch.train.stem import apply_stem, check_policy
@@ -280,7 +280,7 @@ def evaluate(
     order = list(torch.arange(len(data.val)).split(batch_size))
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
         for x, y in _batches(data.val, order, _workers(data, device), cuda):
-            x = prepare(x, data, input_size, device, channels_last=cuda)
+            x = normalize_batch(x, data, input_size, device, channels_last=cuda)
             y = y.to(device, non_blocking=True)
             logits = model(x).float()
             total_loss += F.cross_entropy(logits, y, reduction="sum")
@@ -344,7 +344,7 @@ def step_seconds(
         optimizer = _optimizer(model, recipe, device)
         index = batch_order(len(data.train), recipe.batch_size, 0, 0)[0]
         x, y = data.train[index]
-        x = prepare(x, data, input_size, device, channels_last=cuda)
+        x = normalize_batch(x, data, input_size, device, channels_last=cuda)
         y = y.to(device)
         for i in range(steps + 1):
             if i == 1:
@@ -446,7 +446,7 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr_at(epoch * steps + i, steps)
             x = augment(x.to(device, non_blocking=True), recipe.augment, gen)
-            x = prepare(x, data, input_size, device, channels_last=cuda)
+            x = normalize_batch(x, data, input_size, device, channels_last=cuda)
             y = y.to(device, non_blocking=True)
             loss = _step(step_model, optimizer, x, y, recipe.label_smoothing, device)
             running += loss.detach() * len(y)

@@ -1,7 +1,7 @@
 """How long a verification will take, said before the bulk of the work.
 
 Widths of one model train at very different speeds, so where it costs little each distinct
-model is timed for a few steps before training (:func:`_step_times`); otherwise the first
+model is timed for a few steps before training (:func:`step_times`); otherwise the first
 steps of the first run stand for all of them. With several workers the runs are dealt out in
 queue order (:func:`makespan`). A shared machine's load changes: the figure is rough.
 """
@@ -54,7 +54,7 @@ def makespan(seconds: Sequence[float], workers: int) -> float:
     return max(free)
 
 
-class _Estimate:
+class Estimate:
     """Says how long the runs to do will take, when that is over ``threshold`` seconds
     (None: :data:`LONG_RUN_SECONDS`).
 
@@ -153,7 +153,7 @@ class _Estimate:
             )
 
 
-def _step_times(
+def step_times(
     job: Job, runs: Sequence[tuple[Candidate, int]], data: Dataset, device: torch.device
 ) -> dict[str, float]:
     """Seconds per training step of each distinct model of ``runs`` (by widths key), timed

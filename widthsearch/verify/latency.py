@@ -123,7 +123,7 @@ def latency_device(device: str) -> Device:
     return current_device(kind, threads=1 if kind == "cpu" else None, batch_size=1)
 
 
-def _stored_latency(
+def stored_run_latency(
     runs: optuna.Study, rows: Sequence[dict[str, Any]], key: str, timed_on: str, wanted: set[str]
 ) -> tuple[dict[str, tuple[float, float]], float | None] | None:
     """Latencies timed on ``timed_on`` for every width vector in ``wanted``, and the load they
@@ -153,7 +153,7 @@ def _stored_latency(
     return None
 
 
-def _store_latency(
+def store_latency(
     runs: optuna.Study,
     measured: dict[str, tuple[float, float]],
     timed_on: str,

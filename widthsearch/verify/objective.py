@@ -19,13 +19,13 @@ from widthsearch.verify.attrs import PROTECTED, RESULT, RUN, SEED, SKIPPED, WIDT
 from widthsearch.verify.latency import count_trained_model
 from widthsearch.verify.queue import (
     Skip,
-    _plain,
     candidate_of,
     completed_other_seed,
     duplicate_of,
+    plain,
 )
 from widthsearch.verify.recovery import worker_id
-from widthsearch.verify.results import _result_row
+from widthsearch.verify.results import result_row
 from widthsearch.verify.summary import pruned_text
 
 if TYPE_CHECKING:
@@ -33,13 +33,13 @@ if TYPE_CHECKING:
     import torch
 
     from widthsearch.train.data import Dataset
-    from widthsearch.verify.estimate import _Estimate
+    from widthsearch.verify.estimate import Estimate
     from widthsearch.verify.job import Job
     from widthsearch.verify.plan import Candidate
     from widthsearch.verify.progress import Log, Progress
 
 
-class _Objective:
+class VerificationTrial:
     """Train the run a claimed trial names; report top-1 per epoch; let the pruner stop a
     candidate (never the base or a control) before its last epoch."""
 
@@ -51,7 +51,7 @@ class _Objective:
         *,
         say: Log | None = None,
         progress: Progress | None = None,
-        estimate: _Estimate | None = None,
+        estimate: Estimate | None = None,
         order: Sequence[str] = (),
     ) -> None:
         self.job, self.data, self.device = job, data, device
@@ -104,7 +104,7 @@ class _Objective:
             stop = trial.should_prune()  # asked for every run: references set the rungs too
             if stop and not protected:
                 row = _pruned_row(cand, seed, record, history, spe, counted, job, self.device)
-                trial.set_user_attr(RESULT, _plain(row))
+                trial.set_user_attr(RESULT, plain(row))
                 ckpt.unlink(missing_ok=True)
                 self.trained += 1
                 if self.say:
@@ -143,8 +143,8 @@ class _Objective:
         finally:
             if close:
                 close()
-        row = _result_row(cand, seed, result, counted, job.settings, self.device)
-        trial.set_user_attr(RESULT, _plain(row))
+        row = result_row(cand, seed, result, counted, job.settings, self.device)
+        trial.set_user_attr(RESULT, plain(row))
         ckpt.unlink(missing_ok=True)
         self.trained += 1
         if self.say:
@@ -180,7 +180,7 @@ def _pruned_row(
         images_per_second=math.nan,
         steps=min(epoch * spe, recipe.total_steps(spe)),
     )
-    row = _result_row(cand, seed, partial, counted, job.settings, device)
+    row = result_row(cand, seed, partial, counted, job.settings, device)
     row["images_per_second"] = None
     row["pruned_at_epoch"] = epoch
     return row

@@ -21,12 +21,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from widthsearch.errors import VerifyError
+from widthsearch.errors import InfeasibleBudgetError, VerifyError
 from widthsearch.models.widthfile import load_width_file
-from widthsearch.search import StudyAttr, load_front, open_storage, widths_key
-from widthsearch.solve.baselines import random_lattice, random_widths, uniform, uniform_lattice
+from widthsearch.search import load_front, open_storage, widths_key
+from widthsearch.search.objective import trial_problem
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
 from widthsearch.solve.program import Budgets
-from widthsearch.solve.rounding import width_grid
+from widthsearch.solve.solver import Problem, Solution, Strategy, solve
 from widthsearch.solve.synexp import log_synexp
 from widthsearch.space.choices import GridSpec
 from widthsearch.space.source import ModelRef
@@ -68,13 +69,21 @@ class Plan:
     pick: str
     """How the candidates were chosen, in words."""
     study: optuna.Study | None = None
-    divisor: int = 8
-    """The rounding grid of the candidates, which the control is rounded to too."""
+    problem: Problem = Problem(Budgets())
+    """What the candidates solved (mode, bounds, divisor, width grid and ties, objective);
+    the controls are drawn on it too (:func:`with_controls`)."""
     storage_url: str | None = None
     """The study's storage, which workers open for themselves."""
-    grid: GridSpec = GridSpec()
-    """The width grid and ties the candidates were picked on (empty: the divisor grid); the
-    controls are drawn on it too."""
+
+    @property
+    def divisor(self) -> int:
+        """The rounding grid's divisor of the candidates and controls."""
+        return self.problem.divisor
+
+    @property
+    def grid(self) -> GridSpec:
+        """The width grid and ties the candidates were picked on (empty: the divisor grid)."""
+        return self.problem.grid
 
 
 def _candidate(
@@ -92,7 +101,7 @@ def _candidate(
 def with_controls(
     space: WidthSpace,
     picked: Sequence[Candidate],
-    divisor: int,
+    problem: Problem | int,
     pick: str,
     *,
     setting: WidthSpace | None = None,
@@ -102,29 +111,36 @@ def with_controls(
 ) -> Plan:
     """``picked`` plus the base model, the uniform control (the largest single width
     multiplier whose MACs stay within the first candidate's) and ``random`` random-shape
-    controls at those MACs (:func:`widthsearch.solve.baselines.random_widths`, shapes 0, 1, ...),
-    all counted in ``setting``. ``match="params"`` matches the controls to the candidate's
-    params instead: the fair comparison for a params budget, where the candidate may spend
-    more MACs than a control of equal MACs would let it.
+    controls at those MACs, all counted in ``setting``. ``match="params"`` matches the controls
+    to the candidate's params instead: the fair comparison for a params budget, where the
+    candidate may spend more MACs than a control of equal MACs would let it.
 
-    A random shape draws each free group's multiplier log-uniformly between the smallest and
-    the largest multiplier of the first candidate (so it is as uneven as the candidate), then
-    scales the whole vector to the candidate's MACs; whether the candidate beats these says
-    whether SynExp picks better than chance at equal cost.
+    The controls are the one solve's ``uniform`` and ``random`` strategies
+    (:func:`widthsearch.solve.solver.solve`) on the candidates' ``problem`` (mode, bounds,
+    divisor, width grid and ties: a grid's controls stay on the grid, a PreCrop candidate's do
+    not grow) with the candidate's cost as the only budget, so ``reconfig``'s uniform baseline,
+    ``verify FILE`` and ``verify STUDY`` draw the same control for the same candidate.
 
-    On a width grid (``grid``: choices and ties, as the candidates were picked) the controls
-    stay on it: the uniform control is the largest grid point of equal multipliers within the
-    candidate's cost (:func:`~widthsearch.solve.baselines.uniform_lattice`), and random shapes
-    are drawn per tied set and snapped to the grid
-    (:func:`~widthsearch.solve.baselines.random_lattice`).
+    A random shape draws each free group's (or tied set's) multiplier log-uniformly between
+    the smallest and the largest multiplier of the first candidate (:func:`shape_range`, so it
+    is as uneven as the candidate), then scales the whole vector to the candidate's cost;
+    whether the candidate beats these says whether the objective picks better than chance.
 
     ``setting`` is the width space as the models are trained (training input size, the data
     set's classes); squeeze-excite convs and the classifier do not shrink with the input, so a
     control matched at the search's input size may cost another ratio there. Default: ``space``.
 
+    ``problem`` may also be a divisor alone (and ``grid`` the grid), as this function took
+    before the one solve: the candidates' problem is then unknown, and the controls range over
+    :data:`CONTROL_BOUNDS` in PreConfig.
+
     Raises:
         VerifyError: no candidates, an unknown ``match``, or a ``setting`` with other groups.
     """
+    if isinstance(problem, int):
+        lo, hi = CONTROL_BOUNDS
+        problem = Problem(Budgets(), min_width=lo, max_width=hi, divisor=problem)
+        problem = replace(problem, grid=grid or GridSpec())
     if not picked:
         raise VerifyError("no candidates to verify")
     if match not in MATCHES:
@@ -140,34 +156,53 @@ def with_controls(
         )
 
     base = _candidate(space, "base", "base", space.base_widths)
-    lo, hi = 0.05, 4.0
-    spec = grid or GridSpec()
     first = move(picked[0].widths, setting)
     if match == "params":
         budget = Budgets(params=setting.params(first))
     else:
         budget = Budgets(macs=setting.macs(first))
-    rlo, rhi = shape_range(space, picked[0].widths)
-    if spec.empty:
-        steps = width_grid(setting, divisor=divisor, min_width=lo, max_width=hi)
-        bl = uniform(setting, budget, steps, min_width=lo, max_width=hi)
-    else:
-        lattice = spec.resolve(setting, divisor=divisor, min_width=lo, max_width=hi)
-        bl = uniform_lattice(setting, budget, lattice)
+    control = replace(problem, budgets=budget, top=1)
     items = [*picked, base]
-    if bl.widths is not None:
-        mult = bl.description.rsplit(" ", 1)[-1]
-        items.append(_candidate(space, f"uniform {mult}", "control", move(bl.widths, space)))
-    if random and spec.empty:
-        rgrid = width_grid(setting, divisor=divisor, min_width=rlo, max_width=rhi)
+    uniform = control_widths(setting, control, "uniform")
+    if uniform is not None:
+        items.append(
+            _candidate(
+                space, _uniform_label(uniform.method), "control", move(uniform.widths, space)
+            )
+        )
+    shape = shape_range(space, picked[0].widths)
     for i in range(random):
-        if spec.empty:
-            r = random_widths(setting, budget, rgrid, i, min_width=rlo, max_width=rhi)
-        else:
-            r = random_lattice(setting, budget, lattice, i, min_width=rlo, max_width=rhi)
-        if r.widths is not None:
-            items.append(_candidate(space, f"random {i}", "random", move(r.widths, space)))
-    return Plan(space, tuple(items), pick, divisor=divisor, grid=spec)
+        found = control_widths(setting, control, "random", seed=i, shape=shape)
+        if found is not None:
+            items.append(_candidate(space, f"random {i}", "random", move(found.widths, space)))
+    return Plan(space, tuple(items), pick, problem=problem)
+
+
+def _uniform_label(method: str) -> str:
+    """``uniform 0.750x`` for a uniform multiplier; ``near-uniform 0.750x`` for the grid point
+    nearest one (absolute grids, ties of different bases)."""
+    if method.startswith("grid point nearest uniform"):
+        return f"near-uniform {method.split()[4]}"
+    return f"uniform {method.rsplit(' ', 1)[-1]}"
+
+
+CONTROL_BOUNDS = (0.05, 4.0)
+"""The multiplier range of controls for candidates whose problem is unknown."""
+
+
+def control_widths(
+    space: WidthSpace,
+    problem: Problem,
+    strategy: Strategy,
+    *,
+    seed: int = 0,
+    shape: tuple[float, float] | None = None,
+) -> Solution | None:
+    """A control of ``problem`` by the one solve's ``strategy`` (None when none fits)."""
+    try:
+        return solve(space, problem, strategy=strategy, seed=seed, shape_range=shape)
+    except InfeasibleBudgetError:
+        return None
 
 
 def shape_range(space: WidthSpace, widths: Sequence[int]) -> tuple[float, float]:
@@ -200,7 +235,9 @@ def plan_from_study(
     """The top ``top`` front trials of a stored search, with base and control.
 
     Picked: the front trials that cost no more than the base model (params and MACs), by
-    log SynExp, highest first; when none is that cheap, the whole front by log SynExp.
+    the study's objective (log SynExp by default), highest first; when none is that cheap, the
+    whole front by it. The controls are drawn on the first pick's problem: its mix's mode,
+    bounds and divisor, and the study's grid and objective.
 
     Raises:
         VerifyError: the study has no complete trials.
@@ -217,9 +254,11 @@ def plan_from_study(
     if not points:
         raise VerifyError(f"study '{study_name}' has no complete trials; run search first")
     cheap = [t for t in points if t["params"] <= space.params() and t["macs"] <= space.macs()]
-    pool = sorted(cheap or points, key=lambda t: -t["log_synexp"])[:top]
+    objective = report.get("objective", DEFAULT_OBJECTIVE)
+    pool = sorted(cheap or points, key=lambda t: -_value(t))[:top]
+    what = "log SynExp" if objective == DEFAULT_OBJECTIVE else f"{objective} objective"
     pick = (
-        f"the {len(pool)} front trial(s) with the highest log SynExp"
+        f"the {len(pool)} front trial(s) with the highest {what}"
         + (" among those within the base model's params and MACs" if cheap else "")
         + f" (front: {len(points)} of {report['trials']} trials)"
     )
@@ -227,9 +266,14 @@ def plan_from_study(
         _candidate(space, f"trial {t['number']}", "candidate", t["widths"], t["number"])
         for t in pool
     ]
-    grid = GridSpec.from_dict(study.user_attrs.get(StudyAttr.GRID))
-    plan = with_controls(space, picked, int(pool[0]["mix"].get("divisor", 8)), pick, grid=grid)
+    problem = trial_problem(study.user_attrs, pool[0]["mix"])
+    plan = with_controls(space, picked, problem, pick)
     return replace(plan, study=study, storage_url=storage_url)
+
+
+def _value(t: dict[str, Any]) -> float:
+    value = t.get("value")
+    return t["log_synexp"] if value is None else value
 
 
 def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
@@ -252,8 +296,7 @@ def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
         _candidate(space, Path(p).stem, "candidate", wf.widths)
         for p, wf in zip(paths, files, strict=True)
     ]
-    divisor = int(first.data.get("divisor", 8))
-    return with_controls(space, picked, divisor, "the given width files", grid=first.grid)
+    return with_controls(space, picked, first.problem(), "the given width files")
 
 
 def recipe_key(model: str, data_spec: str, input_size: Sequence[int], recipe: Recipe) -> str:
@@ -263,8 +306,10 @@ def recipe_key(model: str, data_spec: str, input_size: Sequence[int], recipe: Re
 
 
 __all__ = [
+    "CONTROL_BOUNDS",
     "Candidate",
     "Plan",
+    "control_widths",
     "plan_from_study",
     "plan_from_width_files",
     "recipe_key",

@@ -21,9 +21,9 @@ from widthsearch.train.stem import apply_stem
 from widthsearch.verify.latency import model_builder
 from widthsearch.verify.plan import Candidate, Plan, recipe_key, training_setting, with_controls
 from widthsearch.verify.queue import Run, run_order, verification_name
-from widthsearch.verify.results import _numeric, _study_rows, read_results_csv
+from widthsearch.verify.results import numeric_row, read_results_csv, study_rows
 from widthsearch.verify.settings import Execution, VerifySettings
-from widthsearch.verify.workers import _devices
+from widthsearch.verify.workers import assign_devices
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +69,7 @@ class Setup:
         return {r.id for r in self.runs}
 
 
-def prepare(plan: Plan, data: Dataset, settings: VerifySettings, execution: Execution) -> Setup:
+def set_up(plan: Plan, data: Dataset, settings: VerifySettings, execution: Execution) -> Setup:
     """Check the input, match the controls as trained and lay out the runs (:class:`Setup`).
 
     Raises:
@@ -99,12 +99,11 @@ def prepare(plan: Plan, data: Dataset, settings: VerifySettings, execution: Exec
     matched = with_controls(
         space,
         picked,
-        plan.divisor,
+        plan.problem,
         plan.pick,
         setting=setting,
         random=settings.random,
         match=settings.match,
-        grid=plan.grid,
     )
     plan = replace(plan, candidates=matched.candidates)
     recipe, head_note = _resolve_head(recipe, plan, data.num_classes, size)
@@ -124,7 +123,7 @@ def prepare(plan: Plan, data: Dataset, settings: VerifySettings, execution: Exec
     }
     imported = [
         r
-        for r in _study_rows(plan.study) + [_numeric(r) for r in csv_rows]
+        for r in study_rows(plan.study) + [numeric_row(r) for r in csv_rows]
         if r.get("recipe_key") == key and r.get("state") in (None, "", "complete")
     ]
     owner = plan.study.study_name if plan.study is not None else space.model
@@ -164,7 +163,7 @@ def _worker_devices(plan: Plan, device: torch.device, execution: Execution) -> l
         VerifyError: no worker, an unknown device, or several workers and no storage to share.
     """
     devices = execution.devices
-    worker_devices = _devices(device, len(devices) if devices else execution.workers, devices)
+    worker_devices = assign_devices(device, len(devices) if devices else execution.workers, devices)
     workers = len(worker_devices)
     if workers < 1:
         raise VerifyError(f"workers must be at least 1, got {workers}")
@@ -194,4 +193,4 @@ def _resolve_head(
     return replace(recipe, head=head), note
 
 
-__all__ = ["Setup", "prepare"]
+__all__ = ["Setup", "set_up"]

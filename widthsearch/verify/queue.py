@@ -17,7 +17,7 @@ the trial ends, COMPLETE or PRUNED.
   that every study of that model verifies.
 - **Workers claim atomically**: :func:`work` runs :meth:`optuna.study.Study.optimize`, whose
   ``ask`` pops a WAITING trial by a conditional state change that only one process wins (RDB
-  and journal storages; on SQLite because :func:`widthsearch.search.storage.open_storage` begins
+  and journal storages; on SQLite because :func:`widthsearch.storage.open_storage` begins
   every transaction IMMEDIATE, so that the read and the update of a claim hold the write
   lock together). Should two coordinators race and enqueue one
   run twice, the worker that claims the later copy sees the earlier one and ends its copy as
@@ -37,7 +37,6 @@ the trial ends, COMPLETE or PRUNED.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Container, Sequence, Set
@@ -268,7 +267,7 @@ def enqueue(
         if rid in live or rid not in by_id:
             continue
         _add_finished(
-            study, by_id[rid], key, float(row["top1"]), _plain(row), None, {IMPORTED: True}
+            study, by_id[rid], key, float(row["top1"]), plain(row), None, {IMPORTED: True}
         )
         live.add(rid)
     added = 0
@@ -325,7 +324,7 @@ def import_shared(study: optuna.Study, runs: Sequence[Run], key: str) -> dict[st
     return taken
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
+def plain(row: dict[str, Any]) -> dict[str, Any]:
     """A result row as JSON-able values (CSV rows hold strings, NaN is not JSON)."""
     out = {}
     for k, v in row.items():
@@ -444,19 +443,6 @@ def counts(study: optuna.Study) -> dict[str, int]:
     for t in _optuna.trials(study):
         out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
     return out
-
-
-@contextlib.contextmanager
-def quiet_optuna():
-    """Optuna's INFO lines and its "Trial N failed" warnings off (we print our own lines)."""
-    import optuna
-
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(level)
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Each run's result row (:data:`CSV_FIELDS`) is set on its trial before the trial ends
 (:mod:`widthsearch.verify.queue`); once a verification ends, the rows get the seed counts,
-paired differences, verdicts and measured latency of their candidate (:func:`_annotate`) and
+paired differences, verdicts and measured latency of their candidate (:func:`annotate_rows`) and
 go to the results CSV, and the summary ``verify`` printed goes to the search study's
 :data:`widthsearch.verify.attrs.VERIFY` attribute, which reports read
 (:func:`stored_verifications`).
@@ -113,11 +113,11 @@ def write_results_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def _row_id(row: dict[str, Any]) -> RowId:
+def row_id(row: dict[str, Any]) -> RowId:
     return str(row["recipe_key"]), str(row["widths_key"]), int(row["seed"])
 
 
-def _numeric(row: dict[str, Any]) -> dict[str, Any]:
+def numeric_row(row: dict[str, Any]) -> dict[str, Any]:
     """A CSV row (all strings) with its numbers typed again."""
     out = dict(row)
     ints = ("seed", "epochs", "steps", "params", "macs", "search_params", "search_macs", "n")
@@ -133,7 +133,7 @@ def _numeric(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _result_row(
+def result_row(
     cand: Candidate,
     seed: int,
     result: TrainResult,
@@ -168,7 +168,7 @@ def _result_row(
     }
 
 
-def _annotate(
+def annotate_rows(
     rows: dict[RowId, dict[str, Any]],
     key: str,
     results: list[dict[str, Any]],
@@ -196,15 +196,15 @@ def _annotate(
                 row[f"verdict_vs_{name}"] = v["label"] if v else ""
 
 
-def _ordered(
+def order_rows(
     csv_rows: Sequence[dict[str, Any]], rows: dict[RowId, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The results file's rows: those it had keep their places (ours updated in place;
     another study's, another recipe's or a seed not asked for this time kept as they are: one
     file can collect several verifications, and a rerun rewrites it unchanged); new rows
     follow, sorted."""
-    ordered = [rows.get(_row_id(r), r) for r in csv_rows]
-    placed = {_row_id(r) for r in csv_rows}
+    ordered = [rows.get(row_id(r), r) for r in csv_rows]
+    placed = {row_id(r) for r in csv_rows}
     ordered += sorted(
         (r for rid, r in rows.items() if rid not in placed),
         key=lambda r: (r["widths_key"], int(r["seed"])),
@@ -212,7 +212,7 @@ def _ordered(
     return ordered
 
 
-def _study_rows(study: optuna.Study | None) -> list[dict[str, Any]]:
+def study_rows(study: optuna.Study | None) -> list[dict[str, Any]]:
     """Result rows older versions kept in the search study's ``verify`` attribute (imported
     into the verification study, not retrained)."""
     if study is None:
@@ -221,7 +221,7 @@ def _study_rows(study: optuna.Study | None) -> list[dict[str, Any]]:
     return [row for runs in stored.values() for row in runs.get(ROWS, [])]
 
 
-def _save_summary(
+def save_summary(
     study: optuna.Study,
     settings: dict[str, Any],
     verification: str,

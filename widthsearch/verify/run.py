@@ -24,42 +24,42 @@ from typing import TYPE_CHECKING, Any
 from widthsearch.errors import VerifyInterrupted
 from widthsearch.hardware.timing import others_busy, pinned_threads
 from widthsearch.search import open_storage, storage_name, stored_latency
+from widthsearch.storage import quiet_optuna
 from widthsearch.verify import _optuna
 from widthsearch.verify.attrs import PRUNER
-from widthsearch.verify.estimate import _Estimate, _step_times
+from widthsearch.verify.estimate import Estimate, step_times
 from widthsearch.verify.job import Job
 from widthsearch.verify.latency import (
-    _store_latency,
-    _stored_latency,
     latency_device,
     measure_trained_latency,
+    store_latency,
+    stored_run_latency,
 )
-from widthsearch.verify.objective import _Objective
+from widthsearch.verify.objective import VerificationTrial
 from widthsearch.verify.plan import Candidate, Plan
-from widthsearch.verify.prepare import Setup, prepare
+from widthsearch.verify.prepare import Setup, set_up
 from widthsearch.verify.queue import (
     enqueue,
     finished,
     import_shared,
     open_verification,
     queued,
-    quiet_optuna,
     result_row,
     work,
 )
 from widthsearch.verify.recovery import recover
 from widthsearch.verify.results import (
     RowId,
-    _annotate,
-    _numeric,
-    _ordered,
-    _row_id,
-    _save_summary,
+    annotate_rows,
+    numeric_row,
+    order_rows,
+    row_id,
+    save_summary,
     write_results_csv,
 )
 from widthsearch.verify.settings import Execution, VerifySettings
 from widthsearch.verify.summary import Summary, VerifyReport
-from widthsearch.verify.workers import _run_workers, _worker_threads
+from widthsearch.verify.workers import run_workers, worker_threads
 
 if TYPE_CHECKING:
     import optuna
@@ -129,7 +129,7 @@ def run_verify(
             storage to share the runs through.
     """
     execution = execution or Execution()
-    setup = prepare(plan, data, settings, execution)
+    setup = set_up(plan, data, settings, execution)
     study, done_before, todo = _open_queue(setup, data, execution, log)
     try:
         _train(setup, study, todo, data, execution, progress, log)
@@ -244,7 +244,7 @@ def _train(
     heartbeat = execution.heartbeat
     poll = 1.0 if heartbeat is None else min(1.0, heartbeat / 2)
     probe_on = setup.device if len(devices) == 1 else torch.device(devices[0])
-    estimate = _Estimate(
+    estimate = Estimate(
         todo,
         recipe.total_steps(spe),
         recipe.epochs_run(spe) * len(data.val),
@@ -256,7 +256,7 @@ def _train(
     )
     probe = log is not None and estimate.should_probe()
     if len(devices) == 1:
-        objective = _Objective(
+        objective = VerificationTrial(
             job,
             data,
             setup.device,
@@ -266,15 +266,15 @@ def _train(
             order=[f"{c.key}-s{s}" for c, s in todo],
         )
         if probe:
-            estimate.probed(_step_times(job, todo, data, setup.device))
+            estimate.probed(step_times(job, todo, data, setup.device))
         with quiet_optuna():
             work(study, objective, poll=poll)
     else:
         if probe:  # each model timed here, at a worker's share of the threads
-            threads = _worker_threads(devices) if probe_on.type == "cpu" else None
+            threads = worker_threads(devices) if probe_on.type == "cpu" else None
             with pinned_threads(threads) if threads else contextlib.nullcontext():
-                estimate.probed(_step_times(job, todo, data, probe_on))
-        _run_workers(job, study, devices, poll, log)
+                estimate.probed(step_times(job, todo, data, probe_on))
+        run_workers(job, study, devices, poll, log)
     ckpt_dir = setup.checkpoints
     if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
         ckpt_dir.rmdir()
@@ -289,8 +289,8 @@ def _collect(setup: Setup, study: optuna.Study, done_before: set[str]) -> tuple[
     rows: Rows = {}
     for rid, t in trials.items():
         if rid in ids:
-            row = _numeric(result_row(t))
-            rows[_row_id(row)] = row
+            row = numeric_row(result_row(t))
+            rows[row_id(row)] = row
     trained = len((set(trials) & ids) - done_before)
     return rows, trained
 
@@ -305,7 +305,7 @@ def _interrupted(setup: Setup, study: optuna.Study) -> VerifyInterrupted:
     with contextlib.suppress(Exception):  # a storage that went away with the Ctrl-C
         rows, _ = _collect(setup, study, set())
         if setup.out is not None and rows:
-            write_results_csv(setup.out, _ordered(setup.csv_rows, rows))
+            write_results_csv(setup.out, order_rows(setup.csv_rows, rows))
             wrote = True
     done, total = len(rows), len(setup.runs)
     stored = setup.plan.study is not None or setup.url is not None
@@ -354,7 +354,7 @@ def _time_models(
         kept = (
             None
             if execution.retime
-            else _stored_latency(study, setup.csv_rows, setup.key, timed_on, wanted)
+            else stored_run_latency(study, setup.csv_rows, setup.key, timed_on, wanted)
         )
         if kept is not None:
             measured, load = kept
@@ -372,7 +372,7 @@ def _time_models(
                     runs,
                 )
             load = busy.cores if timer.type == "cpu" else None
-            _store_latency(study, measured, timed_on, load)
+            store_latency(study, measured, timed_on, load)
     return measured, timed_on, load
 
 
@@ -397,11 +397,11 @@ def _write(
 ) -> None:
     """The rows with their verdicts to the results CSV, the summary to the search study."""
     summary = report.summary()
-    _annotate(rows, setup.key, summary["results"], timed_on)
+    annotate_rows(rows, setup.key, summary["results"], timed_on)
     if setup.out is not None:
-        write_results_csv(setup.out, _ordered(setup.csv_rows, rows))
+        write_results_csv(setup.out, order_rows(setup.csv_rows, rows))
     if setup.plan.study is not None:
-        _save_summary(setup.plan.study, setup.stored, setup.name, summary, match)
+        save_summary(setup.plan.study, setup.stored, setup.name, summary, match)
 
 
 __all__ = ["run_verify"]

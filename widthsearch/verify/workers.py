@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from widthsearch.errors import VerifyError, WidthSearchError
 from widthsearch.search import open_storage
+from widthsearch.storage import quiet_optuna
 from widthsearch.train.data import load_dataset
-from widthsearch.verify.objective import _Objective
+from widthsearch.verify.objective import VerificationTrial
 from widthsearch.verify.progress import epoch_lines
 from widthsearch.verify.queue import (
     open_verification,
-    quiet_optuna,
     running,
     waiting,
     work,
@@ -64,7 +64,7 @@ def _worker_main(job: Job, index: int, device: str, threads: int | None, poll: f
                 create=False,
             )
             progress = epoch_lines(say, job.recipe.epochs_run(spe))
-            work(study, _Objective(job, data, dev, say=say, progress=progress), poll=poll)
+            work(study, VerificationTrial(job, data, dev, say=say, progress=progress), poll=poll)
     except WidthSearchError as exc:
         print(f"widthsearch: error: worker {index + 1}: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -72,7 +72,7 @@ def _worker_main(job: Job, index: int, device: str, threads: int | None, poll: f
         sys.exit(130)
 
 
-def _devices(device: torch.device, workers: int, devices: Sequence[str] | None) -> list[str]:
+def assign_devices(device: torch.device, workers: int, devices: Sequence[str] | None) -> list[str]:
     """One device per worker: ``devices`` as given, else ``device`` for every worker.
 
     Raises:
@@ -100,14 +100,14 @@ def _devices(device: torch.device, workers: int, devices: Sequence[str] | None) 
     return out
 
 
-def _worker_threads(devices: Sequence[str]) -> int | None:
+def worker_threads(devices: Sequence[str]) -> int | None:
     """Torch threads of each CPU worker: the cores shared out among them (None: no CPU
     worker)."""
     cpu = sum(1 for d in devices if d.startswith("cpu"))
     return max(1, (os.cpu_count() or 1) // cpu) if cpu else None
 
 
-def _run_workers(
+def run_workers(
     job: Job, study: optuna.Study, devices: Sequence[str], poll: float, log: Log | None
 ) -> None:
     """Spawn one worker per device (spawn, not fork: a forked child deadlocks in OpenMP once
@@ -122,7 +122,7 @@ def _run_workers(
     from multiprocessing.connection import wait
 
     ctx = multiprocessing.get_context("spawn")
-    threads = _worker_threads(devices)
+    threads = worker_threads(devices)
     procs = []
     for i, dev in enumerate(devices):
         args = (job, i, dev, threads if dev.startswith("cpu") else None, poll)

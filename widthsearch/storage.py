@@ -1,5 +1,8 @@
 """Optuna storages for studies: SQLite by default, journal files, any SQLAlchemy URL.
 
+One module below ``search``, ``verify`` and ``report``, which all open the same storages: the
+storage functions, the study lookups they share, and :func:`quiet_optuna`.
+
 :func:`open_storage` opens a URL the way every command does. A SQLite file (the default,
 ``widthsearch.db``) is opened in WAL mode, its transactions IMMEDIATE so that several
 processes claim queued trials safely; ``journal:PATH`` (or a ``.log`` path) is an Optuna
@@ -12,16 +15,20 @@ commands that only read, never creates a file or Optuna's tables.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from widthsearch.errors import StorageError
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.storages import BaseStorage
 
 DEFAULT_STORAGE = "sqlite:///widthsearch.db"
 HEARTBEAT_SECONDS = 10
@@ -36,12 +43,6 @@ def storage_name(url: str | None) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
-def is_sqlite(url: str | None) -> bool:
-    """Whether ``url`` (None: the default) names a SQLite database."""
-    url = url or DEFAULT_STORAGE
-    return not _is_journal(url) and ("://" not in url or url.startswith("sqlite"))
-
-
 def _is_journal(url: str) -> bool:
     return url.startswith("journal:") or url.endswith((".log", ".journal"))
 
@@ -54,7 +55,9 @@ def _sqlite_path(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-def open_storage(url: str | None, *, create: bool = True, heartbeat: int | None = None) -> Any:
+def open_storage(
+    url: str | None, *, create: bool = True, heartbeat: int | None = None
+) -> BaseStorage:
     """An Optuna storage for ``url`` (see the module docstring); checks that it is reachable.
 
     ``create=False`` is for commands that only read: a SQLite or journal file that does not
@@ -214,7 +217,7 @@ VERIFICATION_MARK = "/verify-"
 training runs, not a study a user made or names."""
 
 
-def study_names(storage: Any) -> list[str]:
+def study_names(storage: BaseStorage) -> list[str]:
     """Names of the studies in ``storage``."""
     return [s.study_name for s in storage.get_all_studies()]
 
@@ -224,7 +227,7 @@ def is_verification(name: str) -> bool:
     return VERIFICATION_MARK in name
 
 
-def missing_study(name: str, storage: Any, url: str | None) -> StorageError:
+def missing_study(name: str, storage: BaseStorage, url: str | None) -> StorageError:
     """The error for a study ``storage`` lacks: it names the storage and the studies a user
     made there (searches); verification studies are counted, not listed."""
     names = study_names(storage)
@@ -236,7 +239,7 @@ def missing_study(name: str, storage: Any, url: str | None) -> StorageError:
     return StorageError(f"no study '{name}' in {storage_name(url)} ({held})")
 
 
-def find_study(storage: Any, name: str) -> optuna.Study | None:
+def find_study(storage: BaseStorage, name: str) -> optuna.Study | None:
     """The study ``name`` in ``storage``, or None."""
     import optuna
 
@@ -245,15 +248,49 @@ def find_study(storage: Any, name: str) -> optuna.Study | None:
     return optuna.load_study(study_name=name, storage=storage)
 
 
+class _QuietFailures(logging.Filter):
+    """Drop Optuna's "Trial N failed" warnings (with a traceback): the error itself reaches
+    the caller, which the CLI prints as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Trial ") and " failed " in message)
+
+
+def quiet_failures() -> None:
+    """Optuna's INFO lines off for the process, and its "Trial N failed" warnings dropped
+    (a search prints its own lines, and a failure as one)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietFailures) for f in log.filters):
+        log.addFilter(_QuietFailures())
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO lines and its warnings off while inside (verification prints its own)."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
 __all__ = [
     "DEFAULT_STORAGE",
     "StorageError",
     "VERIFICATION_MARK",
     "find_study",
-    "is_sqlite",
     "is_verification",
     "missing_study",
     "open_storage",
+    "quiet_failures",
+    "quiet_optuna",
     "storage_name",
     "study_names",
 ]
