@@ -109,9 +109,12 @@ def _rounding(space: WidthSpace, budgets: Budgets, lattice: Any) -> float:
     weights = [float(exps.get(g.id, 0.0)) for g in space.groups]
     model = LatticeModel(space, lattice, budgets, None, weights, None)
     relaxation = Relaxation.of(model)
-    low = np.array([v[0] for v in model.values], dtype=float)
-    high = np.array([v[-1] for v in model.values], dtype=float)
-    root = relaxation.solve(low, high)
+    try:  # the relaxation's solve took the box as arguments before the Lagrangian search
+        root = relaxation.solve()
+    except TypeError:
+        low = np.array([v[0] for v in model.values], dtype=float)
+        high = np.array([v[-1] for v in model.values], dtype=float)
+        root = relaxation.solve(low, high)
     assert root is not None
     start = np.array(
         [int(np.argmin(np.abs(v - w))) for v, w in zip(model.values, root.widths, strict=True)]

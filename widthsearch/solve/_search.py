@@ -1,0 +1,192 @@
+"""The search of :mod:`widthsearch.solve.lattice` above enumeration size: a Lagrangian bound,
+good points by local search, then passes of the dynamic program over falling thresholds.
+
+1. **Bound.** Minimize the Lagrangian ``g(λ)`` over the budgets' multipliers
+   (:class:`~widthsearch.solve._lagrange.Dual`): ``g* = min g`` bounds every lattice point.
+2. **Incumbents.** Round the relaxation (or the widest point) and repair it, repair the
+   Lagrangian's maximizer, and climb from each (:func:`~widthsearch.solve._local.climb`); for
+   the best ``k``, add the fitting neighbours of the best points.
+3. **Passes.** Every lattice point above a threshold ``θ``, by the dynamic program of
+   :func:`~widthsearch.solve._core.points_above`, for ``θ = g* - δ`` with ``δ`` doubling from
+   1e-3, down to the k-th best point found plus the tolerance. A pass that finds nothing above
+   ``θ`` lowers the certified bound to ``θ``; one that finds points has found the best ones
+   (every point above ``θ`` was kept). The first passes are cheap (few partial points come
+   within a small ``δ`` of the bound), and the last one costs what the gap between the best
+   point and the bound costs; a pass that would keep more than
+   :data:`~widthsearch.solve._core.STATE_LIMIT` partial points, or the time limit, ends the
+   search with the bound it has proved.
+
+Where the plan had to relax products (no elimination order within
+:data:`~widthsearch.solve._maxsum.TABLE_LIMIT`), the partial points' costs would not be exact, so
+branch and bound (:mod:`widthsearch.solve._branch`) searches instead. Private to the lattice
+search.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from widthsearch.solve._branch import TOLERANCE, Incumbents, branch_and_bound
+from widthsearch.solve._core import STATE_LIMIT, points_above, prepare
+from widthsearch.solve._lagrange import Dual
+from widthsearch.solve._lattice_model import greedy
+from widthsearch.solve._local import Moves, climb, neighbours
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from widthsearch.solve._lattice_model import LatticeModel
+    from widthsearch.solve._maxsum import MaxSum
+
+FIRST_DELTA = 1e-3
+"""The first pass looks this far (log objective) below the Lagrangian bound."""
+CHEAP_PASS = 20_000
+"""A pass that kept fewer partial points than this lets the next one look 4x as far down
+(else 1.5x)."""
+ROOT_ROUNDS = 30
+"""Cutting-plane rounds for the root's multipliers."""
+
+
+@dataclass(frozen=True)
+class Searched:
+    """What a search found."""
+
+    points: list[tuple[tuple[int, ...], float]]
+    """The best k points found (value indices, objective), best first."""
+    upper: float
+    """A bound on the objective of every point not in ``points``."""
+    complete: bool
+    """The search closed (every point is known to be at most ``upper``, within tolerance)."""
+    method: str
+    """``"dynamic programming"`` or ``"branch and bound"``."""
+    nodes: int
+    """Partial points kept by the passes (or branch-and-bound nodes)."""
+    passes: int
+    """Passes of the dynamic program over thresholds (0 for branch and bound)."""
+    root_bound: float
+    """The Lagrangian bound of the whole lattice."""
+
+
+def search(
+    model: LatticeModel,
+    plan: MaxSum,
+    starts: list[np.ndarray],
+    *,
+    k: int,
+    deadline: float,
+    tolerance: float,
+    leaf_limit: int,
+    state_limit: int = STATE_LIMIT,
+) -> Searched:
+    """The best ``k`` points of ``model``'s lattice, or the best found by ``deadline``
+    (``time.perf_counter``) with a bound on the rest."""
+    import numpy as np
+
+    if plan.problem.relaxed:
+        tree = branch_and_bound(
+            model,
+            plan,
+            starts,
+            k=k,
+            deadline=deadline,
+            leaf_limit=leaf_limit,
+            tolerance=tolerance,
+        )
+        return Searched(
+            tree.points,
+            tree.upper,
+            tree.complete,
+            "branch and bound",
+            tree.nodes,
+            0,
+            tree.root_bound,
+        )
+    tol = max(tolerance, TOLERANCE)
+    dual = Dual(model, plan)
+    masks = [np.ones(len(v), dtype=bool) for v in model.values]
+    root = dual.minimize(masks, None, target=-math.inf, rounds=ROOT_ROUNDS)
+    found = Incumbents(k)
+    moves = Moves(model)
+    _incumbents(model, moves, found, starts, root.points, k, deadline)
+    prepared = prepare(model, plan, masks, _pruning_rows(root.lam))
+    ceiling = root.value  # every point above it is in ``found``
+    lowest = sum(float(t.min()) for t in model.tables) - 1.0  # every point is above it
+    delta = FIRST_DELTA
+    passes = states = 0
+    complete = False
+    while True:
+        floor = max(found.threshold + tol, lowest)
+        if ceiling <= floor:
+            complete = True
+            break
+        theta = max(ceiling - delta, floor)
+        above = points_above(
+            model, plan, prepared, theta, k=k, deadline=deadline, state_limit=state_limit
+        )
+        passes += 1
+        states += above.states
+        if not above.complete:
+            break
+        if above.points:
+            rows = np.array([p for p, _ in above.points])
+            found.add(rows, np.array([o for _, o in above.points]))
+        # every point above theta is known now; beyond the k returned, none is above more
+        ceiling = max(above.more, theta) if len(above.points) >= k else theta
+        # a pass's cost grows steeply with delta: leap while passes are cheap, then creep
+        delta *= 4.0 if above.states < CHEAP_PASS else 1.5
+    upper = max(ceiling, found.rest)
+    return Searched(
+        found.ranked(), upper, complete, "dynamic programming", states, passes, root.value
+    )
+
+
+def _incumbents(
+    model: LatticeModel,
+    moves: Moves,
+    found: Incumbents,
+    starts: list[np.ndarray],
+    maximizers: np.ndarray,
+    k: int,
+    deadline: float,
+) -> None:
+    """Good fitting points to start from: the starts and the Lagrangian's best maximizer,
+    repaired and climbed, and (for ``k > 1``) their fitting neighbours."""
+    import numpy as np
+
+    seeds = list(starts)
+    if len(maximizers):
+        fit = model.fits(maximizers)
+        found.add(maximizers[fit], model.objective(maximizers[fit]))
+        objs = model.objective(maximizers)
+        seeds.append(greedy(model, maximizers[int(np.argmax(objs))]))
+    budget = time.perf_counter() + 0.3 * max(deadline - time.perf_counter(), 0.0)
+    for seed in seeds:
+        point = climb(model, moves, seed, deadline=budget)
+        found.add(point[None, :], model.objective(point[None, :]))
+    if k > 1:
+        for key, _ in found.ranked()[: max(1, k // 4)]:
+            rows, objs = neighbours(model, moves, np.array(key), k)
+            found.add(rows, objs)
+
+
+def _pruning_rows(lam: np.ndarray) -> np.ndarray:
+    """The multipliers a pass prunes with: the best ones first, then scaled (all budgets and
+    each alone), so that a partial point that overspends one budget meets a bound that
+    charges it."""
+    import numpy as np
+
+    rows = [lam * f for f in (1.0, 0.8, 1.25, 0.5, 2.0)]
+    if len(lam) > 1:
+        top = float(lam.max()) or 1.0
+        for j in range(len(lam)):
+            for f in (0.5, 2.0, 8.0):
+                r = lam.copy()
+                r[j] = max(r[j], 1e-3 * top) * f
+                rows.append(r)
+    return np.array(rows)
+
+
+__all__ = ["FIRST_DELTA", "Searched", "search"]
