@@ -135,7 +135,7 @@ def test_dominance_drops_exactly_the_dominated_states():
         cost = rng.integers(0, 30, size=(n, k)).astype(float)
         obj = np.round(rng.normal(size=n), 1)
         sep = rng.integers(0, 3, size=n)
-        kept = _reduce(sep, cost, obj, True)
+        kept = _reduce(sep, cost, obj, 1)
         for s in range(3):
             mine = np.flatnonzero(sep == s)
             undominated = set()

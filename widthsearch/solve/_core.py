@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from widthsearch.solve._lattice_model import LatticeModel
     from widthsearch.solve._maxsum import MaxSum
 
-STATE_LIMIT = 3_000_000
+STATE_LIMIT = 1_000_000
 """Partial points alive at once before a pass gives up (its threshold was too low)."""
 
 
@@ -142,7 +142,6 @@ def points_above(
     cut = threshold - 1e-9
     kept: list[_States] = []
     total = 0
-    merge = k == 1
     for t, step in enumerate(plan.steps):
         if time.perf_counter() > deadline:
             return Above(False, states=total)
@@ -173,7 +172,7 @@ def points_above(
             links.append((rep[keep], cid[keep]))
         dz = 1 if step.sub else step.shape[-1]
         sep = e if step.sub else e // dz
-        order = _reduce(sep, cost, obj, merge)
+        order = _reduce(sep, cost, obj, k)
         lag = obj[order] - cost[order] @ scaled[0]
         order = order[np.lexsort((-lag, sep[order]))]
         ptrs = np.zeros((len(order), len(links)), dtype=np.int64)
@@ -254,34 +253,52 @@ def _prefix_end(lag: np.ndarray, lo: np.ndarray, hi: np.ndarray, need: np.ndarra
         hi = np.where(open_ & ~above, mid, hi)
 
 
-def _reduce(sep: np.ndarray, cost: np.ndarray, obj: np.ndarray, merge: bool) -> np.ndarray:
-    """An order of the states by separator value, without the ones another makes redundant
-    (``merge``: equal costs and objective; with one budget, also dominated ones)."""
+def _reduce(sep: np.ndarray, cost: np.ndarray, obj: np.ndarray, k: int) -> np.ndarray:
+    """An order of the states by separator value, without the ones that cannot change the best
+    ``k`` points: with ``k == 1`` every state another of its separator value dominates (costs
+    no more in any budget, gains at least as much; of equal states one stays); with more, at
+    most ``k`` of equal states, and any that ``k`` others dominate (each of them completes to a
+    point at least as good wherever it would)."""
     import numpy as np
 
     if not len(sep):
         return np.zeros(0, dtype=np.int64)
-    if not merge:
-        return np.argsort(sep, kind="stable")
-    if cost.shape[1] == 1:
-        order = np.lexsort((-obj, cost[:, 0], sep))
-        s, o = sep[order], obj[order]
-        span = float(o.max() - o.min()) + 1.0
-        group = np.concatenate([[0], np.cumsum(s[1:] != s[:-1])])
-        shifted = o + group * (4 * span)
-        best = np.maximum.accumulate(shifted)
-        prev = np.concatenate([[-np.inf], best[:-1]])
-        new_group = np.concatenate([[True], s[1:] != s[:-1]])
-        keep = new_group | (shifted > prev + 1e-12)
-        return order[keep]
     order = np.lexsort((-obj, sep))
     s, c, o = sep[order], cost[order], obj[order]
     starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
     sizes = np.diff(np.concatenate([starts, [len(s)]]))
-    dominated = _dominated_small(c, o, starts, sizes)
-    for a, m in zip(starts[sizes > SMALL_GROUP], sizes[sizes > SMALL_GROUP], strict=True):
-        dominated[a : a + m] |= _dominated_large(c[a : a + m], o[a : a + m])
-    return order[~dominated]
+    if k == 1:
+        dominated = _dominated_small(c, o, starts, sizes)
+        for a, m in zip(starts[sizes > SMALL_GROUP], sizes[sizes > SMALL_GROUP], strict=True):
+            dominated[a : a + m] |= _dominated_large(c[a : a + m], o[a : a + m])
+        return order[~dominated]
+    # at most k of equal states
+    keys = np.lexsort((*[c[:, i] for i in range(c.shape[1])], np.round(o, 9), s))
+    ks, kc, ko = s[keys], c[keys], np.round(o[keys], 9)
+    same = (ks[1:] == ks[:-1]) & (ko[1:] == ko[:-1]) & (kc[1:] == kc[:-1]).all(axis=1)
+    cls = np.concatenate([[0], np.cumsum(~same)])
+    first = np.flatnonzero(np.concatenate([[True], ~same]))
+    rank = np.arange(len(keys)) - first[cls]
+    capped = np.zeros(len(order), dtype=bool)
+    capped[keys[rank >= k]] = True
+    kept = np.flatnonzero(~capped)
+    # and any state that k of the best 2k of its group dominate
+    s, c, o = s[kept], c[kept], o[kept]
+    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [len(s)]]))
+    pos = np.arange(len(s)) - np.repeat(starts, sizes)
+    anchors = min(2 * k, int(sizes.max()))
+    drop = np.zeros(len(s), dtype=bool)
+    test = np.flatnonzero(pos >= k)
+    for a in range(0, len(test), 4096):
+        i = test[a : a + 4096]
+        group_start = np.repeat(starts, sizes)[i]
+        j = group_start[:, None] + np.arange(anchors)[None, :]
+        valid = (j < (group_start + np.repeat(sizes, sizes)[i])[:, None]) & (j != i[:, None])
+        j = np.minimum(j, len(s) - 1)
+        dom = (c[j] <= c[i][:, None, :]).all(axis=2) & (o[j] >= o[i][:, None] - 1e-12) & valid
+        drop[i] = dom.sum(axis=1) >= k
+    return order[kept[~drop]]
 
 
 SMALL_GROUP = 48

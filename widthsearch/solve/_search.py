@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from widthsearch.solve._branch import TOLERANCE, Incumbents, branch_and_bound
-from widthsearch.solve._core import STATE_LIMIT, points_above, prepare
+from widthsearch.solve._core import STATE_LIMIT, Prepared, points_above, prepare
 from widthsearch.solve._lagrange import Dual
 from widthsearch.solve._lattice_model import greedy
 from widthsearch.solve._local import Moves, climb, neighbours
@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 
 FIRST_DELTA = 1e-3
 """The first pass looks this far (log objective) below the Lagrangian bound."""
-CHEAP_PASS = 20_000
-"""A pass that kept fewer partial points than this lets the next one look 4x as far down
-(else 1.5x)."""
+CHEAP_PASS = 2_000
+"""A pass that kept fewer partial points than this lets the next look 4x as deep below the
+bound; fewer than 10x this, 2x; else 1.4x."""
 ROOT_ROUNDS = 30
 """Cutting-plane rounds for the root's multipliers."""
 
@@ -68,6 +68,9 @@ class Searched:
     """Passes of the dynamic program over thresholds (0 for branch and bound)."""
     root_bound: float
     """The Lagrangian bound of the whole lattice."""
+    first_upper: float = math.inf
+    """A bound on every point's objective (so on the first of ``points``): the ceiling of the
+    passes for the best point alone."""
 
 
 def search(
@@ -112,35 +115,95 @@ def search(
     moves = Moves(model)
     _incumbents(model, moves, found, starts, root.points, k, deadline)
     prepared = prepare(model, plan, masks, _pruning_rows(root.lam))
-    ceiling = root.value  # every point above it is in ``found``
-    lowest = sum(float(t.min()) for t in model.tables) - 1.0  # every point is above it
-    delta = FIRST_DELTA
-    passes = states = 0
-    complete = False
-    while True:
-        floor = max(found.threshold + tol, lowest)
-        if ceiling <= floor:
-            complete = True
-            break
-        theta = max(ceiling - delta, floor)
-        above = points_above(
-            model, plan, prepared, theta, k=k, deadline=deadline, state_limit=state_limit
-        )
-        passes += 1
-        states += above.states
-        if not above.complete:
-            break
-        if above.points:
-            rows = np.array([p for p, _ in above.points])
-            found.add(rows, np.array([o for _, o in above.points]))
-        # every point above theta is known now; beyond the k returned, none is above more
-        ceiling = max(above.more, theta) if len(above.points) >= k else theta
-        # a pass's cost grows steeply with delta: leap while passes are cheap, then creep
-        delta *= 4.0 if above.states < CHEAP_PASS else 1.5
-    upper = max(ceiling, found.rest)
+    passes = _Passes(model, plan, prepared, root.value, deadline, state_limit)
+    first_upper = root.value
+    if k > 1:  # the best point first, with the merging only k = 1 allows
+        best = Incumbents(1)
+        best.add(*_rows(found.ranked()[:1]))
+        if passes.run(best, 1, tol):
+            found.add(*_rows(best.ranked()))
+        first_upper = passes.ceiling
+        passes.restart()
+    complete = passes.run(found, k, tol)
+    if k == 1:
+        first_upper = passes.ceiling
     return Searched(
-        found.ranked(), upper, complete, "dynamic programming", states, passes, root.value
+        found.ranked(),
+        max(passes.ceiling, found.rest),
+        complete,
+        "dynamic programming",
+        passes.states,
+        passes.count,
+        root.value,
+        first_upper,
     )
+
+
+def _rows(points: list[tuple[tuple[int, ...], float]]) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    return np.array([p for p, _ in points], dtype=np.int64), np.array([o for _, o in points])
+
+
+class _Passes:
+    """Passes of the dynamic program over thresholds falling from the Lagrangian bound."""
+
+    def __init__(
+        self,
+        model: LatticeModel,
+        plan: MaxSum,
+        prepared: Prepared,
+        bound: float,
+        deadline: float,
+        state_limit: int,
+    ) -> None:
+        self.model, self.plan, self.prepared = model, plan, prepared
+        self.bound, self.deadline, self.state_limit = bound, deadline, state_limit
+        self.lowest = sum(float(t.min()) for t in model.tables) - 1.0  # every point is above
+        self.states = self.count = 0
+        self.restart()
+
+    def restart(self) -> None:
+        self.ceiling = self.bound  # every point above it is known (to the incumbents)
+        self.proved = 0.0  # the depth below the bound of the last pass that closed
+
+    def run(self, found: Incumbents, k: int, tol: float) -> bool:
+        """Passes until the k-th best point found is within ``tol`` of the ceiling (True), or
+        the time limit or the state limit stops them (False)."""
+
+        step = FIRST_DELTA
+        while True:
+            floor = max(found.threshold + tol, self.lowest)
+            if self.ceiling <= floor:
+                return True
+            depth = self.proved + step
+            theta = max(self.bound - depth, floor)
+            above = points_above(
+                self.model,
+                self.plan,
+                self.prepared,
+                theta,
+                k=k,
+                deadline=self.deadline,
+                state_limit=self.state_limit,
+            )
+            self.count += 1
+            self.states += above.states
+            if not above.complete:
+                if time.perf_counter() > self.deadline or step < FIRST_DELTA:
+                    return False
+                step /= 4  # too far down at once: try nearer the last threshold that closed
+                continue
+            if above.points:
+                found.add(*_rows([(tuple(p), o) for p, o in above.points]))
+            # every point above theta is known now; beyond the k returned, none is above more
+            self.ceiling = max(above.more, theta) if len(above.points) >= k else theta
+            self.proved = depth
+            # a pass's cost grows steeply with its depth: leap while passes are cheap, then creep
+            factor = (
+                3.0 if above.states < CHEAP_PASS else 1.0 if above.states < 10 * CHEAP_PASS else 0.4
+            )
+            step = depth * factor
 
 
 def _incumbents(

@@ -298,6 +298,8 @@ def best_points(
         widths = model.widths(row)
         model.check_exact(widths)
         bound = max(obj, ceiling)
+        if rank == 1:  # the passes for the best point alone bound every point
+            bound = min(bound, max(obj, found.first_upper))
         exact = bound - obj <= TOLERANCE + 1e-9
         note = ""
         if not exact and found.complete:
