@@ -5,6 +5,8 @@ the pass that lists every point above a threshold, and the dominance between par
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -152,3 +154,33 @@ def test_dominance_drops_exactly_the_dominated_states():
             assert got == undominated
             assert len([i for i in kept if sep[i] == s]) == len(undominated)
         assert not _dominated_large(cost[:1], obj[:1]).any()
+
+
+def test_for_the_best_k_equal_states_stay_k_times_and_k_dominators_drop_one():
+    """With k > 1: of equal states (separator value, costs, objective) at most k stay; with one
+    budget, exactly the states that fewer than k others of their separator value dominate."""
+    rng = np.random.default_rng(8)
+    for n, budgets, k in [(40, 1, 3), (600, 1, 5), (2500, 1, 32), (500, 2, 4)]:
+        cost = rng.integers(0, 15, size=(n, budgets)).astype(float)
+        obj = np.round(rng.normal(size=n), 1)
+        sep = rng.integers(0, 4, size=n)
+        kept = _reduce(sep, cost, obj, k)
+        key = [(sep[i], tuple(cost[i]), obj[i]) for i in range(n)]
+        got = Counter(key[i] for i in kept)
+        if budgets == 2:
+            assert got == Counter({c: min(m, k) for c, m in Counter(key).items()})
+            continue
+        want = Counter()
+        for i in range(n):
+            dominators = sum(
+                1
+                for j in range(n)
+                if j != i
+                and sep[j] == sep[i]
+                and cost[j, 0] <= cost[i, 0]
+                and obj[j] >= obj[i]
+                and (cost[j, 0] < cost[i, 0] or obj[j] > obj[i] or j < i)
+            )
+            if dominators < k:
+                want[key[i]] += 1
+        assert got == want

@@ -282,23 +282,48 @@ def _reduce(sep: np.ndarray, cost: np.ndarray, obj: np.ndarray, k: int) -> np.nd
     capped = np.zeros(len(order), dtype=bool)
     capped[keys[rank >= k]] = True
     kept = np.flatnonzero(~capped)
-    # and any state that k of the best 2k of its group dominate
+    if c.shape[1] != 1:
+        return order[kept]
+    # with one budget, and any state that k others of its group dominate
     s, c, o = s[kept], c[kept], o[kept]
-    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
-    sizes = np.diff(np.concatenate([starts, [len(s)]]))
-    pos = np.arange(len(s)) - np.repeat(starts, sizes)
-    anchors = min(2 * k, int(sizes.max()))
-    drop = np.zeros(len(s), dtype=bool)
-    test = np.flatnonzero(pos >= k)
-    for a in range(0, len(test), 4096):
-        i = test[a : a + 4096]
-        group_start = np.repeat(starts, sizes)[i]
-        j = group_start[:, None] + np.arange(anchors)[None, :]
-        valid = (j < (group_start + np.repeat(sizes, sizes)[i])[:, None]) & (j != i[:, None])
-        j = np.minimum(j, len(s) - 1)
-        dom = (c[j] <= c[i][:, None, :]).all(axis=2) & (o[j] >= o[i][:, None] - 1e-12) & valid
-        drop[i] = dom.sum(axis=1) >= k
-    return order[kept[~drop]]
+    return order[kept[_dominators(s, c[:, 0], o, k) < k]]
+
+
+def _dominators(sep: np.ndarray, cost: np.ndarray, obj: np.ndarray, k: int) -> np.ndarray:
+    """With one budget, how many states of its separator value dominate each state (capped
+    near ``k``): in the order by separator value, cost, objective (best first) and position,
+    the states before one with at least its objective; counted by merging (each level, the
+    states of a block's second half against the first half's objectives, sorted)."""
+    import numpy as np
+
+    n = len(obj)
+    order = np.lexsort((np.arange(n), -obj, cost, sep))
+    rank = np.unique(-obj, return_inverse=True)[1]  # 0 = best objective
+    size = 1 << max(1, (n - 1).bit_length())
+    grp = np.full(size, -1, dtype=np.int64)
+    grp[:n] = np.unique(sep, return_inverse=True)[1][order]
+    rk = np.full(size, n + 1, dtype=np.int64)
+    rk[:n] = rank[order]
+    count = np.zeros(size, dtype=np.int64)
+    slot = np.arange(size)
+    span = n + 2
+    half = 1
+    while half < size:
+        width = 2 * half
+        block = slot // width
+        left = (slot % width) < half
+        # a state counts states of its own block's first half, of its own separator value,
+        # with at least its objective: keys (block, separator, rank), compared as one integer
+        key = (block * (int(grp.max()) + 2) + grp + 1) * span + rk
+        lkeys = np.sort(key[left])
+        right = ~left
+        lo = np.searchsorted(lkeys, (key[right] // span) * span, side="left")
+        hi = np.searchsorted(lkeys, key[right], side="right")
+        count[right] += hi - lo
+        half = width
+    out = np.zeros(n, dtype=np.int64)
+    out[order] = count[:n]
+    return out
 
 
 SMALL_GROUP = 48

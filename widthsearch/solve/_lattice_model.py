@@ -288,9 +288,9 @@ def greedy(model: LatticeModel, start: np.ndarray) -> np.ndarray:
         point = model._padded[rows, idx]
         new = model._padded[js, ks]
         now = np.array([float(c(point[None, :])[0]) for c in model.costs])
-        costs = np.stack(
-            [now[i] + c.changes(point, js, new) for i, c in enumerate(model.costs)], axis=1
-        ).reshape(len(js), len(model.costs))
+        costs = np.zeros((len(js), len(model.costs)))
+        for i, c in enumerate(model.costs):
+            costs[:, i] = now[i] + c.changes(point, js, new)
         gain = model._scores[js, ks] - model._scores[js, idx[js]]
         return js, ks, gain, costs
 

@@ -164,8 +164,11 @@ class _Passes:
         self.restart()
 
     def restart(self) -> None:
+        """Start over for other incumbents: nothing is known above any threshold, but the
+        next pass may start as deep as the last one that closed (shallower ones are cheap
+        and, for more points, would find fewer)."""
         self.ceiling = self.bound  # every point above it is known (to the incumbents)
-        self.proved = 0.0  # the depth below the bound of the last pass that closed
+        self.proved = getattr(self, "proved", 0.0)  # the depth of the last pass that closed
 
     def run(self, found: Incumbents, k: int, tol: float) -> bool:
         """Passes until the k-th best point found is within ``tol`` of the ceiling (True), or
