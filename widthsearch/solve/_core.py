@@ -12,10 +12,12 @@ point whose bound
                         +  λ · (1 - const / B)
 
 is above a threshold ``θ`` for each of a few multipliers ``λ`` (a bound for any completion of
-it, so nothing above ``θ`` is lost), joined child by child and pruned after each join. Partial
-points with the same separator value, costs and objective are one (symmetric blocks: the
-permutations of identical blocks become one state), and with one budget a partial point that
-costs more and gains less than another with the same separator value is dropped (dominance).
+it, so nothing above ``θ`` is lost), joined child by child and pruned after each join (a
+child's partial points are sorted by their bound at the first multipliers, so only the prefix
+that can pass is joined). For the best point, a partial point that another with the same
+separator value dominates (costs no more in any budget, gains at least as much) is dropped, and
+of equal ones one stays: the permutations of identical blocks become one. For the best ``k``,
+at most ``k`` of equal ones stay and (with one budget) any that ``k`` others dominate goes.
 At the root the survivors that fit every budget are the lattice points above ``θ``: the best
 of them is the optimum, or there is none and ``θ`` bounds every point. Private to the lattice
 search.
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
     from widthsearch.solve._maxsum import MaxSum
 
 STATE_LIMIT = 1_000_000
-"""Partial points alive at once before a pass gives up (its threshold was too low)."""
+"""Partial points a pass may keep (summed over its steps, or joined at once) before it gives
+up: its threshold was too low for the time it would take."""
 
 
 @dataclass

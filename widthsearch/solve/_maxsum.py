@@ -439,11 +439,17 @@ class MaxSum:
         downward pass of the junction tree."""
         import numpy as np
 
+        # a root's outside is the best of the other parts of the graph (variables that share
+        # no cost term with its part: a memory budget alone couples none)
+        roots = [s for s, step in enumerate(self.steps) if not step.sub and len(step.scope) == 1]
+        total = sum((messages[r] for r in roots), np.zeros((rows, 1)))
         outside: list[np.ndarray] = [np.zeros((rows, 1)) for _ in self.steps]
+        for r in roots:
+            outside[r] = total - messages[r]
         marg: list[np.ndarray] = [np.zeros(0)] * self.problem.n
         for s in range(len(self.steps) - 1, -1, -1):
             step = self.steps[s]
-            out = outside[s]  # a root keeps zeros: its message has no scope
+            out = outside[s]
             full = out if step.sub else np.repeat(out, step.shape[-1], axis=1)
             belief = tables[s] + full
             if not step.sub and step.z < self.problem.n:

@@ -6,15 +6,17 @@ good points by local search, then passes of the dynamic program over falling thr
 2. **Incumbents.** Round the relaxation (or the widest point) and repair it, repair the
    Lagrangian's maximizer, and climb from each (:func:`~widthsearch.solve._local.climb`); for
    the best ``k``, add the fitting neighbours of the best points.
-3. **Passes.** Every lattice point above a threshold ``θ``, by the dynamic program of
-   :func:`~widthsearch.solve._core.points_above`, for ``θ = g* - δ`` with ``δ`` doubling from
-   1e-3, down to the k-th best point found plus the tolerance. A pass that finds nothing above
-   ``θ`` lowers the certified bound to ``θ``; one that finds points has found the best ones
-   (every point above ``θ`` was kept). The first passes are cheap (few partial points come
-   within a small ``δ`` of the bound), and the last one costs what the gap between the best
-   point and the bound costs; a pass that would keep more than
-   :data:`~widthsearch.solve._core.STATE_LIMIT` partial points, or the time limit, ends the
-   search with the bound it has proved.
+3. **Passes.** Every lattice point above a threshold ``θ = g* - depth``, by the dynamic
+   program of :func:`~widthsearch.solve._core.points_above`, the depth growing from 1e-3 (4x,
+   2x or 1.4x per pass, by how many partial points the last one kept) until ``θ`` reaches the
+   k-th best point found plus the tolerance. A pass that finds nothing above ``θ`` lowers the
+   certified bound to ``θ``; one that finds points has found the best ones (every point above
+   ``θ`` was kept). The first passes are cheap (few partial points come within a small depth
+   of the bound), and the last costs what the gap between the best point and the bound costs.
+   A pass that would keep more than :data:`~widthsearch.solve._core.STATE_LIMIT` partial
+   points is retried nearer the last threshold that closed; the time limit ends the search
+   with the bound it has proved. For the best ``k`` the best point is closed alone first
+   (where equal and dominated partial points merge), then the k best are listed.
 
 Where the plan had to relax products (no elimination order within
 :data:`~widthsearch.solve._maxsum.TABLE_LIMIT`), the partial points' costs would not be exact, so
@@ -120,8 +122,8 @@ def search(
     if k > 1:  # the best point first, with the merging only k = 1 allows
         best = Incumbents(1)
         best.add(*_rows(found.ranked()[:1]))
-        if passes.run(best, 1, tol):
-            found.add(*_rows(best.ranked()))
+        passes.run(best, 1, tol)
+        found.add(*_rows(best.ranked()))
         first_upper = passes.ceiling
         passes.restart()
     complete = passes.run(found, k, tol)
@@ -161,19 +163,18 @@ class _Passes:
         self.bound, self.deadline, self.state_limit = bound, deadline, state_limit
         self.lowest = sum(float(t.min()) for t in model.tables) - 1.0  # every point is above
         self.states = self.count = 0
-        self.restart()
+        self.ceiling = bound  # every point above it is known (to the incumbents)
+        self.proved = 0.0  # the depth below the bound of the last pass that closed
 
     def restart(self) -> None:
         """Start over for other incumbents: nothing is known above any threshold, but the
-        next pass may start as deep as the last one that closed (shallower ones are cheap
-        and, for more points, would find fewer)."""
-        self.ceiling = self.bound  # every point above it is known (to the incumbents)
-        self.proved = getattr(self, "proved", 0.0)  # the depth of the last pass that closed
+        next pass may start as deep as the last one that closed (shallower ones, for more
+        points, would find fewer)."""
+        self.ceiling = self.bound
 
     def run(self, found: Incumbents, k: int, tol: float) -> bool:
         """Passes until the k-th best point found is within ``tol`` of the ceiling (True), or
         the time limit or the state limit stops them (False)."""
-
         step = FIRST_DELTA
         while True:
             floor = max(found.threshold + tol, self.lowest)
