@@ -180,6 +180,7 @@ def branch_and_bound(
             found.add(point[None, :], model.objective(point[None, :]))
 
     counter = itertools.count()
+    # (minus the bound, minus the depth: deeper first among equal bounds, order, masks, λ)
     heap: list[tuple[float, int, int, np.ndarray, np.ndarray | None]] = []
     heapq.heappush(heap, (-math.inf, 0, next(counter), full, None))
     nodes = 0
@@ -187,7 +188,7 @@ def branch_and_bound(
     closed = -math.inf  # the largest bound of a node closed without enumerating it
     complete = True
     while heap:
-        neg, depth, _, masks, lam = heap[0]
+        neg, minus_depth, _, masks, lam = heap[0]
         if -neg <= found.threshold + tol:
             break  # every open node is below the threshold
         if time.perf_counter() > deadline:
@@ -254,7 +255,7 @@ def branch_and_bound(
             child[j] = False
             child[j, a] = True
             child_bound = float(min(value, marg[j, a]))
-            heapq.heappush(heap, (-child_bound, -(depth + 1), next(counter), child, bound.lam))
+            heapq.heappush(heap, (-child_bound, minus_depth - 1, next(counter), child, bound.lam))
     open_bound = max((-h[0] for h in heap), default=-math.inf)
     upper = max(found.rest, closed, open_bound)
     return Branched(

@@ -226,26 +226,37 @@ class MaxSum:
 
     def __init__(self, problem: Coupling) -> None:
         """The plan for ``problem``; products relax (log tangents) only where a table would
-        exceed :data:`TABLE_LIMIT`."""
+        exceed :data:`TABLE_LIMIT`.
+
+        Raises:
+            ValueError: no order fits even with every product of two lattice variables
+                relaxed (a concatenation sum's own tables are too large).
+        """
         self.problem = problem
         self.k = len(problem.constant)
         self.steps: list[Step] = []
         order, _ = _order(problem)
         while order is None:
-            _relax_one(problem)
+            if not _relax_one(problem):
+                raise ValueError("no elimination order fits the table limit")
             order, _ = _order(problem)
         self._build(order)
 
     @classmethod
     def of(cls, model: LatticeModel) -> MaxSum:
-        """The plan for ``model``: with concatenation sums where they make the tables smaller."""
+        """The plan for ``model``: with concatenation sums where they make the tables smaller
+        (and fit), else without."""
         plain = coupling(model, sums=False)
         with_sums = coupling(model, sums=True)
-        if not with_sums.additions:
-            return cls(plain)
-        _, cost_sums = _order(with_sums)
-        _, cost_plain = _order(plain)
-        return cls(with_sums if cost_sums <= cost_plain else plain)
+        if with_sums.additions:
+            _, cost_sums = _order(with_sums)
+            _, cost_plain = _order(plain)
+            if cost_sums <= cost_plain:
+                try:
+                    return cls(with_sums)
+                except ValueError:
+                    pass
+        return cls(plain)
 
     def _build(self, order: list[tuple[int, bool, tuple[int, int, int] | None]]) -> None:
         """Tables and index maps of every step, from the elimination order."""
@@ -517,9 +528,10 @@ def _order(
     return order, total
 
 
-def _relax_one(problem: Coupling) -> None:
+def _relax_one(problem: Coupling) -> bool:
     """Replace the product of the highest-degree lattice variable's weakest edge by its log
-    tangent at the variables' geometric mid widths (a separable lower bound of the cost)."""
+    tangent at the variables' geometric mid widths (a separable lower bound of the cost);
+    False when no product of two lattice variables is left."""
     import numpy as np
 
     degree = [0] * len(problem.values)
@@ -527,8 +539,8 @@ def _relax_one(problem: Coupling) -> None:
         degree[i] += 1
         degree[j] += 1
     candidates = [e for e in problem.edges if e[0] < problem.n and e[1] < problem.n]
-    if not candidates:  # pragma: no cover - sums only come from lattice variables' edges
-        raise RuntimeError("no product left to relax")
+    if not candidates:
+        return False
     i, j = max(candidates, key=lambda e: (max(degree[e[0]], degree[e[1]]), -problem.edges[e].max()))
     coef = problem.edges.pop((i, j))
     vi, vj = problem.values[i], problem.values[j]
@@ -538,6 +550,7 @@ def _relax_one(problem: Coupling) -> None:
     problem.unary[j] = problem.unary[j] + np.outer(scale, np.log(vj / pj))
     problem.constant = problem.constant + scale
     problem.relaxed += 1
+    return True
 
 
 __all__ = ["TABLE_LIMIT", "Coupling", "MaxSum", "Solved", "coupling"]

@@ -198,8 +198,10 @@ class _Passes:
                     return False
                 step /= 4  # too far down at once: try nearer the last threshold that closed
                 continue
-            if above.points:
-                found.add(*_rows([(tuple(p), o) for p, o in above.points]))
+            if above.points:  # checked on the cost model itself (float sums of huge costs)
+                rows = _rows([(tuple(p), o) for p, o in above.points])[0]
+                rows = rows[self.model.fits(rows)]
+                found.add(rows, self.model.objective(rows))
             # every point above theta is known now; beyond the k returned, none is above more
             self.ceiling = max(above.more, theta) if len(above.points) >= k else theta
             self.proved = depth
