@@ -173,6 +173,8 @@ def points_above(
             keep = _alive(obj, cost, rest, scaled, cut, e, skip_first=True)
             e, cost, obj = e[keep], cost[keep], obj[keep]
             links.append((rep[keep], cid[keep]))
+            if time.perf_counter() > deadline:
+                return Above(False, states=total + len(e))
         dz = 1 if step.sub else step.shape[-1]
         sep = e if step.sub else e // dz
         order = _reduce(sep, cost, obj, k)

@@ -167,10 +167,10 @@ class _Passes:
         self.proved = 0.0  # the depth below the bound of the last pass that closed
 
     def restart(self) -> None:
-        """Start over for other incumbents: nothing is known above any threshold, but the
-        next pass may start as deep as the last one that closed (shallower ones, for more
-        points, would find fewer)."""
+        """Start over for other incumbents (more points): nothing is known above any
+        threshold, and a pass that was cheap for one point may not be for k."""
         self.ceiling = self.bound
+        self.proved = 0.0
 
     def run(self, found: Incumbents, k: int, tol: float) -> bool:
         """Passes until the k-th best point found is within ``tol`` of the ceiling (True), or
