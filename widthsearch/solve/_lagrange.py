@@ -8,13 +8,15 @@ objective units per budget),
 is at least the objective of every lattice point that fits (each fitting point makes the
 penalty non-negative), for any separable objective ``T``. The inner maximum is a pairwise
 max-sum problem over the lattice itself, solved exactly by :class:`~widthsearch.solve._maxsum.
-MaxSum` (a batch of ``λ`` per pass), so the bound keeps the integrality that a continuous
-relaxation loses: its gap to the best lattice point is only the duality gap of a problem with
-one to four constraints. ``g`` is convex and piecewise linear in ``λ``; every maximizer ``v``
-gives a plane ``T(v) + λ · (1 - C(v)/B)`` below it, and :meth:`Dual.minimize` minimizes by
-cutting planes (Kelley's method: the lowest point of the planes so far, and a few points on the
-way there from the best ``λ``, evaluated as one batch), which both bounds ``min g`` from below
-and stops as soon as the bound is low enough to prune. Private to the lattice search.
+MaxSum` (a batch of ``λ`` per pass; where its plan relaxed products, bounded from above), so
+the bound keeps the integrality that a continuous relaxation loses: its gap to the best lattice
+point is only the duality gap of a problem with one to four constraints. ``g`` is convex and
+piecewise linear in ``λ``; every maximizer ``v`` gives a plane ``T(v) + λ · (1 - C(v)/B)``
+below it, and :meth:`Dual.minimize` minimizes by cutting planes (Kelley's method: the lowest
+point of the planes so far, in closed form for one budget and by a small linear program for
+more, and a few points on the way there from the best ``λ``, evaluated as one batch), which
+both bounds ``min g`` from below and stops as soon as the bound is low enough to prune.
+Private to the lattice search.
 """
 
 from __future__ import annotations

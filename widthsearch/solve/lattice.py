@@ -84,16 +84,23 @@ class LatticePick:
     objective: float
     """The lattice objective at ``widths`` (default: separable log SynExp, 0 at base)."""
     bound: float
-    """An upper bound on the best lattice objective: ``objective`` when exact."""
+    """An upper bound on the objective of the lattice's best point (for rank ``k``: of its
+    k-th best): the Lagrangian bound, lowered by every pass that found nothing above its
+    threshold. ``objective`` when exact."""
     exact: bool
+    """``bound - objective`` is at most :data:`TOLERANCE`: no point is better (by more)."""
     method: str
-    """``"enumeration"`` or ``"branch and bound"``; :attr:`status` says how far it got."""
+    """``"enumeration"``, ``"dynamic programming"`` (the Lagrangian search) or ``"branch and
+    bound"`` (its fallback where products had to be relaxed); :attr:`status` says how far it
+    got."""
     nodes: int
-    """Branch-and-bound nodes bounded (0 for enumeration)."""
+    """The work done: points enumerated, partial points the passes of the dynamic program
+    kept, or branch-and-bound nodes bounded."""
     seconds: float
     points: int
     """Size of the lattice."""
     relaxations: int = 0
+    """Continuous relaxations solved (1 when ``relaxed`` is there)."""
     relaxed: tuple[float, ...] | None = None
     """The geometric program's relaxation: widths per group (continuous), when it was solved."""
     relaxed_objective: float | None = None
