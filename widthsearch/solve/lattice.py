@@ -179,7 +179,8 @@ def best_point(
             returns the group's term for an array of its widths.
         time_limit: seconds before the search stops with the best point so far.
         enumerate_limit: lattices with at most this many points are enumerated.
-        leaf_limit: branch-and-bound nodes with at most this many points are enumerated.
+        leaf_limit: branch-and-bound nodes (the fallback where the plan relaxes products)
+            with at most this many points are enumerated.
         relax: solve the geometric program's continuous relaxation (for ``relaxed`` and a
             starting point; log-linear objectives with non-negative weights only).
         gap_tolerance: stop once the pick is proved within this much (log objective) of the
