@@ -1,18 +1,28 @@
-"""The best lattice point, exactly: enumeration and branch and bound against brute force on
-small lattices of real timm models (real cvxpy solves of the root relaxation), picks on the
-grid and within every budget, the rounding fallback with its gap, and the public API."""
+"""The best lattice point, exactly: enumeration, the Lagrangian dynamic program and the branch
+and bound it falls back to against brute force on small lattices of real timm models (real
+cvxpy solves of the root relaxation), picks on the grid and within every budget, the best K in
+order, lattices of any number of variables, the time limit with its gap, and the public API."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
 import pytest
 
 from tests.conftest import SMALL, count, zoo_space
-from widthsearch.errors import InfeasibleBudgetError
-from widthsearch.solve import Budgets, best_point, log_synexp, reconfigure, uniform_lattice
+from widthsearch.errors import InfeasibleBudgetError, SolverError
+from widthsearch.solve import (
+    Budgets,
+    _maxsum,
+    best_point,
+    best_points,
+    log_synexp,
+    reconfigure,
+    uniform_lattice,
+)
 from widthsearch.space.choices import GridSpec
 
 
@@ -68,9 +78,16 @@ def _check(space, lattice, budgets, pick):
     assert pick.gap >= -1e-9
 
 
+def _top(points, budgets, k):
+    """The best ``k`` objectives of the points within ``budgets``, best first (brute force)."""
+    p, m = budgets.params, budgets.macs
+    fit = [o for pp, mm, o in points if (p is None or pp <= p) and (m is None or mm <= m)]
+    return sorted(fit, reverse=True)[:k]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("net", ["resnet", "mobilenet"])
-def test_enumeration_and_branch_and_bound_equal_brute_force(net):
+def test_enumeration_and_search_equal_brute_force(net):
     space, lattice = _resnet_lattice() if net == "resnet" else _mobilenet_lattice()
     assert 500 < lattice.size <= 2048
     points = _points(space, lattice)
@@ -87,39 +104,109 @@ def test_enumeration_and_branch_and_bound_equal_brute_force(net):
     ]:
         truth = _brute(points, budgets)
         enum = best_point(space, budgets, lattice)
-        tree = best_point(space, budgets, lattice, enumerate_limit=0, leaf_limit=8, time_limit=60)
-        assert enum.method == "enumeration" and tree.method == "branch and bound"
-        assert enum.exact and tree.exact and tree.nodes >= 1
-        for pick in (enum, tree):
+        dp = best_point(space, budgets, lattice, enumerate_limit=0, time_limit=60)
+        assert enum.method == "enumeration" and dp.method == "dynamic programming"
+        assert enum.exact and dp.exact and dp.nodes >= 1 and dp.status == "exact"
+        for pick in (enum, dp):
             _check(space, lattice, budgets, pick)
             assert pick.objective == pytest.approx(truth, abs=1e-7)
-        # the relaxation bounds every lattice point from above
+        # the relaxation and the Lagrangian bound every lattice point from above
         assert enum.relaxed_objective is not None and enum.relaxed_objective >= truth - 1e-6
+        assert dp.lagrangian_bound is not None and dp.lagrangian_bound >= truth - 1e-9
 
 
-@pytest.mark.slow
-def test_branch_and_bound_matches_enumeration_on_a_larger_lattice():
+def test_search_and_branch_and_bound_match_enumeration_on_a_larger_lattice(monkeypatch):
     space, lattice = _resnet_lattice("0.25x,0.5x,0.75x,1x")  # 6 variables, 4096 points
     budgets = Budgets(params=int(0.3 * space.params()), macs=int(0.4 * space.macs()))
     enum = best_point(space, budgets, lattice)
-    tree = best_point(space, budgets, lattice, enumerate_limit=0, leaf_limit=16, time_limit=60)
-    assert tree.exact and tree.objective == pytest.approx(enum.objective, abs=1e-7)
-    _check(space, lattice, budgets, tree)
-    assert count(space.realize(tree.widths), SMALL) == (
-        space.params(tree.widths),
-        space.macs(tree.widths),
+    dp = best_point(space, budgets, lattice, enumerate_limit=0, time_limit=60)
+    assert dp.exact and dp.objective == pytest.approx(enum.objective, abs=1e-7)
+    _check(space, lattice, budgets, dp)
+    assert count(space.realize(dp.widths), SMALL) == (
+        space.params(dp.widths),
+        space.macs(dp.widths),
     )
+    # where no elimination order keeps its tables small, products relax and branch and bound
+    # (with the relaxed Lagrangian bound) searches instead: still exact
+    monkeypatch.setattr(_maxsum, "TABLE_LIMIT", 4)
+    tree = best_point(space, budgets, lattice, enumerate_limit=0, leaf_limit=16, time_limit=60)
+    assert tree.method == "branch and bound" and tree.exact
+    assert tree.objective == pytest.approx(enum.objective, abs=1e-7)
+    _check(space, lattice, budgets, tree)
 
 
-def test_time_limit_falls_back_to_rounding_with_its_gap():
+def test_time_limit_returns_the_best_found_with_its_gap():
     space, lattice = _resnet_lattice("0.25x,0.5x,0.75x,1x")
     budgets = Budgets(macs=int(0.4 * space.macs()))
     exact = best_point(space, budgets, lattice)
-    quick = best_point(space, budgets, lattice, enumerate_limit=0, leaf_limit=1, time_limit=0.0)
-    assert not quick.exact and quick.method == "rounding" and quick.note
+    quick = best_point(space, budgets, lattice, enumerate_limit=0, time_limit=0.0)
+    assert not quick.exact and quick.status == "best found" and "time limit" in quick.note
     _check(space, lattice, budgets, quick)
     assert quick.objective <= exact.objective + 1e-9
     assert quick.bound >= exact.objective - 1e-6  # the gap is to a true upper bound
+    assert json.loads(json.dumps(quick.to_dict()))["status"] == "best found"
+
+
+def test_a_gap_tolerance_certifies_instead_of_proving():
+    space, lattice = _resnet_lattice("0.25x,0.5x,0.75x,1x")
+    budgets = Budgets(params=int(0.35 * space.params()))
+    exact = best_point(space, budgets, lattice)
+    loose = best_point(space, budgets, lattice, enumerate_limit=0, gap_tolerance=0.5)
+    assert loose.status in ("exact", "certified") and loose.complete
+    assert loose.gap <= 0.5 + 1e-9 and loose.objective >= exact.objective - 0.5 - 1e-9
+    assert loose.bound >= exact.objective - 1e-9
+    _check(space, lattice, budgets, loose)
+
+
+@pytest.mark.parametrize("net", ["resnet", "mobilenet"])
+def test_the_best_k_points_in_order_equal_brute_force(net):
+    """The k best points under the budgets, best first, distinct, each exact, by enumeration
+    and by the search, against every point counted on the exact cost model."""
+    space, lattice = _resnet_lattice() if net == "resnet" else _mobilenet_lattice()
+    points = _points(space, lattice)
+    rng = np.random.default_rng(3)
+    lo_p, hi_p = min(x[0] for x in points), max(x[0] for x in points)
+    lo_m, hi_m = min(x[1] for x in points), max(x[1] for x in points)
+    for k in (5, 32):
+        budgets = Budgets(
+            params=int(lo_p + rng.uniform(0.3, 0.7) * (hi_p - lo_p)),
+            macs=int(lo_m + rng.uniform(0.3, 0.7) * (hi_m - lo_m)) if k == 5 else None,
+        )
+        truth = _top(points, budgets, k)
+        for limit in (10**5, 0):
+            picks = best_points(space, budgets, lattice, k=k, enumerate_limit=limit)
+            assert [p.rank for p in picks] == list(range(1, len(truth) + 1))
+            assert [p.objective for p in picks] == pytest.approx(truth, abs=1e-7)
+            assert len({p.widths for p in picks}) == len(picks)
+            assert all(p.exact for p in picks)
+            for pick in picks:
+                _check(space, lattice, budgets, pick)
+    with pytest.raises(SolverError, match="at least one"):
+        best_points(space, budgets, lattice, k=0)
+
+
+def test_a_lattice_of_forty_variables_is_searched_without_a_grid_of_them():
+    """efficientnet_b0's 40 free groups each on a grid: numpy's grids stop at 32 dimensions,
+    which made this a traceback; now the pick is on the grid, within budget, and exact."""
+    space = zoo_space("efficientnet_b0")
+    lattice = GridSpec.parse("0.5x,0.75x,1x,1.25x,1.5x").resolve(
+        space, min_width=0.1, max_width=2.0
+    )
+    assert len(lattice.classes) == 40
+    for budgets in (Budgets(macs=space.macs()), Budgets(params=int(0.8 * space.params()))):
+        pick = best_point(space, budgets, lattice)
+        _check(space, lattice, budgets, pick)
+        assert pick.exact and pick.method == "dynamic programming"
+    # enumeration of a sub-lattice: only the variables with more than one value vary
+    few = GridSpec.parse("1x", groups={"blocks.[12]*": "0.5x,1x"}).resolve(
+        space, min_width=0.1, max_width=2.0
+    )
+    budgets = Budgets(macs=int(0.9 * space.macs()))
+    enum = best_point(space, budgets, few)
+    assert enum.method == "enumeration" and enum.exact
+    assert enum.objective == pytest.approx(
+        best_point(space, budgets, few, enumerate_limit=0).objective, abs=1e-9
+    )
 
 
 def test_a_separable_score_plugs_in():

@@ -222,3 +222,22 @@ def test_per_group_choices_on_the_command_line(capsys):
     assert info["grid"]["choices"] == "0.5x,1x"
     assert main([*args, "--choices", "0.5x,1x", "--choices", "0.25x,1x"]) == 2
     assert "both set every group's grid" in capsys.readouterr().err
+
+
+def test_the_best_k_points_come_in_order_from_the_one_solve():
+    """``top=K``: the K best lattice points under the budgets, best first, distinct, each within
+    every budget; the divisor grid has one answer per budget and says so."""
+    from widthsearch.solve import log_synexp
+
+    space = zoo_space("resnet18")
+    grid = GridSpec.parse("0.25x,0.5x,0.75x,1x", ["layer4.*", "layer3.*"])
+    problem = Problem(Budgets(macs=space.macs() // 2), mode="precrop", grid=grid, top=6)
+    sol = solve(space, problem)
+    assert len(sol.ranked) == 6 and sol.ranked[0] == sol.widths
+    assert len(set(sol.ranked)) == 6
+    values = [log_synexp(space, w) for w in sol.ranked]
+    assert all(a >= b - 1e-9 for a, b in zip(values, values[1:], strict=False))
+    assert all(space.macs(w) <= problem.budgets.macs for w in sol.ranked)
+    assert [p.rank for p in sol.ranked_picks] == list(range(1, 7))
+    with pytest.raises(WidthSearchError, match="need a width grid"):
+        solve(space, Problem(Budgets(macs=space.macs() // 2), top=3))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -134,14 +135,32 @@ def _grid_text(grid: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def lattice_size(points: int) -> str:
+    """A lattice's number of points: in full up to a million, else as a power of ten."""
+    if points <= 10**6:
+        return f"{points:,}"
+    return f"about 10^{math.log10(points):.1f}"
+
+
 def _lattice_line(pick: dict[str, Any]) -> str:
-    """How the lattice search found the widths, and how good they are known to be."""
+    """How the lattice search found the widths, and how good they are known to be: exact (no
+    lattice point is better), certified (within the gap tolerance of the best) or the best
+    found by the time limit, each gap measured against the Lagrangian bound
+    (docs/concepts/grids-and-ties.md)."""
     how = f"{pick['method']}, {pick['nodes']:,} nodes, {pick['seconds']:.2f} s"
-    if pick["exact"]:
-        return f"the best of {pick['points']:,} lattice points under every budget ({how})"
+    points = lattice_size(pick["points"])
+    status = pick.get("status") or ("exact" if pick["exact"] else "best found")
+    if status == "exact":
+        return f"exact: the best of {points} lattice points under every budget ({how})"
+    if status == "certified":
+        return (
+            f"certified: within {pick['gap']:.4f} (log objective) of the best of {points} "
+            f"lattice points, the gap tolerance ({how})"
+        )
     return (
-        f"best lattice point found of {pick['points']:,} ({how}): within {pick['gap']:.3f} "
-        f"of the relaxation's bound; {pick['note']}"
+        f"best found: within {pick['gap']:.4f} (log objective) of the best of {points} lattice "
+        f"points by the Lagrangian bound, when the time limit stopped the search ({how}); "
+        "give --time-limit more seconds to close it"
     )
 
 

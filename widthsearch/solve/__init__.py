@@ -1,5 +1,5 @@
 """Solve: SynExp and the other objectives, the geometric program, rounding onto a width grid,
-the exact search of a width lattice (:func:`best_point`),
+the exact search of a width lattice (:func:`best_point`, :func:`best_points`),
 baselines at the same budgets, and :func:`reconfigure`, which chains them; and
 :func:`solved_widths`, the solver's width vectors for a latency profile to time.
 """
@@ -19,11 +19,13 @@ from widthsearch.solve.baselines import (
 from widthsearch.solve.budget import RATIO_LIMIT, Budget, Ratio, resolve_count, resolve_latency
 from widthsearch.solve.lattice import (
     ENUMERATE_LIMIT,
+    GAP_TOLERANCE,
     LEAF_LIMIT,
     TIME_LIMIT,
     LatticePick,
     Score,
     best_point,
+    best_points,
 )
 from widthsearch.solve.objectives import (
     DEFAULT_OBJECTIVE,
@@ -86,11 +88,13 @@ from widthsearch.solve.synexp import (
 __all__ = [
     "BASELINES",
     "ENUMERATE_LIMIT",
+    "GAP_TOLERANCE",
     "LEAF_LIMIT",
     "LatticePick",
     "Score",
     "TIME_LIMIT",
     "best_point",
+    "best_points",
     "random_lattice",
     "uniform_lattice",
     "RATIO_LIMIT",

@@ -42,6 +42,7 @@ class Cost:
     """Upper-triangular: ``pair[c, d]`` for ``c < d``."""
     limit: Any
     exact: bool
+    _sym: np.ndarray | None = None
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Costs (scaled) at ``points`` (rows of widths per variable)."""
@@ -52,6 +53,20 @@ class Cost:
 
     def fits(self, points: np.ndarray) -> np.ndarray:
         return self(points) <= self.limit
+
+    def changes(self, point: np.ndarray, js: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """How much the cost changes from ``point`` (widths per variable) when variable
+        ``js[r]`` takes width ``new[r]``, for every ``r``: ``lin δ + sq (new² - old²) +
+        δ Σ_i P_ji v_i`` (exact in the scaled integers, as the cost itself is)."""
+        import numpy as np
+
+        if self._sym is None:
+            self._sym = (self.pair + self.pair.T).astype(float)
+        v = np.asarray(point, dtype=float)
+        old = v[js]
+        delta = new - old
+        lin, sq = self.lin.astype(float), self.sq.astype(float)
+        return lin[js] * delta + sq[js] * (new * new - old * old) + delta * (self._sym[js] @ v)
 
 
 def build_cost(
@@ -146,6 +161,9 @@ class LatticeModel:
                     assert weights is not None
                     table += weights[g] * np.log(vals / base[g])
             self.tables.append(table)
+        self._scores = np.full((n, width), -np.inf)
+        for j, table in enumerate(self.tables):
+            self._scores[j, : len(table)] = table
         self.constant = 0.0
         polys = {"params": space.param_cost, "macs": space.mac_cost, **(costs or {})}
         limits = {k: b for k, b in budgets.limits().items() if b is not None}
@@ -167,12 +185,8 @@ class LatticeModel:
         return self._padded[self._rows, idx]
 
     def objective(self, idx: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        out = np.zeros(len(idx))
-        for j in range(self.n):
-            out += self.tables[j][idx[:, j]]
-        return out
+        """The objective at rows of value indices."""
+        return self._scores[self._rows, idx].sum(axis=1)
 
     def fits(self, idx: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -203,35 +217,63 @@ class LatticeModel:
                 )
 
 
-def cartesian(sizes: Sequence[int]) -> np.ndarray:
+_CHUNK = 1 << 22
+"""Entries (points x variables) evaluated per batch when enumerating."""
+
+
+def product_rows(domains: Sequence[np.ndarray], start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of the product of ``domains`` (value indices per variable), in
+    row-major order, decoded digit by digit: only the variables with more than one value
+    vary, and no grid of all the variables is built (numpy's grids stop at 32 dimensions)."""
     import numpy as np
 
-    if not sizes:
-        return np.zeros((1, 0), dtype=np.int64)
-    grids = np.meshgrid(*[np.arange(k) for k in sizes], indexing="ij")
-    return np.stack([g.reshape(-1) for g in grids], axis=1)
+    n = len(domains)
+    flat = np.arange(start, stop, dtype=np.int64)
+    out = np.empty((len(flat), n), dtype=np.int64)
+    for j in range(n - 1, -1, -1):
+        d = domains[j]
+        if len(d) == 1:
+            out[:, j] = d[0]
+        else:
+            flat, digit = np.divmod(flat, len(d))
+            out[:, j] = d[digit]
+    return out
 
 
-def enumerate_best(
-    model: LatticeModel, domains: Sequence[np.ndarray]
-) -> tuple[np.ndarray | None, float]:
-    """The best feasible point over the product of ``domains`` (value indices per variable)."""
+def enumerate_top(
+    model: LatticeModel, domains: Sequence[np.ndarray], k: int = 1
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The best ``k`` fitting points of the product of ``domains``, best first (rows of value
+    indices, objectives), and the best objective of the other fitting points (``-inf`` if
+    none); equal objectives keep enumeration order."""
     import numpy as np
 
-    sub = cartesian([len(d) for d in domains])
-    idx = np.stack([domains[j][sub[:, j]] for j in range(model.n)], axis=1)
-    ok = model.fits(idx)
-    if not ok.any():
-        return None, -math.inf
-    obj = np.where(ok, model.objective(idx), -np.inf)
-    best = int(np.argmax(obj))
-    return idx[best], float(obj[best])
+    total = math.prod(len(d) for d in domains)
+    step = max(1, _CHUNK // max(model.n, 1))
+    best = np.zeros((0, model.n), dtype=np.int64)
+    best_obj = np.zeros(0)
+    rest = -math.inf
+    for start in range(0, total, step):
+        idx = product_rows(domains, start, min(total, start + step))
+        ok = model.fits(idx)
+        if not ok.any():
+            continue
+        idx = idx[ok]
+        rows = np.concatenate([best, idx])
+        objs = np.concatenate([best_obj, model.objective(idx)])
+        order = np.argsort(-objs, kind="stable")
+        if len(order) > k:
+            rest = max(rest, float(objs[order[k]]))
+        best, best_obj = rows[order[:k]], objs[order[:k]]
+    return best, best_obj, rest
 
 
 def greedy(model: LatticeModel, start: np.ndarray) -> np.ndarray:
     """Today's rounding on the lattice's variables: from ``start`` (value indices), repair (one
     step down at a time, least objective lost per share of the exceeded budgets saved) until
     every budget holds, then fill (one step up, most gained per share used) while all hold.
+    Each step scores every candidate by its cost change (:meth:`Cost.changes`), so a step costs
+    one matrix-vector product per budget, not a cost evaluation per candidate.
 
     Raises:
         RoundingError: the smallest point exceeds a budget.
@@ -240,43 +282,51 @@ def greedy(model: LatticeModel, start: np.ndarray) -> np.ndarray:
 
     idx = np.array(start, dtype=np.int64)
     sizes = np.array([len(v) for v in model.values])
+    limits = np.array([float(c.limit) for c in model.costs])
+    rows = np.arange(model.n)
 
-    def neighbours(direction: int) -> np.ndarray:
+    def candidates(direction: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Variables that can step, their new index, objective change and new costs."""
         js = np.nonzero((idx + direction >= 0) & (idx + direction < sizes))[0]
-        cand = np.repeat(idx[None, :], len(js), axis=0)
-        cand[np.arange(len(js)), js] += direction
-        return cand
-
-    def shares(rows: np.ndarray) -> np.ndarray:
-        pts = model.points(rows)
-        cols = [c(pts).astype(float) / float(c.limit) for c in model.costs]
-        return np.stack(cols, axis=1) if cols else np.zeros((len(rows), 0))
+        ks = idx[js] + direction
+        point = model._padded[rows, idx]
+        new = model._padded[js, ks]
+        now = np.array([float(c(point[None, :])[0]) for c in model.costs])
+        costs = np.zeros((len(js), len(model.costs)))
+        for i, c in enumerate(model.costs):
+            costs[:, i] = now[i] + c.changes(point, js, new)
+        gain = model._scores[js, ks] - model._scores[js, idx[js]]
+        return js, ks, gain, costs
 
     while True:
         pts = model.points(idx[None, :])
-        over = np.array([not c.fits(pts)[0] for c in model.costs], dtype=bool)
+        now = np.array([float(c(pts)[0]) for c in model.costs])
+        over = now > limits
         if not over.any():
             break
-        cand = neighbours(-1)
-        if not len(cand):
+        js, ks, gain, costs = candidates(-1)
+        if not len(js):
             raise RoundingError("the smallest widths on the lattice still exceed the budget")
-        s0, s = shares(idx[None, :])[0], shares(cand)
-        saved = (s0[over] - s[:, over]).sum(axis=1)
-        loss = model.objective(idx[None, :])[0] - model.objective(cand)
-        score = np.where(saved > 0, loss / np.maximum(saved, 1e-300), np.inf)
+        saved = (now[over] / limits[over] - costs[:, over] / limits[over]).sum(axis=1)
+        score = np.where(saved > 0, -gain / np.maximum(saved, 1e-300), np.inf)
         if not np.isfinite(score).any():
             raise RoundingError("no step down on the lattice lowers the exceeded budget")
-        idx = cand[int(np.argmin(score))]
+        i = int(np.argmin(score))
+        idx[js[i]] = ks[i]
     while True:
-        cand = neighbours(+1)
-        if not len(cand):
+        js, ks, gain, costs = candidates(+1)
+        if not len(js):
             break
-        ok = model.fits(cand)
-        gain = model.objective(cand) - model.objective(idx[None, :])[0]
-        used = np.clip(shares(cand) - shares(idx[None, :])[0], 0, None).sum(axis=1)
+        pts = model.points(idx[None, :])
+        now = np.array([float(c(pts)[0]) for c in model.costs])
+        ok = (costs <= limits[None, :]).all(axis=1)
+        used = np.clip(costs / limits - now / limits, 0, None).sum(axis=1)
         score = np.where(used > 0, gain / np.maximum(used, 1e-300), np.inf)
         valid = ok & (gain > 0)
         if not valid.any():
             break
-        idx = cand[int(np.argmax(np.where(valid, score, -np.inf)))]
+        i = int(np.argmax(np.where(valid, score, -np.inf)))
+        idx[js[i]] = ks[i]
+    if not model.fits(idx[None, :])[0]:  # pragma: no cover - the cost changes are exact
+        raise RoundingError("the repaired widths exceed a budget; report this")
     return idx

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from widthsearch.solve.lattice import TIME_LIMIT, LatticePick
+from widthsearch.solve.lattice import GAP_TOLERANCE, TIME_LIMIT, LatticePick
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, Objective
 from widthsearch.solve.program import DEFAULT_MAX_WIDTH, DEFAULT_MIN_WIDTH, Budgets, Mode
 from widthsearch.space.choices import GridSpec, WidthLattice
@@ -41,6 +41,9 @@ class Problem:
     """Seconds the lattice search may take before it returns its best point and its gap."""
     top: int = 1
     """How many of the best lattice points to return, best first (grids only)."""
+    gap_tolerance: float = GAP_TOLERANCE
+    """Stop the lattice search once the pick is proved within this much (log objective) of
+    the best lattice point; 0: prove it the best."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +55,7 @@ class Problem:
             "grid": None if self.grid.empty else self.grid.to_dict(),
             "time_limit": self.time_limit,
             "top": self.top,
+            "gap_tolerance": self.gap_tolerance,
         }
 
 
@@ -84,7 +88,10 @@ class Solution:
     """What the solve decided that the user should know, one sentence each."""
     seconds: Mapping[str, float] = field(default_factory=dict)
     ranked: tuple[tuple[int, ...], ...] = ()
-    """The best ``problem.top`` points, best first (``ranked[0] == widths``)."""
+    """The best ``problem.top`` points, best first (``ranked[0] == widths``; fewer where fewer
+    fit)."""
+    ranked_picks: tuple[LatticePick, ...] = ()
+    """How each of ``ranked`` was found and how good it is known to be (lattices only)."""
     bounds: tuple[float, float] = (DEFAULT_MIN_WIDTH, DEFAULT_MAX_WIDTH)
     """The smallest and largest multiplier any group may take on the grid solved on."""
 

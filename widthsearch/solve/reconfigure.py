@@ -389,6 +389,14 @@ def result_of(
     widths = solution.widths
     problem = solution.problem
     continuous = solution.continuous or tuple(float(w) for w in widths)
+    gain = log_synexp(space, widths)
+    continuous_gain = log_synexp(space, continuous)
+    pick = solution.lattice
+    if pick is not None and pick.relaxed_objective is not None:
+        # on a lattice the continuous optimum is the relaxation of the objective the search
+        # maximized (DenseNet's concatenations: SynExp's AM-GM form): what the grid cost is
+        # its difference from the pick under that same objective
+        continuous_gain = gain + max(pick.relaxed_objective - pick.objective, 0.0)
     lo, hi = solution.bounds
     return Reconfiguration(
         model=space.model,
@@ -405,8 +413,8 @@ def result_of(
         base_macs=space.macs(),
         params=space.params(widths),
         macs=space.macs(widths),
-        log_synexp_gain=log_synexp(space, widths),
-        log_synexp_continuous=log_synexp(space, continuous),
+        log_synexp_gain=gain,
+        log_synexp_continuous=continuous_gain,
         producers=tuple(g.producer for g in space.groups),
         seconds=dict(solution.seconds),
         timm_kwargs=dict(space.timm_kwargs),

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from widthsearch.errors import InfeasibleBudgetError, WidthSearchError
 from widthsearch.solve import baselines as _baselines
-from widthsearch.solve.lattice import best_point
+from widthsearch.solve.lattice import best_points
 from widthsearch.solve.objectives import Objective, group_terms, score, weights
 from widthsearch.solve.problem import STRATEGIES, Problem, Resolved, Solution, Strategy
 from widthsearch.solve.program import SynExpProgram, objective_exponents
@@ -133,14 +133,17 @@ def _best(resolved: Resolved, program: SynExpProgram | None) -> Solution:
     value: float | None = None if synexp_weights else None
     if resolved.lattice is not None:
         separable = None if synexp_weights else group_terms(space, obj)
-        pick = best_point(
+        picks = best_points(
             space,
             p.budgets,
             resolved.lattice,
+            k=p.top,
             costs=resolved.costs,
             time_limit=p.time_limit,
+            gap_tolerance=p.gap_tolerance,
             score=separable,
         )
+        pick = picks[0]
         if not synexp_weights:
             value = score(space, obj, pick.widths)
         return Solution(
@@ -154,8 +157,9 @@ def _best(resolved: Resolved, program: SynExpProgram | None) -> Solution:
             gap=pick.gap,
             lattice=pick,
             lattice_size=pick.points,
-            seconds={"solve": pick.seconds, "round": 0.0},
-            ranked=(pick.widths,),
+            seconds={"solve": max(q.seconds for q in picks), "round": 0.0},
+            ranked=tuple(q.widths for q in picks),
+            ranked_picks=tuple(picks),
             bounds=_bounds(resolved),
         )
     if p.top > 1:
