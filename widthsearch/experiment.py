@@ -18,6 +18,7 @@ from widthsearch.report.scale import ReportScale, check_replace
 from widthsearch.search.run import run_search
 from widthsearch.train.data import load_dataset
 from widthsearch.verify import Execution, plan_from_study, run_verify
+from widthsearch.verify.prepare import check_training_output
 
 if TYPE_CHECKING:
     from widthsearch.report.page import ReportResult
@@ -85,6 +86,11 @@ def run_experiment(
     planned = None if v is None else {"recipe": _recipe_scale(v), "seeds": list(v.seeds)}
     # before the search, all but the trials (the study may hold more than config.trials)
     check_replace(out, ReportScale.of(None, planned), replace=replace)
+    if v is not None and data is not None:  # a model training cannot read: before the search
+        size = v.input_size or config.input_size
+        check_training_output(
+            config.model, config.timm_kwargs, size, data.num_classes, v.stem, v.output
+        )
     search = run_search(config, storage_url, workers=workers, progress=search_progress)
     check_replace(out, ReportScale.of(search.trials, planned), replace=replace)
     folder = out
