@@ -154,3 +154,13 @@ def test_messages_name_the_cause(name, says, capsys):
             '{"pretrained_backbone": false}',
         )
         assert code == 0, err
+
+
+def test_inspect_json_marks_train_only_layers_and_notes(capsys):
+    code, out, err = _run(capsys, "inspect", f"{NETS}:AuxNet", "--input-size", "3,16,16", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    train_only = [lay["name"] for lay in info["layers"] if lay.get("train_only")]
+    assert train_only == ["aux.conv.0", "aux.conv.1", "aux.fc1", "aux.fc2"]
+    assert all(lay["macs"] == 0 for lay in info["layers"] if lay.get("train_only"))
+    assert any(n.startswith("verify trains on the output itself [1, 10]") for n in info["notes"])

@@ -404,6 +404,7 @@ class WidthSpace:
                     "out_size": list(lay.out_size),
                     "params": lay.params,
                     "macs": lay.macs,
+                    **({"train_only": True} if lay.train_only else {}),
                 }
                 for lay in self.layers
             ],
