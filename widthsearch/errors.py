@@ -13,6 +13,7 @@ PYTHON_NAMES: Mapping[str, str] = {
     "'4.2M', or a ratio of the base such as 0.5, '0.5' or Ratio(0.5))",
     "replace": "replace=True",
     "output": "another folder",
+    "output_key": "output=KEY (VerifySettings, or [verify] output in a study file)",
 }
 """How option placeholders read in Python (any other ``{name}`` reads as ``name``, the keyword
 argument); the CLI has its own table of flags."""
@@ -141,6 +142,11 @@ class StudyConfigError(WidthSearchError, ValueError):
 
 class DataError(WidthSearchError):
     """A data spec that cannot be read: unknown kind, missing, empty or corrupt files."""
+
+
+class ModelOutputError(WidthSearchError, ValueError):
+    """A model output training cannot read: no ``[batch, classes]`` tensor under the rule of
+    :mod:`widthsearch.train.output`, or an output key it does not have."""
 
 
 class HeadError(WidthSearchError):

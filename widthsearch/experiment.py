@@ -18,6 +18,7 @@ from widthsearch.report.scale import ReportScale, check_replace
 from widthsearch.search.run import run_search
 from widthsearch.train.data import load_dataset
 from widthsearch.verify import Execution, plan_from_study, run_verify
+from widthsearch.verify.prepare import check_training_output
 
 if TYPE_CHECKING:
     from widthsearch.report.page import ReportResult
@@ -74,6 +75,9 @@ def run_experiment(
     already; ``verify`` replaces the section (a quick check with ``max_steps``, say).
 
     Raises:
+        DataError, ModelOutputError: the ``[verify]`` data set cannot be read, or training
+            cannot read the model's output (:mod:`widthsearch.train.output`); both before the
+            search.
         ReportScaleError: ``folder`` holds a report of a larger scale than this experiment's
             (more trials, epochs or seeds, or a full run where this is a quick check) and
             ``replace`` is False. Checked before the search and again after it, before
@@ -85,6 +89,12 @@ def run_experiment(
     planned = None if v is None else {"recipe": _recipe_scale(v), "seeds": list(v.seeds)}
     # before the search, all but the trials (the study may hold more than config.trials)
     check_replace(out, ReportScale.of(None, planned), replace=replace)
+    if v is not None:  # no data set, or a model training cannot read: said before the search
+        size = v.input_size or config.input_size
+        data = data if data is not None else load_dataset(v.data, size)
+        check_training_output(
+            config.model, config.timm_kwargs, size, data.num_classes, v.stem, v.output
+        )
     search = run_search(config, storage_url, workers=workers, progress=search_progress)
     check_replace(out, ReportScale.of(search.trials, planned), replace=replace)
     folder = out
@@ -92,7 +102,7 @@ def run_experiment(
     if v is not None:
         plan = plan_from_study(config.name, storage_url, top=v.top)
         size = v.input_size or config.input_size
-        data = data if data is not None else load_dataset(v.data, size)
+        assert data is not None  # loaded before the search
         folder.mkdir(parents=True, exist_ok=True)
         execution = Execution(device=device, out=folder / "verify.csv", checkpoints=CHECKPOINTS)
         verified = run_verify(

@@ -55,6 +55,8 @@ A study file names the model and the ranges of the constraint mix each trial sam
     batch_size = 64
     lr = 0.002
     seeds = [0, 1, 2]
+    output = "out"           # the part of the model's output to train on (default: the rule
+                             # of widthsearch.train.output: a tensor, a dict's logits or out, ...)
 
     [report]
     path = "reports/efficientnet_b0"
@@ -340,6 +342,7 @@ VERIFY_KEYS = (
     "augment",
     "stem",
     "head",
+    "output",
 )
 """The keys of ``[verify]``: :class:`VerifySettings` but its quick-check fields (``max_steps``,
 ``train_subset``), which are options of a command, not of a study."""
@@ -364,6 +367,11 @@ def _verify(section: Any) -> VerifySettings | None:
     if not isinstance(data, str):
         raise StudyConfigError("verify.data must be a string such as digits or mnist:DIR")
     size = section.get("input_size")
+    output = section.get("output")
+    if output is not None and (not isinstance(output, str) or not output):
+        raise StudyConfigError(
+            'verify.output must name the part of the model\'s output to train on, such as "out"'
+        )
     choices = {"augment": ("auto", *AUGMENTS), "stem": STEMS, "head": HEADS, "match": MATCHES}
     policy = {}
     for key, allowed in choices.items():
@@ -381,6 +389,7 @@ def _verify(section: Any) -> VerifySettings | None:
         batch_size=positive("batch_size", int),
         lr=positive("lr", float),
         seeds=tuple(seeds),
+        output=output,
     )
 
 

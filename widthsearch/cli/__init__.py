@@ -33,6 +33,7 @@ OPTION_FLAGS = {
     "budget": f"a budget ({budget_flags()})",
     "replace": "--replace",
     "output": "another folder (-o DIR)",
+    "output_key": "--output KEY ([verify] output in a study file)",
 }
 """How the options an error names (:meth:`WidthSearchError.worded`) read on the command line."""
 

@@ -19,6 +19,7 @@ from widthsearch.solve.lattice import TIME_LIMIT
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from widthsearch.space.choices import GridSpec
 from widthsearch.space.source import ModelRef, parse_model_kwargs
+from widthsearch.train.output import describe
 
 MODEL_HELP = (
     "a timm model name (efficientnet_b0), or your own: path/to/file.py:NAME or "
@@ -196,6 +197,33 @@ def model_setting(args: argparse.Namespace) -> tuple[tuple[int, int, int], dict[
     if chans != 3:
         kwargs["in_chans"] = chans
     return (chans, h, w), kwargs
+
+
+def space_notes(space: Any, shown: int = 6) -> list[str]:
+    """What ``inspect`` and ``reconfig`` say of a width space beyond its groups: the layers
+    that run only in training (auxiliary heads), and what ``verify`` trains on when the model
+    returns more than a tensor (:mod:`widthsearch.train.output`)."""
+    notes = []
+    train_only = [lay.name for lay in space.layers if lay.train_only]
+    if train_only:
+        more = f", ... ({len(train_only)} in all)" if len(train_only) > shown else ""
+        notes.append(
+            f"train-only layers (resized with the rest; their params count, their MACs do not): "
+            f"{', '.join(train_only[:shown])}{more}"
+        )
+    outputs = space.outputs
+    if outputs and not all(_is_tensor(out) for out in outputs.values()):
+        notes.append(
+            f"verify trains on {describe(outputs)}; --output KEY picks another part (the "
+            "rule: docs/guides/own-model.md, 'What training reads')"
+        )
+    return notes
+
+
+def _is_tensor(out: Any) -> bool:
+    import torch
+
+    return isinstance(out, torch.Tensor)
 
 
 def is_timm(model: str | None) -> bool:

@@ -9,7 +9,15 @@ from typing import Any
 from widthsearch.solve.program import DEFAULT_MAX_WIDTH
 from widthsearch.space.width_space import WidthSpace
 
-from ._args import add_grid_args, add_model_args, fmt_count, grid_spec, model_setting, table
+from ._args import (
+    add_grid_args,
+    add_model_args,
+    fmt_count,
+    grid_spec,
+    model_setting,
+    space_notes,
+    table,
+)
 
 
 def model_label(info: dict[str, Any]) -> str:
@@ -111,10 +119,13 @@ def run(args: argparse.Namespace) -> int:
             space, divisor=args.divisor, min_width=args.min_width, max_width=DEFAULT_MAX_WIDTH
         )
         info["lattice"] = lattice_info(lattice)
+    notes = space_notes(space)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps({**info, "notes": notes} if notes else info, indent=2))
     else:
         print(format_space(info, verbose=args.verbose))
+        for note in notes:
+            print(f"note: {note}")
     return 0
 
 

@@ -47,6 +47,7 @@ from ._args import (
     positive_float,
     positive_int,
     ratio,
+    space_notes,
     table,
 )
 from .inspect import model_label
@@ -443,6 +444,8 @@ def run(args: argparse.Namespace) -> int:
         save_width_file(args.output, result, space)
     if not args.json:
         print(format_choice(result.chosen_by) if training else format_result(result.to_dict()))
+        for note in space_notes(space):
+            print(f"note: {note}", flush=True)
         if args.output:
             print(f"widths written to {args.output}", flush=True)
 

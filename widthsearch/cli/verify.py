@@ -275,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
         augment=args.augment,
         stem=args.stem,
         head=args.head,
+        output=args.output,
         max_steps=args.max_steps,
         train_subset=args.train_subset,
     )
@@ -363,6 +364,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="AdamW peak lr (default 2e-3)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument(
+        "--output",
+        metavar="KEY",
+        help="the part of the model's output to train on: a dict's key, a named tuple's field "
+        "or a tuple's index (default: a tensor itself, else a dict's logits or out entry, a "
+        "named tuple's logits field, else the first tensor); it must be [batch, classes]",
+    )
     add_quick_check_args(p)
     add_recipe_policy_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

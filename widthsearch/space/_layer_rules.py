@@ -40,7 +40,7 @@ def _conv2d(
         tr.uf.require_multiple(lab.segs, groups, f"grouped conv '{module}'")
         tr.uf.require_multiple(out_segs, groups, f"grouped conv '{module}'")
     params = tr.take_params(weight=wname, bias=bname)
-    tr.layers.append(
+    tr.add_layer(
         RawLayer(
             name=module,
             kind=kind,
@@ -74,7 +74,7 @@ def _per_channel_params(tr: TracerBase, module: str, c_out: int, out_segs) -> No
     for pname, p in tr._params.items():
         if not pname.startswith(prefix) or "." in pname[len(prefix) :]:
             continue
-        if pname in tr._consumed or p.numel() != c_out or c_out == 1:
+        if pname in tr._consumed_now or p.numel() != c_out or c_out == 1:
             continue
         tr._scale(pname, out_segs, c_out)
 
@@ -98,7 +98,7 @@ def _filter(tr: TracerBase, out, input, weight, groups: int) -> None:
         params["buffer"] = tr.split_name(bname)[1]
     elif buffer.shape[0] != 1:
         tr.uf.fix(lab.segs, f"fixed: the filter '{bname}' has a constant number of channels")
-    tr.layers.append(
+    tr.add_layer(
         RawLayer(
             name=bname,
             kind="filter",
@@ -130,7 +130,7 @@ def _conv1d(tr: TracerBase, out, input, weight, bias=None, stride=1, padding=0, 
     module = tr.split_name(wname)[0]
     tr.once(module)
     params = tr.take_params(weight=wname, bias=bname)
-    tr.layers.append(
+    tr.add_layer(
         RawLayer(
             name=module,
             kind="chanconv",
@@ -172,7 +172,7 @@ def pooling_matmul(tr: TracerBase, out, a, b, **kwargs) -> bool:
     name = f"{module}.matmul" if module else "matmul"
     tr.once(name)
     c = out.shape[dim]
-    tr.layers.append(
+    tr.add_layer(
         RawLayer(
             name=name,
             kind="pool",
@@ -199,7 +199,7 @@ def _linear(tr: TracerBase, out, input, weight, bias=None):
     c_out = out.shape[-1]
     out_segs = (tr.uf.add(c_out),)
     params = tr.take_params(weight=wname, bias=bname)
-    tr.layers.append(
+    tr.add_layer(
         RawLayer(
             name=module,
             kind="linear",
@@ -227,7 +227,7 @@ def _norm(tr: TracerBase, out, input, dim: int, weight, bias, extra=(), num_grou
     if num_groups > 1:
         tr.uf.require_multiple(lab.segs, num_groups, f"group norm '{module}'")
     params = tr.take_params(weight=wname, bias=bname)
-    tr.layers.append(
+    tr.add_layer(
         RawLayer(
             name=module,
             kind="norm",

@@ -75,13 +75,45 @@ def run_traced(
 
 
 def _group_ids(space: WidthSpace, result: Any, train: bool) -> Callable[[Any], tuple[int, ...]]:
-    """Union-find nodes -> the group ids of their segments, numbered as
-    :meth:`WidthSpace._analyse` numbers them (a node a split refined has several)."""
+    """Union-find nodes -> the group ids of their segments (a node a split refined has
+    several), read off the layers and split-size attributes this pass met, by name and
+    position. The space was traced in both modes and this pass runs one of them, so it meets
+    the eval layers (``train=False``) or every layer (``train=True``); any other structure,
+    a node that would map to two groups or a width that differs, is refused."""
     uf = result.uf
-    ids = {root: i for i, root in enumerate(result.group_roots())}
-    widths = [uf.width[root] for root in ids]
-    names = [raw.name for raw in result.layers]
-    if tuple(widths) != space.base_widths or names != [lay.name for lay in space.layers]:
+    ids: dict[int, int] = {}
+
+    def bind(segs: Any, groups: tuple[int, ...]) -> bool:
+        leaves = uf.expand(segs)
+        if len(leaves) != len(groups):
+            return False
+        for leaf, g in zip(leaves, groups, strict=True):
+            root = uf.find(leaf)
+            if ids.setdefault(root, g) != g or uf.width[root] != space.groups[g].width:
+                return False
+        return True
+
+    layers = {lay.name: lay for lay in space.layers}
+    attrs = {a.name: a for a in space.size_attrs}
+    want = {lay.name for lay in space.layers if train or not lay.train_only}
+    same = {raw.name for raw in result.layers} == want and all(
+        raw.name in layers
+        and raw.kind == layers[raw.name].kind
+        and bind(raw.in_segs, layers[raw.name].in_groups)
+        and bind(raw.out_segs, layers[raw.name].out_groups)
+        for raw in result.layers
+    )
+    for raw_attr in result.attrs if same else ():
+        name = f"{raw_attr.module}.{raw_attr.attr}" if raw_attr.module else raw_attr.attr
+        attr = attrs.get(name)
+        same = (
+            attr is not None
+            and len(attr.parts) == len(raw_attr.parts)
+            and all(bind(p, q) for p, q in zip(raw_attr.parts, attr.parts, strict=True))
+        )
+        if not same:
+            break
+    if not same:
         mode = "train" if train else "eval"
         raise UnsupportedModelError(
             f"{space.model} runs differently in {mode} mode than when it was analysed; its "
@@ -89,7 +121,7 @@ def _group_ids(space: WidthSpace, result: Any, train: bool) -> Callable[[Any], t
         )
 
     def groups_of(segs: Any) -> tuple[int, ...]:
-        return tuple(ids[leaf] for leaf in uf.expand(segs))
+        return tuple(ids[uf.find(leaf)] for leaf in uf.expand(segs))
 
     return groups_of
 

@@ -7,6 +7,7 @@ All of it is plain data over :class:`~widthsearch.space._nodes.UnionFind` nodes;
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from widthsearch.space._nodes import UnionFind
 
@@ -36,6 +37,7 @@ class RawLayer:
     per_channel: int = 0  # norm / scale: parameters per channel
     param_dim: int = 0  # scale: the parameter's channel dim
     constant: int = 0  # chanconv: its parameters, which no width changes
+    train_only: bool = False  # first seen in the training-mode pass (an auxiliary head)
 
 
 @dataclass
@@ -59,6 +61,9 @@ class TraceResult:
     constant_params: dict[str, int]  # parameters whose size does not depend on any width
     output_nodes: list[int] = field(default_factory=list)
     attrs: list[RawAttr] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The model's output in each mode run (``"eval"``, ``"train"``) with its tensors as
+    tensors of the same shape on the meta device: what training may read of it."""
 
     def group_roots(self) -> list[int]:
         """Leaf roots in group-id order: first seen in the layers, then in the attributes."""

@@ -57,10 +57,55 @@ class TracerBase(TorchFunctionMode):
                 if p is not None and id(p) not in self._owner:
                     self._owner[id(p)] = self._pview[id(p)] = prefix + n
                     self._params[prefix + n] = p
-        self._consumed: set[str] = set()
+        self._consumed: set[str] = set()  # in any pass: the others are constant parameters
+        self._consumed_now: set[str] = set()  # in this pass: a second use is weight sharing
         self._stack: list[tuple[str, str, nn.Module]] = []  # running modules: path, class, module
         self.failed_in = ""  # where the model itself raised, for the error message
         self._calls: set[str] = set()
+        self._recorded: dict[str, RawLayer] = {}  # layer name -> its record, over all passes
+        self._outputs: list[int] = []  # nodes of the tensors the passes returned
+        self.train_pass = False  # set by begin_train_pass: layers first seen now are train-only
+
+    # ----------------------------------------------------------------- passes
+    def begin_train_pass(self, model_out: Any) -> None:
+        """Start a second forward pass of the same model, in training mode, after a first one
+        that returned ``model_out``.
+
+        The nodes, layers and attributes found so far stay, and so do the widths of the first
+        pass's outputs (:meth:`fix_outputs`); its tensors are let go (only the model's own
+        parameters and buffers stay known). A layer that runs again meets its record: its input
+        and output channels are united with those it had, so what training couples (a drop-path
+        that adds into a stream) couples the groups; a layer first seen now (an auxiliary head)
+        is recorded as train-only.
+        """
+        self.fix_outputs(model_out)
+        self._labels.clear()
+        self._keep.clear()
+        self._wild.clear()
+        self._pview = {i: n for i, n in self._owner.items() if n in self._params}
+        self._bview = {i: n for i, n in self._owner.items() if n in self._buffers}
+        self._calls.clear()
+        self._consumed_now.clear()
+        self._stack.clear()
+        self.train_pass = True
+
+    def add_layer(self, raw: RawLayer) -> None:
+        """Record a weight-carrying op, or meet the record of a layer seen in an earlier pass
+        (see :meth:`begin_train_pass`)."""
+        old = self._recorded.get(raw.name)
+        if old is None:
+            if self.train_pass:
+                raw.train_only, raw.positions = True, 0  # MACs count the eval pass
+            self._recorded[raw.name] = raw
+            self.layers.append(raw)
+            return
+        if (old.kind, old.kernel, old.groups) != (raw.kind, raw.kernel, raw.groups):
+            raise self.fail(
+                f"layer '{raw.name}' runs as a {raw.kind} op in training mode but as a "
+                f"{old.kind} op in eval mode"
+            )
+        self.union_segs(old.in_segs, raw.in_segs)
+        self.union_segs(old.out_segs, raw.out_segs)
 
     # ----------------------------------------------------------------- module stack (errors)
     def pre_hook(self, module: nn.Module, args: Any) -> None:
@@ -76,8 +121,9 @@ class TracerBase(TorchFunctionMode):
         return "module '{}' ({})".format(*self._stack[-1][:2])
 
     def fail(self, what: str) -> UnsupportedModelError:
+        mode = " in training mode" if self.train_pass else ""
         return UnsupportedModelError(
-            f"cannot analyse {self.where()}: {what}; widthsearch handles CNNs built from 2-D "
+            f"cannot analyse {self.where()}{mode}: {what}; widthsearch handles CNNs built from 2-D "
             "convs, norms, linear layers and elementwise ops"
         )
 
@@ -129,8 +175,9 @@ class TracerBase(TorchFunctionMode):
         for p in pnames:
             if p is None:
                 continue
-            if p in self._consumed:
+            if p in self._consumed_now:
                 raise self.fail(f"parameter '{p}' is used twice (weight sharing is not modelled)")
+            self._consumed_now.add(p)
             self._consumed.add(p)
 
     def take_params(self, **pnames: str | None) -> dict[str, str]:
@@ -361,7 +408,7 @@ class TracerBase(TorchFunctionMode):
             )
         self.consume(pname)
         mod, attr = self.split_name(pname)
-        self.layers.append(
+        self.add_layer(
             RawLayer(
                 name=pname,
                 kind="scale",
@@ -373,13 +420,19 @@ class TracerBase(TorchFunctionMode):
             )
         )
 
-    def finish(self, model_out: Any) -> TraceResult:
-        outputs: list[int] = []
+    def fix_outputs(self, model_out: Any) -> None:
+        """The channels of every tensor the model returned (the classes, auxiliary logits, an
+        embedding) keep their widths: the outside world reads them."""
         for o in tensors_in((model_out,)):
             lab = self.label(o) if isinstance(o, torch.Tensor) else None
             if lab is not None:
                 self.uf.fix(lab.segs)
-                outputs.extend(lab.segs)
+                self._outputs.extend(lab.segs)
+
+    def finish(self, model_out: Any) -> TraceResult:
+        """The result of the passes run, the last of which returned ``model_out``."""
+        self.fix_outputs(model_out)
+        outputs = self._outputs
         constant = {n: p.numel() for n, p in self._params.items() if n not in self._consumed}
         uf = self.uf
         uf.resolve()

@@ -89,6 +89,9 @@ class Layer:
     """Parameters at the base widths."""
     macs: int = 0
     """MACs at the base widths."""
+    train_only: bool = False
+    """Runs only in training (an auxiliary head): its parameters count, and it is resized with
+    everything else, but its MACs do not (MACs are those of an eval forward pass)."""
 
     @property
     def has_bias(self) -> bool:
@@ -115,8 +118,8 @@ class Layer:
         )
 
     def mac_cost(self) -> Posynomial:
-        """MACs of this layer as a posynomial of group widths."""
-        if self.kind in ("norm", "scale"):
+        """MACs of this layer as a posynomial of group widths (none for a train-only one)."""
+        if self.kind in ("norm", "scale") or self.train_only:
             return Posynomial()
         k = self.positions
         for s in self.kernel:

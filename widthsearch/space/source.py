@@ -252,6 +252,11 @@ class ModelRef:
         try:
             model = factory(**kwargs)
         except Exception as exc:
+            if _is_download(exc):
+                raise ModelFactoryError(
+                    f"{call} tried to download weights and failed ({_first_line(exc)}); "
+                    f"{_untrained_hint(factory, kwargs)}"
+                ) from None
             raise ModelFactoryError(
                 f"{call} raised {_first_line(exc)}; fix the factory or --model-kwargs"
             ) from None
@@ -260,6 +265,55 @@ class ModelRef:
                 f"{call} returned a {type(model).__name__}, not a torch nn.Module"
             )
         return model
+
+
+_WEIGHT_ARGS = ("weights", "weights_backbone", "pretrained", "pretrained_backbone")
+"""Keyword arguments by which factories (torchvision's, most others) load pretrained weights."""
+
+
+def _is_download(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it came from) is a failed download: a URL or HTTP
+    error, a refused connection, a name that does not resolve."""
+    import socket
+    import urllib.error
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes, not forever
+        if seen is None:
+            return False
+        if isinstance(seen, urllib.error.URLError | ConnectionError | socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _untrained_hint(factory: Any, kwargs: Mapping[str, Any]) -> str:
+    """Which arguments build ``factory``'s model without weights: those of
+    :data:`_WEIGHT_ARGS` its signature defaults to something, as ``--model-kwargs``."""
+    import inspect
+
+    try:
+        params: Mapping[str, inspect.Parameter] = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    off = {}
+    for name in _WEIGHT_ARGS:
+        p = params.get(name)
+        if p is None or name in kwargs and kwargs[name] in (None, False):
+            continue
+        if name in kwargs or p.default not in (None, False, p.empty):
+            off[name] = False if "pretrained" in name else None
+    if not off:
+        return (
+            "widthsearch needs no weights: build the model untrained (torchvision: "
+            """--model-kwargs '{"weights": null, "weights_backbone": null}')"""
+        )
+    text = json.dumps({**{k: v for k, v in kwargs.items() if k not in off}, **off})
+    names = " and ".join(f"{n} (given)" if n in kwargs else f"{n} (by default)" for n in off)
+    return (
+        f"it loads pretrained weights through {names}; widthsearch needs none: "
+        f"--model-kwargs '{text}' builds it untrained"
+    )
 
 
 def parse_model_kwargs(text: str | None) -> dict[str, Any]:

@@ -53,6 +53,7 @@ def structure(
                 param_dim=raw.param_dim,
                 constant=raw.constant,
                 param_attrs=tuple(raw.params.items()),
+                train_only=raw.train_only,
             )
         )
     base = [uf.width[root] for root in ids]  # ids were handed out in this order

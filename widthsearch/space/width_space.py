@@ -100,6 +100,10 @@ class WidthSpace:
     timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """The kwargs the model was built with: for ``timm.create_model``, or for the factory of
     a model reference (:attr:`ref`)."""
+    outputs: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The model's output at the example input in eval and in training mode (``{"eval": ...,
+    "train": ...}``), its tensors empty ones of their shape on the meta device: what training
+    may read of it (:mod:`widthsearch.train.output`)."""
     _factory: Callable[[], nn.Module] | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ construction
@@ -211,6 +215,7 @@ class WidthSpace:
             constant_params=dict(result.constant_params),
             size_attrs=attrs,
             timm_kwargs=timm_kwargs,
+            outputs=result.outputs,
             _factory=factory,
         )
         counted = sum(p.numel() for p in model.parameters())
@@ -399,6 +404,7 @@ class WidthSpace:
                     "out_size": list(lay.out_size),
                     "params": lay.params,
                     "macs": lay.macs,
+                    **({"train_only": True} if lay.train_only else {}),
                 }
                 for lay in self.layers
             ],

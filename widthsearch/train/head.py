@@ -32,6 +32,7 @@ import math
 from typing import TYPE_CHECKING
 
 from widthsearch.errors import HeadError
+from widthsearch.train.output import logits as output_logits
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -83,9 +84,12 @@ def logit_layers(model: nn.Module) -> list[nn.Linear | nn.Conv2d]:
     return found
 
 
-def start_loss(model: nn.Module, input_size: Sequence[int], batch: int = 32) -> float:
+def start_loss(
+    model: nn.Module, input_size: Sequence[int], batch: int = 32, output: str | None = None
+) -> float:
     """The untrained ``model``'s cross-entropy averaged over every possible label: what its
-    first training step sees, ln classes when it predicts uniformly.
+    first training step sees, ln classes when it predicts uniformly. The logits are the part
+    of the output that ``output`` names (:mod:`widthsearch.train.output`).
 
     Measured in training mode (batch norms use the batch's statistics, as the first step does)
     on a batch of unit normal noise at ``input_size`` (normalized images have that scale) from
@@ -101,7 +105,7 @@ def start_loss(model: nn.Module, input_size: Sequence[int], batch: int = 32) -> 
     model.train()
     try:
         with torch.no_grad():
-            logits = model(x).float()
+            logits = output_logits(model(x), output).float()
     finally:
         with torch.no_grad():
             for b, saved in buffers:
@@ -111,10 +115,11 @@ def start_loss(model: nn.Module, input_size: Sequence[int], batch: int = 32) -> 
 
 
 def resolve_policy(
-    policy: str, model: nn.Module, input_size: Sequence[int]
+    policy: str, model: nn.Module, input_size: Sequence[int], output: str | None = None
 ) -> tuple[str, str | None]:
     """``policy`` with ``auto`` decided from the base ``model`` (built as trained: ``timm``
-    for a model without a logit layer), and a note saying why when ``auto`` zeroes the head."""
+    for a model without a logit layer), and a note saying why when ``auto`` zeroes the head;
+    ``output`` names the logits in the model's output (:mod:`widthsearch.train.output`)."""
     check_policy(policy)
     if policy != "auto":
         return policy, None
@@ -123,7 +128,7 @@ def resolve_policy(
     except HeadError:
         return "timm", None  # nothing to zero
     chance = math.log(classes)
-    loss = start_loss(model, input_size)
+    loss = start_loss(model, input_size, output=output)
     if loss <= FAR_FROM_CHANCE * chance:
         return "timm", None
     return "zero", (

@@ -35,6 +35,7 @@ from widthsearch.train.augment import POLICIES, augment, epoch_generator
 from widthsearch.train.data import SPLIT_SEED, Dataset, Split, batch_order, normalize_batch
 from widthsearch.train.head import apply_head
 from widthsearch.train.head import check_policy as check_head
+from widthsearch.train.output import logits as output_logits
 from widthsearch.train.stem import apply_stem, check_policy
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ class Recipe:
     ``zero`` or ``timm`` before it trains (:func:`widthsearch.train.head.resolve_policy`)."""
     max_steps: int | None = None
     train_subset: int | None = None
+    output: str | None = None
+    """Which part of the model's output is the logits (:mod:`widthsearch.train.output`);
+    None: the rule's default (a tensor itself, a dict's ``logits`` or ``out``, ...)."""
 
     def __post_init__(self) -> None:
 
@@ -170,6 +174,7 @@ _ADDED = {
     "head": "timm",
     "max_steps": None,
     "train_subset": None,
+    "output": None,
 }
 """Recipe fields added after results were first stored, with the value they implied."""
 
@@ -267,9 +272,16 @@ def on_device(data: Dataset, device: torch.device) -> Dataset:
 
 
 def evaluate(
-    model: nn.Module, data: Dataset, input_size, device: torch.device, batch_size: int
+    model: nn.Module,
+    data: Dataset,
+    input_size,
+    device: torch.device,
+    batch_size: int,
+    output: str | None = None,
 ) -> tuple[float, float]:
-    """(top-1, mean cross-entropy) on the validation split, read from the GPU once."""
+    """(top-1, mean cross-entropy) on the validation split, read from the GPU once; the
+    logits are the part of the model's output that ``output`` names
+    (:mod:`widthsearch.train.output`)."""
     import torch
     import torch.nn.functional as F
 
@@ -282,7 +294,7 @@ def evaluate(
         for x, y in _batches(data.val, order, _workers(data, device), cuda):
             x = normalize_batch(x, data, input_size, device, channels_last=cuda)
             y = y.to(device, non_blocking=True)
-            logits = model(x).float()
+            logits = output_logits(model(x), output).float()
             total_loss += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
     n = len(data.val)
@@ -310,13 +322,16 @@ def _workers(data: Dataset, device: torch.device) -> int:
     return min(8, os.cpu_count() or 1) if device.type == "cuda" else min(2, os.cpu_count() or 1)
 
 
-def _step(model, optimizer, x, y, label_smoothing: float, device: torch.device) -> torch.Tensor:
-    """One optimizer step on a prepared batch; the loss, not read (reading waits for a GPU)."""
+def _step(model, optimizer, x, y, recipe: Recipe, device: torch.device) -> torch.Tensor:
+    """One optimizer step on a prepared batch; the loss, not read (reading waits for a GPU).
+    The loss is on the part of the output the recipe's ``output`` names (other outputs, such
+    as auxiliary logits, are left out)."""
     import torch
     import torch.nn.functional as F
 
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        loss = F.cross_entropy(model(x).float(), y, label_smoothing=label_smoothing)
+        logits = output_logits(model(x), recipe.output).float()
+        loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -351,7 +366,7 @@ def step_seconds(
                 if cuda:
                     torch.cuda.synchronize(device)
                 t0 = time.perf_counter()
-            _step(model, optimizer, x, y, recipe.label_smoothing, device)
+            _step(model, optimizer, x, y, recipe, device)
         if cuda:
             torch.cuda.synchronize(device)
         return (time.perf_counter() - t0) / steps
@@ -448,7 +463,7 @@ def train(
             x = augment(x.to(device, non_blocking=True), recipe.augment, gen)
             x = normalize_batch(x, data, input_size, device, channels_last=cuda)
             y = y.to(device, non_blocking=True)
-            loss = _step(step_model, optimizer, x, y, recipe.label_smoothing, device)
+            loss = _step(step_model, optimizer, x, y, recipe, device)
             running += loss.detach() * len(y)
             count += len(y)
             if i % SYNC_EVERY == SYNC_EVERY - 1 or i == in_epoch - 1:  # a GPU sync: not always
@@ -463,7 +478,9 @@ def train(
         if cuda:
             torch.cuda.synchronize()
         train_time += time.perf_counter() - t0
-        top1, val_loss = evaluate(model, data, input_size, device, 2 * recipe.batch_size)
+        top1, val_loss = evaluate(
+            model, data, input_size, device, 2 * recipe.batch_size, recipe.output
+        )
         seconds = time.perf_counter() - t0
         wall += seconds
         record = {

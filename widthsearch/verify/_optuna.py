@@ -1,13 +1,13 @@
 """The one place verify/ reaches past Optuna's public API, into a study's storage.
 
 The queue needs what :class:`optuna.Study` does not offer: every trial of a study without a
-deep copy and failed ones included (:class:`widthsearch.verify.queue.VerificationStudy` hides
-those from ``get_trials`` on purpose, for the pruner), the trials of *other* studies in the
-same storage, the values a running trial has stored, and a running trial's state changed
-from outside it. Those calls take the storage and the ids Optuna keeps private
-(``Study._storage``, ``Study._study_id``, ``FrozenStudy._study_id``, ``Trial._trial_id``,
-``FrozenTrial._trial_id``); they are all here, so an Optuna release that renames one is
-fixed in this file.
+deep copy and failed ones included (the study class of
+:func:`widthsearch.verify.queue.open_verification` hides those from ``get_trials`` on purpose,
+for the pruner), the trials of *other* studies in the same storage, the values a running trial
+has stored, and a running trial's state changed from outside it. Those calls take the storage
+and the ids Optuna keeps private (``Study._storage``, ``Study._study_id``,
+``FrozenStudy._study_id``, ``Trial._trial_id``, ``FrozenTrial._trial_id``); they are all here,
+so an Optuna release that renames one is fixed in this file.
 """
 
 from __future__ import annotations

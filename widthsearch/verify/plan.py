@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,13 +220,25 @@ def training_setting(
     """The width space of ``space``'s model as verification trains it: at the training input
     size, with the data set's classes (``num_classes``, for timm or your factory) and the
     recipe's stem policy."""
-    kwargs = {**space.timm_kwargs, "num_classes": num_classes}
+    return trained_space(space.model, space.timm_kwargs, input_size, num_classes, stem)
+
+
+def trained_space(
+    model: str,
+    kwargs: Mapping[str, Any],
+    input_size: Sequence[int],
+    num_classes: int,
+    stem: str = "timm",
+) -> WidthSpace:
+    """:func:`training_setting` of a model reference and its kwargs, before any space of it
+    exists (``run`` checks what training reads before its search)."""
+    kwargs = {**kwargs, "num_classes": num_classes}
     if stem == "timm":
-        return WidthSpace.from_ref(space.model, input_size=tuple(input_size), **kwargs)
+        return WidthSpace.from_ref(model, input_size=tuple(input_size), **kwargs)
     import torch
 
-    model = apply_stem(ModelRef.parse(space.model, kwargs).build(), stem, input_size)
-    return WidthSpace.from_module(model, torch.zeros(1, *input_size), name=space.model)
+    built = apply_stem(ModelRef.parse(model, kwargs).build(), stem, input_size)
+    return WidthSpace.from_module(built, torch.zeros(1, *input_size), name=model)
 
 
 def plan_from_study(
@@ -315,6 +327,7 @@ __all__ = [
     "plan_from_width_files",
     "recipe_key",
     "shape_range",
+    "trained_space",
     "training_setting",
     "with_controls",
 ]

@@ -9,6 +9,7 @@ in queue order (:func:`widthsearch.verify.queue.run_order`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,17 @@ from widthsearch.errors import VerifyError
 from widthsearch.hardware.bench import MIN_RUNS as LATENCY_MIN_RUNS
 from widthsearch.train.head import resolve_policy
 from widthsearch.train.loop import resolve_device
+from widthsearch.train.output import check_outputs
 from widthsearch.train.stem import apply_stem
 from widthsearch.verify.latency import model_builder
-from widthsearch.verify.plan import Candidate, Plan, recipe_key, training_setting, with_controls
+from widthsearch.verify.plan import (
+    Candidate,
+    Plan,
+    recipe_key,
+    trained_space,
+    training_setting,
+    with_controls,
+)
 from widthsearch.verify.queue import Run, run_order, verification_name
 from widthsearch.verify.results import numeric_row, read_results_csv, study_rows
 from widthsearch.verify.settings import Execution, VerifySettings
@@ -28,6 +37,7 @@ from widthsearch.verify.workers import assign_devices
 if TYPE_CHECKING:
     import torch
 
+    from widthsearch.space.width_space import WidthSpace
     from widthsearch.train.data import Dataset
     from widthsearch.train.loop import Recipe
 
@@ -96,6 +106,7 @@ def set_up(plan: Plan, data: Dataset, settings: VerifySettings, execution: Execu
     worker_devices = _worker_devices(plan, device, execution)
     picked = [c for c in plan.candidates if c.kind == "candidate"]
     setting = training_setting(space, size, data.num_classes, recipe.stem)
+    output_note = _check_output(setting, data.num_classes, recipe.output)
     matched = with_controls(
         space,
         picked,
@@ -148,12 +159,52 @@ def set_up(plan: Plan, data: Dataset, settings: VerifySettings, execution: Execu
         csv_rows=csv_rows,
         stored=stored,
         imported=imported,
-        warnings=recipe.notes(len(data.train)) + ([head_note] if head_note else []),
+        warnings=recipe.notes(len(data.train))
+        + [n for n in (output_note, head_note) if n is not None],
         name=verification_name(owner, key),
         distinct=distinct,
         first_label=first_label,
         runs=run_order(distinct, seeds, held),
     )
+
+
+def check_training_output(
+    model: str,
+    kwargs: Mapping[str, Any],
+    input_size: Sequence[int],
+    classes: int,
+    stem: str = "timm",
+    output: str | None = None,
+) -> str | None:
+    """:func:`set_up`'s check of what training reads, for a model reference before any search
+    of it (``run`` calls it first): the model is analysed as trained, at ``input_size`` with
+    ``classes`` classes and the ``stem`` policy.
+
+    Raises:
+        ModelOutputError: the model's output holds no ``[batch, classes]`` tensor under the
+            rule of :mod:`widthsearch.train.output` (``output``: the key asked for).
+    """
+    setting = trained_space(model, kwargs, input_size, classes, stem)
+    return _check_output(setting, classes, output)
+
+
+def _check_output(setting: WidthSpace, classes: int, output: str | None) -> str | None:
+    """Refuse, before anything trains, a model whose output training cannot read
+    (:func:`widthsearch.train.output.check_outputs` on the model as trained); a note saying
+    what it reads when the model returns more than a tensor."""
+    read = check_outputs(setting.outputs, classes, output)
+    if output is None and all(_is_tensor(out) for out in setting.outputs.values()):
+        return None
+    return (
+        f"training reads {read}; the model's other outputs (auxiliary logits, say) are left "
+        "out of the loss and of validation (--output KEY picks another)"
+    )
+
+
+def _is_tensor(out: Any) -> bool:
+    import torch
+
+    return isinstance(out, torch.Tensor)
 
 
 def _worker_devices(plan: Plan, device: torch.device, execution: Execution) -> list[str]:
@@ -189,8 +240,9 @@ def _resolve_head(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         built = model_builder(plan.space, base.widths, num_classes)()
-        head, note = resolve_policy("auto", apply_stem(built, recipe.stem, size), size)
+        model = apply_stem(built, recipe.stem, size)
+        head, note = resolve_policy("auto", model, size, recipe.output)
     return replace(recipe, head=head), note
 
 
-__all__ = ["Setup", "set_up"]
+__all__ = ["Setup", "check_training_output", "set_up"]

@@ -49,7 +49,7 @@ LATENCY_RUNS = 30
 @dataclass(frozen=True)
 class VerifySettings:
     """What a verification trains: the ``[verify]`` section of a study file, and ``verify``'s
-    options. The fields up to ``head`` are the section's keys; ``max_steps`` and
+    options. The fields up to ``output`` are the section's keys; ``max_steps`` and
     ``train_subset`` make quick checks (``--max-steps``, ``--train-subset``), which study files
     do not hold.
 
@@ -77,6 +77,9 @@ class VerifySettings:
     """A stem policy (:mod:`widthsearch.train.stem`)."""
     head: str = "auto"
     """A head policy (:mod:`widthsearch.train.head`)."""
+    output: str | None = None
+    """Which part of the model's output is the logits (``--output``; the rule:
+    :mod:`widthsearch.train.output`); None: the rule's default."""
     max_steps: int | None = None
     """Quick check: at most this many optimizer steps per run (not in study files)."""
     train_subset: int | None = None
@@ -97,6 +100,7 @@ class VerifySettings:
             head=self.head,
             max_steps=self.max_steps,
             train_subset=self.train_subset,
+            output=self.output,
         )
 
 
