@@ -13,7 +13,7 @@ from widthsearch.search.study import study_settings
 from widthsearch.solve import Budgets, best_point
 from widthsearch.solve.solver import Problem
 from widthsearch.studyfile import parse_config
-from widthsearch.verify.plan import _candidate, with_controls
+from widthsearch.verify.plan import make_candidate, with_controls
 
 GRID = {"choices": "0.25x,0.5x,0.75x,1x", "ties": [["layer4.*"], ["layer3.*"]]}
 
@@ -52,7 +52,7 @@ def test_verification_controls_stay_on_the_grid():
     config = _config()
     lattice = config.grid.resolve(space, min_width=0.1, max_width=1.0)
     pick = best_point(space, Budgets(macs=int(0.4 * space.macs())), lattice)
-    cand = _candidate(space, "pick", "candidate", pick.widths)
+    cand = make_candidate(space, "pick", "candidate", pick.widths)
     plan = with_controls(space, [cand], Problem(Budgets(), grid=config.grid), "test", random=3)
     controls = [c for c in plan.candidates if c.kind in ("control", "random")]
     assert [c.kind for c in controls].count("control") == 1 and len(controls) >= 3

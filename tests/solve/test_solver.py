@@ -17,7 +17,7 @@ from widthsearch.search.settings import Ranges, SearchConfig
 from widthsearch.solve import Budgets, reconfigure, run_baseline
 from widthsearch.solve.solver import Problem, solve
 from widthsearch.space.choices import GridSpec
-from widthsearch.verify.plan import _candidate, plan_from_width_files, with_controls
+from widthsearch.verify.plan import make_candidate, plan_from_width_files, with_controls
 
 GRIDS = [
     None,
@@ -185,7 +185,7 @@ def test_verify_draws_the_same_controls_from_a_file_and_from_the_plan(tmp_path):
     path = tmp_path / "w.json"
     save_width_file(path, result, space)
     from_file = plan_from_width_files([path])
-    cand = _candidate(space, "w", "candidate", result.widths)
+    cand = make_candidate(space, "w", "candidate", result.widths)
     direct = with_controls(space, [cand], result.problem, "test")
     assert [c.widths for c in from_file.candidates] == [c.widths for c in direct.candidates]
     assert from_file.grid == grid

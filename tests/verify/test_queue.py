@@ -23,7 +23,7 @@ from widthsearch.report.page import write_report
 from widthsearch.storage import open_storage
 from widthsearch.train.data import load_dataset
 from widthsearch.verify import estimate, latency
-from widthsearch.verify.plan import _candidate, with_controls
+from widthsearch.verify.plan import make_candidate, with_controls
 from widthsearch.verify.queue import QueueError, enqueue, finished, make_pruner, run_order
 from widthsearch.verify.run import run_verify
 from widthsearch.verify.settings import Execution, VerifySettings
@@ -75,8 +75,8 @@ def test_successive_halving_prunes_weak_candidates_while_base_and_control_finish
     # keep latency timings whatever their spread (a busy machine's would be timed again)
     monkeypatch.setattr(latency, "NOISY_SPREAD", math.inf)
     monkeypatch.setattr(latency, "BUSY_CORES", math.inf)
-    narrow = _candidate(space, "narrow", "candidate", _scaled(space, 0.03, first=0.5), 1)
-    tiny = _candidate(space, "tiny", "candidate", _scaled(space, 0.03), 2)
+    narrow = make_candidate(space, "narrow", "candidate", _scaled(space, 0.03, first=0.5), 1)
+    tiny = make_candidate(space, "tiny", "candidate", _scaled(space, 0.03), 2)
     plan = with_controls(space, [narrow, tiny], 8, "test")
     settings = VerifySettings(
         epochs=3,

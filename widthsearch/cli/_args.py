@@ -460,3 +460,19 @@ def grid_spec(args: argparse.Namespace) -> GridSpec:
         else:
             groups[glob.strip()] = values
     return GridSpec.parse(default, getattr(args, "tie", None) or (), groups)
+
+
+def add_quick_check_args(p: argparse.ArgumentParser) -> None:
+    """``--max-steps`` and ``--train-subset``: quick checks, kept apart from full runs."""
+    p.add_argument(
+        "--max-steps",
+        type=positive_int,
+        metavar="N",
+        help="quick check: stop each run after N optimizer steps (the schedule fits them)",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=positive_int,
+        metavar="N",
+        help="quick check: train on a fixed subset of N training images (validation: all)",
+    )

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass, replace
 from typing import Any
 
 from widthsearch._io import check_output_path
@@ -14,8 +15,18 @@ from widthsearch.models.widthfile import save_width_file
 from widthsearch.solve.costs import COST_KINDS, get_cost
 from widthsearch.solve.objectives import DEFAULT_OBJECTIVE
 from widthsearch.solve.program import DEFAULT_MIN_WIDTH
-from widthsearch.solve.reconfigure import check_baselines, reconfigure, run_baseline
+from widthsearch.solve.reconfigure import (
+    check_baselines,
+    chosen_result,
+    reconfigure,
+    run_baseline,
+)
+from widthsearch.space.choices import GridSpec
 from widthsearch.space.width_space import WidthSpace
+from widthsearch.storage import DEFAULT_STORAGE
+from widthsearch.train.data import load_dataset
+from widthsearch.verify.choose import CONFIRM_SEEDS, DEFAULT_TOP, choose_by_training
+from widthsearch.verify.settings import Execution, VerifySettings
 
 from ._args import (
     Models,
@@ -25,12 +36,14 @@ from ._args import (
     add_grid_args,
     add_model_args,
     add_objective_args,
+    add_quick_check_args,
     budget_flags,
     budget_texts,
     check_device,
     grid_spec,
     model_setting,
     models_for,
+    parse_input_size,
     positive_float,
     positive_int,
     ratio,
@@ -38,6 +51,7 @@ from ._args import (
     table,
 )
 from .inspect import model_label
+from .verify import log_line, train_progress
 
 
 def format_result(info: dict[str, Any]) -> str:
@@ -263,6 +277,110 @@ def hardware_models(args: argparse.Namespace, space: Any, *, quiet: bool = False
     return models_for(args, space, wanted, quiet=quiet)
 
 
+@dataclass(frozen=True)
+class TrainTop:
+    """What ``--train-top`` trains: the screening's settings, how it runs, the fresh seeds."""
+
+    settings: VerifySettings
+    execution: Execution
+    confirm_seeds: tuple[int, ...]
+
+
+def _seeds(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds:
+        raise WidthSearchError(f"{flag} takes integers like 0,1,2, got '{text}'")
+    return seeds
+
+
+def train_top_settings(args: argparse.Namespace, grid: GridSpec) -> TrainTop | None:
+    """``--train-top K``'s settings, checked before any analysis (None without it).
+
+    Raises:
+        WidthSearchError: K below 2, no grid, seeds that are not integers or overlap.
+    """
+    if not args.train_top:
+        return None
+    if args.train_top < 2:
+        raise WidthSearchError("--train-top chooses among 2 or more points; give K >= 2")
+    if grid.empty:
+        raise WidthSearchError(
+            "--train-top chooses among a width grid's best points; give --choices (and --tie)"
+        )
+    seeds = _seeds(args.train_seeds, "--train-seeds")
+    confirm = _seeds(args.confirm_seeds, "--confirm-seeds")
+    if set(seeds) & set(confirm):
+        raise WidthSearchError("--confirm-seeds must be fresh: none of --train-seeds")
+    settings = VerifySettings(
+        data=args.data,
+        epochs=args.epochs,
+        seeds=seeds,
+        max_steps=args.max_steps,
+        train_subset=args.train_subset,
+        input_size=None if args.train_input_size is None else args.train_input_size,
+    )
+    settings.recipe()  # a recipe it refuses is said before anything runs
+    execution = Execution(
+        workers=args.workers,
+        storage_url=args.storage,
+        pruner="sha",
+        latency_runs=0,
+        estimate_over=0.0,
+    )
+    return TrainTop(settings, execution, confirm)
+
+
+def train_top(result: Any, space: Any, training: TrainTop, *, quiet: bool) -> Any:
+    """Train ``result``'s best points and keep the chosen one (``widthsearch.verify.choose``)."""
+    settings = training.settings
+    size = settings.input_size or space.input_size
+    data = load_dataset(settings.data, size)
+    settings = replace(settings, input_size=tuple(size))
+    log = None if quiet else log_line
+    progress = None if quiet else train_progress(settings.recipe(), len(data.train))
+    choice = choose_by_training(
+        space,
+        result,
+        data,
+        settings,
+        training.execution,
+        confirm_seeds=training.confirm_seeds,
+        progress=progress,
+        log=log,
+    )
+    return chosen_result(result, space, choice.widths, choice.to_dict())
+
+
+def format_choice(chosen: Any) -> str:
+    """What ``--train-top`` chose, in three lines: the screening, the decision, the cost."""
+    rows = []
+    for r in chosen["screening"]:
+        top1 = "-" if r["top1"] is None else f"{100 * r['top1']:.2f}"
+        stopped = ", ".join(f"seed {p['seed']} at epoch {p['epoch']}" for p in r["pruned"])
+        rows.append([r["candidate"], f"{r['log_synexp']:+.2f}", top1, r["n"], stopped])
+    conf = chosen["confirmation"]
+    parts = []
+    for key in ("vs_objective", "vs_uniform"):
+        v = conf.get(key)
+        if v is not None and v.get("mean") is not None:
+            parts.append(f"against {v['reference']}: {100 * v['mean']:+.2f} points, {v['label']}")
+    return "\n".join(
+        [
+            f"training in the loop: the best {chosen['k']} lattice points, screened "
+            f"({chosen['settings']['data']}, seeds {chosen['settings']['seeds']}, successive "
+            "halving)",
+            table(["point", "log SynExp", "top-1 %", "runs", "stopped"], rows, right={1, 2, 3}),
+            f"confirmed with fresh seeds {chosen['settings']['confirm_seeds']}: "
+            + ("; ".join(parts) or "no paired difference"),
+            f"chosen: {chosen['chosen']}; {chosen['reason']}",
+            f"cost: {chosen['runs']} runs, {chosen['train_seconds']:.0f} s of training",
+        ]
+    )
+
+
 def _synflow_progress(k: int, n: int) -> None:
     print(
         f"\rSynFlow baseline: round {k}/{n}",
@@ -290,6 +408,7 @@ def run(args: argparse.Namespace) -> int:
     check_device(args, need=bool(set(texts) & {"latency"} or args.profile or args.hardware))
     names = _baseline_names(args.baselines)
     grid = grid_spec(args)  # a typo fails before the analysis
+    training = train_top_settings(args, grid)
     if args.output:
         check_output_path(args.output, "-o")
     input_size, kwargs = model_setting(args)
@@ -315,11 +434,16 @@ def run(args: argparse.Namespace) -> int:
         choices=None if grid.empty else grid,
         objective=args.objective,
         time_limit=args.time_limit,
+        top=args.train_top or 1,
     )
+    if training is not None:
+        if not args.json:
+            print(format_result(result.to_dict()), flush=True)
+        result = train_top(result, space, training, quiet=args.json)
     if args.output:
         save_width_file(args.output, result, space)
     if not args.json:
-        print(format_result(result.to_dict()), flush=True)
+        print(format_choice(result.chosen_by) if training else format_result(result.to_dict()))
         for note in space_notes(space):
             print(f"note: {note}", flush=True)
         if args.output:
@@ -356,6 +480,57 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     return 0
+
+
+def add_train_top_args(p: argparse.ArgumentParser) -> None:
+    """``--train-top K`` and what it trains with (see :mod:`widthsearch.verify.choose`)."""
+    p.add_argument(
+        "--train-top",
+        type=positive_int,
+        metavar="K",
+        help="train the best K lattice points (needs --choices) with successive halving on "
+        "the held-out split, keep the best trained one if fresh seeds confirm it beats the "
+        f"objective's pick (K={DEFAULT_TOP} is the documented default choice; off unless given)",
+    )
+    p.add_argument(
+        "--data",
+        default="digits",
+        metavar="SPEC",
+        help="with --train-top: digits (default), cifar10:PATH, imagefolder:PATH, ... (as verify)",
+    )
+    p.add_argument(
+        "--epochs", type=positive_int, default=10, help="with --train-top: epochs (default 10)"
+    )
+    p.add_argument(
+        "--train-seeds", default="0", metavar="LIST", help="with --train-top: screening seeds (0)"
+    )
+    p.add_argument(
+        "--confirm-seeds",
+        default=",".join(map(str, CONFIRM_SEEDS)),
+        metavar="LIST",
+        help="with --train-top: fresh seeds of the confirmation (default "
+        f"{','.join(map(str, CONFIRM_SEEDS))})",
+    )
+    p.add_argument(
+        "--train-input-size",
+        type=parse_input_size,
+        metavar="C,H,W",
+        help="with --train-top: the training input size (default: --input-size)",
+    )
+    add_quick_check_args(p)
+    p.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        metavar="URL",
+        help=f"with --train-top: where the runs are kept, so a re-run resumes (default "
+        f"{DEFAULT_STORAGE})",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="with --train-top: processes that train (default 1)",
+    )
 
 
 def add_parser(sub: Any) -> None:
@@ -419,6 +594,7 @@ def add_parser(sub: Any) -> None:
         help="also predict every modelled cost (latency, activation memory, ...) without "
         "budgets on them",
     )
+    add_train_top_args(p)
     p.add_argument("-o", "--output", metavar="WIDTHS.json", help="write a JSON width file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)

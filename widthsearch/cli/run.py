@@ -13,8 +13,8 @@ from widthsearch.storage import DEFAULT_STORAGE
 from widthsearch.studyfile import load_config
 from widthsearch.train.data import load_dataset
 
-from ._args import positive_int
-from .verify import add_quick_check_args, format_verify, log_line, train_progress
+from ._args import add_quick_check_args, positive_int
+from .verify import format_verify, log_line, train_progress
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,7 +39,14 @@ from widthsearch.verify import (
 )
 from widthsearch.verify.progress import EpochHook, StepHook
 
-from ._args import add_input_size, nonnegative_int, positive_float, positive_int, table
+from ._args import (
+    add_input_size,
+    add_quick_check_args,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    table,
+)
 
 
 def vs_cell(s: dict[str, Any], key: str) -> str:
@@ -213,22 +220,6 @@ def train_progress(recipe: Recipe, n_train: int) -> Progress:
         return TrainBars(recipe, n_train)
 
     return epoch_lines(log_line, recipe.epochs_run(recipe.steps_per_epoch(n_train)))
-
-
-def add_quick_check_args(p: argparse.ArgumentParser) -> None:
-    """``--max-steps`` and ``--train-subset``: quick checks, kept apart from full runs."""
-    p.add_argument(
-        "--max-steps",
-        type=positive_int,
-        metavar="N",
-        help="quick check: stop each run after N optimizer steps (the schedule fits them)",
-    )
-    p.add_argument(
-        "--train-subset",
-        type=positive_int,
-        metavar="N",
-        help="quick check: train on a fixed subset of N training images (validation: all)",
-    )
 
 
 def add_recipe_policy_args(p: argparse.ArgumentParser) -> None:

@@ -233,6 +233,7 @@ def width_file_dict(result: Reconfiguration, space: WidthSpace) -> dict[str, Any
         "objective": result.objective,
         "held": list(result.held),
         **({"decisions": list(result.decisions)} if result.decisions else {}),
+        **({"chosen_by": dict(result.chosen_by)} if result.chosen_by else {}),
     }
 
 

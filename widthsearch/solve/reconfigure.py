@@ -25,7 +25,7 @@ from widthsearch.solve.budget import (
 )
 from widthsearch.solve.costs import COST_KINDS, CostModel, get_cost
 from widthsearch.solve.lattice import TIME_LIMIT, LatticePick
-from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, get_objective
+from widthsearch.solve.objectives import DEFAULT_OBJECTIVE, get_objective, score
 from widthsearch.solve.program import DEFAULT_MIN_WIDTH, Budgets, Mode, SynExpProgram
 from widthsearch.solve.solver import Problem, Solution, reduce, solve, uniform_baseline
 from widthsearch.solve.synexp import log_synexp
@@ -104,6 +104,11 @@ class Reconfiguration:
     """What the solve decided that the user should know (a PreCrop grid cut at the base, ...)."""
     problem: Problem | None = field(default=None, repr=False, compare=False)
     """The request as solved (bounds resolved): baselines re-solve it with other strategies."""
+    solution: Solution | None = field(default=None, repr=False, compare=False)
+    """The one solve's whole answer (with ``top=K``: the best K lattice points, ``ranked``)."""
+    chosen_by: Mapping[str, Any] | None = None
+    """How training chose these widths among the best K (``--train-top``,
+    :class:`widthsearch.verify.choose.Choice`); None: the objective chose them."""
 
     def with_baselines(
         self, found: Sequence[_baselines.Baseline], seconds: float
@@ -205,6 +210,10 @@ class Reconfiguration:
             "objective_value": self.objective_value,
             "held": list(self.held),
             "decisions": list(self.decisions),
+            "ranked": None
+            if self.solution is None or len(self.solution.ranked) < 2
+            else [list(w) for w in self.solution.ranked],
+            "chosen_by": None if self.chosen_by is None else dict(self.chosen_by),
             "time_limit": None if self.problem is None else self.problem.time_limit,
         }
 
@@ -257,6 +266,7 @@ def reconfigure(
     objective: str = DEFAULT_OBJECTIVE,
     budgets: Mapping[str, Budget] | None = None,
     models: Mapping[str, CostModel] | None = None,
+    top: int = 1,
 ) -> Reconfiguration:
     """Widths that maximize the objective (SynExp by default) under every budget given: params,
     MACs, predicted latency on ``latency_model``'s device, training activation memory, and any
@@ -302,6 +312,8 @@ def reconfigure(
             :data:`widthsearch.solve.costs.COST_KINDS`), as the keywords above read them.
         models: the cost models of those kinds by name (:func:`widthsearch.solve.costs.
             cost_models`); ``latency_model`` and ``memory_model`` are two of them.
+        top: also find the best ``top`` lattice points, in order (``result.solution.ranked``;
+            a width grid only): what training in the loop chooses among.
         synflow_progress: called with (round, rounds) during the SynFlow baseline.
 
     Returns:
@@ -337,12 +349,48 @@ def reconfigure(
         divisor=divisor,
         grid=spec,
         time_limit=time_limit,
+        top=top,
     )
     solution = solve(space, problem, {n: m.cost for n, m in built.items()}, program=program)
     result = result_of(space, solution, built, latency_note=latency_note)
     if baselines:
         result = compare(result, space, baselines, synflow_progress=synflow_progress)
     return result
+
+
+def chosen_result(
+    result: Reconfiguration,
+    space: WidthSpace,
+    widths: Sequence[int],
+    chosen_by: Mapping[str, Any],
+) -> Reconfiguration:
+    """``result`` moved to ``widths``, one of its best lattice points that training chose
+    (``chosen_by`` says how: :meth:`widthsearch.verify.choose.Choice.to_dict`), with the costs,
+    predictions and log SynExp of those widths.
+
+    Raises:
+        WidthSearchError: ``widths`` are not among the result's best points.
+    """
+    widths = tuple(int(w) for w in widths)
+    solution = result.solution
+    if solution is None or widths not in solution.ranked:
+        raise WidthSearchError("the chosen widths are not among the result's best lattice points")
+    rank = solution.ranked.index(widths)
+    pick = solution.ranked_picks[rank] if solution.ranked_picks else result.lattice
+    value = None
+    if result.objective_value is not None:
+        value = score(space, result.objective, widths)
+    return replace(
+        result,
+        widths=widths,
+        params=space.params(widths),
+        macs=space.macs(widths),
+        log_synexp_gain=log_synexp(space, widths),
+        predicted={n: c(widths) for n, c in result.costs.items()},
+        objective_value=value,
+        lattice=pick,
+        chosen_by=dict(chosen_by),
+    )
 
 
 def _absolute(
@@ -430,6 +478,7 @@ def result_of(
         held=solution.held,
         decisions=solution.decisions,
         problem=problem,
+        solution=solution,
     )
 
 
@@ -508,6 +557,7 @@ __all__ = [
     "Ratio",
     "Reconfiguration",
     "check_baselines",
+    "chosen_result",
     "compare",
     "parse_budget",
     "parse_latency",

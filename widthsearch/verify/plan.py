@@ -86,7 +86,7 @@ class Plan:
         return self.problem.grid
 
 
-def _candidate(
+def make_candidate(
     space: WidthSpace,
     label: str,
     kind: str,
@@ -155,7 +155,7 @@ def with_controls(
             b if g.fixed else w for g, w, b in zip(to.groups, widths, to.base_widths, strict=True)
         )
 
-    base = _candidate(space, "base", "base", space.base_widths)
+    base = make_candidate(space, "base", "base", space.base_widths)
     first = move(picked[0].widths, setting)
     if match == "params":
         budget = Budgets(params=setting.params(first))
@@ -166,7 +166,7 @@ def with_controls(
     uniform = control_widths(setting, control, "uniform")
     if uniform is not None:
         items.append(
-            _candidate(
+            make_candidate(
                 space, _uniform_label(uniform.method), "control", move(uniform.widths, space)
             )
         )
@@ -174,7 +174,7 @@ def with_controls(
     for i in range(random):
         found = control_widths(setting, control, "random", seed=i, shape=shape)
         if found is not None:
-            items.append(_candidate(space, f"random {i}", "random", move(found.widths, space)))
+            items.append(make_candidate(space, f"random {i}", "random", move(found.widths, space)))
     return Plan(space, tuple(items), pick, problem=problem)
 
 
@@ -275,7 +275,7 @@ def plan_from_study(
         + f" (front: {len(points)} of {report['trials']} trials)"
     )
     picked = [
-        _candidate(space, f"trial {t['number']}", "candidate", t["widths"], t["number"])
+        make_candidate(space, f"trial {t['number']}", "candidate", t["widths"], t["number"])
         for t in pool
     ]
     problem = trial_problem(study.user_attrs, pool[0]["mix"])
@@ -305,7 +305,7 @@ def plan_from_width_files(paths: Sequence[str | os.PathLike]) -> Plan:
             )
     space = first.space()
     picked = [
-        _candidate(space, Path(p).stem, "candidate", wf.widths)
+        make_candidate(space, Path(p).stem, "candidate", wf.widths)
         for p, wf in zip(paths, files, strict=True)
     ]
     return with_controls(space, picked, first.problem(), "the given width files")
@@ -322,6 +322,7 @@ __all__ = [
     "Candidate",
     "Plan",
     "control_widths",
+    "make_candidate",
     "plan_from_study",
     "plan_from_width_files",
     "recipe_key",
